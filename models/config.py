@@ -1,0 +1,186 @@
+"""Typed configuration of every switch of the LANP method.
+
+Every field is saved in a model directory's ``config.json``. Presets name the two behaviours worth reproducing:
+``paper`` (the text of the ECCV 2024 paper) and ``reference`` / ``reference-sh`` (what the official code does on
+UCF-Crime / ShanghaiTech). ``apply_overrides`` turns ``key=value`` strings (dotted paths) into a new config.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PropagationConfig(_Section):
+    """Normality propagation over the temporally-modulated similarity graph of one video."""
+
+    seeds: Literal["first_last", "reference", "random", "data_driven"] = Field(
+        "reference",
+        description=(
+            "first_last: snippets {0, T-1} (paper); reference: {0, 1, T-2, T-1} (code); ablations (Table 2): "
+            "random: as many random snippets as reference; data_driven: the snippets of lowest local contrast"
+        ),
+    )
+    method: Literal["propagate", "direct"] = Field(
+        "propagate", description="direct: similarity to the seeds instead of propagation (Table 3 ablation)"
+    )
+    feature_similarity: bool = Field(True, description="use the feature affinity F (False: T only, Table 3)")
+    standardize: bool = Field(False, description="standardise each video's features per dimension first")
+    affinity: Literal["gaussian", "rms", "cosine", "adaptive"] = Field(
+        "rms",
+        description=(
+            "gaussian: exp(-||xi-xj||^2 / (2 sigma^2)) (paper); rms: exp(-rms(xi-xj) / (2 sigma^2)) (code, UCF); "
+            "cosine: cos(xi, xj) (code, ShanghaiTech); adaptive: exp(-d^2 / (2 s^2)) with s the median "
+            "in-window distance of the video (scale-free)"
+        ),
+    )
+    sigma: float = Field(0.1, gt=0)
+    temporal: bool = Field(True, description="modulate by exp(-|i-j| / L)")
+    temporal_length: Literal["video", "window"] = Field(
+        "window", description="L = T (paper) or L = the window length Lw (code)"
+    )
+    banded: bool = Field(True, description="link each snippet to a window of Lw = min(2k, T) snippets (code)")
+    band_k: int = Field(50, ge=1)
+    alpha: float = Field(0.99, gt=0, lt=1)
+    solver: Literal["cg", "exact"] = "cg"
+    cg_tol: float = Field(1e-6, gt=0)
+    cg_maxiter: int | None = Field(10, ge=1, description="None: iterate to tolerance; 10 in the official code")
+    postprocess: bool = Field(True, description="clip z < 0 to 0 and set the seeds to max(z) (code)")
+
+
+class PseudoLabelConfig(_Section):
+    """Turning propagated normality z into video and snippet pseudo labels."""
+
+    abnormal_fraction: float | Literal["auto"] = Field(
+        0.5,
+        description="share of videos taken as abnormal (by std(z)); code: 0.5 UCF, 64/238 SH; auto: estimated",
+    )
+    snippet_ratio: float = Field(0.4, gt=0, lt=1, description="r: share of lowest-z snippets labelled abnormal")
+    confident_normal_ratio: float = Field(
+        0.1, gt=0, le=1, description="h: share of pseudo-normal videos that form the normal list"
+    )
+
+    def model_post_init(self, __context: Any) -> None:
+        fraction = self.abnormal_fraction
+        if fraction != "auto" and not 0 < fraction < 1:
+            raise ValueError("abnormal_fraction must be in (0, 1) or 'auto'")
+
+
+class ReweightConfig(_Section):
+    """Loss re-weighting by the distance of each snippet to the normal list."""
+
+    enabled: bool = True
+    distance: Literal["cosine", "rms"] = Field("cosine", description="code: cosine on UCF, RMS on ShanghaiTech")
+    normal_features: Literal["sampled", "all"] = Field(
+        "sampled", description="mean over the 32 sampled snippets (code) or over all snippets of a video"
+    )
+
+
+class ClassifierConfig(_Section):
+    """The temporal head: Conv1d(D, hidden, k) -> Linear(hidden, hidden) -> Linear(hidden, 1) -> sigmoid."""
+
+    hidden: int = Field(512, ge=1)
+    kernel_size: int = Field(3, ge=1)
+    dropout: float = Field(0.7, ge=0, lt=1)
+
+
+class TrainConfig(_Section):
+    """Optimisation: the official RMSprop schedule on batches of videos of 32 sampled snippets."""
+
+    epochs: int = Field(300, ge=1)
+    batch_size: int = Field(30, ge=1, description="videos per batch")
+    drop_last: bool = Field(True, description="code: True (a set smaller than a batch then trains nothing)")
+    num_segments: int = Field(32, ge=1, description="snippets sampled per video: floor(i * T / n)")
+    lr: float = Field(1e-4, gt=0)
+    momentum: float = Field(0.6, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 1
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+
+
+class LANPConfig(_Section):
+    """All switches of the method; ``preset`` records which preset the values started from."""
+
+    preset: str = "reference"
+    propagation: PropagationConfig = PropagationConfig()
+    pseudo: PseudoLabelConfig = PseudoLabelConfig()
+    reweight: ReweightConfig = ReweightConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> LANPConfig:
+        return cls.model_validate_json(text)
+
+
+_PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    # The official code on UCF-Crime: RMS-distance kernel, half the videos abnormal, cosine re-weighting.
+    "reference": {},
+    # The official code on ShanghaiTech: plain cosine affinity, 64 of 238 videos abnormal, RMS re-weighting.
+    "reference-sh": {
+        "propagation": {"affinity": "cosine"},
+        "pseudo": {"abnormal_fraction": 64 / 238},
+        "reweight": {"distance": "rms"},
+    },
+    # The paper's text: first/last seeds, Gaussian kernel on all pairs with L = T, CG to convergence.
+    "paper": {
+        "propagation": {
+            "seeds": "first_last",
+            "affinity": "gaussian",
+            "temporal_length": "video",
+            "banded": False,
+            "cg_maxiter": None,
+            "postprocess": False,
+        },
+        "reweight": {"distance": "cosine", "normal_features": "all"},
+    },
+}
+
+PRESETS: tuple[str, ...] = tuple(_PRESET_OVERRIDES)
+
+
+def preset(name: str) -> LANPConfig:
+    """The configuration a named preset stands for."""
+    if name not in _PRESET_OVERRIDES:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    sections = _PRESET_OVERRIDES[name]
+    return LANPConfig(preset=name, **{key: {**values} for key, values in sections.items()})
+
+
+def _parse_value(text: str) -> Any:
+    """JSON where it parses (numbers, true/false, null), else the raw string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(config: LANPConfig, assignments: list[str]) -> LANPConfig:
+    """A new config with ``section.field=value`` assignments applied; unknown keys or bad values raise ValueError."""
+    data = config.model_dump()
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"override {assignment!r} is not of the form key=value")
+        path = key.strip().split(".")
+        node: Any = data
+        for part in path[:-1]:
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError(f"unknown config key {key!r}")
+            node = node[part]
+        if not isinstance(node, dict) or path[-1] not in node or isinstance(node[path[-1]], dict):
+            raise ValueError(f"unknown config key {key!r}")
+        node[path[-1]] = _parse_value(raw.strip())
+    try:
+        return LANPConfig.model_validate(data)
+    except ValidationError as error:
+        raise ValueError(f"invalid override: {error}") from error

@@ -1,0 +1,46 @@
+"""The ``lanp`` command line: one sub-module per command, each a thin shell over pipeline functions.
+
+Each command module defines ``register(subparsers)``, which adds its parser and sets ``handler`` to a function
+taking the parsed arguments and returning an exit status. Modules import their heavy dependencies inside the
+handler, so ``lanp --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS = ("train", "evaluate", "propagate")
+
+
+class CommandError(Exception):
+    """An error the user can fix; printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lanp", description="Unsupervised video anomaly detection with LANP (ECCV 2024)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"pipeline.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except (CommandError, ValueError, FileNotFoundError) as error:
+        print(f"lanp {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The feature spec: everything that decides what a feature vector means.
+
+Stored with every feature set (``feature_spec.json``) and every trained model; scoring refuses a model whose spec
+differs from the extractor's, since a classifier trained on one backbone's features is meaningless on another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SPEC_FILE = "feature_spec.json"
+
+
+class SpecMismatchError(ValueError):
+    """A model and an extractor (or two feature sets) disagree on what their features mean."""
+
+
+class FeatureSpec(BaseModel):
+    """How snippet features were made. ``weights`` is ``name:sha256``, ``random-init:SEED`` or ``external``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backbone: str
+    weights: str
+    dim: int = Field(ge=1)
+    snippet_length: int = Field(16, ge=1)
+    stride: int = Field(16, ge=1)
+    frames_per_snippet: int = Field(16, ge=1, description="frames fed to the backbone per snippet")
+    pad_last: bool = Field(True, description="last partial snippet padded with its last frame (else dropped)")
+    resize: int | None = Field(None, description="short-side resize before cropping")
+    crop_size: int | None = None
+    crops: Literal[1, 10] = 1
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    layer: str = "pooled"
+    fps: float | None = Field(None, description="resampled frame rate; None keeps the source rate")
+
+    @classmethod
+    def external(cls, dim: int, crops: Literal[1, 10] = 1, name: str = "external") -> FeatureSpec:
+        """The spec of features made elsewhere (published RTFM / LANP feature files)."""
+        return cls(backbone=name, weights="external", dim=dim, crops=crops)
+
+    def digest(self) -> str:
+        """A short stable hash of the spec, written beside every stored feature file."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return f"{self.backbone} ({self.weights}, {self.dim}-d, {self.crops} crop(s), spec {self.digest()})"
+
+    def check_compatible(self, other: FeatureSpec, *, what: str = "model", other_what: str = "extractor") -> None:
+        """Raise SpecMismatchError naming both specs unless the two describe the same features."""
+        if self != other:
+            differing = [
+                name
+                for name in type(self).model_fields
+                if getattr(self, name) != getattr(other, name)
+            ]
+            raise SpecMismatchError(
+                f"the {what} was trained on features {self.describe()} but the {other_what} makes "
+                f"{other.describe()}; they differ in {', '.join(differing)}"
+            )
+
+    def save(self, directory: Path) -> Path:
+        path = Path(directory) / SPEC_FILE
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> FeatureSpec:
+        return cls.model_validate_json((Path(directory) / SPEC_FILE).read_text())

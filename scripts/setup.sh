@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with its test and Ray extras (torch from the pinned release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+. .venv/bin/activate
+pip install -q torch==2.14.1 torchvision==0.29.1
+pip install -q -e '.[dev,ray]'
