@@ -1,0 +1,198 @@
+"""Turning what a user types (files, folders, glob patterns, frame folders, lists of paths) into videos.
+
+Used by ``lanp score`` and ``lanp extract``, so both commands accept the same inputs and give a video the same
+id.
+
+Rules, applied to each input in order:
+- a text file (``.txt``, ``.list``, ``.lst``) is a list of inputs, one a line; blank lines and ``#`` comments
+  are ignored; relative lines are relative to the list's folder; lines may be files, folders or glob patterns;
+- a folder is searched recursively: files with a video extension are videos, and a folder that directly holds
+  image files (``.jpg``, ``.png``, ...) is one video made of frames (it is not searched further);
+- a pattern with ``*``, ``?`` or ``[`` is expanded (``**`` spans folders): matching folders are searched as
+  above, matching files are videos when they have a video extension and skipped otherwise;
+- a file named explicitly (on the command line or in a list) is taken as a video whatever its extension: the
+  decoder decides, and a file that is not a video is then reported as a failed video rather than dropped.
+
+Video ids are file names without extension, or for videos found in a folder their path relative to that
+folder with ``/`` written ``__`` (so ``train/01.mp4`` and ``test/01.mp4`` stay apart). Ids are made safe as file
+names; two different videos that would still share an id both get a short hash of their path appended. The same
+file reached twice (say by a folder and a pattern) is listed once.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
+     ".3gp", ".ogv", ".dav", ".h264", ".hevc"}
+)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+LIST_EXTENSIONS = frozenset({".txt", ".list", ".lst"})
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
+_UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class InputError(ValueError):
+    """An input names nothing usable (missing path, pattern without matches, folder without videos)."""
+
+    def __init__(self, message: str, item: str):
+        super().__init__(f"{item}: {message}")
+        self.item = item
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """One video to process: a file, or a folder of frame images (``is_frame_folder``)."""
+
+    video_id: str
+    path: Path
+    is_frame_folder: bool = False
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _is_frame_folder(folder: Path) -> bool:
+    try:
+        return any(entry.is_file() and _is_image(Path(entry.name)) for entry in os.scandir(folder))
+    except OSError:
+        return False
+
+
+def _safe_id(text: str) -> str:
+    safe = _UNSAFE_ID_CHARACTERS.sub("_", text).strip("._")
+    return safe or "video"
+
+
+def _relative_id(path: Path, root: Path) -> str:
+    relative = path.relative_to(root)
+    parts = [*relative.parent.parts, relative.stem if path.is_file() else relative.name]
+    return "__".join(part for part in parts if part)
+
+
+def _scan_folder(root: Path) -> tuple[list[tuple[str, Path, bool]], list[Path]]:
+    """Videos under ``root`` as (id relative to it, path, is frame folder), and the files skipped; sorted."""
+    if _is_frame_folder(root):
+        return [(root.resolve().name, root, True)], []
+    found: list[tuple[str, Path, bool]] = []
+    skipped: list[Path] = []
+    visited: set[Path] = set()
+    for directory, subdirectories, files in os.walk(root, followlinks=True):
+        current = Path(directory)
+        real = current.resolve()
+        if real in visited:  # a symlink loop: do not walk the same folder twice
+            subdirectories.clear()
+            continue
+        visited.add(real)
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        frame_folders = [name for name in subdirectories if _is_frame_folder(current / name)]
+        for name in frame_folders:
+            found.append((_relative_id(current / name, root), current / name, True))
+        subdirectories[:] = [name for name in subdirectories if name not in frame_folders]
+        for name in sorted(files):
+            path = current / name
+            if name.startswith("."):
+                continue
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                found.append((_relative_id(path, root), path, False))
+            else:
+                skipped.append(path)
+    return found, skipped
+
+
+class _Expander:
+    """Accumulates videos across inputs, keeping first-seen order and one entry per real path."""
+
+    def __init__(self) -> None:
+        self.candidates: list[tuple[str, Path, bool]] = []
+        self.skipped: list[Path] = []
+        self._seen: set[Path] = set()
+
+    def add(self, video_id: str, path: Path, is_frame_folder: bool) -> None:
+        real = path.resolve()
+        if real not in self._seen:
+            self._seen.add(real)
+            self.candidates.append((_safe_id(video_id), path, is_frame_folder))
+
+    def expand(self, item: str, *, base: Path | None = None, from_list: str | None = None) -> None:
+        where = f"{from_list}: " if from_list else ""
+        path = Path(item).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+        if _GLOB_CHARACTERS.search(item) and not path.exists():
+            matches = sorted(glob.glob(str(path), recursive=True))
+            if not matches:
+                raise InputError("the pattern matches no file or folder", f"{where}{item}")
+            for match in map(Path, matches):
+                if match.is_dir() or match.suffix.lower() in VIDEO_EXTENSIONS:
+                    self._take(match, item, where, allow_list=False)
+                else:
+                    self.skipped.append(match)
+            return
+        if not path.exists():
+            raise InputError("no such file or folder", f"{where}{item}")
+        self._take(path, item, where, allow_list=from_list is None)
+
+    def _take(self, path: Path, item: str, where: str, *, allow_list: bool) -> None:
+        if path.is_dir():
+            found, skipped = _scan_folder(path)
+            if not found:
+                raise InputError("the folder holds no video files or frame folders", f"{where}{item}")
+            for video_id, video_path, is_frame_folder in found:
+                self.add(video_id, video_path, is_frame_folder)
+            self.skipped.extend(skipped)
+        elif path.suffix.lower() in LIST_EXTENSIONS:
+            if not allow_list:
+                raise InputError("lists of paths cannot name other lists", f"{where}{item}")
+            self._read_list(path)
+        else:
+            self.add(path.stem, path, False)
+
+    def _read_list(self, list_file: Path) -> None:
+        try:
+            lines = list_file.read_text().splitlines()
+        except UnicodeDecodeError as error:
+            raise InputError(f"not a text list of paths ({error.reason})", str(list_file)) from error
+        for number, line in enumerate(lines, start=1):
+            entry = line.strip()
+            if entry and not entry.startswith("#"):
+                self.expand(entry, base=list_file.parent, from_list=f"{list_file}:{number}")
+
+
+def _disambiguate(candidates: list[tuple[str, Path, bool]]) -> list[VideoInput]:
+    counts: dict[str, int] = {}
+    for video_id, _, _ in candidates:
+        counts[video_id] = counts.get(video_id, 0) + 1
+    videos = []
+    for video_id, path, is_frame_folder in candidates:
+        if counts[video_id] > 1:
+            suffix = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+            video_id = f"{video_id}-{suffix}"
+        videos.append(VideoInput(video_id, path, is_frame_folder))
+    return videos
+
+
+def expand_inputs(inputs: Sequence[str | Path] | Iterable[str | Path]) -> list[VideoInput]:
+    """The videos named by ``inputs`` (see the module docstring), in input order; raises InputError."""
+    expander = _Expander()
+    items = [str(item) for item in inputs]
+    if not items:
+        raise InputError("no inputs given", "INPUT")
+    for item in items:
+        expander.expand(item)
+    if expander.skipped:
+        names = ", ".join(path.name for path in expander.skipped[:5])
+        more = f" and {len(expander.skipped) - 5} more" if len(expander.skipped) > 5 else ""
+        log.info("skipped %d file(s) without a video extension: %s%s", len(expander.skipped), names, more)
+    return _disambiguate(expander.candidates)
