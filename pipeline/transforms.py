@@ -1,0 +1,87 @@
+"""Snippet transforms on batched tensors, on whatever device the frames are on (the GPU when extracting there).
+
+Decoded snippets arrive as uint8 ``(N, L, H, W, 3)``; the backbone wants normalised float clips. The steps are the
+field's: short-side resize (bilinear, antialiased), then a center crop or the ten crops of torchvision's
+``TenCrop`` (four corners and the center, then the same five of the horizontally flipped frames, in that order),
+then per-channel normalisation of pixels scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch.nn import functional
+
+
+def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize float frames ``(B, C, H, W)`` so the shorter side is ``size`` (long side truncated, as torchvision)."""
+    height, width = frames.shape[-2:]
+    if min(height, width) == size:
+        return frames
+    target = (size, int(size * width / height)) if height <= width else (int(size * height / width), size)
+    return functional.interpolate(frames, size=target, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _crop(frames: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    return frames[..., top : top + size, left : left + size]
+
+
+def _center_offsets(height: int, width: int, size: int) -> tuple[int, int]:
+    return int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+
+
+def five_crop(frames: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Top-left, top-right, bottom-left, bottom-right and center crops (torchvision's FiveCrop order)."""
+    height, width = frames.shape[-2:]
+    if size > height or size > width:
+        raise ValueError(f"crop {size} is larger than the frames ({height}x{width})")
+    top, left = _center_offsets(height, width, size)
+    return [
+        _crop(frames, 0, 0, size),
+        _crop(frames, 0, width - size, size),
+        _crop(frames, height - size, 0, size),
+        _crop(frames, height - size, width - size, size),
+        _crop(frames, top, left, size),
+    ]
+
+
+def ten_crop(frames: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """The five crops of the frames, then the five crops of the horizontally flipped frames (TenCrop's order)."""
+    return five_crop(frames, size) + five_crop(frames.flip(-1), size)
+
+
+def center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
+    return five_crop(frames, size)[4]
+
+
+@dataclass(frozen=True)
+class SnippetTransform:
+    """uint8 snippets ``(N, L, H, W, 3)`` -> normalised clips ``(N, crops, 3, L, S, S)`` (float32)."""
+
+    resize: int
+    crop_size: int
+    crops: Literal[1, 10]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.crop_size > self.resize:
+            raise ValueError(f"crop size {self.crop_size} exceeds the short-side resize {self.resize}")
+        if self.crops not in (1, 10):
+            raise ValueError(f"crops must be 1 or 10, got {self.crops}")
+
+    def __call__(self, snippets: torch.Tensor) -> torch.Tensor:
+        if snippets.dtype != torch.uint8 or snippets.ndim != 5 or snippets.shape[-1] != 3:
+            raise ValueError(f"expected uint8 snippets (N, L, H, W, 3), got {snippets.dtype} {tuple(snippets.shape)}")
+        count, length, height, width, _ = snippets.shape
+        frames = snippets.reshape(count * length, height, width, 3).permute(0, 3, 1, 2).float().div_(255.0)
+        frames = resize_short_side(frames, self.resize)
+        views = ten_crop(frames, self.crop_size) if self.crops == 10 else [center_crop(frames, self.crop_size)]
+        clips = torch.stack(views, dim=1)  # (N*L, crops, 3, S, S)
+        mean = torch.tensor(self.mean, device=clips.device, dtype=clips.dtype).view(1, 1, 3, 1, 1)
+        std = torch.tensor(self.std, device=clips.device, dtype=clips.dtype).view(1, 1, 3, 1, 1)
+        clips = (clips - mean) / std
+        size = self.crop_size
+        return clips.view(count, length, self.crops, 3, size, size).permute(0, 2, 3, 1, 4, 5).contiguous()
