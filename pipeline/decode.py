@@ -51,6 +51,11 @@ DEFAULT_FOLDER_FPS = 25.0
 cameras. It only sets timestamps; snippets and scores are counted in frames. Pass ``folder_fps`` when the source
 rate is known (UCSD Ped2: 10)."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+_TEXT_FORMATS = frozenset({"tty"})  # FFmpeg shows any text file as "ANSI art" video
+_IMAGE_FORMATS = frozenset({"image2"})  # single still images (plus every "*_pipe" image demuxer)
+TRUNCATION_TOLERANCE = 0.02
+"""A file holding fewer frames than its header announces, by more than this fraction (and two frames), is
+treated as truncated."""
 
 
 class VideoError(ValueError):
@@ -186,11 +191,13 @@ def open_video(
         raise ValueError(f"max_side must be positive, got {max_side}")
     if isinstance(source, str | Path) and Path(source).is_dir():
         return _FolderReader(Path(source), target_fps, max_side, max_pixels, folder_fps)
-    input_ = _Input.of(source)
-    header = _probe_header(input_, max_pixels)
+    input_ = _Input.of(source, max_pixels)
+    header = _probe_header(input_)
     if backend != "pyav":
         try:
-            return _DecordReader(input_, header, target_fps, max_side)
+            return _DecordReader(input_, header, target_fps, max_side, fallback=backend == "auto")
+        except VideoError:
+            raise
         except Exception as error:  # decord raises bare RuntimeErrors; any failure means "use the fallback"
             if backend == "decord":
                 raise CorruptVideoError(f"{input_.name}: decord cannot read this video: {error}") from error
@@ -217,7 +224,9 @@ def probe_video(source: str | Path, timeout_s: float = 30.0, **open_kwargs: obje
         try:
             ok, payload = receiver.recv()
         except EOFError as error:
-            raise CorruptVideoError(f"{source}: the probe process died (exit code {process.exitcode})") from error
+            raise CorruptVideoError(
+                f"{source}: the probe process died while reading the file (exit code {process.exitcode})"
+            ) from error
     finally:
         if process.is_alive():
             process.kill()
@@ -288,20 +297,21 @@ class VideoReader:
 
 @dataclass
 class _Input:
-    """A file path or a seekable binary stream, with a name for messages."""
+    """A file path or a seekable binary stream, with a name for messages and the frame-size limit."""
 
     path: Path | None
     stream: BinaryIO | None
     name: str
+    max_pixels: int
 
     @classmethod
-    def of(cls, source: VideoSource) -> _Input:
+    def of(cls, source: VideoSource, max_pixels: int) -> _Input:
         if isinstance(source, str | Path):
             path = Path(source)
             mode = path.stat().st_mode  # FileNotFoundError names the path
             if stat.S_ISREG(mode) and path.stat().st_size == 0:
                 raise EmptyFileError(f"{path}: the file is empty (0 bytes)")
-            return cls(path, None, str(path))
+            return cls(path, None, str(path), max_pixels)
         name = str(getattr(source, "name", "") or "<uploaded stream>")
         if not (hasattr(source, "read") and hasattr(source, "seek")):
             raise TypeError(f"expected a path or a binary file object, got {type(source).__name__}")
@@ -311,7 +321,7 @@ class _Input:
         if not source.read(1):
             raise EmptyFileError(f"{name}: the uploaded stream is empty (0 bytes)")
         source.seek(0)
-        return cls(None, source, name)
+        return cls(None, source, name, max_pixels)
 
     def handle(self) -> str | BinaryIO:
         """What a decoder opens: the path, or the stream rewound to its start."""
@@ -339,12 +349,19 @@ class _Header:
     rate: float | None
     codec: str
     container: str
+    announced_frames: int
 
 
 def _open_container(input_: _Input) -> av.container.InputContainer:
-    """av.open with FFmpeg's failure turned into NotAVideoError (unknown bytes) or CorruptVideoError."""
+    """av.open with FFmpeg's failure turned into NotAVideoError (unknown bytes) or CorruptVideoError.
+
+    FFmpeg decodes a few frames while probing the streams; its ``max_pixels`` option makes that probe refuse
+    frames above our limit too.
+    """
     try:
-        return av.open(input_.handle(), mode="r", metadata_errors="ignore")
+        container = av.open(
+            input_.handle(), mode="r", metadata_errors="ignore", stream_options=[{"max_pixels": str(input_.max_pixels)}]
+        )
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
             raise
@@ -352,10 +369,16 @@ def _open_container(input_: _Input) -> av.container.InputContainer:
         if kind is None:
             raise NotAVideoError(f"{input_.name}: not a video file (no known container): {error}") from error
         raise CorruptVideoError(f"{input_.name}: a damaged {kind} file that cannot be opened: {error}") from error
+    format_name = container.format.name
+    if format_name in _TEXT_FORMATS or format_name in _IMAGE_FORMATS or format_name.endswith("_pipe"):
+        container.close()
+        what = "a text file" if format_name in _TEXT_FORMATS else "a still image"
+        raise NotAVideoError(f"{input_.name}: {what} ({format_name}), not a video; pass a folder for frames")
+    return container
 
 
-def _probe_header(input_: _Input, max_pixels: int) -> _Header:
-    """Check the container, its video stream, codec and frame size without decoding a frame."""
+def _probe_header(input_: _Input) -> _Header:
+    """Check the container, its video stream, codec and frame size before our decoding starts."""
     with _open_container(input_) as container:
         if not container.streams.video:
             others = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all"
@@ -369,9 +392,37 @@ def _probe_header(input_: _Input, max_pixels: int) -> _Header:
         except (av.error.FFmpegError, ValueError) as error:
             raise UnsupportedCodecError(f"{input_.name}: no decoder for the video codec {codec!r}") from error
         width, height = stream.codec_context.width, stream.codec_context.height
-        _check_resolution(input_.name, width, height, max_pixels)
+        _check_resolution(input_.name, width, height, input_.max_pixels)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        return _Header(width, height, float(rate) if rate else None, codec, container.format.name)
+        return _Header(
+            width,
+            height,
+            float(rate) if rate else None,
+            codec,
+            container.format.name,
+            _announced_frames(container, stream, float(rate) if rate else None),
+        )
+
+
+def _announced_frames(container: av.container.InputContainer, stream: av.VideoStream, rate: float | None) -> int:
+    """The frame count the header announces (0 when it does not say): nb_frames, else duration x rate."""
+    if stream.frames > 0:
+        return int(stream.frames)
+    if stream.duration is not None and stream.time_base:
+        duration_s = float(stream.duration * stream.time_base)
+    elif container.duration is not None and len(container.streams) == 1:
+        duration_s = container.duration / av.time_base
+    else:
+        return 0
+    return round(duration_s * rate) if rate else 0
+
+
+def _check_complete(name: str, header: _Header, count: int) -> None:
+    """Refuse a file that holds clearly fewer frames than its header announces (truncated)."""
+    if header.announced_frames and count < header.announced_frames * (1 - TRUNCATION_TOLERANCE) - 2:
+        raise CorruptVideoError(
+            f"{name}: the header announces {header.announced_frames} frames but the file holds {count} (truncated)"
+        )
 
 
 def _check_resolution(name: str, width: int, height: int, max_pixels: int) -> None:
@@ -425,7 +476,7 @@ def _build_info(
     else:
         times = timestamps if timestamps is not None else np.arange(count) / fps
         duration = float(times[-1]) + 1.0 / fps
-        out_count = max(1, round(duration * target_fps))
+        out_count = max(1, math.ceil(duration * target_fps - 1e-6))  # grid times inside [0, duration)
         out_times = np.arange(out_count) / target_fps
         indices = np.clip(np.searchsorted(times, out_times + 1e-9, side="right") - 1, 0, count - 1)
         out_fps = target_fps
@@ -449,24 +500,44 @@ def _build_info(
 
 
 class _DecordReader(VideoReader):
-    """decord (``decord2``): random access by frame index, ``get_batch`` per group of snippets."""
+    """decord (``decord2``): random access by frame index, ``get_batch`` per group of snippets.
 
-    def __init__(self, input_: _Input, header: _Header, target_fps: float | None, max_side: int | None) -> None:
+    With ``fallback``, a decord failure mid-video hands the remaining snippets to PyAV (logged); without, it is
+    a CorruptVideoError.
+    """
+
+    def __init__(
+        self,
+        input_: _Input,
+        header: _Header,
+        target_fps: float | None,
+        max_side: int | None,
+        *,
+        fallback: bool,
+    ) -> None:
         import decord
 
-        self._input, self._header, self._max_side = input_, header, max_side
+        self._input, self._header, self._max_side, self._allow_fallback = input_, header, max_side, fallback
         out_size = _output_size(header.width, header.height, max_side)
         resize = {} if out_size == (header.width, header.height) else {"width": out_size[0], "height": out_size[1]}
         self._reader = decord.VideoReader(input_.handle(), ctx=decord.cpu(0), num_threads=1, **resize)
         count = len(self._reader)
+        _check_complete(input_.name, header, count)
         timestamps = self._reader.get_frame_timestamp(np.arange(count))[:, 0] if count else None
         if timestamps is not None and not np.all(np.isfinite(timestamps)):
             timestamps = None
         fps = _frame_rate(input_.name, header.rate or self._reader.get_avg_fps(), timestamps, count)
         self.info = _build_info(
-            name=input_.name, backend="decord", count=count, fps=fps, timestamps=timestamps,
-            size=(header.width, header.height), out_size=out_size, target_fps=target_fps,
-            codec=header.codec, container=header.container,
+            name=input_.name,
+            backend="decord",
+            count=count,
+            fps=fps,
+            timestamps=timestamps,
+            size=(header.width, header.height),
+            out_size=out_size,
+            target_fps=target_fps,
+            codec=header.codec,
+            container=header.container,
         )
         self._fallback: _PyAVReader | None = None
 
@@ -474,13 +545,17 @@ class _DecordReader(VideoReader):
         if self._fallback is None:
             try:
                 frames = self._reader.get_batch(source_indices.tolist()).asnumpy()
+                if frames.shape[0] != len(source_indices):
+                    raise RuntimeError(f"got {frames.shape[0]} of {len(source_indices)} frames")
             except Exception as error:  # decord reports damage as bare RuntimeErrors
+                if not self._allow_fallback:
+                    raise CorruptVideoError(
+                        f"{self._input.name}: decoding failed near frame {int(source_indices[0])}: {error}"
+                    ) from error
                 logger.warning("decord failed on %s (%s); continuing with PyAV", self._input.name, error)
                 self._fallback = _PyAVReader(self._input, self._header, None, self._max_side)
             else:
-                if frames.shape[0] == len(source_indices):
-                    return frames
-                self._fallback = _PyAVReader(self._input, self._header, None, self._max_side)
+                return frames
         if source_indices[-1] >= self._fallback.info.num_frames:
             raise CorruptVideoError(
                 f"{self._input.name}: the video promised {self.info.source_num_frames} frames but only "
@@ -501,12 +576,19 @@ class _PyAVReader(VideoReader):
         self._input = input_
         self._out_size = _output_size(header.width, header.height, max_side)
         timestamps = self._packet_timestamps()
+        _check_complete(input_.name, header, len(timestamps))
         fps = _frame_rate(input_.name, header.rate, timestamps, len(timestamps))
         self.info = _build_info(
-            name=input_.name, backend="pyav", count=len(timestamps), fps=fps,
+            name=input_.name,
+            backend="pyav",
+            count=len(timestamps),
+            fps=fps,
             timestamps=timestamps if np.all(np.isfinite(timestamps)) else None,
-            size=(header.width, header.height), out_size=self._out_size, target_fps=target_fps,
-            codec=header.codec, container=header.container,
+            size=(header.width, header.height),
+            out_size=self._out_size,
+            target_fps=target_fps,
+            codec=header.codec,
+            container=header.container,
         )
         self._container: av.container.InputContainer | None = None
         self._frames: Iterator | None = None
@@ -599,8 +681,16 @@ class _FolderReader(VideoReader):
         _check_resolution(str(folder), *self._size, max_pixels)
         self._out_size = _output_size(*self._size, max_side)
         self.info = _build_info(
-            name=str(folder), backend="images", count=len(self._files), fps=folder_fps, timestamps=None,
-            size=self._size, out_size=self._out_size, target_fps=target_fps, codec=None, container="images",
+            name=str(folder),
+            backend="images",
+            count=len(self._files),
+            fps=folder_fps,
+            timestamps=None,
+            size=self._size,
+            out_size=self._out_size,
+            target_fps=target_fps,
+            codec=None,
+            container="images",
         )
 
     def _image_size(self, path: Path) -> tuple[int, int]:

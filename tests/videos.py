@@ -122,25 +122,17 @@ def write_truncated(path: Path, source: Path, *, keep_fraction: float = 0.5) -> 
     return Path(path)
 
 
-def patch_avi(path: Path, *, fourcc: bytes | None = None, size: tuple[int, int] | None = None) -> Path:
-    """Rewrite an AVI's video codec tag and/or the frame size its headers announce, leaving the data as it is.
+def patch_avi_codec(path: Path, fourcc: bytes = b"ZZZZ") -> Path:
+    """Rewrite an AVI's video codec tag (``strh`` handler and ``strf`` biCompression) to ``fourcc``.
 
-    Patches the ``strh`` handler and the ``strf`` BITMAPINFOHEADER (biWidth, biHeight, biCompression), and the
-    ``avih`` main header's size: a cheap way to get an unknown codec or an absurd resolution.
+    A cheap, real "unsupported codec" file: the container is valid, no decoder knows the tag.
     """
     data = bytearray(Path(path).read_bytes())
     strh = data.find(b"strh")
     strf = data.find(b"strf", strh)
-    avih = data.find(b"avih")
-    if min(strh, strf, avih) < 0:
-        raise ValueError(f"{path}: not an AVI with avih/strh/strf headers")
-    bitmap = strf + 8  # chunk id + chunk size
-    if fourcc is not None:
-        data[strh + 12 : strh + 16] = fourcc  # fccHandler after the chunk header and fccType
-        data[bitmap + 16 : bitmap + 20] = fourcc  # biCompression
-    if size is not None:
-        width, height = (int(v).to_bytes(4, "little") for v in size)
-        data[bitmap + 4 : bitmap + 8], data[bitmap + 8 : bitmap + 12] = width, height
-        data[avih + 8 + 32 : avih + 8 + 36], data[avih + 8 + 36 : avih + 8 + 40] = width, height
+    if min(strh, strf) < 0:
+        raise ValueError(f"{path}: not an AVI with strh/strf headers")
+    data[strh + 12 : strh + 16] = fourcc  # after the chunk id, chunk size and fccType
+    data[strf + 8 + 16 : strf + 8 + 20] = fourcc  # biCompression in the BITMAPINFOHEADER
     Path(path).write_bytes(bytes(data))
     return Path(path)
