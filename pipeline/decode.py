@@ -279,10 +279,11 @@ class VideoReader:
         unique, inverse = np.unique(self.info.source_indices[wanted], return_inverse=True)
         if unique.size == 0:
             return np.zeros((0, self.info.height, self.info.width, 3), dtype=np.uint8)
-        return self._decode_source_frames(unique)[inverse.reshape(-1)]
+        frames = _downscale(self._decode_source_frames(unique), self.info.width, self.info.height)
+        return frames[inverse.reshape(-1)]
 
     def _decode_source_frames(self, source_indices: np.ndarray) -> np.ndarray:
-        """Source frames at sorted unique ``source_indices``, resized to the delivered size."""
+        """Source frames at sorted unique ``source_indices``, at the source's size, uint8 RGB."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -443,6 +444,21 @@ def _output_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _downscale(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize uint8 ``(N, H, W, 3)`` frames (antialiased bilinear), the same for every backend.
+
+    Done here rather than in the decoders so all backends give the same pixels (and because decord's own
+    resize fails on exact halvings, e.g. 64x48 -> 32x24).
+    """
+    if frames.shape[1:3] == (height, width):
+        return frames
+    import torch
+
+    batch = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    resized = torch.nn.functional.interpolate(batch, size=(height, width), mode="bilinear", antialias=True)
+    return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def _frame_rate(name: str, container_rate: float | None, timestamps: np.ndarray | None, count: int) -> float:
     """The container's rate, else the rate the timestamps imply; never an assumed default."""
     if container_rate and math.isfinite(container_rate) and container_rate > 0:
@@ -478,7 +494,9 @@ def _build_info(
         duration = float(times[-1]) + 1.0 / fps
         out_count = max(1, math.ceil(duration * target_fps - 1e-6))  # grid times inside [0, duration)
         out_times = np.arange(out_count) / target_fps
-        indices = np.clip(np.searchsorted(times, out_times + 1e-9, side="right") - 1, 0, count - 1)
+        # the frame on screen at each output time; a hundredth of a frame absorbs rounded container timestamps
+        on_screen = np.searchsorted(times, out_times + 0.01 / fps, side="right") - 1
+        indices = np.clip(on_screen, 0, count - 1)
         out_fps = target_fps
     return VideoInfo(
         num_frames=len(indices),
@@ -517,10 +535,9 @@ class _DecordReader(VideoReader):
     ) -> None:
         import decord
 
-        self._input, self._header, self._max_side, self._allow_fallback = input_, header, max_side, fallback
+        self._input, self._header, self._allow_fallback = input_, header, fallback
         out_size = _output_size(header.width, header.height, max_side)
-        resize = {} if out_size == (header.width, header.height) else {"width": out_size[0], "height": out_size[1]}
-        self._reader = decord.VideoReader(input_.handle(), ctx=decord.cpu(0), num_threads=1, **resize)
+        self._reader = decord.VideoReader(input_.handle(), ctx=decord.cpu(0), num_threads=1)
         count = len(self._reader)
         _check_complete(input_.name, header, count)
         timestamps = self._reader.get_frame_timestamp(np.arange(count))[:, 0] if count else None
@@ -553,7 +570,7 @@ class _DecordReader(VideoReader):
                         f"{self._input.name}: decoding failed near frame {int(source_indices[0])}: {error}"
                     ) from error
                 logger.warning("decord failed on %s (%s); continuing with PyAV", self._input.name, error)
-                self._fallback = _PyAVReader(self._input, self._header, None, self._max_side)
+                self._fallback = _PyAVReader(self._input, self._header, None, None)
             else:
                 return frames
         if source_indices[-1] >= self._fallback.info.num_frames:
@@ -574,7 +591,6 @@ class _PyAVReader(VideoReader):
 
     def __init__(self, input_: _Input, header: _Header, target_fps: float | None, max_side: int | None) -> None:
         self._input = input_
-        self._out_size = _output_size(header.width, header.height, max_side)
         timestamps = self._packet_timestamps()
         _check_complete(input_.name, header, len(timestamps))
         fps = _frame_rate(input_.name, header.rate, timestamps, len(timestamps))
@@ -585,7 +601,7 @@ class _PyAVReader(VideoReader):
             fps=fps,
             timestamps=timestamps if np.all(np.isfinite(timestamps)) else None,
             size=(header.width, header.height),
-            out_size=self._out_size,
+            out_size=_output_size(header.width, header.height, max_side),
             target_fps=target_fps,
             codec=header.codec,
             container=header.container,
@@ -621,9 +637,7 @@ class _PyAVReader(VideoReader):
         while self._next_index <= last:
             frame = self._next_frame()
             if self._next_index in wanted:
-                self._kept[self._next_index] = frame.to_ndarray(
-                    format="rgb24", width=self._out_size[0], height=self._out_size[1]
-                )
+                self._kept[self._next_index] = frame.to_ndarray(format="rgb24")
             self._next_index += 1
         return np.stack([self._kept[int(i)] for i in source_indices])
 
@@ -679,7 +693,6 @@ class _FolderReader(VideoReader):
             raise ValueError(f"folder_fps must be positive, got {folder_fps}")
         self._size = self._image_size(self._files[0])
         _check_resolution(str(folder), *self._size, max_pixels)
-        self._out_size = _output_size(*self._size, max_side)
         self.info = _build_info(
             name=str(folder),
             backend="images",
@@ -687,7 +700,7 @@ class _FolderReader(VideoReader):
             fps=folder_fps,
             timestamps=None,
             size=self._size,
-            out_size=self._out_size,
+            out_size=_output_size(*self._size, max_side),
             target_fps=target_fps,
             codec=None,
             container="images",
@@ -711,10 +724,7 @@ class _FolderReader(VideoReader):
                         f"{path}: frame size {image.size[0]}x{image.size[1]} differs from the first frame's "
                         f"{self._size[0]}x{self._size[1]}"
                     )
-                rgb = image.convert("RGB")
-                if self._out_size != self._size:
-                    rgb = rgb.resize(self._out_size, self._image.Resampling.BILINEAR)
-                return np.asarray(rgb, dtype=np.uint8)
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
         except OSError as error:
             raise CorruptVideoError(f"{path}: not a readable image: {error}") from error
 
