@@ -1,0 +1,41 @@
+"""``lanp serve``: the HTTP scoring service (FastAPI + uvicorn) for one model directory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model over HTTP (POST /score, /jobs, /metrics, ...)",
+        description="Serve a model directory over HTTP. Every LANP_* environment setting applies "
+        "(see docker/README.md); the options here override LANP_MODEL_DIR and LANP_DEVICE.",
+    )
+    parser.add_argument("--model", help="model directory (default: $LANP_MODEL_DIR)")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (default: $LANP_DEVICE or auto)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from pipeline.cli import CommandError
+    from service.app import create_app
+    from service.settings import Settings
+
+    overrides = {key: value for key, value in (("model_dir", args.model), ("device", args.device)) if value}
+    if "model_dir" not in overrides and not os.environ.get("LANP_MODEL_DIR"):
+        raise CommandError("no model: pass --model DIR or set LANP_MODEL_DIR")
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise CommandError(f"invalid LANP_* setting: {error}") from error
+    # One worker process: the model and its device belong to one inference thread (see service.worker).
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    return 0

@@ -1,0 +1,1 @@
+"""One router per resource: score, jobs, models, health, metrics."""

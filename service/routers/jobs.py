@@ -1,0 +1,221 @@
+"""Asynchronous jobs for long videos: submit (upload or server-side path), poll, fetch the result, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.featureset import atomic_write_bytes
+from pipeline.plot import plot_png
+from pipeline.scorer import VideoScore
+from service.errors import ServiceError
+from service.jobs import COMPLETED, Job
+from service.routers.common import ERROR_RESPONSES, MULTIPART_VIDEO_BODY, ResultFormat, queue_full, score_response
+from service.state import ServiceState, ready_state, require_api_key
+from service.uploads import SNIFF_BYTES, check_declared_length, receive_upload
+from service.worker import QueueFullError, result_path
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+
+MAX_JSON_BYTES = 16 * 1024
+
+
+class PathJobRequest(BaseModel):
+    """A video already on the server, under the configured data root."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=4096, description="absolute, or relative to the data root")
+    threshold: float | None = Field(None, ge=0, le=1)
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: str = Field(description="pending, running, completed, failed or canceled")
+    video: str
+    threshold: float | None
+    progress: float
+    error_kind: str | None
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+def _status(job: Job) -> dict[str, Any]:
+    return job.public()
+
+
+def _job_or_404(state: ServiceState, job_id: str) -> Job:
+    assert state.store is not None
+    job = state.store.get(job_id)
+    if job is None:
+        raise ServiceError(404, "job_not_found", f"no job with id {job_id!r}")
+    return job
+
+
+def _completed_job(state: ServiceState, job_id: str) -> Job:
+    job = _job_or_404(state, job_id)
+    if job.status != COMPLETED:
+        detail = f": {job.error}" if job.error else ""
+        raise ServiceError(409, f"job_{job.status}", f"job {job_id} is {job.status}, it has no result{detail}")
+    return job
+
+
+def resolve_under_root(state: ServiceState, requested: str) -> Path:
+    """The real path of ``requested`` (symlinks resolved) if it lies under the data root; 403/404 otherwise."""
+    root = state.settings.data_root
+    if root is None:
+        raise ServiceError(403, "paths_disabled", "server-side paths are disabled (LANP_DATA_ROOT is not set)")
+    if "\x00" in requested:
+        raise ServiceError(400, "bad_path", "the path contains a NUL byte")
+    real_root = root.resolve()
+    candidate = Path(requested)
+    resolved = (candidate if candidate.is_absolute() else real_root / candidate).resolve()
+    if not resolved.is_relative_to(real_root):
+        raise ServiceError(403, "outside_data_root", f"{requested!r} is outside the allowed data root")
+    if not resolved.is_file():
+        raise ServiceError(404, "file_not_found", f"{requested!r} is not a file under the data root")
+    return resolved
+
+
+def _sniff_file(path: Path, shown: str) -> None:
+    from pipeline.decode import sniff_container
+
+    with path.open("rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+    if not head:
+        raise ServiceError(422, "empty_file", f"{shown!r} is empty")
+    if sniff_container(head) is None:
+        raise ServiceError(415, "not_a_video", f"{shown!r} is not a video: its first bytes match no video container")
+
+
+async def _read_json(request: Request) -> PathJobRequest:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise ServiceError(413, "too_large", "a JSON job request is at most 16 KiB")
+    try:
+        return PathJobRequest.model_validate_json(body)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
+        raise ServiceError(422, "invalid_request", f"invalid job request: {problems}") from error
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a video (upload or server-side path) for scoring",
+    response_model=JobStatus,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                **MULTIPART_VIDEO_BODY,
+                "application/json": {"schema": PathJobRequest.model_json_schema()},
+            },
+        }
+    },
+    responses={**ERROR_RESPONSES, 403: {"description": "path outside the data root"}},
+)
+async def submit_job(
+    request: Request,
+    threshold: float | None = Query(None, ge=0, le=1, description="override the default threshold (uploads)"),
+    state: ServiceState = Depends(ready_state),
+) -> Response:
+    """202 with ``Location: /jobs/{id}``; poll it, then fetch ``/jobs/{id}/result``."""
+    from pipeline.decode import sniff_container
+
+    assert state.store is not None and state.worker is not None
+    settings = state.settings
+    if state.worker.depth >= settings.queue_size:  # refuse before receiving a large upload
+        raise queue_full(state, state.worker.depth)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        check_declared_length(request, MAX_JSON_BYTES)
+        job_request = await _read_json(request)
+        path = resolve_under_root(state, job_request.path)
+        _sniff_file(path, job_request.path)
+        source_kind, video = "path", job_request.path
+        threshold = job_request.threshold if job_request.threshold is not None else threshold
+    else:
+        inputs = settings.jobs_dir / "inputs"
+        upload = await receive_upload(request, inputs, settings.max_upload_bytes, sniff_container)
+        path, source_kind, video = upload.path, "upload", upload.filename
+    job = state.store.create(video=video, source_kind=source_kind, input_path=path, threshold=threshold)
+    try:
+        state.worker.submit_job(job.id)
+    except QueueFullError as error:
+        state.store.delete(job.id)
+        if source_kind == "upload":
+            path.unlink(missing_ok=True)
+        raise queue_full(state, state.worker.depth) from error
+    return JSONResponse(_status(job), status_code=202, headers={"Location": f"/jobs/{job.id}"})
+
+
+@router.get("/{job_id}", response_model=JobStatus, summary="A job's status and progress")
+def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
+    return _status(_job_or_404(state, job_id))
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="A completed job's result (the POST /score document, or CSV of frames)",
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}}, 409: {"description": "not completed"}},
+)
+async def get_result(
+    job_id: str, format: ResultFormat = Query("json"), state: ServiceState = Depends(ready_state)
+) -> Response:
+    _completed_job(state, job_id)
+    path = result_path(state.settings.jobs_dir, job_id)
+    if not path.is_file():
+        raise ServiceError(410, "result_missing", f"the result file of job {job_id} is gone")
+    if format == "json":
+        return FileResponse(path, media_type="application/json")
+    data = await asyncio.to_thread(lambda: json.loads(path.read_text()))
+    return score_response(data, "csv")
+
+
+@router.get(
+    "/{job_id}/plot.png",
+    summary="The score curve with threshold and event segments",
+    responses={200: {"content": {"image/png": {}}}, 409: {"description": "not completed"}},
+    response_class=Response,
+)
+async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> Response:
+    _completed_job(state, job_id)
+    result = result_path(state.settings.jobs_dir, job_id)
+    cached = result.with_name("plot.png")
+    if not cached.is_file():
+
+        def render() -> None:
+            png = plot_png(VideoScore.from_dict(json.loads(result.read_text())))
+            atomic_write_bytes(cached, png)
+
+        await asyncio.to_thread(render)
+    return FileResponse(cached, media_type="image/png")
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=202,
+    response_model=JobStatus,
+    summary="Cancel a job (a running one stops at its next snippet batch)",
+    responses={409: {"description": "the job already ended"}},
+)
+def cancel_job(job_id: str, state: ServiceState = Depends(ready_state)) -> Response:
+    assert state.worker is not None and state.store is not None
+    job = _job_or_404(state, job_id)
+    if job.is_terminal or not state.worker.cancel_job(job_id):
+        job = _job_or_404(state, job_id)
+        raise ServiceError(409, f"job_{job.status}", f"job {job_id} already ended ({job.status})")
+    return JSONResponse(_status(_job_or_404(state, job_id)), status_code=202)
+
+

@@ -1,0 +1,59 @@
+"""Service settings, read from ``LANP_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; ``LANP_<NAME>`` in the environment sets ``<name>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LANP_", extra="ignore")
+
+    model_dir: Path = Field(description="model directory to serve (model.safetensors, feature_spec.json, ...)")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N: the one device the inference worker owns")
+    weights: str | None = Field(None, description="backbone weights file when the spec's weights live elsewhere")
+    max_upload_mb: float = Field(512.0, gt=0, description="largest accepted upload (413 above)")
+    max_sync_seconds: float = Field(
+        300.0, gt=0, description="longest video POST /score accepts (413 above: use POST /jobs)"
+    )
+    queue_size: int = Field(8, ge=1, description="videos waiting for the worker; beyond it: 503 + Retry-After")
+    retry_after_s: int = Field(5, ge=1, description="the Retry-After a 503 suggests")
+    decode_timeout_s: float = Field(
+        120.0, gt=0, description="a decode that makes no progress for this long is killed (422, kind timeout)"
+    )
+    isolate_decode: bool = Field(
+        True,
+        description="decode in a killable worker process (a hang or a decoder crash cannot take the server down); "
+        "False decodes in the inference thread: faster start per video, for trusted inputs only",
+    )
+    probe_timeout_s: float = Field(20.0, gt=0, description="reading a video's header takes at most this")
+    work_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "lanp-service", description="temporary uploads and job inputs/results"
+    )
+    jobs_db: Path | None = Field(None, description="SQLite job store (default: <work_dir>/jobs.sqlite)")
+    data_root: Path | None = Field(None, description="server-side paths for POST /jobs must lie under it")
+    api_key: SecretStr | None = Field(None, description="when set, every route but the probes needs X-API-Key")
+    max_job_attempts: int = Field(
+        2, ge=1, description="a job interrupted by a server death is re-queued until it has started this often"
+    )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def jobs_db_path(self) -> Path:
+        return self.jobs_db or self.work_dir / "jobs.sqlite"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.work_dir / "uploads"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.work_dir / "jobs"

@@ -1,0 +1,28 @@
+"""A small real model directory for the scorer and service tests.
+
+The backbone is the offline-pretrained EfficientNet-Lite0 at 64 px with one frame per snippet (fast on CPU); the
+classifier is a seeded, untrained LANP head (the contract under test is scoring and serving, not accuracy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.classifier import create_classifier
+from models.config import ClassifierConfig, LANPConfig
+from pipeline.extract import FeatureExtractor
+from pipeline.model_dir import save_model
+
+THRESHOLD = 0.5
+
+
+def tiny_extractor(device: str = "cpu") -> FeatureExtractor:
+    return FeatureExtractor("efficientnet_lite0", frames_per_snippet=1, crop_size=64, device=device)
+
+
+def make_tiny_model(directory: Path) -> Path:
+    """Write the model directory and return it."""
+    spec = tiny_extractor().spec
+    config = LANPConfig(classifier=ClassifierConfig(hidden=32, dropout=0.0))
+    classifier = create_classifier(dim=spec.dim, config=config.classifier, seed=3)
+    return save_model(directory, classifier, spec, config, {"threshold": THRESHOLD, "note": "untrained test head"})
