@@ -135,8 +135,10 @@ def _median_scale(distances_sq: torch.Tensor) -> torch.Tensor:
 
 def _prepare(features: np.ndarray | torch.Tensor, config: PropagationConfig, device: torch.device) -> torch.Tensor:
     """float32 features on the device, standardised and/or mean-centred (distances are invariant to centring)."""
-    tensor = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features)
-    tensor = tensor.to(device=device, dtype=torch.float32)
+    if torch.is_tensor(features):
+        tensor = features.to(device=device, dtype=torch.float32)
+    else:  # a copy: arrays may be read-only memory maps
+        tensor = torch.tensor(np.asarray(features, dtype=np.float32), device=device)
     if config.standardize:
         spread = tensor.std(dim=0, unbiased=False)
         tensor = (tensor - tensor.mean(dim=0)) / torch.where(spread > 0, spread, torch.ones_like(spread))

@@ -1,0 +1,47 @@
+"""``lanp propagate``: normality z, video scores and pseudo labels of a feature set, written as JSON.
+
+For inspecting what the trainer will learn from: per video ``z``, ``video_score`` (std z), ``abnormal``,
+``confident_normal`` and the 0/1 ``pseudo_labels``, plus the propagation and pseudo-label config used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.cli.train import add_feature_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from models.config import PRESETS
+
+    parser = subparsers.add_parser(
+        "propagate", help="write z, video scores and pseudo labels of a feature set", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_feature_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write (atomically)")
+    parser.add_argument("--preset", choices=PRESETS, default="reference", help="starting configuration")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a config field, e.g. propagation.affinity=cosine (repeatable)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    parser.add_argument("--skip-short", action="store_true",
+                        help="leave out videos of fewer than 3 snippets (listed) instead of failing")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.config import apply_overrides, preset
+    from pipeline.featureset import open_feature_set
+    from pipeline.propagate import propagate_feature_set, write_propagation
+
+    config = apply_overrides(preset(args.preset), args.overrides)
+    features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)
+    result = propagate_feature_set(features, config, device=args.device, skip_short=args.skip_short)
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} video(s) shorter than 3 snippets: {', '.join(result.skipped)}",
+              file=sys.stderr)
+    path = write_propagation(args.out, result)
+    print(f"{len(result.video_ids)} videos, {int(result.abnormal.sum())} pseudo-abnormal "
+          f"(share {result.abnormal_fraction:.3f}), {len(result.confident_normal)} confident normal -> {path}")
+    return 0
