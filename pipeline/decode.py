@@ -53,6 +53,7 @@ rate is known (UCSD Ped2: 10)."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _TEXT_FORMATS = frozenset({"tty"})  # FFmpeg shows any text file as "ANSI art" video
 _IMAGE_FORMATS = frozenset({"image2"})  # single still images (plus every "*_pipe" image demuxer)
+_HEADER_DURATION_FORMATS = frozenset({"matroska,webm", "flv", "asf"})
 TRUNCATION_TOLERANCE = 0.02
 """A file holding fewer frames than its header announces, by more than this fraction (and two frames), is
 treated as truncated."""
@@ -406,9 +407,15 @@ def _probe_header(input_: _Input) -> _Header:
 
 
 def _announced_frames(container: av.container.InputContainer, stream: av.VideoStream, rate: float | None) -> int:
-    """The frame count the header announces (0 when it does not say): nb_frames, else duration x rate."""
+    """The frame count the header announces (0 when it does not say): nb_frames, else duration x rate.
+
+    Durations count only from containers that store one in their header; elsewhere (MPEG-TS, raw streams)
+    FFmpeg estimates it from the bit rate, too loosely to call a file truncated.
+    """
     if stream.frames > 0:
         return int(stream.frames)
+    if container.format.name not in _HEADER_DURATION_FORMATS:
+        return 0
     if stream.duration is not None and stream.time_base:
         duration_s = float(stream.duration * stream.time_base)
     elif container.duration is not None and len(container.streams) == 1:
@@ -583,7 +590,7 @@ class _DecordReader(VideoReader):
     def close(self) -> None:
         if self._fallback is not None:
             self._fallback.close()
-        del self._reader
+        self._reader = None  # decord releases the file when its reader is collected
 
 
 class _PyAVReader(VideoReader):
