@@ -357,12 +357,12 @@ class _Header:
 def _open_container(input_: _Input) -> av.container.InputContainer:
     """av.open with FFmpeg's failure turned into NotAVideoError (unknown bytes) or CorruptVideoError.
 
-    FFmpeg decodes a few frames while probing the streams; its ``max_pixels`` option makes that probe refuse
-    frames above our limit too.
+    FFmpeg decodes a few frames while probing the streams; its ``max_pixels`` codec option (given to every
+    stream) makes that probe, and PyAV's decoding, refuse frames above our limit too.
     """
     try:
         container = av.open(
-            input_.handle(), mode="r", metadata_errors="ignore", stream_options=[{"max_pixels": str(input_.max_pixels)}]
+            input_.handle(), mode="r", metadata_errors="ignore", options={"max_pixels": str(input_.max_pixels)}
         )
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):

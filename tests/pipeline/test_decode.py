@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -228,16 +227,19 @@ def test_sniff_container(tmp_path: Path, videos: dict[str, Path]) -> None:
     assert sniff_container(write_audio_only(tmp_path / "a.wav").read_bytes()[:64]) == "wav"
     assert sniff_container(write_random_bytes(tmp_path / "r.bin").read_bytes()[:512]) is None
     assert sniff_container(write_text(tmp_path / "t.txt").read_bytes()[:512]) is None
-    ts = tmp_path / "clip.ts"
-    with av.open(str(ts), mode="w", format="mpegts") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for index in range(3):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(moving_square(index, HEIGHT, WIDTH))):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    ts = write_video(tmp_path / "clip.ts", codec="mpeg4", num_frames=3)
     assert sniff_container(ts.read_bytes()[:512]) == "mpeg-ts"
+
+
+def test_auto_falls_back_to_pyav_where_decord_cannot_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ts = write_video(tmp_path / "clip.ts", codec="mpeg4", num_frames=NUM_FRAMES)  # decord: "broken metadata"
+    with open_video(ts) as reader:
+        assert (reader.info.backend, reader.info.num_frames, reader.info.fps) == ("pyav", NUM_FRAMES, FPS)
+        frames = reader.read_frames(np.arange(NUM_FRAMES))
+    assert "falling back to PyAV" in caplog.text and str(ts) in caplog.text
+    assert frames.shape == (NUM_FRAMES, HEIGHT, WIDTH, 3)
+    with pytest.raises(CorruptVideoError, match="decord cannot read"):
+        open_video(ts, backend="decord")
 
 
 def test_invalid_arguments(videos: dict[str, Path]) -> None:
