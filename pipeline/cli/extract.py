@@ -1,0 +1,87 @@
+"""``lanp extract``: snippet features of videos into a feature folder that ``lanp train --features`` reads.
+
+Resumable: videos already in the folder's manifest are skipped. A video that cannot be decoded (or hangs past
+``--timeout``) is recorded as failed in the manifest and the others go on. Exit status: 0 when every video was
+extracted, 1 when any failed (after finishing all the others), 2 on usage errors (unknown backbone, missing
+weights, inputs that name nothing, a folder holding features of another spec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{value} must be positive")
+        return value
+
+    return parse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract",
+        help="extract snippet features of videos into a feature folder (resumable)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="video files, folders (searched recursively), glob patterns, frame folders or .txt lists of paths",
+    )
+    parser.add_argument("--out", required=True, metavar="FEATURE_DIR", help="feature folder (created or resumed)")
+    parser.add_argument("--backbone", default="efficientnet_lite0",
+                        help="backbone name (default efficientnet_lite0: real ImageNet weights, offline)")
+    parser.add_argument("--weights", default="pretrained",
+                        help="pretrained (zoo file in $TORCH_HOME/hub/checkpoints, downloaded when online), "
+                             "a checkpoint PATH, or random-init:SEED")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="allow a checkpoint holding arbitrary Python objects (unpickling can run code)")
+    parser.add_argument("--crops", type=int, choices=(1, 10), default=1, help="center crop or 10-crop")
+    parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=_positive(int), default=16, help="snippets per forward pass")
+    parser.add_argument("--workers", type=_positive(int), default=2, help="decoding worker processes")
+    parser.add_argument("--frames-per-snippet", type=_positive(int), metavar="N",
+                        help="frames of each 16-frame snippet fed to the backbone (default: the backbone's)")
+    parser.add_argument("--size", type=_positive(int), metavar="N", help="crop size (default: the backbone's)")
+    parser.add_argument("--resize", type=_positive(int), metavar="N",
+                        help="short side before cropping (default: the backbone's ratio, e.g. 256 for 224)")
+    parser.add_argument("--fps", type=_positive(float), help="resample videos to this frame rate first")
+    parser.add_argument("--max-side", type=_positive(int), help="downscale frames whose longer side exceeds this")
+    parser.add_argument("--timeout", type=_positive(float), default=600.0, metavar="SECONDS",
+                        help="record a video as failed when its decoding makes no progress for this long")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.extract import FeatureExtractor, extract_archive
+
+    extractor = FeatureExtractor(
+        args.backbone,
+        weights=args.weights,
+        allow_pickle=args.allow_pickle,
+        crops=args.crops,
+        device=args.device,
+        batch_size=args.batch_size,
+        frames_per_snippet=args.frames_per_snippet,
+        crop_size=args.size,
+        resize=args.resize,
+        target_fps=args.fps,
+        max_side=args.max_side,
+    )
+    print(f"lanp extract: {extractor.spec.describe()} on {extractor.device}", file=sys.stderr)
+    report = extract_archive(
+        args.inputs, args.out, extractor=extractor, workers=args.workers, timeout_s=args.timeout,
+        progress=not args.no_progress,
+    )
+    print(report.summary(), file=sys.stderr)
+    return 1 if report.failed else 0
