@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("train", "evaluate", "propagate")
+COMMANDS = ("train", "evaluate", "propagate", "extract")
 
 
 class CommandError(Exception):
