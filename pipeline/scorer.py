@@ -39,6 +39,7 @@ from pipeline.spec import FeatureSpec
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_DECODE_TIMEOUT_S = 120.0
 
 ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
@@ -208,6 +209,7 @@ class Scorer:
         metadata: dict[str, Any],
         device: torch.device,
         segment_options: SegmentOptions | None = None,
+        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
     ):
         self.model_dir = model_dir
         self.classifier = classifier.to(device).eval()
@@ -216,6 +218,7 @@ class Scorer:
         self.metadata = metadata
         self.device = device
         self.segment_options = segment_options or SegmentOptions()
+        self.decode_timeout_s = decode_timeout_s
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
         self.model_sha256 = file_sha256(model_dir / MODEL_FILE)
 
@@ -227,8 +230,13 @@ class Scorer:
         device: str = "auto",
         weights: str | None = None,
         segment_options: SegmentOptions | None = None,
+        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
     ) -> Scorer:
-        """Load ``model_dir`` and build the extractor its spec names (``weights`` overrides where they live)."""
+        """Load ``model_dir`` and build the extractor its spec names (``weights`` overrides where they live).
+
+        With ``decode_timeout_s`` (the default) every video is decoded in a worker process that is killed when it
+        makes no progress for that long, so a hostile or broken file can neither hang nor crash the caller;
+        ``None`` decodes in this process (faster to start, for trusted inputs). Both give the same numbers."""
         model_dir = Path(model_dir)
         loaded = load_model(model_dir)
         torch_device = resolve_device(device)
@@ -242,6 +250,7 @@ class Scorer:
             metadata=dict(loaded.metadata),
             device=torch_device,
             segment_options=segment_options,
+            decode_timeout_s=decode_timeout_s,
         )
 
     @property
@@ -273,15 +282,13 @@ class Scorer:
         features = self.extractor.features(np.zeros((1, frames, 64, 64, 3), dtype=np.uint8))
         self.classify(features)
 
-    def _expected_snippets(self, source: str | Path | BinaryIO) -> int:
+    def _expected_snippets(self, source: str | Path) -> int:
         """The snippet count of a video file from its header (for progress when extraction cannot tell)."""
         from pipeline.decode import probe_video
         from pipeline.snippets import SnippetPlan
 
-        if not isinstance(source, str | Path):
-            return 0
         decode = self.extractor.decode
-        info = probe_video(source, target_fps=decode.target_fps)
+        info = probe_video(source, timeout_s=self.decode_timeout_s or 30.0, target_fps=decode.target_fps)
         return SnippetPlan.build(
             info.num_frames, length=decode.snippet_length, stride=decode.stride, pad_last=decode.pad_last
         ).num_snippets
@@ -294,16 +301,16 @@ class Scorer:
         threshold: float | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelCallback | None = None,
-        timeout_s: float | None = None,
     ) -> VideoScore:
         """Decode, extract, classify and segment one video.
 
         ``progress`` receives the done fraction; ``cancel`` is polled after every snippet batch (ScoringCancelled
-        when it returns True); with ``timeout_s`` decoding runs in a worker process killed when it stalls."""
+        when it returns True)."""
         threshold = self.threshold if threshold is None else check_threshold(threshold)
         if cancel is not None and cancel():
             raise ScoringCancelled("canceled before scoring started")
-        expected = self._expected_snippets(source) if progress is not None and timeout_s is not None else 0
+        isolated = self.decode_timeout_s is not None and isinstance(source, str | Path)
+        expected = self._expected_snippets(source) if progress is not None and isolated else 0
 
         def on_progress(done: int, total: int) -> None:
             if cancel is not None and cancel():
@@ -312,7 +319,9 @@ class Scorer:
             if progress is not None and total:
                 progress(min(done / total, 0.99))
 
-        extracted = self.extractor.extract_video(source, timeout_s=timeout_s, progress=on_progress)
+        extracted = self.extractor.extract_video(
+            source, timeout_s=self.decode_timeout_s, progress=on_progress
+        )
         snippet_scores = self.classify(extracted.features)
         info, plan = extracted.info, extracted.plan
         frame_to_snippet = np.asarray(plan.frame_to_snippet)

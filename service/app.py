@@ -64,7 +64,12 @@ class LatencyMiddleware:
 def _load_model(settings: Settings) -> Any:
     from pipeline.scorer import Scorer
 
-    scorer = Scorer.from_model_dir(settings.model_dir, device=settings.device, weights=settings.weights)
+    scorer = Scorer.from_model_dir(
+        settings.model_dir,
+        device=settings.device,
+        weights=settings.weights,
+        decode_timeout_s=settings.decode_timeout_s if settings.isolate_decode else None,
+    )
     scorer.warm_up()
     return scorer
 
@@ -92,7 +97,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.metrics,
         jobs_dir=settings.jobs_dir,
         queue_size=settings.queue_size,
-        decode_timeout_s=settings.decode_timeout_s if settings.isolate_decode else None,
     )
     state.worker.start()
     recovered = state.store.recover(settings.max_job_attempts)

@@ -80,14 +80,12 @@ class InferenceWorker:
         *,
         jobs_dir: Path,
         queue_size: int,
-        decode_timeout_s: float | None,
     ):
         self.scorer = scorer
         self.store = store
         self.metrics = metrics
         self.jobs_dir = jobs_dir
         self.queue_size = queue_size
-        self.decode_timeout_s = decode_timeout_s  # None: decode in this thread (no isolation)
         self._queue: deque[ScoreRequest | JobTask] = deque()
         self._condition = threading.Condition()
         self._running_jobs: dict[str, threading.Event] = {}
@@ -169,7 +167,7 @@ class InferenceWorker:
 
     def _score(self, path: Path, **options: Any) -> VideoScore:
         started = time.perf_counter()
-        score = self.scorer.score_video(path, timeout_s=self.decode_timeout_s, **options)
+        score = self.scorer.score_video(path, **options)
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         self.metrics.videos_scored.inc()
         self.metrics.snippets_scored.inc(int(score.snippet_scores.size))

@@ -1,0 +1,130 @@
+"""A real uvicorn server on 127.0.0.1, started the way the container starts it (Dockerfile ENTRYPOINT + CMD)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.service.tiny_model import make_tiny_model
+from tests.videos import write_video
+
+API_KEY = "test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _dockerfile_instruction(name: str) -> list[str]:
+    """The exec-form arguments of the Dockerfile's last ``name`` instruction (ENTRYPOINT / CMD)."""
+    lines = (REPO_ROOT / "Dockerfile").read_text().splitlines()
+    found = [line[len(name) :].strip() for line in lines if line.startswith(f"{name} ")]
+    assert found, f"the Dockerfile has no {name}"
+    return json.loads(found[-1])
+
+
+def container_command(port: int) -> list[str]:
+    """The image's ENTRYPOINT + CMD, with the host and port made local to this test."""
+    # The image copies docker/entrypoint.sh to /app/docker/entrypoint.sh; here it is run from the checkout.
+    entrypoint = [part.replace("/app/", f"{REPO_ROOT}/", 1) for part in _dockerfile_instruction("ENTRYPOINT")]
+    command = _dockerfile_instruction("CMD")
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        command[command.index(flag) + 1] = value
+    return entrypoint + command
+
+
+class LiveServer:
+    """One uvicorn process serving the tiny model; restartable on the same work directory and job database."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        venv_bin = str(Path(sys.executable).parent)
+        env = {**os.environ, **self.env, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")}
+        command = container_command(self.port)
+        with self.log_path.open("ab") as log:
+            log.write(f"$ {shlex.join(command)}\n".encode())
+            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited ({self.process.returncode}): {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"server not ready in {timeout_s} s: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def client(self, *, key: str | None = API_KEY, timeout: float = 120.0) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny-model")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """An allowed root holding one small clip, plus a symlink that points outside it (to a real Ped2 clip)."""
+    root = tmp_path_factory.mktemp("data-root")
+    write_video(root / "clip.mp4", num_frames=20, fps=10)
+    (root / "escape.mp4").symlink_to(shared_data / "ucsd-ped2/videos/test/01.mp4")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, data_root: Path) -> Iterator[LiveServer]:
+    work = tmp_path_factory.mktemp("service-work")
+    live = LiveServer(
+        {
+            "LANP_MODEL_DIR": str(tiny_model_dir),
+            "LANP_DEVICE": "cpu",
+            "LANP_WORK_DIR": str(work),
+            "LANP_DATA_ROOT": str(data_root),
+            "LANP_API_KEY": API_KEY,
+            "LANP_MAX_UPLOAD_MB": "2",
+            "LANP_MAX_SYNC_SECONDS": "30",
+            "LANP_QUEUE_SIZE": "2",
+            "LANP_RETRY_AFTER_S": "7",
+        },
+        work / "server.log",
+    )
+    live.start()
+    yield live
+    live.stop()
