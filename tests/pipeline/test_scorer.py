@@ -1,0 +1,83 @@
+"""The Scorer on a tiny real model: frame/snippet bookkeeping, identity, spec refusal, cancel, plot, CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.model_dir import ModelDirError
+from pipeline.plot import plot_png
+from pipeline.scorer import Scorer, ScoringCancelled, VideoScore, check_threshold, frame_scores_from_snippets
+from pipeline.spec import SpecMismatchError
+from tests.service.tiny_model import THRESHOLD, make_tiny_model
+from tests.videos import write_video
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("scorer") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def scorer(model_dir: Path) -> Scorer:
+    return Scorer.from_model_dir(model_dir, device="cpu", decode_timeout_s=None)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=37, fps=10)
+
+
+def test_every_decoded_frame_gets_its_snippets_score(scorer: Scorer, clip: Path) -> None:
+    score = scorer.score_video(clip)
+    assert score.num_frames == 37 and score.snippet_scores.shape == (3,)  # 16 + 16 + a padded 5
+    np.testing.assert_array_equal(score.frame_scores, np.repeat(score.snippet_scores, 16)[:37])
+    np.testing.assert_allclose(score.timestamps, np.arange(37) / 10, atol=1e-6)
+    assert ((score.snippet_scores >= 0) & (score.snippet_scores <= 1)).all()
+    assert score.threshold == THRESHOLD and score.model["threshold_source"] == "metadata"
+    assert score.model["sha256"] == scorer.model_sha256 and score.feature_spec["hash"] == scorer.spec.digest()
+
+
+def test_threshold_override_and_result_round_trip(scorer: Scorer, clip: Path) -> None:
+    low = scorer.score_video(clip, threshold=0.0)
+    assert low.threshold == 0.0 and [(s.start_frame, s.end_frame) for s in low.segments] == [(0, 37)]
+    assert scorer.score_video(clip, threshold=1.0).segments == []
+    data = json.loads(json.dumps(low.to_dict()))
+    assert VideoScore.from_dict(data).to_dict() == data
+    rows = low.frames_csv().splitlines()
+    assert len(rows) == 38 and rows[1].endswith(",1")
+    assert plot_png(low).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="threshold"):
+        check_threshold(1.5)
+
+
+def test_dropped_partial_snippet_frames_take_the_last_score() -> None:
+    scores = np.array([0.1, 0.9])
+    frames = frame_scores_from_snippets(scores, np.array([0, 0, 1, 1, -1]))
+    np.testing.assert_array_equal(frames, [0.1, 0.1, 0.9, 0.9, 0.9])
+
+
+def test_cancel_and_progress(scorer: Scorer, clip: Path) -> None:
+    with pytest.raises(ScoringCancelled):
+        scorer.score_video(clip, cancel=lambda: True)
+    seen: list[float] = []
+    scorer.score_video(clip, progress=seen.append)
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_a_model_of_other_features_is_refused_naming_both_specs(model_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("model.safetensors", "config.json", "metadata.json"):
+        (other / name).write_bytes((model_dir / name).read_bytes())
+    spec = json.loads((model_dir / "feature_spec.json").read_text())
+    (other / "feature_spec.json").write_text(json.dumps({**spec, "weights": "mine.pth:" + "0" * 64}))
+    with pytest.raises(SpecMismatchError, match="mine.pth") as error:
+        Scorer.from_model_dir(other, device="cpu")
+    assert spec["weights"].split(":")[0] in str(error.value)
+    (other / "feature_spec.json").write_text(json.dumps({**spec, "weights": "external"}))
+    with pytest.raises(ModelDirError, match="external features"):
+        Scorer.from_model_dir(other, device="cpu")
