@@ -270,113 +270,133 @@ def _propagate_complete(
 def _propagate_banded(
     videos: list[torch.Tensor], graphs: list[_Graph], seeds: list[np.ndarray], config: PropagationConfig
 ) -> list[np.ndarray]:
-    """Videos longer than their window (all with the same Lw = 2h), concatenated and kept as a band."""
+    """Videos longer than their window (all with the same Lw = 2h), concatenated and kept as a band.
+
+    Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
+    At each border the windows are shifted, so links reach up to Lw - 1: those few entries are kept as a list.
+    """
     device, dim = videos[0].device, videos[0].shape[1]
     window = graphs[0].window
     half = window // 2
     padded_lengths = [math.ceil(g.length / half) * half for g in graphs]
-    offsets = np.concatenate([[0], np.cumsum(padded_lengths)])
+    offsets = np.concatenate([[0], np.cumsum(padded_lengths)]).astype(int)
     total = int(offsets[-1])
     stacked = torch.zeros(total + half, dim, dtype=torch.float32, device=device)
-    owner = torch.full((total + window,), -1, dtype=torch.long, device=device)
-    position = torch.zeros(total + window, dtype=torch.long, device=device)
+    length_of = torch.zeros(total + half, dtype=torch.long, device=device)
+    position = torch.zeros(total + half, dtype=torch.long, device=device)
+    temporal_of = torch.ones(total, dtype=torch.float64, device=device)
     for index, (video, g) in enumerate(zip(videos, graphs, strict=True)):
-        start = int(offsets[index])
+        start = offsets[index]
         stacked[start : start + g.length] = video
-        owner[start : start + g.length] = index
+        length_of[start : start + g.length] = g.length
         position[start : start + g.length] = torch.arange(g.length, device=device)
-    lengths = torch.tensor([g.length for g in graphs], device=device)
-    temporal_lengths = torch.tensor([g.temporal_length for g in graphs], device=device, dtype=torch.float64)
+        temporal_of[start : start + g.length] = g.temporal_length
+    starts = window_starts(position, length_of, window)
 
     # Dot products x_i . x_{i+o} for o = 0..h from two block products per block of h rows.
     blocks = stacked.view(-1, half, dim)
     current = torch.bmm(blocks[:-1], blocks[:-1].transpose(1, 2))
     following = torch.bmm(blocks[:-1], blocks[1:].transpose(1, 2))
-    pairs = torch.cat([current, following], dim=2).contiguous()
+    pairs = torch.cat([current, following], dim=2)
     near = pairs.as_strided((total // half, half, half + 1), (2 * half * half, 2 * half + 1, 1)).reshape(total, -1)
-    norms = torch.zeros(total + window, dtype=torch.float32, device=device)
+    norms = torch.zeros(total + half, dtype=torch.float64, device=device)
     norms[:total] = near[:, 0]
 
-    rows = torch.arange(total, device=device)
-    band = torch.zeros(total, window, dtype=torch.float64, device=device)
-    pieces: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = [
-        (rows[:, None].expand(-1, half), torch.arange(1, half + 1, device=device).expand(total, -1), near[:, 1:])
-    ]
-    # Corners: at each border the window is shifted, so links reach past h (up to Lw - 1).
+    def following_rows(vector: torch.Tensor) -> torch.Tensor:
+        """(total, h) view: row i holds vector[i + 1 .. i + h]."""
+        return vector.unfold(0, half, 1)[1 : total + 1]
+
+    gaps = torch.arange(1, half + 1, device=device)
+    pos_i = position[:total, None]
+    same_video = pos_i + gaps < length_of[:total, None]
+    multiplicity = (same_video & (pos_i + gaps < starts[:total, None] + window)).double() + (
+        same_video & (pos_i >= following_rows(starts))
+    ).double()
+    scale_of = None
+    if config.affinity == "adaptive" and config.feature_similarity:
+        squared = (norms[:total, None] + following_rows(norms) - 2 * near[:, 1:].double()).clamp_min(0)
+        scales = torch.ones(total, dtype=torch.float64, device=device)
+        for index, g in enumerate(graphs):
+            rows = slice(offsets[index], offsets[index] + g.length)
+            scales[rows] = _median_scale(squared[rows][multiplicity[rows] > 0])
+        scale_of = scales
+    upper = _affinity(
+        near[:, 1:].double(), norms[:total, None], following_rows(norms), dim, config,
+        None if scale_of is None else scale_of[:, None],
+    )
+    upper *= multiplicity
+    if config.temporal:
+        upper *= torch.exp(-gaps.double() / temporal_of[:, None])
+
+    # Border links beyond h: rows [0, h) x columns [h, Lw) at the start, the mirror image at the end.
     corner_rows, corner_cols = [], []
     for index, g in enumerate(graphs):
-        start = int(offsets[index])
-        for first in (start, start + g.length - window):
+        for first in (offsets[index], offsets[index] + g.length - window):
             corner_rows.append(torch.arange(first, first + half, device=device))
             corner_cols.append(torch.arange(first + half, first + window, device=device))
-    row_index, col_index = torch.stack(corner_rows), torch.stack(corner_cols)
-    corner_dots = torch.bmm(stacked[row_index], stacked[col_index].transpose(1, 2))
-    row_grid = row_index[:, :, None].expand_as(corner_dots)
-    gap = col_index[:, None, :] - row_index[:, :, None]
-    far = gap > half
-    pieces.append((row_grid[far], gap[far], corner_dots[far]))
-
-    row_all = torch.cat([p[0].reshape(-1) for p in pieces])
-    gap_all = torch.cat([p[1].reshape(-1) for p in pieces])
-    dots_all = torch.cat([p[2].reshape(-1) for p in pieces]).double()
-    col_all = row_all + gap_all
-    video_of = owner[row_all]
-    same = (video_of >= 0) & (owner[col_all] == video_of)
-    row_all, gap_all, col_all, dots_all, video_of = (
-        t[same] for t in (row_all, gap_all, col_all, dots_all, video_of)
-    )
-    pos_i, pos_j = position[row_all], position[col_all]
-    length_of = lengths[video_of]
-    start_i = window_starts(pos_i, length_of, window)
-    start_j = window_starts(pos_j, length_of, window)
-    multiplicity = ((pos_j >= start_i) & (pos_j < start_i + window)).double() + (
-        (pos_i >= start_j) & (pos_i < start_j + window)
+    row_grid = torch.stack(corner_rows)[:, :, None].expand(-1, -1, half)
+    col_grid = torch.stack(corner_cols)[:, None, :].expand(-1, half, -1)
+    # A video shorter than 3h has rows in both corners: the end corner leaves those to the start corner.
+    is_end = (torch.arange(row_grid.shape[0], device=device) % 2 == 1)[:, None, None]
+    seen = is_end & (position[row_grid] < half) & (position[col_grid] < window)
+    far = (col_grid - row_grid > half) & ~seen
+    rows, cols = row_grid[far], col_grid[far]
+    corner_dots = torch.bmm(stacked[torch.stack(corner_rows)], stacked[torch.stack(corner_cols)].transpose(1, 2))
+    corner_dots = corner_dots[far].double()
+    lengths = length_of[rows]
+    corner_multiplicity = (position[cols] < starts[rows] + window).double() + (
+        position[rows] >= starts[cols]
     ).double()
-    norms_i, norms_j = norms[row_all].double(), norms[col_all].double()
-    scale = None
-    if config.affinity == "adaptive" and config.feature_similarity:
-        squared = (norms_i + norms_j - 2 * dots_all)[multiplicity > 0]
-        owners = video_of[multiplicity > 0]
-        scale = torch.stack([_median_scale(squared[owners == v]) for v in range(len(graphs))])[video_of]
-    weights = _affinity(dots_all, norms_i, norms_j, dim, config, scale) * multiplicity
+    corner_scale = None if scale_of is None else scale_of[rows]
+    corner_values = _affinity(corner_dots, norms[rows], norms[cols], dim, config, corner_scale)
+    corner_values = corner_values * corner_multiplicity * (lengths > 0)
     if config.temporal:
-        weights = weights * torch.exp(-gap_all.double() / temporal_lengths[video_of])
-    band[row_all, gap_all] = weights
+        corner_values = corner_values * torch.exp(-(cols - rows).double() / temporal_of[rows])
+    keep = corner_values != 0
+    rows, cols, corner_values = rows[keep], cols[keep], corner_values[keep]
+    rows, cols = torch.cat([rows, cols]), torch.cat([cols, rows])  # both triangles
+    corner_values = torch.cat([corner_values, corner_values])
 
-    # Full symmetric band: column c holds offset c - (Lw - 1); the lower half is the upper one read skewed.
-    shifted = torch.cat([torch.zeros(window - 1, window, dtype=band.dtype, device=device), band])
-    lower = shifted.as_strided((total, window), (window, window - 1), window - 1)
-    symmetric = torch.cat([lower, band[:, 1:]], dim=1)
-    degree = symmetric.sum(dim=1)
+    # Band of 2h + 1 diagonals: column c holds offset c - h; the lower half is the upper one read skewed.
+    width = half + 1
+    with_diagonal = torch.cat([torch.zeros(total, 1, dtype=torch.float64, device=device), upper], dim=1)
+    shifted = torch.cat([torch.zeros(width - 1, width, dtype=torch.float64, device=device), with_diagonal])
+    lower = shifted.as_strided((total, width), (width, width - 1), width - 1)
+    band = torch.cat([lower, upper], dim=1)
+    degree = band.sum(dim=1).index_add_(0, rows, corner_values)
     inverse_root = torch.where(degree == 0, 1.0, degree).rsqrt()
-    padded_root = torch.nn.functional.pad(inverse_root, (window - 1, window - 1))
-    normalised = symmetric * inverse_root[:, None] * padded_root.unfold(0, 2 * window - 1, 1)
+    padded_root = torch.nn.functional.pad(inverse_root, (half, half))
+    band *= inverse_root[:, None] * padded_root.unfold(0, 2 * half + 1, 1)
+    corner_values = corner_values * inverse_root[rows] * inverse_root[cols]
 
     def matvec(vector: torch.Tensor) -> torch.Tensor:
-        padded = torch.nn.functional.pad(vector, (window - 1, window - 1))
-        return (normalised * padded.unfold(0, 2 * window - 1, 1)).sum(dim=1)
+        padded = torch.nn.functional.pad(vector, (half, half))
+        product = torch.einsum("ij,ij->i", band, padded.unfold(0, 2 * half + 1, 1))
+        return product.index_add_(0, rows, corner_values * vector[cols])
 
     def dense_block(index: int) -> torch.Tensor:
-        start, length = int(offsets[index]), graphs[index].length
+        start, length = offsets[index], graphs[index].length
         local = torch.arange(length, device=device)
-        columns = local[:, None] + torch.arange(2 * window - 1, device=device)[None, :] - (window - 1)
-        keep = (columns >= 0) & (columns < length)
+        columns = local[:, None] + torch.arange(2 * half + 1, device=device)[None, :] - half
+        inside = (columns >= 0) & (columns < length)
         dense = torch.zeros(length, length, dtype=torch.float64, device=device)
-        dense[local[:, None].expand_as(columns)[keep], columns[keep]] = normalised[start : start + length][keep]
+        dense[local[:, None].expand_as(columns)[inside], columns[inside]] = band[start : start + length][inside]
+        mine = (rows >= start) & (rows < start + length)
+        dense[rows[mine] - start, cols[mine] - start] = corner_values[mine]
         return dense
 
     rhs = torch.zeros(total, dtype=torch.float64, device=device)
     for index, seed in enumerate(seeds):
-        rhs[int(offsets[index]) + torch.as_tensor(seed, device=device)] = 1.0
-    segments = owner[:total].clamp_min(0)
+        rhs[offsets[index] + torch.as_tensor(seed, device=device)] = 1.0
+    owner = torch.arange(len(graphs), device=device).repeat_interleave(torch.tensor(padded_lengths, device=device))
+    real = length_of[:total] > 0
+    solution = torch.zeros(total, dtype=torch.float64, device=device)
     if config.solver == "exact":
-        kept = owner[:total] >= 0
-        solution = torch.zeros(total, dtype=torch.float64, device=device)
-        solution[kept] = _solve(matvec, rhs[kept], segments[kept], [g.length for g in graphs], config, dense_block)
+        solution[real] = _solve(matvec, rhs[real], owner[real], [g.length for g in graphs], config, dense_block)
     else:
-        solution = _solve(matvec, rhs, segments, [g.length for g in graphs], config, dense_block)
+        solution = _solve(matvec, rhs, owner, [g.length for g in graphs], config, dense_block)
     return [
-        _postprocess(solution[int(offsets[i]) : int(offsets[i]) + g.length].cpu().numpy(), seeds[i], config)
+        _postprocess(solution[offsets[i] : offsets[i] + g.length].cpu().numpy(), seeds[i], config)
         for i, g in enumerate(graphs)
     ]
 

@@ -59,7 +59,7 @@ def relu_features(rng: np.random.Generator, length: int, dim: int = 64) -> np.nd
     return np.maximum(0.5 + drift + rng.normal(0, 0.2, (length, dim)), 0).astype(np.float32)
 
 
-@pytest.mark.parametrize("length", [12, 80, 150, 300])
+@pytest.mark.parametrize("length", [12, 80, 120, 150, 300])
 @pytest.mark.parametrize("affinity", ["cosine", "rms"])
 def test_reference_matches_official_rules(length: int, affinity: str) -> None:
     rng = np.random.default_rng(length)
