@@ -1,0 +1,165 @@
+"""Extraction: one video (the scorer's path) and the archive engine (bad videos, hangs, a killed run resumed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.decode import DecodeTimeoutError
+from pipeline.extract import FeatureExtractor, extract_archive, snippet_frame_offsets
+from pipeline.featureset import MANIFEST_FILE, open_feature_set
+from pipeline.spec import FeatureSpec
+from tests.conftest import REPO_ROOT
+from tests.videos import write_random_bytes, write_video
+
+# Cheap settings: EfficientNet-Lite0 (real weights), 2 frames of each snippet at 32 px.
+FAST = {"backbone": "efficientnet_lite0", "device": "cpu", "frames_per_snippet": 2, "crop_size": 32, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor(**FAST)
+
+
+def _manifest(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / MANIFEST_FILE).read_text().splitlines()]
+
+
+def test_snippet_frame_offsets_spread_evenly() -> None:
+    assert snippet_frame_offsets(16, 16).tolist() == list(range(16))
+    assert snippet_frame_offsets(16, 2).tolist() == [4, 12]
+    assert snippet_frame_offsets(16, 1).tolist() == [8]
+    with pytest.raises(ValueError, match="1..16"):
+        snippet_frame_offsets(16, 17)
+
+
+def test_spec_describes_every_choice(extractor: FeatureExtractor) -> None:
+    spec = extractor.spec
+    assert (spec.backbone, spec.dim, spec.frames_per_snippet, spec.crop_size, spec.crops) == (
+        "efficientnet_lite0", 1280, 2, 32, 1)
+    assert spec.resize == round(32 * 256 / 224) and spec.snippet_length == spec.stride == 16 and spec.pad_last
+    assert spec.weights.startswith("efficientnet-lite0-57934424.pth:")
+    assert spec.mean == (0.485, 0.456, 0.406)
+    random = FeatureExtractor(**{**FAST, "weights": "random-init:3", "crops": 10})
+    assert random.spec.weights == "random-init:3" and random.spec.crops == 10
+    assert random.spec.digest() != spec.digest()
+
+
+def test_same_video_twice_gives_identical_features(tmp_path: Path, extractor: FeatureExtractor) -> None:
+    video = write_video(tmp_path / "clip.mp4", num_frames=37, width=64, height=48)
+    progress: list[tuple[int, int]] = []
+    first = extractor.extract_video(video, progress=lambda done, total: progress.append((done, total)))
+    second = extractor.extract_video(video)
+    assert first.features.shape == (3, 1280) and first.features.dtype == np.float32  # ceil(37 / 16) snippets
+    assert np.array_equal(first.features, second.features)
+    assert first.plan.num_snippets == 3 and first.info.num_frames == 37
+    assert progress[-1] == (3, 3)
+    assert not np.allclose(first.features[0], first.features[2]), "different snippets, same features"
+
+
+def test_ten_crop_features_keep_the_crop_axis(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", codec="mpeg4", num_frames=20, width=64, height=48)
+    features = FeatureExtractor(**{**FAST, "crops": 10}).extract_video(video).features
+    assert features.shape == (2, 10, 1280)
+    assert not np.allclose(features[:, 0], features[:, 5])  # a crop and its mirror differ
+
+
+def test_timeout_path_matches_in_process_extraction(tmp_path: Path, extractor: FeatureExtractor) -> None:
+    video = write_video(tmp_path / "clip.webm", codec="vp9", num_frames=33, width=64, height=48)
+    in_process = extractor.extract_video(video).features
+    in_worker = extractor.extract_video(video, timeout_s=60).features
+    # the engine gives the decoders a core, so the forward pass runs on fewer threads: same values up to rounding
+    np.testing.assert_allclose(in_worker, in_process, rtol=2e-3, atol=1e-5)
+
+
+def test_hanging_decode_times_out_in_a_worker(tmp_path: Path, extractor: FeatureExtractor) -> None:
+    fifo = tmp_path / "stuck.mp4"
+    os.mkfifo(fifo)  # opening it blocks forever: no writer ever comes
+    started = time.monotonic()
+    with pytest.raises(DecodeTimeoutError, match="no progress for 2 s"):
+        extractor.extract_video(fifo, timeout_s=2)
+    assert time.monotonic() - started < 60
+
+
+def test_archive_with_bad_videos_extracts_the_rest_and_records_failures(
+    tmp_path: Path, extractor: FeatureExtractor
+) -> None:
+    inputs = tmp_path / "videos"
+    (inputs / "cam1").mkdir(parents=True)
+    (inputs / "cam2").mkdir()
+    write_video(inputs / "cam1" / "a.mp4", num_frames=40)
+    write_video(inputs / "cam2" / "a.mp4", num_frames=17)  # same stem, other folder: ids stay apart
+    write_random_bytes(inputs / "cam2" / "broken.mp4")
+    fifo = tmp_path / "hang.mp4"
+    os.mkfifo(fifo)
+    out = tmp_path / "features"
+
+    report = extract_archive([inputs, fifo], out, extractor=extractor, workers=1, timeout_s=3, progress=False)
+
+    assert sorted(report.extracted) == ["cam1__a", "cam2__a"]
+    assert set(report.failed) == {"cam2__broken", "hang"}
+    records = {record["video_id"]: record for record in _manifest(out)}
+    assert records["cam2__broken"]["status"] == "failed" and records["cam2__broken"]["error_kind"] == "not_video"
+    assert records["hang"]["error_kind"] == "timeout"
+    assert records["cam1__a"]["num_frames"] == 40 and records["cam1__a"]["num_snippets"] == 3
+    assert records["cam1__a"]["fps"] == pytest.approx(10.0)
+    features = open_feature_set(out)
+    assert features.video_ids == ["cam1__a", "cam2__a"]
+    assert features.spec == extractor.spec == FeatureSpec.load(out)
+    expected = extractor.extract_video(inputs / "cam2" / "a.mp4").features
+    np.testing.assert_allclose(features.load("cam2__a"), expected, rtol=2e-3, atol=1e-5)
+
+
+_RUN_SCRIPT = """
+import sys
+from pipeline.extract import extract_archive
+if __name__ == "__main__":
+    extract_archive([sys.argv[1]], sys.argv[2], workers=1, progress=False, timeout_s=120, backbone="efficientnet_lite0",
+                    device="cpu", frames_per_snippet=2, crop_size=32, batch_size=8)
+"""
+
+
+def test_killed_run_resumes_without_redoing_finished_videos(tmp_path: Path, extractor: FeatureExtractor) -> None:
+    inputs = tmp_path / "videos"
+    inputs.mkdir()
+    for index in range(5):
+        write_video(inputs / f"v{index}.mp4", num_frames=48 + 16 * index, width=96, height=64)
+    out = tmp_path / "features"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(_RUN_SCRIPT))
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, str(script), str(inputs), str(out)], env=environment,
+                               start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / MANIFEST_FILE).exists() and any(r["status"] == "ok" for r in _manifest(out)):
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the run and its decoding workers, mid-way
+        process.wait()
+    finished = {record["video_id"] for record in _manifest(out) if record["status"] == "ok"}
+    assert finished, "the first run finished no video before it was killed"
+    if len(finished) == 5:
+        pytest.skip("the first run finished everything before it could be killed")
+    mtimes = {video_id: (out / f"{video_id}.npy").stat().st_mtime_ns for video_id in finished}
+
+    report = extract_archive([inputs], out, extractor=extractor, workers=1, progress=False)
+
+    assert sorted(report.skipped) == sorted(finished)
+    assert sorted(report.extracted) == sorted({f"v{index}" for index in range(5)} - finished)
+    assert {video_id: (out / f"{video_id}.npy").stat().st_mtime_ns for video_id in finished} == mtimes
+    ok_lines = [record["video_id"] for record in _manifest(out) if record["status"] == "ok"]
+    assert sorted(ok_lines) == [f"v{index}" for index in range(5)]  # each video written exactly once
+    assert not list(out.glob(".*.tmp")), "a temporary file of the killed run was left behind"
+    assert len(open_feature_set(out)) == 5
