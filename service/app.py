@@ -109,6 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         time.perf_counter() - started,
         len(recovered),
     )
+    state.probe_slots = asyncio.Semaphore(settings.probe_concurrency)
     state.ready = True
     try:
         yield

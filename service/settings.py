@@ -32,6 +32,7 @@ class Settings(BaseSettings):
         "False decodes in the inference thread: faster start per video, for trusted inputs only",
     )
     probe_timeout_s: float = Field(20.0, gt=0, description="reading a video's header takes at most this")
+    probe_concurrency: int = Field(2, ge=1, description="header probes (child processes) running at once")
     work_dir: Path = Field(
         Path(tempfile.gettempdir()) / "lanp-service", description="temporary uploads and job inputs/results"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ class ServiceState:
     ready: bool = False
     startup_error: str | None = None
     model_info: dict[str, Any] = field(default_factory=dict)
+    probe_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
 
 def get_state(request: Request) -> ServiceState:
