@@ -1,0 +1,83 @@
+"""``lanp train``: train a LANP model on an unlabeled feature set and write a model directory.
+
+No labels are used for training. ``--gt`` only logs how good the pseudo labels are (stored in metadata.json);
+``--eval-features`` with ``--eval-gt`` evaluates after every epoch and records the final-epoch and the best-epoch
+(test-set selection, what papers report) frame AUC in metadata.json. The saved model is the final epoch's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_feature_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--features / --feature-dir / --suffix (with an optional prefix, e.g. ``eval-``)."""
+    flag = f"--{prefix}"
+    parser.add_argument(f"{flag}features", metavar="PATH", required=not prefix,
+                        help="a folder of <video>.npy (T, D) / (T, crops, D), an RTFM .list or a LANP split")
+    parser.add_argument(f"{flag}feature-dir", metavar="DIR", help="where the files of a .list / split live")
+    parser.add_argument(f"{flag}suffix", metavar="S", help="feature file suffix for a split (e.g. _i3d.npy)")
+
+
+def add_gt_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, required: bool = False) -> None:
+    """--gt / --gt-format / --frames (with an optional prefix)."""
+    from pipeline.groundtruth import GT_FORMATS
+
+    flag = f"--{prefix}"
+    parser.add_argument(f"{flag}gt", metavar="GT", required=required,
+                        help="ground truth: mask folder, UCF txt, .mat folder, ped2.mat or interval CSV")
+    parser.add_argument(f"{flag}gt-format", choices=GT_FORMATS, default="auto", help="ground-truth format")
+    parser.add_argument(f"{flag}frames", metavar="CSV", help="per-video frame counts: video_id,num_frames")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from models.config import PRESETS
+
+    parser = subparsers.add_parser(
+        "train", help="train a model on unlabeled features", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_feature_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write (atomically)")
+    parser.add_argument("--preset", choices=PRESETS, default="reference", help="starting configuration")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a config field, e.g. train.epochs=50 (repeatable)")
+    parser.add_argument("--device", help="auto (GPU when present), cpu, cuda or cuda:N (train.device)")
+    add_gt_arguments(parser)
+    add_feature_arguments(parser, "eval-")
+    add_gt_arguments(parser, "eval-")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.config import apply_overrides, preset
+    from pipeline.cli import CommandError
+    from pipeline.evaluate import Evaluator
+    from pipeline.featureset import check_spec_match, open_feature_set
+    from pipeline.groundtruth import load_ground_truth
+    from pipeline.model_dir import save_model
+    from pipeline.trainer import resolve_device, train_lanp
+
+    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+    config = apply_overrides(preset(args.preset), overrides)
+    features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)
+    ground_truth = load_ground_truth(args.gt, fmt=args.gt_format, frames=args.frames) if args.gt else None
+    evaluator = None
+    if bool(args.eval_features) != bool(args.eval_gt):
+        raise CommandError("--eval-features and --eval-gt go together")
+    if args.eval_features:
+        eval_features = open_feature_set(args.eval_features, feature_dir=args.eval_feature_dir, suffix=args.eval_suffix)
+        check_spec_match(features.spec, eval_features)
+        eval_gt = load_ground_truth(args.eval_gt, fmt=args.eval_gt_format, frames=args.eval_frames)
+        evaluator = Evaluator(eval_features, eval_gt, resolve_device(config.train.device))
+    result = train_lanp(
+        features, config, ground_truth=ground_truth, progress=not args.no_progress, eval_fn=evaluator
+    )
+    out = save_model(args.out, result.model, features.spec, config, result.metadata)
+    summary = {"model": str(out), "threshold": result.metadata["threshold"], **result.metadata.get("metrics", {})}
+    json.dump(summary, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
