@@ -37,7 +37,8 @@ from pipeline.weights import create_backbone
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-"""Called with (snippets done, snippets in total) as a video is extracted."""
+"""Called with (snippets done, snippets in total) as a video is extracted; the total is 0 while the video is
+decoded in a worker (``timeout_s``), which knows it, not the caller."""
 
 
 class ExtractionError(RuntimeError):

@@ -163,3 +163,34 @@ def test_killed_run_resumes_without_redoing_finished_videos(tmp_path: Path, extr
     assert sorted(ok_lines) == [f"v{index}" for index in range(5)]  # each video written exactly once
     assert not list(out.glob(".*.tmp")), "a temporary file of the killed run was left behind"
     assert len(open_feature_set(out)) == 5
+
+
+@pytest.mark.slow
+def test_extract_then_train_then_evaluate_on_ped2(tmp_path: Path, shared_data: Path) -> None:
+    """``lanp extract`` -> ``lanp train`` -> ``lanp evaluate`` on the real Ped2 clips (1 frame a snippet, 32 px)."""
+    videos = shared_data / "ucsd-ped2" / "videos"
+    lanp = [sys.executable, "-m", "pipeline"]
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    fast = ["--frames-per-snippet", "1", "--size", "32", "--device", "cpu", "--workers", "1", "--no-progress"]
+    for split in ("train", "test"):
+        done = subprocess.run([*lanp, "extract", str(videos / split), "--out", str(tmp_path / split), *fast],
+                              env=environment, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "0 failed" in done.stderr
+    assert len(open_feature_set(tmp_path / "train")) == 16 and len(open_feature_set(tmp_path / "test")) == 12
+    trained = subprocess.run(
+        [*lanp, "train", "--features", str(tmp_path / "train"), "--out", str(tmp_path / "model"), "--device", "cpu",
+         "--set", "train.epochs=3", "--set", "train.batch_size=4", "--set", "pseudo.confident_normal_ratio=0.25",
+         "--no-progress"],
+        env=environment, capture_output=True, text=True, timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    evaluated = subprocess.run(
+        [*lanp, "evaluate", "--model", str(tmp_path / "model"), "--features", str(tmp_path / "test"),
+         "--gt", str(shared_data / "ucsd-ped2" / "ped2.mat"), "--device", "cpu", "--json"],
+        env=environment, capture_output=True, text=True, timeout=600,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    metrics = json.loads(evaluated.stdout)
+    auc = metrics.get("auc_roc", metrics.get("metrics", {}).get("auc_roc"))
+    assert auc is not None and 0.0 <= auc <= 1.0
