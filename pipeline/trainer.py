@@ -168,7 +168,7 @@ def train_lanp(
     inputs = torch.from_numpy(sampled_features).to(device)
     targets = torch.from_numpy(sampled_labels).to(device)
     weights = torch.from_numpy(np.asarray(sampled_weights, dtype=np.float32)).to(device)
-    model, history = _optimise(inputs, targets, weights, config, progress=progress, eval_fn=eval_fn)
+    model, history = fit_classifier(inputs, targets, weights, config, progress=progress, eval_fn=eval_fn)
 
     with torch.no_grad():
         train_scores = model(inputs).cpu().numpy()
@@ -204,7 +204,7 @@ def train_lanp(
     return TrainResult(model, history, labels, metadata)
 
 
-def _optimise(
+def fit_classifier(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     weights: torch.Tensor,
