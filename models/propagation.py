@@ -133,17 +133,29 @@ def _median_scale(distances_sq: torch.Tensor) -> torch.Tensor:
     return torch.where(median > 0, median, torch.ones_like(median))
 
 
-def _prepare(features: np.ndarray | torch.Tensor, config: PropagationConfig, device: torch.device) -> torch.Tensor:
-    """float32 features on the device, standardised and/or mean-centred (distances are invariant to centring)."""
+def _load_into(target: torch.Tensor, features: np.ndarray | torch.Tensor, config: PropagationConfig) -> None:
+    """Copy one video's features into ``target`` (T, D) float32, then standardise or mean-centre it in place.
+
+    Centring changes no distance but keeps the float32 dot products of the distance kernels accurate.
+    """
     if torch.is_tensor(features):
-        tensor = features.to(device=device, dtype=torch.float32)
-    else:  # a copy: arrays may be read-only memory maps
-        tensor = torch.tensor(np.asarray(features, dtype=np.float32), device=device)
+        target.copy_(features)
+    elif target.device.type == "cpu":  # straight from (possibly memory-mapped, read-only) arrays
+        np.copyto(target.numpy(), np.asarray(features), casting="same_kind")
+    else:
+        target.copy_(torch.from_numpy(np.array(features, dtype=np.float32)))
     if config.standardize:
-        spread = tensor.std(dim=0, unbiased=False)
-        tensor = (tensor - tensor.mean(dim=0)) / torch.where(spread > 0, spread, torch.ones_like(spread))
+        spread = target.std(dim=0, unbiased=False)
+        target -= target.mean(dim=0)
+        target /= torch.where(spread > 0, spread, torch.ones_like(spread))
     elif _needs_distances(config):
-        tensor = tensor - tensor.mean(dim=0)
+        target -= target.mean(dim=0)
+
+
+def _prepare(features: np.ndarray | torch.Tensor, config: PropagationConfig, device: torch.device) -> torch.Tensor:
+    """One video's prepared float32 features on the device (see ``_load_into``)."""
+    tensor = torch.empty(tuple(features.shape), dtype=torch.float32, device=device)
+    _load_into(tensor, features, config)
     return tensor
 
 
@@ -221,14 +233,20 @@ def _postprocess(z: np.ndarray, seeds: np.ndarray, config: PropagationConfig) ->
 
 
 def _propagate_complete(
-    videos: list[torch.Tensor], graphs: list[_Graph], seeds: list[np.ndarray], config: PropagationConfig
+    videos: list[np.ndarray | torch.Tensor],
+    graphs: list[_Graph],
+    rngs: list[np.random.Generator],
+    config: PropagationConfig,
+    device: torch.device,
 ) -> list[np.ndarray]:
     """Videos with complete graphs, padded into one dense batch (n, Tmax, Tmax)."""
-    device = videos[0].device
-    count, longest, dim = len(videos), max(g.length for g in graphs), videos[0].shape[1]
-    batch = torch.zeros(count, longest, dim, dtype=torch.float32, device=device)
-    for index, video in enumerate(videos):
-        batch[index, : video.shape[0]] = video
+    count, longest, dim = len(videos), max(g.length for g in graphs), int(videos[0].shape[1])
+    batch = torch.empty(count, longest, dim, dtype=torch.float32, device=device)
+    seeds = []
+    for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
+        _load_into(batch[index, : g.length], video, config)
+        batch[index, g.length :] = 0
+        seeds.append(seed_indices(batch[index, : g.length], config, rng))
     lengths = torch.tensor([g.length for g in graphs], device=device)
     positions = torch.arange(longest, device=device)
     valid = positions[None, :] < lengths[:, None]
@@ -268,29 +286,37 @@ def _propagate_complete(
 
 
 def _propagate_banded(
-    videos: list[torch.Tensor], graphs: list[_Graph], seeds: list[np.ndarray], config: PropagationConfig
+    videos: list[np.ndarray | torch.Tensor],
+    graphs: list[_Graph],
+    rngs: list[np.random.Generator],
+    config: PropagationConfig,
+    device: torch.device,
 ) -> list[np.ndarray]:
     """Videos longer than their window (all with the same Lw = 2h), concatenated and kept as a band.
 
     Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
     At each border the windows are shifted, so links reach up to Lw - 1: those few entries are kept as a list.
     """
-    device, dim = videos[0].device, videos[0].shape[1]
+    dim = int(videos[0].shape[1])
     window = graphs[0].window
     half = window // 2
     padded_lengths = [math.ceil(g.length / half) * half for g in graphs]
     offsets = np.concatenate([[0], np.cumsum(padded_lengths)]).astype(int)
     total = int(offsets[-1])
-    stacked = torch.zeros(total + half, dim, dtype=torch.float32, device=device)
+    stacked = torch.empty(total + half, dim, dtype=torch.float32, device=device)
     length_of = torch.zeros(total + half, dtype=torch.long, device=device)
     position = torch.zeros(total + half, dtype=torch.long, device=device)
     temporal_of = torch.ones(total, dtype=torch.float64, device=device)
-    for index, (video, g) in enumerate(zip(videos, graphs, strict=True)):
+    seeds = []
+    for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
         start = offsets[index]
-        stacked[start : start + g.length] = video
+        _load_into(stacked[start : start + g.length], video, config)
+        stacked[start + g.length : offsets[index + 1]] = 0
+        seeds.append(seed_indices(stacked[start : start + g.length], config, rng))
         length_of[start : start + g.length] = g.length
         position[start : start + g.length] = torch.arange(g.length, device=device)
         temporal_of[start : start + g.length] = g.temporal_length
+    stacked[total:] = 0
     starts = window_starts(position, length_of, window)
 
     # Dot products x_i . x_{i+o} for o = 0..h from two block products per block of h rows.
@@ -330,10 +356,13 @@ def _propagate_banded(
 
     # Border links beyond h: rows [0, h) x columns [h, Lw) at the start, the mirror image at the end.
     corner_rows, corner_cols = [], []
+    corner_dots = torch.empty(2 * len(graphs), half, half, dtype=torch.float32, device=device)
     for index, g in enumerate(graphs):
-        for first in (offsets[index], offsets[index] + g.length - window):
+        for side, first in enumerate((offsets[index], offsets[index] + g.length - window)):
             corner_rows.append(torch.arange(first, first + half, device=device))
             corner_cols.append(torch.arange(first + half, first + window, device=device))
+            block = stacked[first : first + window]
+            torch.mm(block[:half], block[half:].T, out=corner_dots[2 * index + side])
     row_grid = torch.stack(corner_rows)[:, :, None].expand(-1, -1, half)
     col_grid = torch.stack(corner_cols)[:, None, :].expand(-1, half, -1)
     # A video shorter than 3h has rows in both corners: the end corner leaves those to the start corner.
@@ -341,7 +370,6 @@ def _propagate_banded(
     seen = is_end & (position[row_grid] < half) & (position[col_grid] < window)
     far = (col_grid - row_grid > half) & ~seen
     rows, cols = row_grid[far], col_grid[far]
-    corner_dots = torch.bmm(stacked[torch.stack(corner_rows)], stacked[torch.stack(corner_cols)].transpose(1, 2))
     corner_dots = corner_dots[far].double()
     lengths = length_of[rows]
     corner_multiplicity = (position[cols] < starts[rows] + window).double() + (
@@ -489,11 +517,8 @@ def propagate(
         work += [(_propagate_complete, group) for group in _chunks(complete, dense_sizes, chunk_elements)]
         work += [(_propagate_banded, group) for group in _chunks(banded, band_sizes, chunk_elements)]
         for solver, group in work:
-            videos = [_prepare(features[i], config, target) for i in group]
-            seeds = [
-                seed_indices(video, config, np.random.default_rng([seed, i]))
-                for i, video in zip(group, videos, strict=True)
-            ]
-            for index, z in zip(group, solver(videos, [graphs[i] for i in group], seeds, config), strict=True):
+            rngs = [np.random.default_rng([seed, i]) for i in group]
+            outputs = solver([features[i] for i in group], [graphs[i] for i in group], rngs, config, target)
+            for index, z in zip(group, outputs, strict=True):
                 results[index] = z
     return [np.asarray(z, dtype=np.float64) for z in results]

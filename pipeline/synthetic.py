@@ -108,6 +108,11 @@ def _plan(scale: Scale, seed: int, data_dir: Path | None) -> _Plan:
     return _Plan(lengths, labels, f"seeded distribution ({relative} not found)")
 
 
+def describe_lengths(scale: Scale, *, seed: int = 0, data_dir: Path | None = None) -> str:
+    """Where a scale's video lengths come from (the real split, or a seeded fallback)."""
+    return _plan(scale, seed, data_dir).length_source
+
+
 def iter_synthetic_videos(
     *,
     scale: Scale,
@@ -171,7 +176,7 @@ def make_synthetic_features(
         video_labels=np.array([video.label for video in videos]),
         snippet_labels=[video.snippet_labels for video in videos],
         num_frames=np.array([video.num_frames for video in videos]),
-        length_source=_plan(scale, seed, options.get("data_dir")).length_source,
+        length_source=describe_lengths(scale, seed=seed, data_dir=options.get("data_dir")),  # type: ignore[arg-type]
     )
 
 

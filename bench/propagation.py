@@ -1,0 +1,219 @@
+"""Benchmark: normality propagation over a UCF-Crime-scale synthetic set, this implementation vs the official style.
+
+Both run the reference preset (RMS kernel, banded window k = 50, SciPy-rule CG with 10 iterations) on the same
+features, each in its own subprocess so that peak memory (ru_maxrss) is its own, and their z are compared. The
+baseline is the official code's structure: a Python loop over snippets computing each window's similarities with
+NumPy, SciPy sparse assembly, ``scipy.sparse.linalg.cg(maxiter=10)`` per video (with ``np.exp`` instead of the
+official ``np.vectorize(math.exp)``, which only makes the baseline faster).
+
+    python bench/propagation.py                       # 1,610 videos, D = 2048 (writes ~6.5 GB of features once)
+    python bench/propagation.py --videos 100 --json out.json
+
+Features are written once to ``--data`` (default: a folder in the system temp dir) and read from there by both
+sides (page cache). The machine may be shared: timings are medians of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+
+class LazyFeatures(Sequence):
+    """Feature files opened as memory maps on access, so only the videos being worked on are resident."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        return np.load(self.paths[index], mmap_mode="r")
+
+
+def official_style(features: np.ndarray, band_k: int = 50, sigma: float = 0.1, maxiter: int = 10) -> np.ndarray:
+    """One video the way the official code does it: loop over snippets, sparse graph, SciPy CG."""
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    length, dim = features.shape
+    window = min(2 * min(band_k, length - 1), length)
+    values = np.zeros((length, window))
+    columns = np.zeros((length, window), dtype=np.int64)
+    for i in range(length):
+        if i <= window // 2:
+            neighbours = np.arange(0, window)
+        elif i >= length - window // 2:
+            neighbours = np.arange(length - window, length)
+        else:
+            neighbours = np.arange(i - window // 2, i + window // 2)
+        rms = np.sqrt(np.sum((features[i][None, :] - features[neighbours]) ** 2, axis=-1) / dim)
+        similarity = np.exp(-rms / (2 * sigma**2))
+        temporal = np.exp(-np.abs(neighbours - i) / len(neighbours))
+        similarity[i - neighbours[0]] = 0
+        values[i] = similarity * temporal
+        columns[i] = neighbours
+    rows = np.repeat(np.arange(length), window)
+    graph = scipy.sparse.csr_matrix((values.ravel(), (rows, columns.ravel())), shape=(length, length))
+    graph = graph + graph.T
+    graph = graph - scipy.sparse.diags(graph.diagonal())
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    degree[degree == 0] = 1
+    scaling = scipy.sparse.diags(1 / np.sqrt(degree))
+    system = scipy.sparse.eye(length) - 0.99 * (scaling @ graph @ scaling)
+    seeds = np.array([0, 1, length - 2, length - 1])
+    target = np.zeros(length)
+    target[seeds] = 1
+    z, _ = scipy.sparse.linalg.cg(system, target, rtol=1e-6, maxiter=maxiter)
+    z[z < 0] = 0
+    z[seeds] = z.max()
+    return z
+
+
+def worker(kind: str, data: Path, count: int, device: str | None, threads: int | None, out: Path) -> None:
+    """Run one side once in this process; write its z and timing."""
+    paths = sorted(data.glob("*.npy"))[:count]
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    features = LazyFeatures(paths)
+    if kind == "ours":
+        import torch
+
+        from models.config import preset
+        from models.propagation import propagate
+
+        config = preset("reference").propagation
+        start = time.perf_counter()
+        z = propagate(features, config, device=device)
+        if device and device.startswith("cuda"):
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        z = [official_style(np.asarray(features[i], dtype=np.float64)) for i in range(len(features))]
+        elapsed = time.perf_counter() - start
+    np.savez(out, *z)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": elapsed, "peak_rss_mib": peak_mib}))
+
+
+def run_side(kind: str, args: argparse.Namespace, scratch: Path) -> dict:
+    """Median time over repeats (each a fresh subprocess), peak memory, z of the last run."""
+    runs = []
+    out = scratch / f"{kind}.npz"
+    count = args.videos if kind == "ours" else args.baseline_videos
+    for _ in range(args.repeat if kind == "ours" else args.baseline_repeat):
+        command = [sys.executable, __file__, "--worker", kind, "--data", str(args.data), "--videos", str(count),
+                   "--worker-out", str(out)] + (["--device", args.device] if args.device else [])
+        command += ["--threads", str(args.threads)] if args.threads else []
+        completed = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+        runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    with np.load(out) as stored:
+        z = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    return {
+        "median_seconds": statistics.median(run["seconds"] for run in runs),
+        "runs_seconds": [run["seconds"] for run in runs],
+        "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+        "z": z,
+    }
+
+
+def ensure_data(args: argparse.Namespace) -> tuple[int, str]:
+    """Write the synthetic UCF-scale set once (reused when its marker matches); returns (videos, length source)."""
+    from pipeline.synthetic import describe_lengths, write_synthetic_features
+
+    marker = args.data / "frames.csv"
+    if not marker.exists():
+        print(f"writing the synthetic UCF-Crime-scale set (D = {args.dim}) to {args.data} ...", file=sys.stderr)
+        write_synthetic_features(args.data, scale="ucf-crime", dim=args.dim, salience=1.0, seed=0, limit=args.videos)
+    return len(sorted(args.data.glob("*.npy"))), describe_lengths("ucf-crime")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=1610, help="first N videos of the set (default all 1,610)")
+    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--device", help="torch device for this implementation (default cpu)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of this implementation (median)")
+    parser.add_argument("--baseline-repeat", type=int, default=1, help="runs of the official-style baseline")
+    parser.add_argument("--baseline-videos", type=int,
+                        help="run the baseline on the first N videos only and extrapolate its time by snippet count "
+                             "(labelled as such in the output); default: the same videos as this implementation")
+    parser.add_argument("--threads", type=int, help="torch threads for this implementation (default: torch's)")
+    parser.add_argument("--data", type=Path, help="feature folder (default: <tmp>/lanp-bench-ucf-<dim>-<videos>)")
+    parser.add_argument("--json", type=Path, help="write the results as JSON")
+    parser.add_argument("--worker", choices=["ours", "official"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.data = args.data or Path(tempfile.gettempdir()) / f"lanp-bench-ucf-{args.dim}-{args.videos}"
+    if args.worker:
+        worker(args.worker, args.data, args.videos, args.device, args.threads, args.worker_out)
+        return
+    available, length_source = ensure_data(args)
+    args.videos = min(args.videos, available)
+    args.baseline_videos = min(args.baseline_videos or args.videos, args.videos)
+    lengths = [np.load(path, mmap_mode="r").shape[0] for path in sorted(args.data.glob("*.npy"))[: args.videos]]
+    snippets, baseline_snippets = sum(lengths), sum(lengths[: args.baseline_videos])
+    with tempfile.TemporaryDirectory() as scratch:
+        ours = run_side("ours", args, Path(scratch))
+        baseline = run_side("official", args, Path(scratch))
+    compared = list(zip(ours["z"], baseline["z"], strict=False))  # the baseline's videos (a prefix)
+    max_abs = max(float(np.max(np.abs(a - b))) for a, b in compared)
+    max_rel = max(float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) for a, b in compared)
+    extrapolated = args.baseline_videos < args.videos
+    baseline_seconds = baseline["median_seconds"] * snippets / baseline_snippets
+    ratio = baseline_seconds / ours["median_seconds"]
+    result = {
+        "videos": args.videos,
+        "snippets": snippets,
+        "dim": args.dim,
+        "lengths": length_source,
+        "device": args.device or "cpu",
+        "threads": args.threads,
+        "ours": {k: v for k, v in ours.items() if k != "z"},
+        "official_style": {
+            **{k: v for k, v in baseline.items() if k != "z"},
+            "videos": args.baseline_videos,
+            "snippets": baseline_snippets,
+            "seconds_for_all_videos": baseline_seconds,
+            "extrapolated": extrapolated,
+        },
+        "speedup": ratio,
+        "compared_videos": len(compared),
+        "max_abs_diff_z": max_abs,
+        "max_rel_diff_z": max_rel,
+    }
+    label = (f"EXTRAPOLATED from {args.baseline_videos} videos ({baseline_snippets:,} snippets) by snippet count"
+             if extrapolated else "measured")
+    print(
+        f"{args.videos} videos, {snippets:,} snippets, D = {args.dim} ({length_source})\n"
+        f"  this implementation ({result['device']}): median {ours['median_seconds']:.2f} s of "
+        f"{len(ours['runs_seconds'])}, peak RSS {ours['peak_rss_mib']:.0f} MiB\n"
+        f"  official style (SciPy, CPU): {baseline_seconds:.2f} s for all videos ({label}; median of "
+        f"{len(baseline['runs_seconds'])}), peak RSS {baseline['peak_rss_mib']:.0f} MiB\n"
+        f"  speed-up {ratio:.1f}x; z agree on {len(compared)} videos to max abs {max_abs:.2e}, "
+        f"max rel (to each video's max) {max_rel:.2e}"
+    )
+    if math.isfinite(ratio) and args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
