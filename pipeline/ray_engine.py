@@ -1,4 +1,4 @@
-"""The batch jobs on Ray Data, for archives that outgrow one machine (``--engine ray``).
+"""The batch jobs on Ray Data, for archives that outgrow one machine (``lanp score|extract --engine ray``).
 
 A dataset of video paths goes through ``map_batches`` with a callable class that loads the model once per actor
 (``workers`` actors, one GPU each when CUDA is present); the driver receives one row per video and writes it with
@@ -11,16 +11,22 @@ extra: it is imported only here, and its absence is reported with the install co
 
 from __future__ import annotations
 
+import io
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.batch import BatchError, VideoOutcome, score_one
 from pipeline.inputs import VideoInput
+
+if TYPE_CHECKING:
+    from pipeline.extract import ExtractionReport
+    from pipeline.spec import FeatureSpec
 
 INSTALL_HINT = "pip install 'lanp-vad[ray]'"
 
@@ -125,3 +131,112 @@ def ray_score_outcomes(
     )
     for row in dataset.iter_rows():
         yield _outcome_of(row)
+
+
+# --- feature extraction on Ray (``lanp extract --engine ray``) ----------------------------------------------------
+
+
+class RayVideoExtractor:
+    """A Ray Data actor: the extractor a spec describes, built once per actor, extracting one video at a time."""
+
+    def __init__(self, spec_json: str, weights: str | None, device: str, batch_size: int, timeout_s: float | None,
+                 threads: int):
+        import torch
+
+        from pipeline.scorer import build_extractor
+        from pipeline.spec import FeatureSpec
+
+        torch.set_num_threads(threads)
+        spec = FeatureSpec.model_validate_json(spec_json)
+        self.extractor = build_extractor(spec, weights=weights, device=torch.device(device))
+        spec.check_compatible(self.extractor.spec, what="archive", other_what="actor's extractor")
+        self.extractor.batch_size = batch_size
+        self.timeout_s = timeout_s
+
+    def _extract(self, video: VideoInput) -> dict[str, Any]:
+        from pipeline.decode import VideoError
+
+        row: dict[str, Any] = {"video_id": video.video_id, "path": str(video.path), "status": "failed",
+                               "features": b"", "info": "", "error_kind": "", "error": ""}
+        try:
+            extracted = self.extractor.extract_video(video.path, timeout_s=self.timeout_s)
+        except VideoError as error:
+            return {**row, "error_kind": error.kind, "error": str(error)}
+        except Exception as error:  # noqa: BLE001 - one bad video must not stop an archive
+            return {**row, "error_kind": type(error).__name__, "error": str(error) or type(error).__name__}
+        buffer = io.BytesIO()
+        np.save(buffer, extracted.features)
+        info = extracted.info
+        details = {"num_frames": info.num_frames, "fps": info.fps, "duration_s": info.duration_s,
+                   "width": info.width, "height": info.height, "backend": info.backend}
+        return {**row, "status": "ok", "features": buffer.getvalue(), "info": json.dumps(details)}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = [self._extract(video) for video in _videos_of(batch)]
+        return {key: np.array([row[key] for row in rows], dtype=object) for key in rows[0]}
+
+
+def ray_extract_archive(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    spec: FeatureSpec,
+    weights: str | None,
+    workers: int,
+    device: str = "auto",
+    batch_size: int = 16,
+    timeout_s: float | None = 600.0,
+    progress: bool = True,
+) -> ExtractionReport:
+    """``extract_archive`` on Ray Data: the same resumable feature store, filled by ``workers`` actors.
+
+    Each actor rebuilds the extractor from ``spec`` (as the Scorer does), so every node makes the same features;
+    the driver writes the store (validated arrays, atomic files, fsynced manifest).
+    """
+    from tqdm import tqdm
+
+    from pipeline.batch import resolve_device
+    from pipeline.extract import ExtractionReport
+    from pipeline.featureset import FeatureStore
+    from pipeline.inputs import expand_inputs
+
+    videos = expand_inputs([str(item) for item in inputs])
+    store = FeatureStore(out_dir, spec)
+    report = ExtractionReport(Path(out_dir))
+    todo = [video for video in videos if not store.is_done(video.video_id)]
+    report.skipped = [video.video_id for video in videos if store.is_done(video.video_id)]
+    started = time.perf_counter()
+    if todo:
+        ray = require_ray()
+        from ray.data import ActorPoolStrategy, DataContext
+
+        DataContext.get_current().enable_progress_bars = False
+        device = resolve_device(device)
+        resources = _actor_resources(ray, device, workers)
+        dataset = ray.data.from_items(_video_rows(todo), override_num_blocks=len(todo)).map_batches(
+            RayVideoExtractor,
+            batch_size=1,
+            batch_format="numpy",
+            compute=ActorPoolStrategy(size=workers),
+            num_cpus=resources["num_cpus"],
+            num_gpus=resources["num_gpus"],
+            fn_constructor_kwargs={"spec_json": spec.model_dump_json(), "weights": weights, "device": device,
+                                   "batch_size": batch_size, "timeout_s": timeout_s,
+                                   "threads": resources["threads"]},
+        )
+        with tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress) as bar:
+            for row in dataset.iter_rows():
+                if row["status"] == "ok":
+                    features = np.load(io.BytesIO(row["features"]), allow_pickle=False)
+                    details = json.loads(row["info"])
+                    store.write(row["video_id"], features, source=row["path"], **details)
+                    report.extracted.append(row["video_id"])
+                    report.snippets += int(features.shape[0])
+                    report.frames += details["num_frames"]
+                    report.video_seconds += details["duration_s"]
+                else:
+                    store.fail(row["video_id"], row["error"], error_kind=row["error_kind"], source=row["path"])
+                    report.failed[row["video_id"]] = f"{row['error_kind']}: {row['error']}"
+                bar.update(1)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -59,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=_positive(float), default=600.0, metavar="SECONDS",
                         help="record a video as failed when its decoding makes no progress for this long")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="ray: --workers actors on Ray Data (RAY_ADDRESS to use a cluster; needs [ray])")
     parser.set_defaults(handler=run)
 
 
@@ -79,9 +81,19 @@ def run(args: argparse.Namespace) -> int:
         max_side=args.max_side,
     )
     print(f"lanp extract: {extractor.spec.describe()} on {extractor.device}", file=sys.stderr)
-    report = extract_archive(
-        args.inputs, args.out, extractor=extractor, workers=args.workers, timeout_s=args.timeout,
-        progress=not args.no_progress,
-    )
+    if args.engine == "ray":
+        from pipeline.ray_engine import ray_extract_archive
+
+        if args.max_side or args.allow_pickle:
+            raise ValueError("--max-side and --allow-pickle are not available with --engine ray")
+        report = ray_extract_archive(
+            args.inputs, args.out, spec=extractor.spec, weights=args.weights, workers=args.workers,
+            device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, progress=not args.no_progress,
+        )
+    else:
+        report = extract_archive(
+            args.inputs, args.out, extractor=extractor, workers=args.workers, timeout_s=args.timeout,
+            progress=not args.no_progress,
+        )
     print(report.summary(), file=sys.stderr)
     return 1 if report.failed else 0

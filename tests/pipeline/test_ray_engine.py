@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +19,21 @@ def _documents(out: Path) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in sorted((out / "videos").glob("*.json"))}
 
 
-def test_ray_engine_matches_the_local_engine(archive: Path, model_dir: Path, reference: Path,
-                                             tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[object]:
+    """A local Ray instance with 2 CPUs for this module's tests."""
     ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_engine_matches_the_local_engine(local_ray: object, archive: Path, model_dir: Path, reference: Path,
+                                             tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        report = run_batch(expand_inputs([archive]), model_dir, tmp_path, engine="ray", workers=2, plots=True,
-                           device="cpu", progress=False)
-    finally:
-        ray.shutdown()
+    report = run_batch(expand_inputs([archive]), model_dir, tmp_path, engine="ray", workers=2, plots=True,
+                       device="cpu", progress=False)
     assert report.failed == BAD_IDS and report.scored == report.total - len(BAD_IDS)
 
     local, distributed = _documents(reference), _documents(tmp_path)
@@ -55,3 +60,29 @@ def test_missing_ray_is_reported_with_the_install_command(monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(BatchError, match=r"pip install 'lanp-vad\[ray\]'"):
         require_ray()
+
+
+def test_ray_extraction_fills_the_same_feature_store_as_the_local_engine(local_ray: object, archive: Path,
+                                                                         model_dir: Path, tmp_path: Path) -> None:
+    from pipeline.extract import extract_archive
+    from pipeline.featureset import open_feature_set
+    from pipeline.ray_engine import ray_extract_archive
+    from pipeline.spec import FeatureSpec
+
+    spec = FeatureSpec.load(model_dir)
+    inputs = [archive / "cctv" / "Normal__Dava1_2.mp4", archive / "cctv" / "Dava__Dava1_1.mp4",
+              archive / "bad" / "notes.mp4"]
+    options = {"weights": spec.weights, "crop_size": spec.crop_size, "frames_per_snippet": spec.frames_per_snippet}
+    local = extract_archive(inputs, tmp_path / "local", workers=1, progress=False, backbone=spec.backbone,
+                            device="cpu", **options)
+    distributed = ray_extract_archive(inputs, tmp_path / "ray", spec=spec, weights=None, workers=2, device="cpu",
+                                      progress=False)
+    assert sorted(distributed.extracted) == sorted(local.extracted) == ["Dava__Dava1_1", "Normal__Dava1_2"]
+    assert list(distributed.failed) == list(local.failed) == ["notes"]
+    ours, theirs = open_feature_set(tmp_path / "ray"), open_feature_set(tmp_path / "local")
+    assert ours.spec == theirs.spec == spec
+    for video_id in theirs.video_ids:
+        np.testing.assert_allclose(ours.load(video_id), theirs.load(video_id), rtol=0, atol=1e-5)
+    again = ray_extract_archive(inputs, tmp_path / "ray", spec=spec, weights=None, workers=1, device="cpu",
+                                progress=False)
+    assert sorted(again.skipped) == ["Dava__Dava1_1", "Normal__Dava1_2"] and list(again.failed) == ["notes"]
