@@ -88,17 +88,19 @@ def naive_app():  # noqa: ANN201 (a FastAPI app, built lazily for uvicorn --fact
     return app
 
 
-def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    for _ in range(600):
+def start(command: list[str], env: dict[str, str], url: str, log: Path, timeout_s: float = 900.0) -> subprocess.Popen:
+    with log.open("ab") as stream:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=stream, stderr=stream)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(url + "/openapi.json", timeout=2).status_code == 200:
                 return process
         except httpx.TransportError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     process.kill()
-    raise RuntimeError(f"{command} did not start")
+    raise RuntimeError(f"{command} did not start; see {log}")
 
 
 def post(url: str, clip: bytes) -> float:
@@ -170,7 +172,7 @@ def main() -> None:
                                      ("naive", "bench.service:naive_app", "/naive-score", 8932)):
         url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "uvicorn", module, "--factory", "--port", str(port), "--log-level", "warning"]
-        process = start(command, env, url)
+        process = start(command, env, url, work / f"{name}.log")
         try:
             results[name] = measure(url + path, clip, args.requests, args.clip_seconds)
             if name == "service" and args.long_seconds > 0:
@@ -183,6 +185,8 @@ def main() -> None:
             process.terminate()
             process.wait(30)
         print(name, json.dumps(results[name]), flush=True)
+        if name == "service" and "long_upload" in results:
+            print("long_upload", json.dumps(results["long_upload"]), flush=True)
     service, naive = results["service"], results["naive"]
     ratio = naive["p50_s"] / service["p50_s"]
     print(f"latency p50 {service['p50_s']:.2f} s vs naive {naive['p50_s']:.2f} s (naive/service {ratio:.2f}x)")
