@@ -8,7 +8,7 @@ Runs the same archive (real Ped2 clips, repeated under new names to reach ``--vi
 - ``ray xN``: Ray Data with N actors on a local Ray instance (``--no-ray`` to skip);
 
 and prints video-hours per hour, snippets/s and the ratio to the baseline (medians over ``--repeats``), then
-the peak memory (RSS summed over the process tree, sampled every 50 ms) of the local pool on a small and a 4x
+the peak memory (RSS summed over the process tree from /proc, sampled every 50 ms) of the local pool on a small and a 4x
 larger archive. The model is a random-init classifier over ``--backbone`` features unless ``--model`` is given:
 throughput does not depend on the weights' values. CPU timings on a shared machine are noisy: few repetitions,
 medians quoted.
@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import psutil
-
 from pipeline.batch import run_batch
 from pipeline.inputs import VideoInput
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PED2 = REPO_ROOT.parent / "shared" / "data" / "ucsd-ped2" / "videos"
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def make_model(directory: Path, backbone: str, crop: int | None, frames: int | None, device: str) -> Path:
@@ -60,6 +60,31 @@ def make_archive(count: int) -> list[VideoInput]:
             for index in range(count)]
 
 
+def tree_rss_bytes(root: int) -> int:
+    """RSS of process ``root`` and all its descendants, from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in members]
+        members.update(children)
+        frontier.extend(children)
+    total = 0
+    for pid in members:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        except OSError:
+            continue
+    return total
+
+
 class PeakMemory:
     """Peak RSS of this process and all its descendants, sampled in a thread."""
 
@@ -70,15 +95,8 @@ class PeakMemory:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        root = psutil.Process()
         while not self._stop.is_set():
-            total = 0
-            for process in [root, *root.children(recursive=True)]:
-                try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, tree_rss_bytes(os.getpid()))
             time.sleep(self.interval_s)
 
     def __enter__(self) -> PeakMemory:

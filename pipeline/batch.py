@@ -253,8 +253,9 @@ class BatchOutputs:
                 for video_id in sorted(self.manifest.latest):
                     record = self.manifest.latest[video_id]
                     if record["status"] != "ok" or not self.is_done(video_id):
-                        summary_writer.writerow([video_id, record["path"], "", "", "", "", "", "", "failed",
-                                                 f"{record.get('error_kind')}: {record.get('error')}"])
+                        error = (f"{record.get('error_kind')}: {record.get('error')}" if record["status"] == "failed"
+                                 else f"missing: videos/{video_id}.json was removed; rerun to score it again")
+                        summary_writer.writerow([video_id, record["path"], "", "", "", "", "", "", "failed", error])
                         continue
                     document = json.loads((self.videos_dir / f"{video_id}.json").read_text())
                     tables = document_tables(video_id, record["path"], document)
