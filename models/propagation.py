@@ -134,22 +134,33 @@ def _median_scale(distances_sq: torch.Tensor) -> torch.Tensor:
 
 
 def _load_into(target: torch.Tensor, features: np.ndarray | torch.Tensor, config: PropagationConfig) -> None:
-    """Copy one video's features into ``target`` (T, D) float32, then standardise or mean-centre it in place.
+    """Copy one video's features into ``target`` (T, D) float32, standardised or shifted to near zero.
 
-    Centring changes no distance but keeps the float32 dot products of the distance kernels accurate.
+    Distances do not change under a shift, but the float32 dot products of the distance kernels are accurate
+    only for vectors near zero: subtracting the mean of a few evenly spaced snippets while copying does that in
+    the same pass over the data (the full mean would need two more).
     """
-    if torch.is_tensor(features):
-        target.copy_(features)
-    elif target.device.type == "cpu":  # straight from (possibly memory-mapped, read-only) arrays
-        np.copyto(target.numpy(), np.asarray(features), casting="same_kind")
-    else:
-        target.copy_(torch.from_numpy(np.array(features, dtype=np.float32)))
-    if config.standardize:
-        spread = target.std(dim=0, unbiased=False)
-        target -= target.mean(dim=0)
-        target /= torch.where(spread > 0, spread, torch.ones_like(spread))
-    elif _needs_distances(config):
-        target -= target.mean(dim=0)
+    length = target.shape[0]
+    if config.standardize or not _needs_distances(config):
+        if torch.is_tensor(features):
+            target.copy_(features)
+        elif target.device.type == "cpu":
+            np.copyto(target.numpy(), np.asarray(features), casting="same_kind")
+        else:
+            target.copy_(torch.from_numpy(np.array(features, dtype=np.float32)))
+        if config.standardize:
+            spread = target.std(dim=0, unbiased=False)
+            target -= target.mean(dim=0)
+            target /= torch.where(spread > 0, spread, torch.ones_like(spread))
+        return
+    probes = np.unique(np.linspace(0, length - 1, min(length, 8)).round().astype(int))
+    if not torch.is_tensor(features) and target.device.type == "cpu":  # straight from (memory-mapped) arrays
+        centre = np.asarray(features[probes], dtype=np.float32).mean(axis=0)
+        np.subtract(features, centre, out=target.numpy(), casting="same_kind")
+        return
+    source = features if torch.is_tensor(features) else torch.from_numpy(np.array(features, dtype=np.float32))
+    source = source.to(device=target.device, dtype=torch.float32)
+    torch.sub(source, source[torch.as_tensor(probes, device=target.device)].mean(dim=0), out=target)
 
 
 def _prepare(features: np.ndarray | torch.Tensor, config: PropagationConfig, device: torch.device) -> torch.Tensor:
@@ -320,11 +331,11 @@ def _propagate_banded(
     starts = window_starts(position, length_of, window)
 
     # Dot products x_i . x_{i+o} for o = 0..h from two block products per block of h rows.
-    blocks = stacked.view(-1, half, dim)
-    current = torch.bmm(blocks[:-1], blocks[:-1].transpose(1, 2))
-    following = torch.bmm(blocks[:-1], blocks[1:].transpose(1, 2))
-    pairs = torch.cat([current, following], dim=2)
-    near = pairs.as_strided((total // half, half, half + 1), (2 * half * half, 2 * half + 1, 1)).reshape(total, -1)
+    count = total // half
+    rows_of_block = stacked[:total].view(count, half, dim)
+    two_blocks = stacked.as_strided((count, 2 * half, dim), (half * dim, dim, 1))  # block b and b + 1
+    pairs = torch.bmm(rows_of_block, two_blocks.transpose(1, 2))
+    near = pairs.as_strided((count, half, half + 1), (2 * half * half, 2 * half + 1, 1)).reshape(total, -1)
     norms = torch.zeros(total + half, dtype=torch.float64, device=device)
     norms[:total] = near[:, 0]
 
