@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="short side before cropping (default: the backbone's ratio, e.g. 256 for 224)")
     parser.add_argument("--fps", type=_positive(float), help="resample videos to this frame rate first")
     parser.add_argument("--max-side", type=_positive(int), help="downscale frames whose longer side exceeds this")
+    parser.add_argument("--decoder", choices=("pyav", "decord", "auto"), default="pyav",
+                        help="video decoder (auto: decord with PyAV as fallback); features do not depend on it")
     parser.add_argument("--timeout", type=_positive(float), default=600.0, metavar="SECONDS",
                         help="record a video as failed when its decoding makes no progress for this long")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         resize=args.resize,
         target_fps=args.fps,
         max_side=args.max_side,
+        backend=args.decoder,
     )
     print(f"lanp extract: {extractor.spec.describe()} on {extractor.device}", file=sys.stderr)
     if args.engine == "ray":
