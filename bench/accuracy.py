@@ -1,0 +1,132 @@
+"""Accuracy benchmark: LANP, its ablations, C2FPL, GCL and a random scorer in one table (Markdown + JSON).
+
+Runs every row on every data set with every seed; the random scorer is the baseline every ratio is read against.
+Finished cells are appended to ``<out>.jsonl`` as they come, so a long run can be watched and survives a kill.
+
+    python bench/accuracy.py --tiny                       # CI: tiny synthetic set, 20 epochs, 1 seed
+    python bench/accuracy.py --datasets ped2 ped2-long syn-sh --out bench/results/accuracy
+    python bench/accuracy.py --datasets none --public "SH-I3D" TRAIN.list TEST.list GT_DIR   # public features
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.accuracy import (  # noqa: E402
+    AccuracyDataset,
+    SyntheticSpec,
+    method_rows,
+    ped2_datasets,
+    public_dataset,
+    run_table,
+    synthetic_dataset,
+)
+
+SYNTHETIC = {
+    "syn-sh": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2),
+    "syn-sh-less-salient": SyntheticSpec("shanghaitech", 0.5, dim=128, keep_every=2),
+    "syn-sh-scenes": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2, scenes_per_video=3),
+    "syn-ucf": SyntheticSpec("ucf-crime", 1.0, dim=128, keep_every=32),
+    "tiny": SyntheticSpec("tiny", 2.0, dim=32),
+}
+
+
+def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
+    data_dir, cache = Path(args.data_dir), Path(args.cache)
+    datasets: list[AccuracyDataset] = []
+    names = [name for name in args.datasets if name != "none"]
+    if "ped2" in names or "ped2-long" in names:
+        ped2, ped2_long = ped2_datasets(data_dir, cache)
+        datasets += [dataset for dataset, key in ((ped2, "ped2"), (ped2_long, "ped2-long")) if key in names]
+    for name in names:
+        if name in SYNTHETIC:
+            datasets.append(synthetic_dataset(SYNTHETIC[name], cache))
+        elif name not in ("ped2", "ped2-long"):
+            raise SystemExit(f"unknown data set {name!r}; choose from ped2, ped2-long, {', '.join(SYNTHETIC)}")
+    for name, train, test, gt in args.public or []:
+        datasets.append(
+            public_dataset(
+                name, train, test, gt, feature_dir=args.feature_dir, gt_format=args.gt_format, frames=args.frames,
+                overrides=args.set,
+            )
+        )  # fmt: skip
+    return datasets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["ped2", "ped2-long", "syn-sh"])
+    parser.add_argument("--public", nargs=4, action="append", metavar=("NAME", "TRAIN", "TEST", "GT"),
+                        help="public features: train, test (RTFM .list, LANP split, folder), gt")  # fmt: skip
+    parser.add_argument("--feature-dir", help="folder of the feature files of --public splits/lists")
+    parser.add_argument("--gt-format", default="auto")
+    parser.add_argument("--frames", help="per-video frame counts for --public ground truth")
+    parser.add_argument("--set", nargs="*", default=[], help="LANP overrides for --public data sets (key=value)")
+    parser.add_argument("--rows", choices=("all", "affinity", "core"), default="all")
+    parser.add_argument("--base", nargs="*", default=[], help="overrides under every ablation row")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, help="LANP epochs (default: the preset's 300)")
+    parser.add_argument("--eval-every", type=int, default=10, help="evaluate LANP every N epochs (and the last)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--cache", default=str(ROOT / "bench" / "results" / "cache"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "accuracy"), help="output path stem")
+    parser.add_argument("--tiny", action="store_true", help="CI: tiny synthetic set, core rows, 1 seed, 20 epochs")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.datasets, args.rows, args.seeds, args.epochs, args.eval_every = ["tiny"], "core", [0], 20, 5
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+
+    datasets = build_datasets(args)
+    rows = method_rows(base=args.base, include=args.rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".jsonl")
+    partial.write_text("")
+    started = time.perf_counter()
+
+    def progress(record: dict) -> None:
+        with partial.open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+        print(
+            f"{record['dataset']:>24} | {record['method']:<60} | seed {record['seed']} | "
+            f"AUC final {100 * record['final']['auc_roc']:.1f} best {100 * record['best']['auc_roc']:.1f} | "
+            f"{record['seconds']:.0f} s",
+            flush=True,
+        )
+
+    report = run_table(
+        datasets, rows, seeds=args.seeds, epochs=args.epochs, eval_every=args.eval_every, on_record=progress
+    )
+    report.settings.update({"threads": args.threads, "rows": args.rows, "base": args.base,
+                            "wall_seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
+    out.with_suffix(".json").write_text(report.to_json())
+    out.with_suffix(".md").write_text(report.markdown())
+    print(report.markdown())
+    random_row = report.summary.get("random scorer", {})
+    for dataset in report.datasets:
+        floor = random_row.get(dataset, {}).get("auc_final", {}).get("mean")
+        best = max(
+            ((method, cells[dataset]["auc_final"]["mean"]) for method, cells in report.summary.items()
+             if dataset in cells),
+            key=lambda item: item[1],
+        )  # fmt: skip
+        if floor:
+            ratio = best[1] / floor
+            print(f"{dataset}: best final-epoch AUC {best[1]:.3f} ({best[0]}) = {ratio:.2f}x the random scorer")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

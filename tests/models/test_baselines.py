@@ -1,0 +1,163 @@
+"""Baselines and LANP's ablation switches on small synthetic arrays built here (no I/O, CPU, seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from models.baselines import (
+    BaselineError,
+    C2FPLConfig,
+    GCLConfig,
+    SnippetHead,
+    make_c2fpl_labels,
+    random_scores,
+    score_videos,
+    train_c2fpl,
+    train_gcl,
+)
+from models.baselines.c2fpl import abnormal_window, split_videos
+from models.config import PropagationConfig, PseudoLabelConfig, ReweightConfig
+from models.propagation import propagate
+from models.pseudo_labels import make_pseudo_labels
+from models.reweighting import loss_weights, normal_list
+
+
+def make_videos(count: int, seed: int, *, length: int = 24, dim: int = 32) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Non-negative scene features per video; every other video has a shared anomaly signature in its middle.
+
+    Follows LANP's prior (the first and last 3 snippets are always normal) and C2FPL's (anomalies raise the norm).
+    """
+    rng = np.random.default_rng(seed)
+    signature = np.zeros(dim)
+    signature[:4] = 1.0
+    features, labels = [], []
+    for index in range(count):
+        scene = rng.gamma(2.0, 0.5, dim)
+        video = scene * (1 + 0.1 * rng.standard_normal((length, dim)))
+        truth = np.zeros(length, dtype=np.float32)
+        if index % 2:
+            start = int(rng.integers(3, length - 9))
+            truth[start : start + 6] = 1
+            video[start : start + 6] += signature * rng.uniform(1.0, 3.0, (6, 1))
+        features.append(np.abs(video).astype(np.float32))
+        labels.append(truth)
+    return features, labels
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, list[np.ndarray]]:
+    torch.set_num_threads(1)
+    train, train_labels = make_videos(40, seed=0)
+    test, test_labels = make_videos(20, seed=1)
+    return {"train": train, "train_labels": train_labels, "test": test, "test_labels": test_labels}
+
+
+def snippet_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> float:
+    return float(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
+
+
+def precision(predicted: list[np.ndarray], truth: list[np.ndarray]) -> float:
+    hits = np.concatenate(predicted).astype(bool)
+    return float(np.concatenate(truth)[hits].mean())
+
+
+def test_c2fpl_and_gcl_beat_a_random_scorer(data: dict[str, list[np.ndarray]]) -> None:
+    chance = snippet_auc(random_scores([len(video) for video in data["test"]], seed=0), data["test_labels"])
+    c2fpl, _ = train_c2fpl(data["train"], C2FPLConfig(epochs=10), seed=0)
+    gcl = train_gcl(data["train"], GCLConfig(epochs=5), seed=0)
+    for name, model in (("c2fpl", c2fpl), ("gcl", gcl)):
+        auc = snippet_auc(score_videos(model, data["test"]), data["test_labels"])
+        assert auc > chance + 0.2, f"{name}: AUC {auc:.3f} vs random {chance:.3f}"
+
+
+def test_c2fpl_bags_reach_the_target_share_and_windows_span_a_fifth(data: dict[str, list[np.ndarray]]) -> None:
+    labels = make_c2fpl_labels(data["train"], C2FPLConfig(abnormal_share=0.3), seed=0)
+    assert labels.abnormal.sum() == round(0.3 * len(data["train"]))
+    for bad, video_labels in zip(labels.abnormal, labels.snippet_labels, strict=True):
+        assert video_labels.sum() == (int(0.2 * len(video_labels)) if bad else 0)
+
+
+def test_abnormal_window_covers_the_largest_density_change() -> None:
+    density = np.array([1.0, 1.0, 1.0, 1.0, 0.2, 0.9, 0.1, 1.0, 1.0, 1.0])
+    window = abnormal_window(density, 0.4)
+    np.testing.assert_array_equal(np.flatnonzero(window), [4, 5, 6, 7])
+
+
+def test_c2fpl_refuses_too_few_videos_and_mixed_dimensions(data: dict[str, list[np.ndarray]]) -> None:
+    with pytest.raises(BaselineError, match="at least 4 videos"):
+        split_videos([np.ones(5)] * 3, C2FPLConfig())
+    mixed = data["train"][:5] + [np.ones((10, 7), dtype=np.float32)]
+    with pytest.raises(BaselineError, match="video #5: feature dimension 7"):
+        make_c2fpl_labels(mixed, C2FPLConfig())
+    with pytest.raises(BaselineError, match="video #0: NaN"):
+        train_gcl([np.full((4, 3), np.nan)] * 4, GCLConfig(epochs=1))
+
+
+def test_heads_average_crop_scores_like_the_evaluator() -> None:
+    torch.manual_seed(0)
+    head = SnippetHead(8, (16,), dropout=0.5)
+    crops = np.random.default_rng(0).random((5, 3, 8)).astype(np.float32)
+    per_crop = [score_videos(head, [crops[:, crop]])[0] for crop in range(3)]
+    np.testing.assert_allclose(score_videos(head, [crops])[0], np.mean(per_crop, axis=0), rtol=1e-6)
+    batched = head(torch.from_numpy(crops).permute(1, 0, 2).unsqueeze(0)).detach().numpy()[0]
+    np.testing.assert_allclose(batched, np.mean(per_crop, axis=0), rtol=1e-6)
+
+
+def test_random_scores_are_reproducible_and_seeded() -> None:
+    first, again, other = random_scores([3, 5], 7), random_scores([3, 5], 7), random_scores([3, 5], 8)
+    assert [len(scores) for scores in first] == [3, 5]
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
+    assert not np.allclose(np.concatenate(first), np.concatenate(other))
+
+
+# ---- LANP's ablation switches change what they claim to change ------------------------------------------------
+
+
+def pseudo_precision(features: list[np.ndarray], truth: list[np.ndarray], config: PropagationConfig) -> float:
+    z = propagate(features, config, seed=0)
+    labels = make_pseudo_labels(z, PseudoLabelConfig(abnormal_fraction=0.5))
+    return precision(labels.snippet_labels, truth)
+
+
+def test_random_seeds_give_lower_pseudo_label_precision_than_the_normality_prior(
+    data: dict[str, list[np.ndarray]],
+) -> None:
+    prior = pseudo_precision(data["train"], data["train_labels"], PropagationConfig(affinity="adaptive"))
+    random = pseudo_precision(
+        data["train"], data["train_labels"], PropagationConfig(affinity="adaptive", seeds="random")
+    )
+    assert prior > random + 0.05, (prior, random)
+
+
+def test_direct_comparison_differs_from_propagation(data: dict[str, list[np.ndarray]]) -> None:
+    propagated = propagate(data["train"][:4], PropagationConfig(affinity="adaptive"))
+    direct = propagate(data["train"][:4], PropagationConfig(affinity="adaptive", method="direct"))
+    assert not all(np.allclose(a, b) for a, b in zip(propagated, direct, strict=True))
+
+
+def test_temporal_only_similarity_ignores_the_features(data: dict[str, list[np.ndarray]]) -> None:
+    video = data["train"][1]
+    shuffled = video[np.random.default_rng(0).permutation(len(video))]
+    temporal_only = PropagationConfig(feature_similarity=False)
+    np.testing.assert_allclose(propagate([video], temporal_only)[0], propagate([shuffled], temporal_only)[0])
+    with_features = PropagationConfig(affinity="adaptive")
+    assert not np.allclose(propagate([video], with_features)[0], propagate([shuffled], with_features)[0])
+
+
+def test_h_sets_the_size_of_the_normal_list(data: dict[str, list[np.ndarray]]) -> None:
+    z = propagate(data["train"], PropagationConfig(affinity="adaptive"))
+    sizes = [
+        len(make_pseudo_labels(z, PseudoLabelConfig(abnormal_fraction=0.5, confident_normal_ratio=h)).confident_normal)
+        for h in (0.1, 0.5, 1.0)
+    ]
+    assert sizes[0] < sizes[1] < sizes[2] == 20
+    labels = make_pseudo_labels(z, PseudoLabelConfig(abnormal_fraction=0.5, confident_normal_ratio=0.5))
+    normals = normal_list(data["train"], labels.confident_normal, ReweightConfig(), num_segments=8)
+    assert normals.shape == (10, 32)
+    weights = loss_weights(data["train"][0], labels.snippet_labels[0], normals, ReweightConfig())
+    assert weights.shape == (24,) and np.all((weights > 0) & (weights <= 1)) and weights.std() > 0
+    off = loss_weights(data["train"][0], labels.snippet_labels[0], normals, ReweightConfig(enabled=False))
+    np.testing.assert_array_equal(off, np.ones(24))
