@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt-format", default="auto")
     parser.add_argument("--frames", help="per-video frame counts for --public ground truth")
     parser.add_argument("--set", nargs="*", default=[], help="LANP overrides for --public data sets (key=value)")
-    parser.add_argument("--rows", choices=("all", "affinity", "core"), default="all")
+    parser.add_argument("--rows", choices=("all", "affinity", "ablation", "core"), default="all")
     parser.add_argument("--base", nargs="*", default=[], help="overrides under every ablation row")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="LANP epochs (default: the preset's 300)")

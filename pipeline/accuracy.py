@@ -54,8 +54,9 @@ def method_rows(
 ) -> list[MethodRow]:
     """The table's rows. ``base`` overrides apply to every ablation row (the configuration being ablated).
 
-    ``include``: ``all`` (every row), ``affinity`` (presets, affinity variants, baselines) or ``core`` (presets,
-    the scale-free variants and the baselines: the CI configuration).
+    ``include``: ``all`` (every row), ``affinity`` (presets, affinity variants, baselines), ``ablation`` (the
+    ablation rows and the random scorer) or ``core`` (presets, the scale-free variants and the baselines: the CI
+    configuration).
     """
     base = tuple(base)
     rows = [
@@ -76,7 +77,7 @@ def method_rows(
     if include == "core":
         variants = [row for row in variants if "adaptive" in row.name]
     rows += variants
-    if include == "all":
+    if include in ("all", "ablation"):
         suffix = f" [base: {', '.join(base)}]" if base else ""
 
         def ablation(name: str, *overrides: str) -> MethodRow:
@@ -97,6 +98,8 @@ def method_rows(
         MethodRow("GCL-style", "gcl", group="baselines"),
         MethodRow("random scorer", "random", group="baselines"),
     ]
+    if include == "ablation":
+        rows = [row for row in rows if row.group == "ablation" or row.kind == "random"]
     return rows
 
 
