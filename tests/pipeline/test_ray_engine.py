@@ -34,7 +34,8 @@ def test_ray_engine_matches_the_local_engine(local_ray: object, archive: Path, m
 
     report = run_batch(expand_inputs([archive]), model_dir, tmp_path, engine="ray", workers=2, plots=True,
                        device="cpu", progress=False)
-    assert report.failed == BAD_IDS and report.scored == report.total - len(BAD_IDS)
+    errors = [line for line in (tmp_path / "manifest.jsonl").read_text().splitlines() if '"failed"' in line]
+    assert report.failed == BAD_IDS and report.scored == report.total - len(BAD_IDS), errors
 
     local, distributed = _documents(reference), _documents(tmp_path)
     assert sorted(distributed) == sorted(local)
