@@ -315,19 +315,21 @@ def _propagate_banded(
     offsets = np.concatenate([[0], np.cumsum(padded_lengths)]).astype(int)
     total = int(offsets[-1])
     stacked = torch.empty(total + half, dim, dtype=torch.float32, device=device)
-    length_of = torch.zeros(total + half, dtype=torch.long, device=device)
-    position = torch.zeros(total + half, dtype=torch.long, device=device)
-    temporal_of = torch.ones(total, dtype=torch.float64, device=device)
     seeds = []
     for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
         start = offsets[index]
         _load_into(stacked[start : start + g.length], video, config)
-        stacked[start + g.length : offsets[index + 1]] = 0
         seeds.append(seed_indices(stacked[start : start + g.length], config, rng))
-        length_of[start : start + g.length] = g.length
-        position[start : start + g.length] = torch.arange(g.length, device=device)
-        temporal_of[start : start + g.length] = g.temporal_length
-    stacked[total:] = 0
+    # Per-row metadata, vectorised: owner video, position in it, its length (0 on padding rows).
+    padded = torch.tensor(padded_lengths + [half], device=device)
+    owner = torch.arange(len(graphs) + 1, device=device).repeat_interleave(padded)
+    position = torch.arange(total + half, device=device) - torch.as_tensor(offsets, device=device)[owner]
+    real_lengths = torch.tensor([g.length for g in graphs] + [0], device=device)
+    length_of = torch.where(position < real_lengths[owner], real_lengths[owner], 0)
+    stacked[length_of == 0] = 0
+    temporal_lengths = [float(g.temporal_length) for g in graphs] + [1.0]
+    temporal_of = torch.tensor(temporal_lengths, dtype=torch.float64, device=device)[owner[:total]]
+    owner = owner[:total]
     starts = window_starts(position, length_of, window)
 
     # Dot products x_i . x_{i+o} for o = 0..h from two block products per block of h rows.
@@ -366,16 +368,17 @@ def _propagate_banded(
         upper *= torch.exp(-gaps.double() / temporal_of[:, None])
 
     # Border links beyond h: rows [0, h) x columns [h, Lw) at the start, the mirror image at the end.
-    corner_rows, corner_cols = [], []
-    corner_dots = torch.empty(2 * len(graphs), half, half, dtype=torch.float32, device=device)
-    for index, g in enumerate(graphs):
-        for side, first in enumerate((offsets[index], offsets[index] + g.length - window)):
-            corner_rows.append(torch.arange(first, first + half, device=device))
-            corner_cols.append(torch.arange(first + half, first + window, device=device))
-            block = stacked[first : first + window]
-            torch.mm(block[:half], block[half:].T, out=corner_dots[2 * index + side])
-    row_grid = torch.stack(corner_rows)[:, :, None].expand(-1, -1, half)
-    col_grid = torch.stack(corner_cols)[:, None, :].expand(-1, half, -1)
+    # The start corner is block-aligned, so its products are in ``pairs``; the end corners are gathered.
+    first_rows = torch.as_tensor(offsets[:-1], device=device)
+    last_rows = first_rows + torch.tensor([g.length - window for g in graphs], device=device)
+    span = torch.arange(half, device=device)
+    end_rows = last_rows[:, None] + span
+    end_dots = torch.bmm(stacked[end_rows], stacked[end_rows + half].transpose(1, 2))
+    corner_dots = torch.stack([pairs[first_rows // half, :, half:], end_dots], dim=1).reshape(-1, half, half)
+    corner_rows = torch.stack([first_rows[:, None] + span, end_rows], dim=1).reshape(-1, half)
+    corner_cols = corner_rows + half
+    row_grid = corner_rows[:, :, None].expand(-1, -1, half)
+    col_grid = corner_cols[:, None, :].expand(-1, half, -1)
     # A video shorter than 3h has rows in both corners: the end corner leaves those to the start corner.
     is_end = (torch.arange(row_grid.shape[0], device=device) % 2 == 1)[:, None, None]
     seen = is_end & (position[row_grid] < half) & (position[col_grid] < window)
@@ -427,7 +430,6 @@ def _propagate_banded(
     rhs = torch.zeros(total, dtype=torch.float64, device=device)
     for index, seed in enumerate(seeds):
         rhs[offsets[index] + torch.as_tensor(seed, device=device)] = 1.0
-    owner = torch.arange(len(graphs), device=device).repeat_interleave(torch.tensor(padded_lengths, device=device))
     real = length_of[:total] > 0
     solution = torch.zeros(total, dtype=torch.float64, device=device)
     if config.solver == "exact":
@@ -477,7 +479,7 @@ def propagate(
     device: str | torch.device | None = None,
     seed: int = 0,
     video_ids: Sequence[str] | None = None,
-    chunk_elements: int = 8_000_000,
+    chunk_elements: int = 48_000_000,
 ) -> list[np.ndarray]:
     """Normality z (float64, shape (T,)) for each video's (T, D) features, computed in memory-bounded batches.
 
