@@ -58,7 +58,7 @@ class SceneSettings:
     width: int = 320
     height: int = 240
     fps: int = 15
-    walkers: float = 5.0  # mean number of pedestrians in view
+    walkers: float = 4.0  # mean number of pedestrians in view
     noise: float = 2.5  # sensor noise, standard deviation on 0-255
     flicker: float = 0.02  # relative amplitude of the lighting flicker
     crf: int = 20  # H.264 constant rate factor of the written clips
@@ -156,11 +156,14 @@ def plan_clips(
 
 def _fill_rect(canvas: np.ndarray, x0: float, y0: float, x1: float, y1: float, color: Color, alpha: float = 1) -> None:
     height, width = canvas.shape[:2]
-    left, right = max(int(round(x0)), 0), min(int(round(x1)), width)
-    top, bottom = max(int(round(y0)), 0), min(int(round(y1)), height)
+    left, right = max(int(x0 + 0.5), 0), min(int(x1 + 0.5), width)
+    top, bottom = max(int(y0 + 0.5), 0), min(int(y1 + 0.5), height)
     if left < right and top < bottom:
         region = canvas[top:bottom, left:right]
-        region += alpha * (np.asarray(color, dtype=np.float32) - region)
+        if alpha == 1:
+            region[:] = color
+        else:
+            region += alpha * (np.asarray(color, dtype=np.float32) - region)
 
 
 def _fill_ellipse(
@@ -361,6 +364,7 @@ def _draw_vehicle(
     alpha: float,
 ) -> None:
     body = colors[0]
+    s *= 1.3  # a van: about 6 m long beside 1.7 m people
     half = 45 * s
     _fill_ellipse(canvas, x, y, half + 6 * s, 5 * s, (0, 0, 0), alpha=0.4 * alpha)
     _fill_rect(canvas, x - half, y - 30 * s, x + half, y - 7 * s, body, alpha)
@@ -457,13 +461,13 @@ def _event_movers(plan: ClipPlan, scene: _Scene, rng: np.random.Generator) -> li
 
 
 def _fighters(plan: ClipPlan, start: int, end: int, scene: _Scene, rng: np.random.Generator) -> list[_Mover]:
-    """Four to six people who walk to a meeting point, jostle erratically there from ``start`` to ``end``,
+    """Five to eight people who walk to a meeting point, jostle erratically there from ``start`` to ``end``,
     then walk off."""
     center = np.array(
         [rng.uniform(0.3, 0.7) * scene.width, scene.horizon + rng.uniform(0.5, 0.85) * (scene.height - scene.horizon)]
     )
     movers = []
-    for _ in range(int(rng.integers(4, 7))):
+    for _ in range(int(rng.integers(5, 9))):
         spot = center + rng.normal(0, 7, size=2)
         come = spot + rng.normal(0, 1, size=2) * np.array([70, 20])
         leave = spot + rng.normal(0, 1, size=2) * np.array([90, 20])
@@ -499,20 +503,26 @@ def render_clip(
         offsets[plan.anomaly_start : plan.anomaly_end] = np.clip(shake, 1 - _VIEW_MARGIN, _VIEW_MARGIN - 1)
     noise_bank = rng.normal(0, settings.noise, size=(8, settings.height, settings.width, 1)).astype(np.float32)
     height, width = settings.height, settings.width
+    canvas = np.empty_like(scene.background)
+    view = np.empty((height, width, 3), dtype=np.float32)
     for frame in frames:
-        canvas = scene.background.copy()
+        np.copyto(canvas, scene.background)
         for mover in sorted((m for m in movers if m.active(frame)), key=lambda m: m.position(frame)[1]):
             mover.draw(canvas, int(frame), scene)
         # The view moves from the previous frame's offset to this one's during the exposure: a shaken camera blurs.
         previous, current = offsets[max(frame - 1, 0)], offsets[frame]
         taps = (1.0,) if np.array_equal(previous, current) else (0.25, 0.5, 0.75, 1.0)
-        view = np.zeros((height, width, 3), dtype=np.float32)
-        for share in taps:
+        for tap, share in enumerate(taps):
             dy, dx = np.round(previous + share * (current - previous)).astype(int) + _VIEW_MARGIN
-            view += canvas[dy : dy + height, dx : dx + width]
+            crop = canvas[dy : dy + height, dx : dx + width]
+            if tap:
+                view += crop
+            else:
+                np.copyto(view, crop)
         view *= gain[frame] * tint[frame] / len(taps)
         view += noise_bank[rng.integers(len(noise_bank))]
-        yield np.clip(view, 0, 255).astype(np.uint8)
+        np.clip(view, 0, 255, out=view)
+        yield view.astype(np.uint8)
 
 
 def write_clip(

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("train", "evaluate", "propagate", "score", "extract", "serve")
+COMMANDS = ("train", "evaluate", "propagate", "score", "extract", "serve", "demo")
 
 
 class CommandError(Exception):
