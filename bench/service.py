@@ -30,6 +30,8 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,11 +57,8 @@ def write_clip(path: Path, seconds: float, fps: int = 25, size: tuple[int, int] 
     return path
 
 
-def naive_app():  # noqa: ANN201 (a FastAPI app, built lazily for uvicorn --factory)
+def naive_app() -> FastAPI:
     """The baseline: whole body in memory, every frame decoded into one array, then scored; no queue."""
-    from fastapi import FastAPI, Request
-    from starlette.concurrency import run_in_threadpool
-
     from pipeline.decode import open_video
     from pipeline.scorer import Scorer
 
