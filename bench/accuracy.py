@@ -25,10 +25,12 @@ sys.path.insert(0, str(ROOT))
 from pipeline.accuracy import (  # noqa: E402
     AccuracyDataset,
     SyntheticSpec,
+    markdown_tables,
     method_rows,
     ped2_datasets,
     public_dataset,
     run_table,
+    summarize,
     synthetic_dataset,
 )
 
@@ -63,6 +65,14 @@ def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
     return datasets
 
 
+def render(paths: list[str]) -> int:
+    """Print the Markdown tables of the cells recorded in ``.jsonl`` files (a partial or merged run)."""
+    records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+    datasets = list(dict.fromkeys(record["dataset"] for record in records))
+    print(markdown_tables(summarize(records), datasets))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["ped2", "ped2-long", "syn-sh"])
@@ -82,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=str(ROOT / "bench" / "results" / "cache"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "accuracy"), help="output path stem")
     parser.add_argument("--tiny", action="store_true", help="CI: tiny synthetic set, core rows, 1 seed, 20 epochs")
+    parser.add_argument("--render", nargs="+", metavar="JSONL", help="only print the tables of finished cells")
     args = parser.parse_args(argv)
+    if args.render:
+        return render(args.render)
     if args.tiny:
         args.datasets, args.rows, args.seeds, args.epochs, args.eval_every = ["tiny"], "core", [0], 20, 5
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
