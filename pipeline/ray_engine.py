@@ -94,12 +94,18 @@ def _outcome_of(row: dict[str, Any]) -> VideoOutcome:
 
 
 def _actor_resources(ray: Any, device: str, workers: int) -> dict[str, Any]:
-    """One GPU per actor on CUDA; on CPU the cluster's CPUs shared out between the actors."""
+    """Actor count and resources: one GPU per actor on CUDA (no more actors than the cluster's GPUs, which
+    would wait forever); on CPU the cluster's CPUs shared out between the actors."""
     if device.startswith("cuda"):
-        return {"num_gpus": 1, "num_cpus": 1, "threads": max(1, (os.cpu_count() or 1) // workers)}
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if gpus < 1:
+            raise BatchError("--device cuda, but the Ray cluster has no GPU: use --device cpu or add GPU nodes")
+        workers = min(workers, gpus)
+        return {"workers": workers, "num_gpus": 1, "num_cpus": 1,
+                "threads": max(1, (os.cpu_count() or 1) // workers)}
     cpus = int(ray.cluster_resources().get("CPU", 1))
     per_actor = max(1, cpus // workers)
-    return {"num_gpus": 0, "num_cpus": per_actor, "threads": per_actor}
+    return {"workers": workers, "num_gpus": 0, "num_cpus": per_actor, "threads": per_actor}
 
 
 def ray_score_outcomes(
@@ -122,7 +128,7 @@ def ray_score_outcomes(
         RayVideoScorer,
         batch_size=1,
         batch_format="numpy",
-        compute=ActorPoolStrategy(size=workers),
+        compute=ActorPoolStrategy(size=resources["workers"]),
         num_cpus=resources["num_cpus"],
         num_gpus=resources["num_gpus"],
         fn_constructor_kwargs={"model_dir": str(Path(model_dir).resolve()), "device": device,
@@ -217,7 +223,7 @@ def ray_extract_archive(
             RayVideoExtractor,
             batch_size=1,
             batch_format="numpy",
-            compute=ActorPoolStrategy(size=workers),
+            compute=ActorPoolStrategy(size=resources["workers"]),
             num_cpus=resources["num_cpus"],
             num_gpus=resources["num_gpus"],
             fn_constructor_kwargs={"spec_json": spec.model_dump_json(), "weights": weights, "device": device,
