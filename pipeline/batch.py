@@ -458,15 +458,6 @@ class LocalPool:
                 worker.process.kill()
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def run_batch(
     videos: list[VideoInput],
     model_dir: str | Path,
@@ -496,7 +487,9 @@ def run_batch(
     report = BatchReport(Path(out_dir), total=len(videos), skipped=len(videos) - len(todo))
     if report.skipped:
         log.info("%d of %d videos already done (or failed: retry with --retry-failed)", report.skipped, len(videos))
-    device = resolve_device(device)
+    from pipeline.scorer import resolve_device
+
+    device = str(resolve_device(device))
     if device.startswith("cuda") and workers > 1 and engine == "local":
         log.info("one process owns the GPU: --workers %d ignored on %s", workers, device)
         workers = 1

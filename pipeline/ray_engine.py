@@ -201,10 +201,10 @@ def ray_extract_archive(
     """
     from tqdm import tqdm
 
-    from pipeline.batch import resolve_device
     from pipeline.extract import ExtractionReport
     from pipeline.featureset import FeatureStore
     from pipeline.inputs import expand_inputs
+    from pipeline.scorer import resolve_device
 
     videos = expand_inputs([str(item) for item in inputs])
     store = FeatureStore(out_dir, spec)
@@ -217,7 +217,7 @@ def ray_extract_archive(
         from ray.data import ActorPoolStrategy, DataContext
 
         DataContext.get_current().enable_progress_bars = False
-        device = resolve_device(device)
+        device = str(resolve_device(device))
         resources = _actor_resources(ray, device, workers)
         dataset = ray.data.from_items(_video_rows(todo), override_num_blocks=len(todo)).map_batches(
             RayVideoExtractor,
