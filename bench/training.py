@@ -90,10 +90,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-baseline", action="store_true", help="time only this trainer (large scales)")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for this trainer, e.g. train.amp=on (bf16 autocast)")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    config = apply_overrides(preset("reference-sh"), [f"train.epochs={args.epochs}"])
+    config = apply_overrides(preset("reference-sh"), [f"train.epochs={args.epochs}", *args.set])
     started = time.perf_counter()
     synthetic = make_synthetic_features(scale=args.scale, dim=args.dim, salience=1.0, seed=0)
     features = synthetic.features

@@ -102,6 +102,9 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     seed: int = 1
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    amp: Literal["auto", "on", "off"] = Field(
+        "auto", description="bf16 autocast for the head's forward pass; auto: on CUDA only (the loss stays fp32)"
+    )
 
 
 class LANPConfig(_Section):

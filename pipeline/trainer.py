@@ -227,14 +227,17 @@ def fit_classifier(
     batches_per_epoch = -(-usable // train.batch_size)
     history: list[dict[str, float]] = []
     step = 0
+    autocast_on = train.amp == "on" or (train.amp == "auto" and device.type == "cuda")
     bar = tqdm(range(1, train.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
         order = torch.randperm(num_videos, generator=generator)[:usable].to(device)
         epoch_loss = torch.zeros((), device=device)
         for batch in order.split(train.batch_size):
-            scores = model(inputs[batch])
-            loss = (weights[batch] * functional.binary_cross_entropy(scores, targets[batch], reduction="none")).mean()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_on):
+                scores = model(inputs[batch])
+            bce = functional.binary_cross_entropy(scores.float(), targets[batch], reduction="none")
+            loss = (weights[batch] * bce).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
