@@ -14,9 +14,9 @@ from pipeline.demo import QUICK, DemoError, DemoSettings, demo_config
 from pipeline.featureset import open_feature_set
 from pipeline.model_dir import load_model
 
-# Measured on the quick archive (seed 0): frame AUC 0.913, held-back clip 0.941. The bars leave room for
-# numeric differences between machines while still failing if the demo stops finding its anomalies.
-ARCHIVE_AUC_BAR = 0.75
+# Measured on the quick archive (seed 0): frame AUC 0.817, held-back clip 0.953. The bars leave room for numeric
+# differences between machines while still failing if the demo stops finding its anomalies.
+ARCHIVE_AUC_BAR = 0.7
 HELD_OUT_AUC_BAR = 0.6
 
 
