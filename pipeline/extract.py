@@ -1,7 +1,8 @@
 """Feature extraction: videos -> per-snippet backbone features, for one video (the scorer) or a whole archive.
 
 ``FeatureExtractor`` owns the backbone on its device and describes its output with a ``FeatureSpec``.
-``extract_video`` streams one video's snippets through the backbone in batches (memory independent of length).
+``extract_video`` streams one video's snippets through the backbone in batches (memory independent of length);
+with a timeout it decodes in a killable worker process that the extractor starts once and keeps (``close()``).
 ``extract_archive`` is the engine of ``lanp extract``: worker processes decode videos snippet by snippet into
 shared-memory slots; the main process, which owns the device, copies each chunk to it (pinned, non-blocking on
 CUDA), applies the transforms there, batches snippets across videos through the backbone (bf16 autocast on CUDA,
@@ -13,10 +14,14 @@ for ``timeout_s`` (the worker is killed and replaced), is recorded as failed and
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -24,9 +29,9 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import torch
-import torch.multiprocessing as torch_mp
 
-from pipeline.decode import DecodeTimeoutError, VideoError, VideoInfo, VideoReader, open_video
+from pipeline.decode import DecodeTimeoutError, VideoError, VideoInfo
+from pipeline.decode_worker import WAITING, DecodeSettings, decode_worker_main, snippet_frame_offsets
 from pipeline.featureset import FeatureStore
 from pipeline.inputs import VideoInput, expand_inputs
 from pipeline.snippets import SnippetPlan
@@ -37,8 +42,7 @@ from pipeline.weights import create_backbone
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-"""Called with (snippets done, snippets in total) as a video is extracted; the total is 0 while the video is
-decoded in a worker (``timeout_s``), which knows it, not the caller."""
+"""Called with (snippets done, snippets in total) as a video is extracted."""
 
 
 class ExtractionError(RuntimeError):
@@ -53,50 +57,6 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but no CUDA GPU is available")
     return resolved
-
-
-def snippet_frame_offsets(length: int, frames: int) -> np.ndarray:
-    """Which of a snippet's ``length`` frames feed the backbone: ``frames`` evenly spread, centred in their bins."""
-    if not 1 <= frames <= length:
-        raise ValueError(f"frames per snippet must be in 1..{length}, got {frames}")
-    return ((np.arange(frames) + 0.5) * length / frames).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """The decoding half of an extractor (picklable: worker processes receive it)."""
-
-    snippet_length: int = 16
-    stride: int = 16
-    pad_last: bool = True
-    frames_per_snippet: int = 16
-    target_fps: float | None = None
-    max_side: int | None = None
-    # PyAV by default: on these clips it decoded 1.28x faster than decord (num_threads=1) and spares every worker
-    # decord's ~700 MiB import (bench/decode.py); "auto" is decord with PyAV as fallback.
-    backend: Literal["auto", "decord", "pyav"] = "pyav"
-
-    def open(self, source: str | Path | BinaryIO) -> tuple[VideoReader, SnippetPlan]:
-        reader = open_video(source, backend=self.backend, target_fps=self.target_fps, max_side=self.max_side)
-        try:
-            plan = SnippetPlan.build(
-                reader.info.num_frames, length=self.snippet_length, stride=self.stride, pad_last=self.pad_last
-            )
-        except ValueError as error:
-            reader.close()
-            raise VideoError(f"{reader.info.source}: {error}") from error
-        return reader, plan
-
-    def iter_chunks(
-        self, reader: VideoReader, plan: SnippetPlan, snippets_per_chunk: int
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first snippet, uint8 (k, frames_per_snippet, H, W, 3))``, decoding only the frames fed onward."""
-        offsets = snippet_frame_offsets(plan.length, self.frames_per_snippet)
-        for first in range(0, plan.num_snippets, snippets_per_chunk):
-            snippets = range(first, min(first + snippets_per_chunk, plan.num_snippets))
-            indices = np.concatenate([plan.frame_indices(i)[offsets] for i in snippets])
-            frames = reader.read_frames(indices)
-            yield first, frames.reshape(len(snippets), self.frames_per_snippet, *frames.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -167,6 +127,40 @@ class FeatureExtractor:
             layer=info.layer,
             fps=target_fps,
         )
+        # The isolated path's processes, started on first use and kept: one decodes, one reads headers (a probe
+        # must not wait behind a long decode). Stopped by close(), garbage collection or interpreter exit.
+        self._decoder = _PersistentPool(
+            self.decode, slots=3, snippets_per_chunk=batch_size, pin_for_cuda=self.device.type == "cuda"
+        )
+        self._prober = _PersistentPool(self.decode, slots=0, snippets_per_chunk=1, pin_for_cuda=False)
+        self._close = weakref.finalize(self, _close_pools, self._decoder, self._prober)
+
+    def start_workers(self) -> None:
+        """Start the isolated path's decode and probe processes now rather than on the first video."""
+        for pool in (self._decoder, self._prober):
+            with pool.lease():
+                pass
+
+    def close(self) -> None:
+        """Stop the decode and probe processes (idempotent; a later isolated call starts fresh ones)."""
+        _close_pools(self._decoder, self._prober)
+
+    def __enter__(self) -> FeatureExtractor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def probe(self, source: str | Path, *, timeout_s: float | None = None) -> VideoInfo:
+        """The video's header as extraction will see it (frame count, fps, size), without decoding frames.
+
+        With ``timeout_s`` it is read by the persistent probe process, killed and replaced when it gives no answer
+        in that long (DecodeTimeoutError) or dies (DecoderCrashedError); otherwise in this process."""
+        if timeout_s is None:
+            with self.decode.open_reader(source) as reader:
+                return reader.info
+        with self._prober.lease() as pool:
+            return pool.probe(Path(source), timeout_s)
 
     def clips(self, snippets: torch.Tensor) -> torch.Tensor:
         """uint8 snippets (any device) -> normalised clips (N, crops, 3, L, S, S) on the extractor's device."""
@@ -207,10 +201,12 @@ class FeatureExtractor:
     def extract_video(
         self, source: str | Path | BinaryIO, *, timeout_s: float | None = None, progress: Progress | None = None
     ) -> ExtractedVideo:
-        """One video's features. With ``timeout_s`` (paths only) decoding runs in a worker process that is killed
-        when it stops making progress for that long (DecodeTimeoutError); otherwise it runs in this process."""
+        """One video's features. With ``timeout_s`` (paths only) decoding runs in the extractor's persistent worker
+        process, killed (and replaced for the next video) when it stops making progress for that long
+        (DecodeTimeoutError) or dies (DecoderCrashedError); otherwise decoding runs in this process."""
         if timeout_s is not None and isinstance(source, str | Path):
-            return _extract_in_worker(self, Path(source), timeout_s, progress)
+            with self._decoder.lease() as pool:
+                return _extract_in_worker(self, Path(source), timeout_s, progress, pool)
         reader, plan = self.decode.open(source)
         with reader:
             parts = []
@@ -222,51 +218,8 @@ class FeatureExtractor:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Worker processes: decode into shared-memory slots, tell the main process over a private pipe.
-
-_WAITING = float("inf")  # heartbeat value while a worker waits for the main process (not a stall)
-
-
-def _worker_main(
-    settings: DecodeSettings,
-    inbox: Any,
-    free_slots: Any,
-    sender: Connection,
-    slots: torch.Tensor,
-    heartbeat: Any,
-    snippets_per_chunk: int,
-) -> None:
-    """Decode each (video_id, path) from ``inbox``; send start / chunk / done / error messages."""
-    torch.set_num_threads(1)
-    slot_bytes = slots.shape[1]
-    while True:
-        heartbeat.value = _WAITING
-        task = inbox.get()
-        if task is None:
-            return
-        video_id, path = task
-        heartbeat.value = time.monotonic()
-        try:
-            reader, plan = settings.open(path)
-            with reader:
-                sender.send(("start", video_id, reader.info, plan))
-                info = reader.info
-                snippet_bytes = settings.frames_per_snippet * info.height * info.width * 3
-                per_chunk = max(1, min(snippets_per_chunk, slot_bytes // snippet_bytes))
-                for first, chunk in settings.iter_chunks(reader, plan, per_chunk):
-                    heartbeat.value = _WAITING
-                    if chunk.nbytes > slot_bytes:
-                        sender.send(("inline", video_id, first, chunk))
-                    else:
-                        slot = free_slots.get()
-                        slots[slot, : chunk.nbytes].numpy()[:] = chunk.reshape(-1)
-                        sender.send(("chunk", video_id, first, slot, chunk.shape))
-                    heartbeat.value = time.monotonic()
-            sender.send(("done", video_id))
-        except VideoError as error:
-            sender.send(("error", video_id, error.kind, str(error)))
-        except Exception as error:  # any other failure is this video's, not the run's
-            sender.send(("error", video_id, "error", f"{path}: {type(error).__name__}: {error}"))
+# Worker processes (``pipeline.decode_worker``): decode into shared-memory slots, tell the main process over a
+# private pipe.
 
 
 @dataclass(eq=False)
@@ -277,7 +230,7 @@ class _Worker:
     inbox: Any
     free_slots: Any
     receiver: Connection
-    slots: torch.Tensor
+    slots: torch.Tensor  # (slots, slot bytes) uint8, this process's view of the worker's shared memory
     heartbeat: Any
     assigned: deque[VideoInput] = field(default_factory=deque)
     pinned: bool = False
@@ -288,7 +241,7 @@ class _DecodePool:
 
     def __init__(self, settings: DecodeSettings, *, workers: int, timeout_s: float | None, slot_mib: int,
                  slots_per_worker: int, snippets_per_chunk: int, pin_for_cuda: bool):
-        self.context = torch_mp.get_context("spawn")
+        self.context = multiprocessing.get_context("spawn")
         self.settings = settings
         self.timeout_s = timeout_s
         self.slot_bytes = slot_mib << 20
@@ -296,23 +249,26 @@ class _DecodePool:
         self.snippets_per_chunk = snippets_per_chunk
         self.pin_for_cuda = pin_for_cuda
         self.workers = [self._start() for _ in range(max(1, workers))]
+        self._probes = 0
 
     def _start(self) -> _Worker:
         receiver, sender = self.context.Pipe(duplex=False)
-        slots = torch.empty((self.slots_per_worker, self.slot_bytes), dtype=torch.uint8).share_memory_()
+        shared = self.context.RawArray("B", self.slots_per_worker * self.slot_bytes)
+        slots = torch.from_numpy(np.frombuffer(shared, dtype=np.uint8).reshape(-1, self.slot_bytes))
         inbox, free_slots = self.context.Queue(), self.context.Queue()
         for slot in range(self.slots_per_worker):
             free_slots.put(slot)
-        heartbeat = self.context.RawValue("d", _WAITING)
+        heartbeat = self.context.RawValue("d", WAITING)
         process = self.context.Process(
-            target=_worker_main,
-            args=(self.settings, inbox, free_slots, sender, slots, heartbeat, self.snippets_per_chunk),
+            target=decode_worker_main,
+            args=(self.settings, inbox, free_slots, sender, shared, self.slot_bytes, heartbeat,
+                  self.snippets_per_chunk),
             daemon=True,
         )
         process.start()
         sender.close()
         worker = _Worker(process, inbox, free_slots, receiver, slots, heartbeat)
-        if self.pin_for_cuda:  # page-lock the shared slots so host-to-device copies are asynchronous
+        if self.pin_for_cuda and slots.numel():  # page-lock the shared slots so host-to-device copies are async
             worker.pinned = torch.cuda.cudart().cudaHostRegister(slots.data_ptr(), slots.numel(), 0) == 0
         return worker
 
@@ -322,7 +278,7 @@ class _DecodePool:
             while pending and len(worker.assigned) < depth:
                 video = pending.popleft()
                 worker.assigned.append(video)
-                worker.inbox.put((video.video_id, str(video.path)))
+                worker.inbox.put(("decode", video.video_id, str(video.path)))
 
     @property
     def busy(self) -> bool:
@@ -355,6 +311,39 @@ class _DecodePool:
         if worker in self.workers:
             worker.free_slots.put(slot)
 
+    def probe(self, path: Path, timeout_s: float) -> VideoInfo:
+        """``path``'s header, read by the first worker; killed and replaced if it gives no answer in ``timeout_s``
+        (DecodeTimeoutError), replaced if it dies (DecoderCrashedError); the video's own errors re-raised typed."""
+        self.timeout_s = timeout_s
+        self._probes += 1
+        video = VideoInput(f"probe-{self._probes}", path)
+        worker = self.workers[0]
+        worker.assigned.append(video)
+        worker.inbox.put(("probe", video.video_id, str(path)))
+        while True:
+            for sender, message in self.messages(min(timeout_s, 0.5)):
+                if message[1] != video.video_id:
+                    continue
+                self.finished(sender, video.video_id)
+                if message[0] == "info":
+                    return message[2]
+                raise _error_of_kind(message[2])(message[3])
+
+    def revive(self) -> None:
+        """Replace workers that died while idle (their death was no video's fault, so nobody is told)."""
+        for index, worker in enumerate(self.workers):
+            if not worker.assigned and not worker.process.is_alive():
+                self._stop(worker, kill=True)
+                self.workers[index] = self._start()
+
+    def reset(self) -> None:
+        """Replace every worker left with videos assigned (a caller that stopped mid-video: cancel or error), so the
+        next caller finds idle workers with empty pipes and all their slots free."""
+        for index, worker in enumerate(self.workers):
+            if worker.assigned:
+                self._stop(worker, kill=True)
+                self.workers[index] = self._start()
+
     def _replace(self, worker: _Worker, kind: str, reason: str) -> list[tuple[_Worker, tuple]]:
         """Kill ``worker``; its current video fails with ``reason``, its queued ones go to a fresh worker."""
         self._stop(worker, kill=True)
@@ -364,7 +353,7 @@ class _DecodePool:
         self.workers[self.workers.index(worker)] = fresh
         for video in queued:
             fresh.assigned.append(video)
-            fresh.inbox.put((video.video_id, str(video.path)))
+            fresh.inbox.put(("decode", video.video_id, str(video.path)))
         if current is None:
             return []
         detail = f"{current.path}: {reason}" + (f" (exit code {exit_code})" if kind == "crashed" else "")
@@ -391,6 +380,49 @@ class _DecodePool:
             self._stop(worker, kill=worker.process.exitcode is None and bool(worker.assigned))
 
 
+class _PersistentPool:
+    """A one-worker ``_DecodePool`` started on first use and kept across calls, one caller at a time.
+
+    Isolation without a process start per video: the worker is replaced only when it is killed on a timeout, dies,
+    or is left mid-video by a caller that stopped early (a cancel); the video that caused it gets the typed error.
+    """
+
+    def __init__(self, settings: DecodeSettings, *, slots: int, snippets_per_chunk: int, pin_for_cuda: bool):
+        self._options = dict(workers=1, timeout_s=None, slot_mib=32, slots_per_worker=slots,
+                             snippets_per_chunk=snippets_per_chunk, pin_for_cuda=pin_for_cuda)
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._pool: _DecodePool | None = None
+
+    @contextmanager
+    def lease(self) -> Iterator[_DecodePool]:
+        """The pool, started if need be, for this caller alone; left clean for the next one."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = _DecodePool(self._settings, **self._options)  # type: ignore[arg-type]
+            self._pool.revive()
+            try:
+                yield self._pool
+            finally:
+                self._pool.reset()
+
+    def close(self, wait_s: float = 30.0) -> None:
+        """Stop the worker. A caller still holding the pool after ``wait_s`` (a hung shutdown) loses it anyway."""
+        acquired = self._lock.acquire(timeout=wait_s)
+        try:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+        finally:
+            if acquired:
+                self._lock.release()
+
+
+def _close_pools(*pools: _PersistentPool) -> None:
+    for pool in pools:
+        pool.close()
+
+
 @dataclass
 class _VideoState:
     video: VideoInput
@@ -403,6 +435,7 @@ class _VideoState:
 
 VideoDone = Callable[[VideoInput, ExtractedVideo], None]
 VideoFailed = Callable[[VideoInput, str, str], None]
+VideoStarted = Callable[[VideoInput, VideoInfo, SnippetPlan], None]
 
 
 def _run_engine(
@@ -412,19 +445,27 @@ def _run_engine(
     on_done: VideoDone,
     on_failed: VideoFailed,
     on_snippets: Callable[[int], None] = lambda count: None,
+    on_start: VideoStarted = lambda video, info, plan: None,
     workers: int,
     timeout_s: float | None,
     slot_mib: int = 32,
+    pool: _DecodePool | None = None,
 ) -> None:
-    """Decode ``videos`` in workers and push their snippets through the extractor in cross-video batches."""
+    """Decode ``videos`` in workers and push their snippets through the extractor in cross-video batches.
+
+    Starts ``workers`` decoding processes and stops them at the end, unless a running ``pool`` is lent (which is
+    left running, all its slots handed back)."""
     cuda = extractor.device.type == "cuda"
     threads = torch.get_num_threads()
+    owned = pool is None
+    if pool is None:
+        pool = _DecodePool(
+            extractor.decode, workers=workers, timeout_s=timeout_s, slot_mib=slot_mib, slots_per_worker=3,
+            snippets_per_chunk=extractor.batch_size, pin_for_cuda=cuda,
+        )
+    pool.timeout_s = timeout_s
     if not cuda:  # leave the decoders their cores: oversubscribed OpenMP threads slow the forward pass severalfold
-        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - workers)))
-    pool = _DecodePool(
-        extractor.decode, workers=workers, timeout_s=timeout_s, slot_mib=slot_mib, slots_per_worker=3,
-        snippets_per_chunk=extractor.batch_size, pin_for_cuda=cuda,
-    )
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - len(pool.workers))))
     pending = deque(videos)
     states: dict[str, _VideoState] = {video.video_id: _VideoState(video) for video in videos}
     batch: list[tuple[str, int, torch.Tensor]] = []  # (video id, first snippet, clips on the device)
@@ -485,6 +526,7 @@ def _run_engine(
                 kind, video_id = message[0], message[1]
                 if kind == "start":
                     states[video_id].info, states[video_id].plan = message[2], message[3]
+                    on_start(states[video_id].video, message[2], message[3])
                 elif kind == "chunk":
                     first, slot, shape = message[2:]
                     nbytes = int(np.prod(shape))
@@ -508,23 +550,30 @@ def _run_engine(
     finally:
         if cuda:
             torch.cuda.synchronize()
+        for _, worker, slot in releases:  # every copy has finished: a lent pool gets all its slots back
+            pool.release(worker, slot)
         torch.set_num_threads(threads)
-        pool.close()
+        if owned:
+            pool.close()
 
 
 def _extract_in_worker(
-    extractor: FeatureExtractor, path: Path, timeout_s: float, progress: Progress | None
+    extractor: FeatureExtractor, path: Path, timeout_s: float, progress: Progress | None, pool: _DecodePool
 ) -> ExtractedVideo:
-    """``extract_video`` with decoding in a killable worker; re-raises the worker's typed error here."""
+    """``extract_video`` with decoding in ``pool``'s killable worker; re-raises the worker's typed error here."""
     results: list[ExtractedVideo] = []
     failures: list[tuple[str, str]] = []
-    done = 0
+    done, total = 0, 0
+
+    def started(video: VideoInput, info: VideoInfo, plan: SnippetPlan) -> None:
+        nonlocal total
+        total = plan.num_snippets
 
     def count(snippets: int) -> None:
         nonlocal done
         done += snippets
         if progress is not None:
-            progress(done, 0)
+            progress(done, total)
 
     _run_engine(
         extractor,
@@ -532,8 +581,10 @@ def _extract_in_worker(
         on_done=lambda video, extracted: results.append(extracted),
         on_failed=lambda video, kind, message: failures.append((kind, message)),
         on_snippets=count,
+        on_start=started,
         workers=1,
         timeout_s=timeout_s,
+        pool=pool,
     )
     if failures:
         kind, message = failures[0]
