@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from pipeline.decode import VideoInfo
 from pipeline.extract import FeatureExtractor, resolve_device
 from pipeline.model_dir import MODEL_FILE, ModelDirError, load_model
 from pipeline.segments import (
@@ -235,8 +236,9 @@ class Scorer:
         """Load ``model_dir`` and build the extractor its spec names (``weights`` overrides where they live).
 
         With ``decode_timeout_s`` (the default) every video is decoded in a worker process that is killed when it
-        makes no progress for that long, so a hostile or broken file can neither hang nor crash the caller;
-        ``None`` decodes in this process (faster to start, for trusted inputs). Both give the same numbers."""
+        makes no progress for that long, so a hostile or broken file can neither hang nor crash the caller; the
+        process is started once and reused (``close()`` or ``with`` stops it). ``None`` decodes in this process
+        (for trusted inputs). Both give the same numbers."""
         model_dir = Path(model_dir)
         loaded = load_model(model_dir)
         torch_device = resolve_device(device)
@@ -277,21 +279,28 @@ class Scorer:
         return scores.reshape(-1).double().cpu().numpy()
 
     def warm_up(self) -> None:
-        """Run the backbone and the classifier once, so that the first request pays no lazy initialisation."""
+        """Run the backbone and the classifier once and start the decode processes (when decoding is isolated),
+        so that the first request pays no lazy initialisation."""
         frames = self.extractor.decode.frames_per_snippet
         features = self.extractor.features(np.zeros((1, frames, 64, 64, 3), dtype=np.uint8))
         self.classify(features)
+        if self.decode_timeout_s is not None:
+            self.extractor.start_workers()
 
-    def _expected_snippets(self, source: str | Path) -> int:
-        """The snippet count of a video file from its header (for progress when extraction cannot tell)."""
-        from pipeline.decode import probe_video
-        from pipeline.snippets import SnippetPlan
+    def probe(self, source: str | Path, timeout_s: float) -> VideoInfo:
+        """The video's header as scoring will see it; in the persistent probe process when decoding is isolated
+        (killed after ``timeout_s``, DecodeTimeoutError), else in this process."""
+        return self.extractor.probe(source, timeout_s=timeout_s if self.decode_timeout_s is not None else None)
 
-        decode = self.extractor.decode
-        info = probe_video(source, timeout_s=self.decode_timeout_s or 30.0, target_fps=decode.target_fps)
-        return SnippetPlan.build(
-            info.num_frames, length=decode.snippet_length, stride=decode.stride, pad_last=decode.pad_last
-        ).num_snippets
+    def close(self) -> None:
+        """Stop the extractor's decode and probe processes (a later call starts fresh ones)."""
+        self.extractor.close()
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def score_video(
         self,
@@ -309,13 +318,10 @@ class Scorer:
         threshold = self.threshold if threshold is None else check_threshold(threshold)
         if cancel is not None and cancel():
             raise ScoringCancelled("canceled before scoring started")
-        isolated = self.decode_timeout_s is not None and isinstance(source, str | Path)
-        expected = self._expected_snippets(source) if progress is not None and isolated else 0
 
         def on_progress(done: int, total: int) -> None:
             if cancel is not None and cancel():
                 raise ScoringCancelled(f"canceled after {done} snippets")
-            total = total or expected
             if progress is not None and total:
                 progress(min(done / total, 0.99))
 

@@ -116,6 +116,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         state.ready = False
         await asyncio.to_thread(state.worker.stop)
+        await asyncio.to_thread(scorer.close)  # its decode and probe processes: none may outlive the server
         state.store.close()
 
 

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         "False decodes in the inference thread: faster start per video, for trusted inputs only",
     )
     probe_timeout_s: float = Field(20.0, gt=0, description="reading a video's header takes at most this")
-    probe_concurrency: int = Field(2, ge=1, description="header probes (child processes) running at once")
+    probe_concurrency: int = Field(
+        2, ge=1, description="requests waiting for the header probe at once (one persistent probe process reads them)"
+    )
     work_dir: Path = Field(
         Path(tempfile.gettempdir()) / "lanp-service", description="temporary uploads and job inputs/results"
     )

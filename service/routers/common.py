@@ -49,13 +49,13 @@ def queue_full(state: ServiceState, depth: int) -> ServiceError:
 
 
 async def probe_duration(path: Path, state: ServiceState) -> float:
-    """The video's duration in seconds, read in a child process that a hang cannot outlive (422 on failure).
-    At most ``LANP_PROBE_CONCURRENCY`` probes run at once, so the timeout measures the video, not the load."""
-    from pipeline.decode import VideoError, probe_video
+    """The video's duration in seconds, read by the scorer's persistent probe process, which is killed on a hang
+    (422 on failure). At most ``LANP_PROBE_CONCURRENCY`` requests wait for it at once."""
+    from pipeline.decode import VideoError
 
     try:
-        async with state.probe_slots:  # a burst of uploads must not spawn a probe each and starve the CPU
-            info = await asyncio.to_thread(probe_video, path, state.settings.probe_timeout_s)
+        async with state.probe_slots:  # a burst of uploads must not tie up every thread of the pool
+            info = await asyncio.to_thread(state.scorer.probe, path, state.settings.probe_timeout_s)
     except VideoError as error:
         raise video_error(error) from error
     return float(info.duration_s or (info.num_frames / info.fps if info.fps else 0.0))

@@ -47,6 +47,41 @@ def container_command(port: int) -> list[str]:
     return entrypoint + command
 
 
+def _live_parents() -> dict[int, int]:
+    """pid -> parent pid of every process that is not a zombie (from /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended while we looked
+            continue
+        state, parent = text[text.rindex(")") + 2 :].split()[:2]
+        if state != "Z":
+            parents[int(stat.parent.name)] = int(parent)
+    return parents
+
+
+def descendant_pids(pid: int) -> set[int]:
+    """Every live process below ``pid``."""
+    parents = _live_parents()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def still_running(pids: set[int], wait_s: float = 15.0) -> set[int]:
+    """Those of ``pids`` still alive after up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    alive = pids & set(_live_parents())
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = pids & set(_live_parents())
+    return alive
+
+
 class LiveServer:
     """One uvicorn process serving the tiny model; restartable on the same work directory and job database."""
 
@@ -88,6 +123,10 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+
+    def descendants(self) -> set[int]:
+        assert self.process is not None
+        return descendant_pids(self.process.pid)
 
     def client(self, *, key: str | None = API_KEY, timeout: float = 120.0) -> httpx.Client:
         headers = {"X-API-Key": key} if key else {}

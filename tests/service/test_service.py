@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.scorer import Scorer
 from pipeline.segments import find_segments
-from tests.service.conftest import API_KEY, LiveServer
+from tests.service.conftest import API_KEY, LiveServer, still_running
 from tests.videos import write_video
 
 PED2_CLIP = "ucsd-ped2/videos/test/01.mp4"
@@ -200,7 +200,10 @@ def test_jobs_survive_a_server_restart_and_no_temp_file_is_left(server: LiveServ
         assert wait_for_job(client, done["id"])["status"] == "completed"
         done_result = client.get(f"/jobs/{done['id']}/result").json()
         interrupted = upload(client, "/jobs", small_clip, "interrupted.mp4").json()
+    children = server.descendants()
+    assert children, "the isolated decode and probe processes should be running"
     server.stop(kill=True)  # dies with a job pending or running
+    assert not still_running(children), "processes of a killed server must not outlive it"
     server.start()
     with server.client() as client:
         assert client.get(f"/jobs/{done['id']}").json()["status"] == "completed"
@@ -237,3 +240,14 @@ def test_error_bodies_are_json_with_a_kind(server: LiveServer) -> None:
     with server.client() as client:
         bad = client.post("/score", params={"threshold": 3}, files={"file": ("a.mp4", io.BytesIO(b"x"))})
     assert bad.status_code == 422 and bad.json()["kind"] == "invalid_request" and "threshold" in bad.json()["detail"]
+
+
+def test_a_stopped_server_leaves_no_process_behind(server: LiveServer, small_clip: bytes) -> None:
+    """Last in the module: it stops the shared server (SIGTERM, as an orchestrator does)."""
+    with server.client() as client:
+        assert upload(client, "/score", small_clip).status_code == 200
+    children = server.descendants()
+    assert children, "the isolated decode and probe processes should be running"
+    server.stop()
+    assert "Application shutdown complete" in server.log_path.read_text()[-2000:]  # the lifespan ran to its end
+    assert not still_running(children)
