@@ -3,12 +3,14 @@
 Runs, side by side in one run on the same model and clip:
 - the service (``lanp serve`` app: streamed upload to disk, one inference worker, snippet-batched extraction);
 - a naive endpoint (reads the whole body into memory, decodes every frame into one array, then scores it).
+The service decodes in its persistent, killable worker process (isolation on, the default); ``--in-process``
+serves with ``LANP_ISOLATE_DECODE=false`` (decoding in the inference thread) for comparison.
 Prints p50/p95 latency with 1 client, throughput with 1/4/16 concurrent clients and the ratio, then samples the
 service's RSS while it scores a long upload (flat = memory independent of video length). Medians only; the
 machine may be shared, so repeat counts are small and the numbers noisy.
 
     python bench/service.py [--model DIR] [--device cpu|cuda] [--clip-seconds 10] [--long-seconds 3600]
-                            [--requests 4] [--json out.json]
+                            [--requests 4] [--in-process] [--json out.json]
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def main() -> None:
     parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--long-seconds", type=float, default=3600.0)
     parser.add_argument("--requests", type=int, default=4)
+    parser.add_argument("--in-process", action="store_true", help="serve with LANP_ISOLATE_DECODE=false")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lanp-bench-service-"))
@@ -165,8 +168,9 @@ def main() -> None:
     clip = write_clip(work / "clip.mp4", args.clip_seconds).read_bytes()
     env = {"LANP_MODEL_DIR": str(model), "LANP_DEVICE": args.device, "LANP_WORK_DIR": str(work / "service"),
            "LANP_QUEUE_SIZE": "64", "LANP_MAX_SYNC_SECONDS": str(args.long_seconds + 60),
-           "LANP_MAX_UPLOAD_MB": "4096"}
-    results: dict = {"device": args.device, "clip_seconds": args.clip_seconds, "requests": args.requests}
+           "LANP_MAX_UPLOAD_MB": "4096", "LANP_ISOLATE_DECODE": str(not args.in_process).lower()}
+    results: dict = {"device": args.device, "clip_seconds": args.clip_seconds, "requests": args.requests,
+                     "isolate_decode": not args.in_process}
     for name, module, path, port in (("service", "service.app:create_app", "/score", 8931),
                                      ("naive", "bench.service:naive_app", "/naive-score", 8932)):
         url = f"http://127.0.0.1:{port}"

@@ -68,6 +68,18 @@ def test_cancel_and_progress(scorer: Scorer, clip: Path) -> None:
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
+def test_isolated_scoring_reports_progress_and_a_cancel_leaves_the_worker_usable(model_dir: Path, clip: Path) -> None:
+    with Scorer.from_model_dir(model_dir, device="cpu") as isolated:  # decoding in the persistent worker
+        seen: list[float] = []
+        reference = isolated.score_video(clip, progress=seen.append)
+        assert 0 < seen[0] < 1 and seen[-1] == 1.0 and seen == sorted(seen)  # totals known without a probe
+        checks = iter([False, True])  # not before the start, then at the first snippet batch
+        with pytest.raises(ScoringCancelled):
+            isolated.score_video(clip, cancel=lambda: next(checks))
+        assert isolated.score_video(clip).to_dict() == reference.to_dict()
+        assert isolated.probe(clip, timeout_s=30).num_frames == reference.num_frames == 37
+
+
 def test_a_model_of_other_features_is_refused_naming_both_specs(model_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
