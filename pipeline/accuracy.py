@@ -396,7 +396,11 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
     for record in records:
         grouped.setdefault((record["method"], record["dataset"]), []).append(record)
     summary: dict[str, dict[str, dict[str, Any]]] = {}
-    for (method, dataset), runs in grouped.items():
+    for (method, dataset), all_runs in grouped.items():
+        runs = [run for run in all_runs if "error" not in run]
+        if not runs:
+            summary.setdefault(method, {})[dataset] = {"seeds": 0, "error": all_runs[0]["error"]}
+            continue
         values = {
             "auc_final": [run["final"]["auc_roc"] for run in runs],
             "auc_best": [run["best"]["auc_roc"] for run in runs],
@@ -432,8 +436,10 @@ def markdown_tables(summary: dict[str, dict[str, dict[str, Any]]], datasets: Seq
         for method, cells in summary.items():
             row = []
             for dataset in datasets:
-                stats = cells.get(dataset, {}).get(metric)
-                row.append(f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" if stats else "—")
+                cell = cells.get(dataset, {})
+                stats = cell.get(metric)
+                failed = "failed (see JSON)" if "error" in cell else "—"
+                row.append(f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" if stats else failed)
             lines.append(f"| {method} | " + " | ".join(row) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
@@ -472,7 +478,12 @@ def run_table(
     for dataset in datasets:
         for row in rows:
             for seed in seeds:
-                record = run_cell(row, dataset, seed, epochs=epochs, eval_every=eval_every, device=device)
+                try:
+                    record = run_cell(row, dataset, seed, epochs=epochs, eval_every=eval_every, device=device)
+                except ValueError as error:  # a configuration this data set cannot train: recorded, run goes on
+                    log.warning("%s on %s (seed %d) failed: %s", row.name, dataset.name, seed, error)
+                    record = {"dataset": dataset.name, "method": row.name, "kind": row.kind, "seed": seed,
+                              "error": str(error)}  # fmt: skip
                 records.append(record)
                 if on_record is not None:
                     on_record(record)

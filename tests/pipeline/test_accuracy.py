@@ -12,6 +12,7 @@ import torch
 from pipeline.accuracy import (
     AccuracyDataset,
     SyntheticSpec,
+    markdown_tables,
     method_rows,
     run_table,
     summarize,
@@ -57,10 +58,15 @@ def test_summary_reports_mean_and_std_over_seeds() -> None:
          "pseudo_labels": None}
         for auc in (0.6, 0.8)
     ]  # fmt: skip
-    cell = summarize(records)["m"]["d"]
-    assert cell["seeds"] == 2
+    records.append({"method": "m", "dataset": "d", "seed": 2, "error": "no confident normal video"})
+    records.append({"method": "h", "dataset": "d", "seed": 0, "error": "no confident normal video"})
+    summary = summarize(records)
+    cell = summary["m"]["d"]
+    assert cell["seeds"] == 2  # the failed seed is left out of the mean, not counted as a number
     assert cell["auc_final"]["mean"] == pytest.approx(0.7) and cell["auc_final"]["std"] == pytest.approx(0.1)
     assert "pl_precision" not in cell
+    assert summary["h"]["d"] == {"seeds": 0, "error": "no confident normal video"}
+    assert "| h | failed (see JSON) |" in markdown_tables(summary, ["d"])
 
 
 def test_sliced_evaluation_judges_only_the_test_part(tmp_path: Path) -> None:
