@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.featureset import atomic_write_bytes
+from pipeline.featureset import atomic_write_bytes, read_jsonl_records
 from pipeline.inputs import VideoInput
 
 log = logging.getLogger(__name__)
@@ -146,15 +146,7 @@ class Manifest:
 
     def __init__(self, path: Path):
         self.path = path
-        self.lines: list[dict[str, Any]] = []
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict) and "video_id" in record:
-                    self.lines.append(record)
+        self.lines = read_jsonl_records(path)
         self.latest: dict[str, dict[str, Any]] = {}
         for record in self.lines:
             if record.get("status") in ("ok", "failed"):

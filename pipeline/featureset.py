@@ -141,9 +141,9 @@ def _base_name(listed: str) -> str:
     return listed.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
-def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """Latest record per video from a JSONL manifest (later lines win; a torn last line is ignored)."""
-    records: dict[str, dict[str, Any]] = {}
+def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
+    """The per-video records of an append-only JSONL manifest, in order (a torn last line is ignored)."""
+    records: list[dict[str, Any]] = []
     if not path.exists():
         return records
     for line in path.read_text().splitlines():
@@ -152,8 +152,13 @@ def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
         except json.JSONDecodeError:
             continue
         if isinstance(record, dict) and "video_id" in record:
-            records[record["video_id"]] = record
+            records.append(record)
     return records
+
+
+def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """Latest record per video (later lines win)."""
+    return {record["video_id"]: record for record in read_jsonl_records(path)}
 
 
 def _open_folder(folder: Path) -> FeatureSet:

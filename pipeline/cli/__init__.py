@@ -11,8 +11,25 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 COMMANDS = ("train", "evaluate", "propagate", "score", "extract", "serve", "demo")
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)`` that must be > 0."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{value} must be positive")
+        return value
+
+    return parse
 
 
 class CommandError(Exception):

@@ -10,20 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{value} must be positive")
-        return value
-
-    return parse
+from pipeline.cli import positive
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,18 +35,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="allow a checkpoint holding arbitrary Python objects (unpickling can run code)")
     parser.add_argument("--crops", type=int, choices=(1, 10), default=1, help="center crop or 10-crop")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=_positive(int), default=16, help="snippets per forward pass")
-    parser.add_argument("--workers", type=_positive(int), default=2, help="decoding worker processes")
-    parser.add_argument("--frames-per-snippet", type=_positive(int), metavar="N",
+    parser.add_argument("--batch-size", type=positive(int), default=16, help="snippets per forward pass")
+    parser.add_argument("--workers", type=positive(int), default=2, help="decoding worker processes")
+    parser.add_argument("--frames-per-snippet", type=positive(int), metavar="N",
                         help="frames of each 16-frame snippet fed to the backbone (default: the backbone's)")
-    parser.add_argument("--size", type=_positive(int), metavar="N", help="crop size (default: the backbone's)")
-    parser.add_argument("--resize", type=_positive(int), metavar="N",
+    parser.add_argument("--size", type=positive(int), metavar="N", help="crop size (default: the backbone's)")
+    parser.add_argument("--resize", type=positive(int), metavar="N",
                         help="short side before cropping (default: the backbone's ratio, e.g. 256 for 224)")
-    parser.add_argument("--fps", type=_positive(float), help="resample videos to this frame rate first")
-    parser.add_argument("--max-side", type=_positive(int), help="downscale frames whose longer side exceeds this")
+    parser.add_argument("--fps", type=positive(float), help="resample videos to this frame rate first")
+    parser.add_argument("--max-side", type=positive(int), help="downscale frames whose longer side exceeds this")
     parser.add_argument("--decoder", choices=("pyav", "decord", "auto"), default="pyav",
                         help="video decoder (auto: decord with PyAV as fallback); features do not depend on it")
-    parser.add_argument("--timeout", type=_positive(float), default=600.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive(float), default=600.0, metavar="SECONDS",
                         help="record a video as failed when its decoding makes no progress for this long")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from pipeline.cli import positive
+
 
 def _threshold(text: str) -> float:
     try:
@@ -21,19 +23,6 @@ def _threshold(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
     return value
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{value} must be positive")
-        return value
-
-    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,11 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="local worker processes, or Ray Data (RAY_ADDRESS to use a cluster; needs [ray])")
     parser.add_argument("--threshold", type=_threshold, help="event threshold in [0, 1] (default: the model's)")
     parser.add_argument("--plots", action="store_true", help="write plots/<video_id>.png score curves (--out)")
-    parser.add_argument("--workers", type=_positive(int), default=1,
+    parser.add_argument("--workers", type=positive(int), default=1,
                         help="worker processes (local) or actors (ray); on a GPU one process owns the device")
     parser.add_argument("--retry-failed", action="store_true", help="score again the videos that failed before")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
-    parser.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive(float), metavar="SECONDS",
                         help="give up on (and record as failed) a video that takes longer than this")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
