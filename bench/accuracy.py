@@ -66,8 +66,17 @@ def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
 
 
 def render(paths: list[str]) -> int:
-    """Print the Markdown tables of the cells recorded in ``.jsonl`` files (a partial or merged run)."""
-    records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+    """Print the Markdown tables of the cells recorded in ``.jsonl`` files (a partial or merged run).
+
+    A cell recorded twice (same data set, method and seed: a re-run) counts once, the later record winning.
+    """
+    cells = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                cells[record["dataset"], record["method"], record["seed"]] = record
+    records = list(cells.values())
     datasets = list(dict.fromkeys(record["dataset"] for record in records))
     print(markdown_tables(summarize(records), datasets))
     return 0
