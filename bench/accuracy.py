@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     def progress(record: dict) -> None:
         with partial.open("a") as stream:
             stream.write(json.dumps(record) + "\n")
+        if "error" in record:
+            print(f"{record['dataset']:>24} | {record['method']:<60} | failed: {record['error']}")
+            return
         print(
             f"{record['dataset']:>24} | {record['method']:<60} | seed {record['seed']} | "
             f"AUC final {100 * record['final']['auc_roc']:.1f} best {100 * record['best']['auc_roc']:.1f} | "
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         floor = random_row.get(dataset, {}).get("auc_final", {}).get("mean")
         best = max(
             ((method, cells[dataset]["auc_final"]["mean"]) for method, cells in report.summary.items()
-             if dataset in cells),
+             if "auc_final" in cells.get(dataset, {})),
             key=lambda item: item[1],
         )  # fmt: skip
         if floor:
