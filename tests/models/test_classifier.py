@@ -57,3 +57,12 @@ def test_bad_shapes_are_refused() -> None:
         model(torch.randn(3, 4))
     with pytest.raises(ValueError, match="odd"):
         LANPClassifier(4, ClassifierConfig(kernel_size=2))
+
+
+def test_temporal_layer_equals_the_official_conv1d():
+    """The unfolded-window GEMM must compute exactly what Conv1d(D, hidden, k, padding k//2) computes."""
+    for kernel_size in (1, 3, 5):
+        model = create_classifier(dim=24, config=ClassifierConfig(hidden=16, kernel_size=kernel_size), seed=3)
+        features = torch.randn(2, 7, 24)
+        expected = model.temporal(features.transpose(1, 2)).transpose(1, 2)
+        torch.testing.assert_close(model._temporal_conv(features), expected, rtol=1e-5, atol=1e-5)
