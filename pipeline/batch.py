@@ -233,11 +233,9 @@ class BatchOutputs:
         segment_writer = csv.writer(segments, lineterminator="\n")
         summary_writer.writerow(SUMMARY_COLUMNS)
         segment_writer.writerow(SEGMENT_COLUMNS)
-        schema = pa.schema([
-            ("video_id", pa.string()), ("path", pa.string()), ("snippet", pa.int32()), ("start_frame", pa.int64()),
-            ("end_frame", pa.int64()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("score", pa.float64()),
-            ("model", pa.string()), ("spec_hash", pa.string()),
-        ])
+        types = (pa.string(), pa.string(), pa.int32(), pa.int64(), pa.int64(), pa.float64(), pa.float64(),
+                 pa.float64(), pa.string(), pa.string())
+        schema = pa.schema(list(zip(SNIPPET_COLUMNS, types, strict=True)))
         parquet_path = self.root / "snippets.parquet"
         temporary = parquet_path.with_name(f".{parquet_path.name}.{uuid.uuid4().hex}.tmp")
         try:
