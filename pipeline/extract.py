@@ -126,6 +126,7 @@ class FeatureExtractor:
             std=info.std,
             layer=info.layer,
             fps=target_fps,
+            max_side=max_side,
         )
         # The isolated path's processes, started on first use and kept: one decodes, one reads headers (a probe
         # must not wait behind a long decode). Stopped by close(), garbage collection or interpreter exit.

@@ -165,6 +165,7 @@ def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.dev
         stride=spec.stride,
         pad_last=spec.pad_last,
         target_fps=spec.fps,
+        max_side=spec.max_side,
     )
 
 

@@ -39,6 +39,7 @@ class FeatureSpec(BaseModel):
     std: tuple[float, ...] = ()
     layer: str = "pooled"
     fps: float | None = Field(None, description="resampled frame rate; None keeps the source rate")
+    max_side: int | None = Field(None, description="frames downscaled so no side exceeds this before resizing")
 
     @classmethod
     def external(cls, dim: int, crops: Literal[1, 10] = 1, name: str = "external") -> FeatureSpec:

@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from pipeline.ray_engine import ray_extract_archive
 
-        if args.max_side or args.allow_pickle:
-            raise ValueError("--max-side and --allow-pickle are not available with --engine ray")
+        if args.allow_pickle:
+            raise ValueError("--allow-pickle is not available with --engine ray")
         report = ray_extract_archive(
             args.inputs, args.out, spec=extractor.spec, weights=args.weights, workers=args.workers,
             device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, progress=not args.no_progress,

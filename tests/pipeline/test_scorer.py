@@ -93,3 +93,21 @@ def test_a_model_of_other_features_is_refused_naming_both_specs(model_dir: Path,
     (other / "feature_spec.json").write_text(json.dumps({**spec, "weights": "external"}))
     with pytest.raises(ModelDirError, match="external features"):
         Scorer.from_model_dir(other, device="cpu")
+
+
+def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with() -> None:
+    """A model trained on features extracted with --max-side / --fps must be scored with the same settings."""
+    import torch
+
+    from pipeline.extract import FeatureExtractor
+    from pipeline.scorer import build_extractor
+
+    original = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=1, crop_size=64,
+                                max_side=48, target_fps=5.0)
+    rebuilt = build_extractor(original.spec, weights=None, device=torch.device("cpu"))
+    try:
+        assert rebuilt.spec == original.spec
+        assert rebuilt.decode == original.decode
+    finally:
+        original.close()
+        rebuilt.close()
