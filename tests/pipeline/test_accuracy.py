@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from pipeline.accuracy import (
     AccuracyDataset,
@@ -22,10 +21,7 @@ from pipeline.featureset import FeatureStore, open_feature_set
 from pipeline.groundtruth import GroundTruth, VideoAnnotation
 from pipeline.spec import FeatureSpec
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None:

@@ -7,12 +7,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from pipeline.cli import main
 from pipeline.synthetic import write_synthetic_features
@@ -22,12 +20,7 @@ FAST = ["--set", "train.epochs=30", "--set", "train.batch_size=10", "--set", "tr
         "--set", "classifier.hidden=32"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
