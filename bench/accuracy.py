@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.accuracy import (  # noqa: E402
+from pipeline.research.accuracy import (  # noqa: E402
     AccuracyDataset,
     SyntheticSpec,
     markdown_tables,

@@ -1,7 +1,7 @@
 """Archive throughput of batch scoring: the local worker pool vs one video at a time vs Ray, and memory growth.
 
 Runs the same archive (real Ped2 clips, repeated under new names to reach ``--videos``) through
-``pipeline.batch.run_batch`` in fresh output folders:
+``pipeline.jobs.batch.run_batch`` in fresh output folders:
 
 - ``local x1``: one worker process, one video at a time (the baseline);
 - ``local xN``: N worker processes, each with its own Scorer and cores/N torch threads;
@@ -27,8 +27,8 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.batch import run_batch
-from pipeline.inputs import VideoInput
+from pipeline.jobs.batch import run_batch
+from pipeline.video.inputs import VideoInput
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PED2 = REPO_ROOT.parent / "shared" / "data" / "ucsd-ped2" / "videos"
@@ -41,8 +41,8 @@ def make_model(directory: Path, backbone: str, crop: int | None, frames: int | N
 
     from models.classifier import LANPClassifier
     from models.config import LANPConfig
-    from pipeline.extract import FeatureExtractor
-    from pipeline.model_dir import save_model
+    from pipeline.features.extract import FeatureExtractor
+    from pipeline.training.model_dir import save_model
 
     torch.manual_seed(0)
     spec = FeatureExtractor(backbone, weights="random-init:0", device=device, crop_size=crop,

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.extract import FeatureExtractor, extract_archive  # noqa: E402
+from pipeline.features.extract import FeatureExtractor, extract_archive  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -141,7 +141,7 @@ def run_side(kind: str, args: argparse.Namespace, scratch: Path) -> dict:
 
 def ensure_data(args: argparse.Namespace) -> tuple[int, str]:
     """Write the synthetic UCF-scale set once (reused when its marker matches); returns (videos, length source)."""
-    from pipeline.synthetic import describe_lengths, write_synthetic_features
+    from pipeline.research.synthetic import describe_lengths, write_synthetic_features
 
     marker = args.data / "frames.csv"
     if not marker.exists():

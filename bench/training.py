@@ -4,7 +4,8 @@ Both train the same head (Conv1d 2048 -> 512, k 3; two linear layers) with the s
 of 30 videos x 32 snippets (drop_last, shuffle) on the same pseudo labels and loss weights of a synthetic
 ShanghaiTech-scale set (238 videos, T from the real split, D = 2048, as 10-crop features averaged over crops):
 
-- ``lanp``: ``pipeline.trainer.fit_classifier``: all sampled snippets stacked once into one (N, 32, D) tensor on
+- ``lanp``: ``pipeline.training.trainer.fit_classifier``: all sampled snippets stacked once into one (N, 32, D)
+tensor on
   the device; an epoch is a shuffled sequence of index batches.
 - ``official-style``: a ``torch.utils.data.DataLoader`` over a Dataset whose ``__getitem__`` samples one video's
   32 snippets, labels and weights with numpy each time (as the official code does), then the same steps.
@@ -34,8 +35,8 @@ from models.propagation import propagate
 from models.pseudo_labels import make_pseudo_labels
 from models.reweighting import loss_weights, normal_list
 from models.sampling import segment_indices
-from pipeline.synthetic import make_synthetic_features
-from pipeline.trainer import fit_classifier, resolve_device
+from pipeline.research.synthetic import make_synthetic_features
+from pipeline.training.trainer import fit_classifier, resolve_device
 
 
 class OfficialStyleVideos(Dataset):

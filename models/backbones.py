@@ -7,7 +7,8 @@ head's fixed-size pooling is swapped for global average pooling, which makes any
 out like Hara et al.'s Kinetics checkpoints (the features LANP reports). ``efficientnet_lite0`` is a per-frame
 ImageNet network whose frame features are averaged over the snippet.
 
-Pure torch: reading weight files is the pipeline's job (``pipeline.weights``); here a given state dict is applied.
+Pure torch: reading weight files is the pipeline's job (``pipeline.features.weights``); here a given state dict is
+applied.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class LatencyMiddleware:
 
 
 def _load_model(settings: Settings) -> Any:
-    from pipeline.scorer import Scorer
+    from pipeline.scoring.scorer import Scorer
 
     scorer = Scorer.from_model_dir(
         settings.model_dir,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.featureset import atomic_write_bytes
-from pipeline.scorer import ScoringCancelled, VideoScore
+from pipeline.features.featureset import atomic_write_bytes
+from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics
 
@@ -44,7 +44,7 @@ def error_kind(error: BaseException) -> str:
 
 def is_video_error(error: BaseException) -> bool:
     """Errors caused by the video itself (decode, probe, timeout, spec/shape problems), not by the server."""
-    from pipeline.decode import VideoError
+    from pipeline.video.decode import VideoError
 
     return isinstance(error, VideoError)
 

@@ -1,6 +1,6 @@
 """``lanp evaluate``: frame-level ROC-AUC and AP of a model directory on a labelled feature set.
 
-Labels are built per video from its own number of feature snippets (see ``pipeline.groundtruth``). ``ap`` is
+Labels are built per video from its own number of feature snippets (see ``pipeline.evaluation.groundtruth``). ``ap`` is
 average precision (sklearn), not the trapezoid PR-AUC of the research code, which is reported separately as
 ``pr_auc_trapezoid``. With ``--json`` stdout holds exactly one JSON object.
 """
@@ -28,11 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.evaluate import Evaluator
-    from pipeline.featureset import check_spec_match, open_feature_set
-    from pipeline.groundtruth import load_ground_truth
-    from pipeline.model_dir import load_model
-    from pipeline.trainer import resolve_device
+    from pipeline.evaluation.evaluator import Evaluator
+    from pipeline.evaluation.groundtruth import load_ground_truth
+    from pipeline.features.featureset import check_spec_match, open_feature_set
+    from pipeline.training.model_dir import load_model
+    from pipeline.training.trainer import resolve_device
 
     loaded = load_model(args.model)
     features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.extract import FeatureExtractor, extract_archive
+    from pipeline.features.extract import FeatureExtractor, extract_archive
 
     extractor = FeatureExtractor(
         args.backbone,
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"lanp extract: {extractor.spec.describe()} on {extractor.device}", file=sys.stderr)
     if args.engine == "ray":
-        from pipeline.ray_engine import ray_extract_archive
+        from pipeline.jobs.ray_engine import ray_extract_archive
 
         if args.allow_pickle:
             raise ValueError("--allow-pickle is not available with --engine ray")

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.config import apply_overrides, preset
-    from pipeline.featureset import open_feature_set
-    from pipeline.propagate import propagate_feature_set, write_propagation
+    from pipeline.features.featureset import open_feature_set
+    from pipeline.training.propagate import propagate_feature_set, write_propagation
 
     config = apply_overrides(preset(args.preset), args.overrides)
     features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)

@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score_single(args: argparse.Namespace, video: Any) -> int:
-    from pipeline.decode import VideoError
-    from pipeline.scorer import Scorer, ScoringCancelled
+    from pipeline.scoring.scorer import Scorer, ScoringCancelled
+    from pipeline.video.decode import VideoError
 
     scorer = Scorer.from_model_dir(args.model, device=args.device)
     try:
@@ -72,7 +72,7 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.cli import CommandError
-    from pipeline.inputs import expand_inputs
+    from pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs(args.inputs)
     if args.out is None:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--plots needs --out OUT_DIR")
         return _score_single(args, videos[0])
 
-    from pipeline.batch import run_batch
+    from pipeline.jobs.batch import run_batch
 
     report = run_batch(
         videos, args.model, args.out, engine=args.engine, threshold=args.threshold, plots=args.plots,

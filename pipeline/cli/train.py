@@ -23,7 +23,7 @@ def add_feature_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> 
 
 def add_gt_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, required: bool = False) -> None:
     """--gt / --gt-format / --frames (with an optional prefix)."""
-    from pipeline.groundtruth import GT_FORMATS
+    from pipeline.evaluation.groundtruth import GT_FORMATS
 
     flag = f"--{prefix}"
     parser.add_argument(f"{flag}gt", metavar="GT", required=required,
@@ -55,11 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from models.config import apply_overrides, preset
     from pipeline.cli import CommandError
-    from pipeline.evaluate import Evaluator
-    from pipeline.featureset import check_spec_match, open_feature_set
-    from pipeline.groundtruth import load_ground_truth
-    from pipeline.model_dir import save_model
-    from pipeline.trainer import resolve_device, train_lanp
+    from pipeline.evaluation.evaluator import Evaluator
+    from pipeline.evaluation.groundtruth import load_ground_truth
+    from pipeline.features.featureset import check_spec_match, open_feature_set
+    from pipeline.training.model_dir import save_model
+    from pipeline.training.trainer import resolve_device, train_lanp
 
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     config = apply_overrides(preset(args.preset), overrides)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi.responses import JSONResponse, Response
 
-from pipeline.scorer import VideoScore
+from pipeline.scoring.scorer import VideoScore
 from service.errors import ServiceError
 from service.state import ServiceState
 
@@ -51,7 +51,7 @@ def queue_full(state: ServiceState, depth: int) -> ServiceError:
 async def probe_duration(path: Path, state: ServiceState) -> float:
     """The video's duration in seconds, read by the scorer's persistent probe process, which is killed on a hang
     (422 on failure). At most ``LANP_PROBE_CONCURRENCY`` requests wait for it at once."""
-    from pipeline.decode import VideoError
+    from pipeline.video.decode import VideoError
 
     try:
         async with state.probe_slots:  # a burst of uploads must not tie up every thread of the pool

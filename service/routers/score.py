@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from pipeline.scorer import ScoringCancelled
+from pipeline.scoring.scorer import ScoringCancelled
 from service.errors import ServiceError
 from service.routers.common import (
     ERROR_RESPONSES,
@@ -38,7 +38,7 @@ async def score(
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity."""
-    from pipeline.decode import sniff_container
+    from pipeline.video.decode import sniff_container
 
     settings = state.settings
     upload = await receive_upload(request, settings.uploads_dir, settings.max_upload_bytes, sniff_container)

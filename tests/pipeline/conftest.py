@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from tests.pipeline.batch_fixtures import archive, model_dir, reference  # noqa: F401
+from tests.pipeline.jobs.batch_fixtures import archive, model_dir, reference  # noqa: F401
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from pipeline.scorer import Scorer
-from pipeline.segments import find_segments
+from pipeline.scoring.scorer import Scorer
+from pipeline.scoring.segments import find_segments
 from tests.service.conftest import API_KEY, LiveServer, still_running
 from tests.videos import write_video
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from models.classifier import create_classifier
 from models.config import ClassifierConfig, LANPConfig
-from pipeline.extract import FeatureExtractor
-from pipeline.model_dir import save_model
+from pipeline.features.extract import FeatureExtractor
+from pipeline.training.model_dir import save_model
 
 THRESHOLD = 0.5
 

@@ -1,0 +1,137 @@
+"""The model directory: everything needed to score with a trained LANP classifier, and nothing pickled.
+
+```
+model.safetensors   classifier weights (safetensors: loading runs no code)
+feature_spec.json   the features the model was trained on (pipeline.features.spec.FeatureSpec)
+config.json         every switch of the method (models.config.LANPConfig)
+metadata.json       training data summary, pseudo-label stats, default threshold, metrics, versions, time
+```
+Saving writes into a temporary sibling folder and renames it into place, so a failed or killed save leaves either
+the previous model or nothing, never a half-written directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from models.classifier import LANPClassifier
+from models.config import LANPConfig
+from pipeline.features.spec import SPEC_FILE, FeatureSpec
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+METADATA_FILE = "metadata.json"
+MODEL_DIR_FILES = (MODEL_FILE, SPEC_FILE, CONFIG_FILE, METADATA_FILE)
+
+
+class ModelDirError(ValueError):
+    """A model directory that cannot be written or read; names the directory and the file at fault."""
+
+
+@dataclass
+class LoadedModel:
+    """A model directory in memory; ``classifier`` is in eval mode on the CPU."""
+
+    classifier: LANPClassifier
+    spec: FeatureSpec
+    config: LANPConfig
+    metadata: dict[str, Any]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that made a model (recorded in metadata.json)."""
+    try:
+        lanp = package_metadata.version("lanp-vad")
+    except package_metadata.PackageNotFoundError:
+        lanp = "unknown"
+    return {"lanp": lanp, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _replace_directory(staged: Path, target: Path) -> None:
+    """Move a finished staging folder to ``target``; an existing model directory there is replaced."""
+    if target.exists():
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        elif target.is_dir() and (target / MODEL_FILE).exists():
+            retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+            os.replace(target, retired / target.name)
+            os.replace(staged, target)
+            shutil.rmtree(retired, ignore_errors=True)
+            return
+        else:
+            raise ModelDirError(f"{target} exists and is not a model directory; refusing to overwrite it")
+    os.replace(staged, target)
+
+
+def save_model(
+    directory: str | Path,
+    model: LANPClassifier,
+    spec: FeatureSpec,
+    config: LANPConfig,
+    metadata: dict[str, Any],
+) -> Path:
+    """Write a model directory atomically; ``metadata`` gets ``versions`` and ``created`` added."""
+    target = Path(directory)
+    if model.dim != spec.dim:
+        raise ModelDirError(f"the classifier takes {model.dim}-d features but the feature spec says {spec.dim}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    try:
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+        save_file(state, str(staged / MODEL_FILE), metadata={"format": "lanp-classifier", "dim": str(model.dim)})
+        spec.save(staged)
+        (staged / CONFIG_FILE).write_text(config.to_json())
+        record = {
+            **metadata,
+            "versions": versions(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (staged / METADATA_FILE).write_text(json.dumps(record, indent=2, allow_nan=False))
+        _replace_directory(staged, target)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return target
+
+
+def load_model(directory: str | Path) -> LoadedModel:
+    """Read a model directory (never unpickles) into an eval-mode classifier on the CPU."""
+    directory = Path(directory)
+    missing = [name for name in MODEL_DIR_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ModelDirError(f"{directory} is not a model directory: missing {', '.join(missing)}")
+    try:
+        spec = FeatureSpec.load(directory)
+    except ValidationError as error:
+        raise ModelDirError(f"{directory / SPEC_FILE} is not a valid feature spec: {error}") from error
+    try:
+        config = LANPConfig.from_json((directory / CONFIG_FILE).read_text())
+    except ValidationError as error:
+        raise ModelDirError(f"{directory / CONFIG_FILE} is not a valid LANP config: {error}") from error
+    try:
+        metadata = json.loads((directory / METADATA_FILE).read_text())
+    except json.JSONDecodeError as error:
+        raise ModelDirError(f"{directory / METADATA_FILE} is not JSON: {error}") from error
+    classifier = LANPClassifier(spec.dim, config.classifier)
+    try:
+        state = load_file(str(directory / MODEL_FILE))
+        classifier.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as error:
+        raise ModelDirError(
+            f"{directory / MODEL_FILE} does not hold the weights of a {spec.dim}-d LANP classifier: {error}"
+        ) from error
+    return LoadedModel(classifier.eval(), spec, config, metadata)

@@ -1,0 +1,268 @@
+"""Training LANP on an unlabeled feature set: propagate -> pseudo-label -> re-weight -> weighted BCE.
+
+Data flow (the official recipe, every switch in ``LANPConfig``):
+1. Load every video's features; 10-crop features are averaged over crops (the official ShanghaiTech training does
+   this for propagation, pseudo labels and re-weighting). The classifier is trained on the crop-averaged features
+   too: one sequence per video instead of ten, 10x less arithmetic; at test time ``pipeline.evaluation.evaluator``
+   scores each
+   crop and averages the scores, as the official test code does.
+2. Normality propagation (``models.propagation``), pseudo labels (``models.pseudo_labels``), loss weights
+   (``models.reweighting``), computed once before training and fixed for all epochs (as in the official code).
+3. Each video contributes ``num_segments`` snippets at floor(i * T / n); labels and weights are per snippet on the
+   full video and sampled with the same indices. All sampled snippets are stacked once into one (N, n, D) tensor on
+   the device, so an epoch is a shuffled sequence of index batches with no Python data loading.
+4. RMSprop on weighted BCE over batches of ``batch_size`` videos, shuffled, ``drop_last`` as configured.
+
+The default scoring threshold is chosen without labels (see ``choose_threshold``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+from tqdm import tqdm
+
+from models.classifier import LANPClassifier, create_classifier
+from models.config import LANPConfig
+from models.propagation import propagate
+from models.pseudo_labels import PseudoLabels, make_pseudo_labels
+from models.reweighting import loss_weights, normal_list
+from models.sampling import segment_indices
+from pipeline.evaluation.groundtruth import GroundTruth
+from pipeline.features.featureset import FeatureSet
+
+log = logging.getLogger(__name__)
+
+EvalFn = Callable[[LANPClassifier], dict[str, float]]
+
+
+class TrainingError(ValueError):
+    """A training run that cannot do what was asked (e.g. a batch larger than the set with drop_last)."""
+
+
+@dataclass
+class TrainResult:
+    """The trained classifier (eval mode), per-epoch history, the pseudo labels it learned from, metadata."""
+
+    model: LANPClassifier
+    history: list[dict[str, float]]
+    pseudo_labels: PseudoLabels
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_training_features(features: FeatureSet) -> list[np.ndarray]:
+    """Crop-averaged (T, D) float32 features of every video (one dimension across the set, finite values).
+
+    Copies: feature files are memory-mapped read-only and torch wants writable arrays.
+    """
+    return [np.array(array) for array in features.load_all(average_crops=True)]
+
+
+def check_batching(num_videos: int, config: LANPConfig) -> None:
+    """Refuse a run in which drop_last would drop every batch (e.g. UCSD Ped2's 16 train videos with batch 30)."""
+    train = config.train
+    if train.drop_last and num_videos < train.batch_size:
+        raise TrainingError(
+            f"the feature set has {num_videos} videos but train.batch_size is {train.batch_size} with "
+            f"train.drop_last=true, so no batch would ever be trained; pass --set train.drop_last=false or "
+            f"--set train.batch_size={num_videos} (or less)"
+        )
+
+
+def _precision_recall(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    true_positives = float(np.sum(predicted & truth))
+    return {
+        "precision": true_positives / max(int(predicted.sum()), 1),
+        "recall": true_positives / max(int(truth.sum()), 1),
+    }
+
+
+def pseudo_label_quality(
+    features: FeatureSet, lengths: list[int], labels: PseudoLabels, ground_truth: GroundTruth
+) -> dict[str, dict[str, float]]:
+    """Video- and snippet-level precision/recall of the abnormal pseudo labels against ground truth."""
+    entries = list(features)
+    video_truth = np.array([ground_truth.video_label(entry.video_id) for entry in entries], dtype=bool)
+    snippet_truth = np.concatenate(
+        [
+            ground_truth.snippet_labels_for(entry.video_id, length, num_frames=entry.num_frames)
+            for entry, length in zip(entries, lengths, strict=True)
+        ]
+    ).astype(bool)
+    snippet_predicted = np.concatenate(labels.snippet_labels).astype(bool)
+    return {
+        "video": _precision_recall(labels.abnormal.astype(bool), video_truth),
+        "snippet": _precision_recall(snippet_predicted, snippet_truth),
+    }
+
+
+def choose_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
+    """The default event threshold, chosen without ground truth.
+
+    Midpoint between the median score of pseudo-normal and of pseudo-abnormal training snippets. Why: the weighted
+    BCE head is often under-confident in absolute terms (a fixed 0.5 can flag nothing), medians ignore the tails
+    that pseudo-label noise puts in both groups, and the midpoint adapts to each model's score scale.
+    """
+    normal, abnormal = scores[targets < 0.5], scores[targets >= 0.5]
+    if normal.size == 0 or abnormal.size == 0:
+        return 0.5
+    return float((np.median(normal) + np.median(abnormal)) / 2)
+
+
+def _sample(arrays: list[np.ndarray], num_segments: int) -> np.ndarray:
+    """Stack the floor(i * T / n) snippets of every video: (N, n, ...) from per-video (T, ...)."""
+    return np.stack([array[segment_indices(array.shape[0], num_segments)] for array in arrays])
+
+
+def train_lanp(
+    features: FeatureSet,
+    config: LANPConfig,
+    *,
+    ground_truth: GroundTruth | None = None,
+    progress: bool = True,
+    eval_fn: EvalFn | None = None,
+) -> TrainResult:
+    """Train a LANP classifier on ``features`` (no labels used; ``ground_truth`` only logs pseudo-label quality).
+
+    ``eval_fn(model)`` is called after each epoch with the model in eval mode; what it returns (e.g. the test
+    AUC) is stored in that epoch's history record, which allows best-epoch reporting (test-set selection).
+    """
+    started = time.perf_counter()
+    train = config.train
+    check_batching(len(features), config)
+    arrays = load_training_features(features)
+    lengths = [array.shape[0] for array in arrays]
+    device = resolve_device(train.device)
+
+    z = propagate(arrays, config.propagation, device=device, seed=train.seed, video_ids=features.video_ids)
+    labels = make_pseudo_labels(z, config.pseudo)
+    sampled_features = _sample(arrays, train.num_segments)
+    sampled_labels = _sample(labels.snippet_labels, train.num_segments).astype(np.float32)
+    if config.reweight.enabled:
+        normals = normal_list(arrays, labels.confident_normal, config.reweight, train.num_segments)
+        # Weights are per snippet, so weighting the sampled snippets equals sampling the full video's weights.
+        sampled_weights = loss_weights(sampled_features, sampled_labels, normals, config.reweight)
+    else:
+        sampled_weights = np.ones_like(sampled_labels)
+    quality = pseudo_label_quality(features, lengths, labels, ground_truth) if ground_truth is not None else None
+    if quality is not None:
+        log.info(
+            "pseudo labels vs ground truth: video precision %.3f recall %.3f; snippet precision %.3f recall %.3f",
+            quality["video"]["precision"], quality["video"]["recall"],
+            quality["snippet"]["precision"], quality["snippet"]["recall"],
+        )  # fmt: skip
+
+    inputs = torch.from_numpy(sampled_features).to(device)
+    targets = torch.from_numpy(sampled_labels).to(device)
+    weights = torch.from_numpy(np.asarray(sampled_weights, dtype=np.float32)).to(device)
+    model, history = fit_classifier(inputs, targets, weights, config, progress=progress, eval_fn=eval_fn)
+
+    with torch.no_grad():
+        train_scores = model(inputs).cpu().numpy()
+    threshold = choose_threshold(train_scores.ravel(), sampled_labels.ravel())
+    metadata = {
+        "training_data": {
+            "source": features.source,
+            "num_videos": len(arrays),
+            "num_snippets": int(sum(lengths)),
+            "feature_dim": int(arrays[0].shape[1]),
+            "crops": features.spec.crops,
+            "crop_handling": "crops averaged for propagation, pseudo labels, re-weighting and training",
+        },
+        "pseudo_labels": {
+            "abnormal_fraction": float(labels.abnormal_fraction),
+            "abnormal_videos": int(labels.abnormal.sum()),
+            "confident_normal_videos": len(labels.confident_normal),
+            "abnormal_snippet_share": float(np.concatenate(labels.snippet_labels).mean()),
+            **({"vs_ground_truth": quality} if quality is not None else {}),
+        },
+        "threshold": threshold,
+        "threshold_rule": "midpoint of the median scores of pseudo-normal and pseudo-abnormal training snippets",
+        "training": {
+            "epochs": train.epochs,
+            "steps": int(history[-1]["step"]),
+            "final_loss": history[-1]["loss"],
+            "device": str(device),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    }
+    if eval_fn is not None:
+        metadata["metrics"] = epoch_metrics(history)
+    return TrainResult(model, history, labels, metadata)
+
+
+def fit_classifier(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    config: LANPConfig,
+    *,
+    progress: bool,
+    eval_fn: EvalFn | None,
+) -> tuple[LANPClassifier, list[dict[str, float]]]:
+    """The training loop over pre-stacked (N, n, D) tensors; returns the eval-mode model and per-epoch history."""
+    train = config.train
+    device = inputs.device
+    torch.manual_seed(train.seed)
+    model = create_classifier(dim=inputs.shape[-1], config=config.classifier, seed=train.seed).to(device)
+    optimiser = torch.optim.RMSprop(
+        model.parameters(), lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
+    )
+    generator = torch.Generator(device="cpu").manual_seed(train.seed)
+    num_videos = inputs.shape[0]
+    usable = num_videos - num_videos % train.batch_size if train.drop_last else num_videos
+    batches_per_epoch = -(-usable // train.batch_size)
+    history: list[dict[str, float]] = []
+    step = 0
+    autocast_on = train.amp == "on" or (train.amp == "auto" and device.type == "cuda")
+    bar = tqdm(range(1, train.epochs + 1), desc="training", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(num_videos, generator=generator)[:usable].to(device)
+        epoch_loss = torch.zeros((), device=device)
+        for batch in order.split(train.batch_size):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_on):
+                scores = model(inputs[batch])
+            bce = functional.binary_cross_entropy(scores.float(), targets[batch], reduction="none")
+            loss = (weights[batch] * bce).mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            epoch_loss += loss.detach()
+            step += 1
+        record: dict[str, float] = {"epoch": epoch, "step": step, "loss": float(epoch_loss) / batches_per_epoch}
+        if eval_fn is not None:
+            model.eval()
+            record.update(eval_fn(model))
+        history.append(record)
+        bar.set_postfix({name: f"{value:.4f}" for name, value in record.items() if name not in ("epoch", "step")})
+    return model.eval(), history
+
+
+def epoch_metrics(history: list[dict[str, float]], key: str = "auc_roc") -> dict[str, Any]:
+    """Final-epoch and best-epoch evaluation, labelled: the best epoch is chosen on the evaluation set."""
+    final = history[-1]
+    best = max(history, key=lambda record: record.get(key, float("-inf")))
+    metric_names = [name for name in final if name not in ("epoch", "step", "loss")]
+    return {
+        "final_epoch": {"epoch": int(final["epoch"]), **{name: final[name] for name in metric_names}},
+        "best_epoch": {
+            "epoch": int(best["epoch"]),
+            **{name: best[name] for name in metric_names},
+            "selection": f"max {key} over epochs on the evaluation set (test-set selection, as the papers report)",
+        },
+    }

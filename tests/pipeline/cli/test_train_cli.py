@@ -1,0 +1,112 @@
+"""``lanp train`` / ``lanp evaluate`` for real: a subprocess round trip, and bad input refused with nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from pipeline.research.synthetic import write_synthetic_features
+from tests.conftest import REPO_ROOT
+
+FAST = ["--set", "train.epochs=30", "--set", "train.batch_size=10", "--set", "train.lr=0.001",
+        "--set", "classifier.hidden=32"]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_features(tmp_path_factory.mktemp("tiny"), scale="tiny", dim=24, salience=6.0, seed=3)
+
+
+def _lanp(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO_ROOT, env=environment,
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_train_then_evaluate_json(archive: Path, tmp_path: Path) -> None:
+    trained = _lanp("train", "--features", archive, "--out", tmp_path / "model", "--no-progress", *FAST,
+                    "--gt", archive / "gt.csv", "--frames", archive / "frames.csv")
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["threshold"] > 0
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata["pseudo_labels"]["vs_ground_truth"]["video"]["recall"] > 0.5
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["train"]["epochs"] == 30
+
+    evaluated = _lanp("evaluate", "--model", tmp_path / "model", "--features", archive,
+                      "--gt", archive / "gt.csv", "--frames", archive / "frames.csv", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)  # exactly one JSON object on stdout
+    assert report["auc_roc"] > 0.85 and 0 < report["ap"] <= 1 and report["videos"] == 40
+
+
+def _train(features: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--features", str(features), "--out", str(out), "--no-progress", *FAST, *extra])
+
+
+def _write(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
+    folder.mkdir()
+    for video_id, array in arrays.items():
+        np.save(folder / f"{video_id}.npy", array)
+    return folder
+
+
+def _normal(length: int, dim: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((length, dim), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("empty", "no feature files"),
+        ("mixed", "cam_b: per-snippet shape"),
+        ("nan", "cam_c: NaN or inf"),
+        ("short", "cam_d.*snippet"),
+        ("too_few", "drop_last"),
+    ],
+)
+def test_bad_features_are_refused_by_name_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, message: str
+) -> None:
+    good = {f"cam_{index}": _normal(12, seed=index) for index in range(12)}
+    broken = {
+        "empty": {},
+        "mixed": {**good, "cam_b": _normal(12, dim=9)},
+        "nan": {**good, "cam_c": np.where(np.arange(12)[:, None] == 5, np.nan, _normal(12))},
+        "short": {**good, "cam_d": _normal(2)},
+        "too_few": good,
+    }[case]
+    features = _write(tmp_path / "features", broken)
+    extra = ["--set", "train.batch_size=30"] if case == "too_few" else ["--set", "train.drop_last=false"]
+    assert _train(features, tmp_path / "out", *extra) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["features"]  # no --out, no partial folder
+
+
+def test_mismatched_ground_truth_and_spec_are_refused(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "gt.csv").write_text("tiny_00003,0,99999\n")
+    assert _train(archive, tmp_path / "out", "--gt", str(tmp_path / "gt.csv")) == 2
+    assert "tiny_00003" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+    assert _train(archive, tmp_path / "model", "--set", "train.epochs=1") == 0
+    capsys.readouterr()
+    other = _write(tmp_path / "other", {"v": _normal(12, dim=5)})
+    (tmp_path / "other.csv").write_text("v,16,32\n")
+    status = main(["evaluate", "--model", str(tmp_path / "model"), "--features", str(other),
+                   "--gt", str(tmp_path / "other.csv"), "--json"])
+    captured = capsys.readouterr()
+    assert status == 2 and "24-d" in captured.err and captured.out == ""

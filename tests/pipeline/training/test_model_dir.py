@@ -1,0 +1,79 @@
+"""Model directory: safetensors + JSON round trip with identical scores, atomic saves, no unpickling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.classifier import create_classifier
+from models.config import apply_overrides, preset
+from pipeline.features.spec import FeatureSpec
+from pipeline.training.model_dir import MODEL_DIR_FILES, ModelDirError, load_model, save_model
+
+CONFIG = apply_overrides(preset("reference-sh"), ["classifier.hidden=16", "train.epochs=7"])
+SPEC = FeatureSpec.external(dim=12, crops=10)
+
+
+def _trained_like_model() -> torch.nn.Module:
+    model = create_classifier(dim=12, config=CONFIG.classifier, seed=5)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    return model.eval()
+
+
+def test_round_trip_gives_identical_scores_and_every_switch(tmp_path: Path) -> None:
+    model = _trained_like_model()
+    save_model(tmp_path / "m", model, SPEC, CONFIG, {"threshold": 0.42, "training_data": {"num_videos": 3}})
+    loaded = load_model(tmp_path / "m")
+    features = torch.randn(2, 10, 9, 12)
+    assert torch.equal(model(features), loaded.classifier(features))
+    assert loaded.spec == SPEC and loaded.config == CONFIG
+    assert loaded.config.propagation.affinity == "cosine" and loaded.config.train.epochs == 7
+    assert loaded.metadata["threshold"] == 0.42
+    assert set(loaded.metadata["versions"]) == {"lanp", "torch", "python"} and loaded.metadata["created"]
+    assert sorted(path.name for path in (tmp_path / "m").iterdir()) == sorted(MODEL_DIR_FILES)
+
+
+def test_failed_save_leaves_nothing_and_keeps_the_previous_model(tmp_path: Path) -> None:
+    model = _trained_like_model()
+    save_model(tmp_path / "m", model, SPEC, CONFIG, {"threshold": 0.1})
+    with pytest.raises(ValueError):  # NaN is not JSON: the save fails after the weights were written
+        save_model(tmp_path / "m", create_classifier(dim=12, config=CONFIG.classifier), SPEC, CONFIG,
+                   {"threshold": float("nan")})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m"]  # no partial folder left behind
+    assert torch.equal(load_model(tmp_path / "m").classifier.temporal.weight, model.temporal.weight)
+    with pytest.raises(ValueError):
+        save_model(tmp_path / "new", model, SPEC, CONFIG, {"threshold": float("inf")})
+    assert not (tmp_path / "new").exists()
+
+
+def test_replacing_a_model_and_refusing_other_folders(tmp_path: Path) -> None:
+    save_model(tmp_path / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.1})
+    save_model(tmp_path / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.9})
+    assert load_model(tmp_path / "m").metadata["threshold"] == 0.9
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(ModelDirError, match="not a model directory"):
+        save_model(tmp_path / "photos", _trained_like_model(), SPEC, CONFIG, {})
+    assert sorted(path.name for path in (tmp_path / "photos").iterdir()) == ["holiday.jpg"]
+    with pytest.raises(ModelDirError, match="12-d"):
+        save_model(tmp_path / "x", _trained_like_model(), FeatureSpec.external(dim=7), CONFIG, {})
+
+
+def test_loading_refuses_broken_directories(tmp_path: Path) -> None:
+    save_model(tmp_path / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.1})
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x80\x04pickled?")
+    with pytest.raises(ModelDirError, match="model.safetensors"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m" / "config.json").unlink()
+    with pytest.raises(ModelDirError, match="missing config.json"):
+        load_model(tmp_path / "m")
+    save_model(tmp_path / "w", _trained_like_model(), SPEC, CONFIG, {})
+    spec = json.loads((tmp_path / "w" / "feature_spec.json").read_text())
+    (tmp_path / "w" / "feature_spec.json").write_text(json.dumps({**spec, "dim": 13}))
+    with pytest.raises(ModelDirError, match="13-d"):
+        load_model(tmp_path / "w")

@@ -1,0 +1,80 @@
+"""The trainer on a real (synthetic) feature set: it learns, records what it did, and refuses what cannot train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.config import apply_overrides, preset
+from pipeline.evaluation.evaluator import Evaluator, snippet_scores
+from pipeline.evaluation.groundtruth import load_ground_truth
+from pipeline.features.featureset import open_feature_set
+from pipeline.research.synthetic import write_synthetic_features
+from pipeline.training.model_dir import load_model, save_model
+from pipeline.training.trainer import TrainingError, check_batching, choose_threshold, train_lanp
+
+# Small head and a larger step so the 40-video 'tiny' set trains in seconds (the official lr needs ~2,000 steps).
+FAST = ["train.epochs=40", "train.batch_size=10", "train.lr=0.001", "classifier.hidden=32"]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_features(tmp_path_factory.mktemp("tiny"), scale="tiny", dim=32, salience=6.0, seed=0)
+
+
+def test_training_learns_without_labels(archive: Path, tmp_path: Path) -> None:
+    features = open_feature_set(archive)
+    ground_truth = load_ground_truth(archive / "gt.csv", frames=archive / "frames.csv")
+    evaluator = Evaluator(features, ground_truth)  # the unsupervised setting: score the archive trained on
+    config = apply_overrides(preset("reference"), FAST)
+    result = train_lanp(features, config, ground_truth=ground_truth, progress=False, eval_fn=evaluator)
+
+    assert len(result.history) == 40 and result.history[-1]["step"] == 40 * 4
+    assert result.history[-1]["auc_roc"] > 0.9 > result.history[0]["auc_roc"]
+    metadata = result.metadata
+    assert metadata["metrics"]["final_epoch"]["auc_roc"] == result.history[-1]["auc_roc"]
+    assert metadata["metrics"]["best_epoch"]["auc_roc"] == max(record["auc_roc"] for record in result.history)
+    assert "test-set selection" in metadata["metrics"]["best_epoch"]["selection"]
+    assert metadata["training_data"]["num_videos"] == 40
+    quality = metadata["pseudo_labels"]["vs_ground_truth"]
+    assert quality["video"]["recall"] > 0.9 and quality["snippet"]["recall"] > 0.9
+    assert 0 < metadata["threshold"] < 1
+
+    # Round trip through the model directory: identical scores.
+    save_model(tmp_path / "model", result.model, features.spec, config, metadata)
+    loaded = load_model(tmp_path / "model")
+    before, after = snippet_scores(result.model, features), snippet_scores(loaded.classifier, features)
+    assert all(np.array_equal(before[video], after[video]) for video in before)
+    assert loaded.metadata["threshold"] == metadata["threshold"]
+
+
+def test_same_seed_same_model(archive: Path) -> None:
+    features = open_feature_set(archive)
+    config = apply_overrides(preset("reference"), [*FAST, "train.epochs=2"])
+    first, second = (train_lanp(features, config, progress=False).model for _ in range(2))
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    other = train_lanp(features, apply_overrides(config, ["train.seed=7"]), progress=False).model
+    assert not torch.equal(first.output.weight, other.output.weight)
+
+
+def test_drop_last_with_too_few_videos_is_refused_with_a_way_out() -> None:
+    config = preset("reference")  # batch 30 with drop_last, as the official code
+    with pytest.raises(TrainingError, match=r"28 videos.*train.drop_last=false.*batch_size=28"):
+        check_batching(28, config)  # UCSD Ped2 has 28 videos
+    check_batching(28, apply_overrides(config, ["train.drop_last=false"]))
+
+
+def test_threshold_lies_between_pseudo_normal_and_pseudo_abnormal_scores() -> None:
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.uniform(0.0, 0.2, 500), rng.uniform(0.3, 0.5, 100)])
+    targets = np.concatenate([np.zeros(500), np.ones(100)])
+    threshold = choose_threshold(scores, targets)
+    assert np.median(scores[:500]) < threshold < np.median(scores[500:])
+    assert choose_threshold(scores, np.zeros(600)) == 0.5  # no pseudo-abnormal snippets: the neutral default
