@@ -1,8 +1,10 @@
 """Typed configuration of every switch of the LANP method.
 
-Every field is saved in a model directory's ``config.json``. Presets name the two behaviours worth reproducing:
-``paper`` (the text of the ECCV 2024 paper) and ``reference`` / ``reference-sh`` (what the official code does on
-UCF-Crime / ShanghaiTech). ``apply_overrides`` turns ``key=value`` strings (dotted paths) into a new config.
+Every field is saved in a model directory's ``config.json``. ``default`` is the product's preset: the official
+recipe with a length-neutral video score and the settings that let any archive of two or more videos train.
+The others name the behaviours worth reproducing: ``paper`` (the text of the ECCV 2024 paper) and ``reference`` /
+``reference-sh`` (what the official code does on UCF-Crime / ShanghaiTech). ``apply_overrides`` turns
+``key=value`` strings (dotted paths) into a new config.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class PropagationConfig(_Section):
         "rms",
         description=(
             "gaussian: exp(-||xi-xj||^2 / (2 sigma^2)) (paper); rms: exp(-rms(xi-xj) / (2 sigma^2)) (code, UCF); "
-            "cosine: cos(xi, xj) (code, ShanghaiTech); adaptive: exp(-d^2 / (2 s^2)) with s the median "
+            "cosine: max(cos(xi, xj), 0) (code, ShanghaiTech; negative cosines, e.g. of standardised features, "
+            "would give negative degrees and NaN z); adaptive: exp(-d^2 / (2 s^2)) with s the median "
             "in-window distance of the video (scale-free)"
         ),
     )
@@ -57,6 +60,14 @@ class PropagationConfig(_Section):
 class PseudoLabelConfig(_Section):
     """Turning propagated normality z into video and snippet pseudo labels."""
 
+    video_score: Literal["std", "std_ratio", "deficit"] = Field(
+        "std",
+        description=(
+            "how abnormal a video looks from its z: std: std(z) (code; shrinks as 1/T, so mostly a length "
+            "detector); std_ratio: std(z) / std(z_null) with z_null the temporal-only propagation of the same "
+            "length (length-neutral); deficit: mean shortfall of z / mean(z) below z_null / mean(z_null)"
+        ),
+    )
     abnormal_fraction: float | Literal["auto"] = Field(
         0.5,
         description="share of videos taken as abnormal (by std(z)); code: 0.5 UCF, 64/238 SH; auto: estimated",
@@ -64,6 +75,9 @@ class PseudoLabelConfig(_Section):
     snippet_ratio: float = Field(0.4, gt=0, lt=1, description="r: share of lowest-z snippets labelled abnormal")
     confident_normal_ratio: float = Field(
         0.1, gt=0, le=1, description="h: share of pseudo-normal videos that form the normal list"
+    )
+    min_confident_normal: int = Field(
+        0, ge=0, description="at least this many confident normals (0: int(h * normals) as the code, maybe none)"
     )
 
     def model_post_init(self, __context: Any) -> None:
@@ -96,6 +110,20 @@ class TrainConfig(_Section):
     epochs: int = Field(300, ge=1)
     batch_size: int = Field(30, ge=1, description="videos per batch")
     drop_last: bool = Field(True, description="code: True (a set smaller than a batch then trains nothing)")
+    skip_short: bool = Field(
+        False,
+        description="leave out videos of fewer than 3 snippets with a warning (listed in metadata.json); "
+        "False: refuse them (code)",
+    )
+    pseudo_video_snippets: int | None = Field(
+        None,
+        ge=6,
+        description=(
+            "cut every video longer than this many snippets into about equal pseudo-videos of about this length "
+            "before propagation (continuous recordings: the normality prior holds at the ends of each stretch); "
+            "None: whole videos (code). Seconds = snippets * 16 / fps"
+        ),
+    )
     num_segments: int = Field(32, ge=1, description="snippets sampled per video: floor(i * T / n)")
     lr: float = Field(1e-4, gt=0)
     momentum: float = Field(0.6, ge=0)
@@ -108,7 +136,11 @@ class TrainConfig(_Section):
 
 
 class LANPConfig(_Section):
-    """All switches of the method; ``preset`` records which preset the values started from."""
+    """All switches of the method; ``preset`` records which preset the values started from.
+
+    The field defaults are the official code's (``reference``), so a config.json written before a switch existed
+    loads with the behaviour it was trained with.
+    """
 
     preset: str = "reference"
     propagation: PropagationConfig = PropagationConfig()
@@ -126,6 +158,13 @@ class LANPConfig(_Section):
 
 
 _PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    # The product: the official UCF-Crime recipe with a length-neutral video score, trainable on any archive of
+    # two or more videos (batches of min(30, N): the last partial batch is kept; at least one confident normal;
+    # videos too short to propagate are skipped and listed).
+    "default": {
+        "pseudo": {"video_score": "std_ratio", "min_confident_normal": 1},
+        "train": {"drop_last": False, "skip_short": True},
+    },
     # The official code on UCF-Crime: RMS-distance kernel, half the videos abnormal, cosine re-weighting.
     "reference": {},
     # The official code on ShanghaiTech: plain cosine affinity, 64 of 238 videos abnormal, RMS re-weighting.

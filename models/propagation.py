@@ -7,7 +7,9 @@ affinity F of ``config.affinity``:
 
 - ``gaussian``: exp(-||xi - xj||^2 / (2 sigma^2)) (the paper);
 - ``rms``: exp(-sqrt(mean_k (xik - xjk)^2) / (2 sigma^2)) (the official code on UCF-Crime);
-- ``cosine``: xi.xj / (|xi| |xj|) (the official code on ShanghaiTech; zero vectors count as norm 1e-12);
+- ``cosine``: max(xi.xj / (|xi| |xj|), 0) (the official code on ShanghaiTech, whose ReLU features never give a
+  negative cosine; zero vectors count as norm 1e-12). Negative cosines (centred or standardised features) are
+  clamped: a negative weight can make a degree negative and z NaN;
 - ``adaptive``: exp(-||xi - xj||^2 / (2 s^2)) with s the median Euclidean distance over the video's linked pairs
   (over its distances to the seeds for ``method=direct``): scale-free, so it needs no sigma tuned to the backbone.
 
@@ -17,6 +19,14 @@ gradient with SciPy's rules (x0 = 0; stop before an iteration when ||r|| < cg_to
 iterations, None meaning SciPy's default 10 T) or exactly. ``postprocess`` clips z < 0 to 0 and sets the seeds
 to max(z), as the official code does.
 
+A video whose feature affinities are all zero (a Gaussian that underflows at the features' scale, all-zero
+features under cosine) has no graph, and z would be the seed indicator itself. Such a video is propagated on
+the temporal graph alone instead, with a warning, and ``propagate_videos`` names it.
+
+``null_normality(T)`` is that temporal-only propagation for a featureless video of length T: what z looks like
+when nothing but position matters. It depends on T and the graph settings only and is cached per T; the
+length-neutral video scores of ``models.pseudo_labels`` compare z with it.
+
 The batch implementation never builds a T x T matrix for banded graphs: snippet dot products are taken block by
 block with matrix products (float32, on mean-centred features for the distance kernels) and kept as a band of
 2 Lw - 1 diagonals; the conjugate gradient runs for all videos of a chunk at once with per-video step sizes.
@@ -25,6 +35,7 @@ Videos whose graph is complete (T <= Lw) are padded into batches of dense T x T 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +44,8 @@ import numpy as np
 import torch
 
 from models.config import PropagationConfig
+
+log = logging.getLogger(__name__)
 
 MIN_SNIPPETS = 3
 DENSE_LIMIT = 16_384  # complete graphs beyond this many snippets would need > 1 GiB per video
@@ -110,7 +123,7 @@ def _affinity(
         return torch.ones_like(dots)
     if config.affinity == "cosine":
         denominator = (norms_i.clamp_min(0).sqrt() * norms_j.clamp_min(0).sqrt()).clamp_min(_COSINE_EPS)
-        return dots / denominator
+        return (dots / denominator).clamp_min(0)
     squared = (norms_i + norms_j - 2 * dots).clamp_min(0)
     two_sigma_sq = 2 * config.sigma**2
     if config.affinity == "gaussian":
@@ -249,8 +262,8 @@ def _propagate_complete(
     rngs: list[np.random.Generator],
     config: PropagationConfig,
     device: torch.device,
-) -> list[np.ndarray]:
-    """Videos with complete graphs, padded into one dense batch (n, Tmax, Tmax)."""
+) -> tuple[list[np.ndarray], list[bool]]:
+    """Videos with complete graphs, padded into one dense batch (n, Tmax, Tmax); z and whether W = 0, per video."""
     count, longest, dim = len(videos), max(g.length for g in graphs), int(videos[0].shape[1])
     batch = torch.empty(count, longest, dim, dtype=torch.float32, device=device)
     seeds = []
@@ -276,6 +289,7 @@ def _propagate_complete(
         weights = weights * torch.exp(-gaps[None] / temporal_length[:, None, None])
     weights = torch.where(linked, 2 * weights, 0.0)  # each edge lies in both windows: W + W^T doubles it
     degree = weights.sum(dim=2)
+    empty = (degree.sum(dim=1) == 0).tolist()
     inverse_root = torch.where(degree == 0, 1.0, degree).rsqrt()
     normalised = inverse_root[:, :, None] * weights * inverse_root[:, None, :]
     rhs = torch.zeros(count, longest, dtype=torch.float64, device=device)
@@ -293,7 +307,7 @@ def _propagate_complete(
     return [
         _postprocess(solution[index, : g.length].cpu().numpy(), seeds[index], config)
         for index, g in enumerate(graphs)
-    ]
+    ], empty
 
 
 def _propagate_banded(
@@ -302,7 +316,7 @@ def _propagate_banded(
     rngs: list[np.random.Generator],
     config: PropagationConfig,
     device: torch.device,
-) -> list[np.ndarray]:
+) -> tuple[list[np.ndarray], list[bool]]:
     """Videos longer than their window (all with the same Lw = 2h), concatenated and kept as a band.
 
     Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
@@ -406,6 +420,7 @@ def _propagate_banded(
     lower = shifted.as_strided((total, width), (width, width - 1), width - 1)
     band = torch.cat([lower, upper], dim=1)
     degree = band.sum(dim=1).index_add_(0, rows, corner_values)
+    empty = (_segment_sum(degree, owner, len(graphs)) == 0).tolist()
     inverse_root = torch.where(degree == 0, 1.0, degree).rsqrt()
     padded_root = torch.nn.functional.pad(inverse_root, (half, half))
     band *= inverse_root[:, None] * padded_root.unfold(0, 2 * half + 1, 1)
@@ -439,7 +454,7 @@ def _propagate_banded(
     return [
         _postprocess(solution[offsets[i] : offsets[i] + g.length].cpu().numpy(), seeds[i], config)
         for i, g in enumerate(graphs)
-    ]
+    ], empty
 
 
 def _propagate_direct(video: torch.Tensor, seeds: np.ndarray, config: PropagationConfig) -> np.ndarray:
@@ -472,6 +487,14 @@ def _chunks(order: list[int], sizes: list[int], budget: int) -> list[list[int]]:
     return [group for group in groups if group]
 
 
+@dataclass(frozen=True)
+class Propagation:
+    """z per video (float64, (T,)) and the indices of the videos that had no feature graph (W = 0)."""
+
+    z: list[np.ndarray]
+    featureless: list[int]
+
+
 def propagate(
     features: Sequence[np.ndarray | torch.Tensor],
     config: PropagationConfig,
@@ -481,15 +504,14 @@ def propagate(
     video_ids: Sequence[str] | None = None,
     chunk_elements: int = 48_000_000,
 ) -> list[np.ndarray]:
-    """Normality z (float64, shape (T,)) for each video's (T, D) features, computed in memory-bounded batches.
+    """Normality z (float64, shape (T,)) for each video's (T, D) features; see ``propagate_videos``."""
+    return propagate_videos(
+        features, config, device=device, seed=seed, video_ids=video_ids, chunk_elements=chunk_elements
+    ).z
 
-    ``seed`` drives the ``random`` seeds ablation; ``video_ids`` name videos in errors; ``chunk_elements`` bounds
-    the graph entries held at once (about 16 bytes each). Raises PropagationError for T < 3 or bad shapes.
-    """
-    names = list(video_ids) if video_ids is not None else [f"video #{i}" for i in range(len(features))]
-    if len(names) != len(features):
-        raise ValueError(f"{len(names)} video ids for {len(features)} videos")
-    target = torch.device(device) if device is not None else torch.device("cpu")
+
+def _check_videos(names: list[str], features: Sequence[np.ndarray | torch.Tensor]) -> int:
+    """The common feature dimension; PropagationError naming the first video of bad shape or length."""
     dim: int | None = None
     for name, video in zip(names, features, strict=True):
         shape = tuple(video.shape)
@@ -504,6 +526,32 @@ def propagate(
         if dim is not None and shape[1] != dim:
             raise PropagationError(f"feature dimension {shape[1]} differs from {dim} of the other videos", name)
         dim = shape[1]
+    if dim is None:
+        raise PropagationError("no videos to propagate", "feature set")
+    return dim
+
+
+def propagate_videos(
+    features: Sequence[np.ndarray | torch.Tensor],
+    config: PropagationConfig,
+    *,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    video_ids: Sequence[str] | None = None,
+    chunk_elements: int = 48_000_000,
+) -> Propagation:
+    """Normality z for each video's (T, D) features, computed in memory-bounded batches.
+
+    ``seed`` drives the ``random`` seeds ablation; ``video_ids`` name videos in errors and warnings;
+    ``chunk_elements`` bounds the graph entries held at once (about 16 bytes each). Raises PropagationError for
+    T < 3 or bad shapes. A video with no feature graph (W = 0) is propagated on the temporal graph alone, with a
+    warning, and listed in ``featureless``.
+    """
+    names = list(video_ids) if video_ids is not None else [f"video #{i}" for i in range(len(features))]
+    if len(names) != len(features):
+        raise ValueError(f"{len(names)} video ids for {len(features)} videos")
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    dim = _check_videos(names, features)
     graphs = [_Graph.of(int(video.shape[0]), config) for video in features]
     if config.method == "propagate":
         for name, graph in zip(names, graphs, strict=True):
@@ -514,16 +562,17 @@ def propagate(
                     name,
                 )
     results: list[np.ndarray | None] = [None] * len(features)
+    featureless: list[int] = []
     with torch.no_grad():
         if config.method == "direct":
             for index, video in enumerate(features):
                 prepared = _prepare(video, config, target)
                 rng = np.random.default_rng([seed, index])
                 results[index] = _propagate_direct(prepared, seed_indices(prepared, config, rng), config)
-            return [np.asarray(z, dtype=np.float64) for z in results]
+            return Propagation([np.asarray(z, dtype=np.float64) for z in results], [])
         complete = sorted((i for i, g in enumerate(graphs) if g.complete), key=lambda i: graphs[i].length)
         banded = sorted((i for i, g in enumerate(graphs) if not g.complete), key=lambda i: graphs[i].length)
-        work: list[tuple[Callable[..., list[np.ndarray]], list[int]]] = []
+        work: list[tuple[Callable[..., tuple[list[np.ndarray], list[bool]]], list[int]]] = []
         dense_sizes = [g.length * (g.length + dim) for g in graphs]
         band_sizes = [g.length * (2 * g.window + dim // 4) for g in graphs]
         # Dense batches pad to the longest member, so bound count * longest^2 by sorting on length.
@@ -531,7 +580,20 @@ def propagate(
         work += [(_propagate_banded, group) for group in _chunks(banded, band_sizes, chunk_elements)]
         for solver, group in work:
             rngs = [np.random.default_rng([seed, i]) for i in group]
-            outputs = solver([features[i] for i in group], [graphs[i] for i in group], rngs, config, target)
-            for index, z in zip(group, outputs, strict=True):
+            outputs, empty = solver([features[i] for i in group], [graphs[i] for i in group], rngs, config, target)
+            for index, z, no_graph in zip(group, outputs, empty, strict=True):
                 results[index] = z
-    return [np.asarray(z, dtype=np.float64) for z in results]
+                if no_graph and config.feature_similarity:
+                    featureless.append(index)
+    if featureless:
+        featureless.sort()
+        log.warning(
+            "%d video(s) have no feature graph (every feature affinity is 0: %s%s); propagated on the temporal "
+            "graph alone", len(featureless), ", ".join(names[i] for i in featureless[:5]),
+            ", ..." if len(featureless) > 5 else "",
+        )  # fmt: skip
+        temporal = config.model_copy(update={"feature_similarity": False})
+        redone = propagate([features[i] for i in featureless], temporal, device=target, seed=seed)
+        for index, z in zip(featureless, redone, strict=True):
+            results[index] = z
+    return Propagation([np.asarray(z, dtype=np.float64) for z in results], featureless)

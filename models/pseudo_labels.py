@@ -1,7 +1,7 @@
 """Pseudo labels from propagated normality z: which videos are abnormal, which snippets, which normals to trust.
 
 The rules of the official code: a video's score is std(z) (a flat z means the whole video resembles its normal
-start and end); the ``abnormal_fraction`` of videos with the highest scores are abnormal, and in each of them the
+start and end; ``models.video_scores`` has the length-neutral alternatives); the ``abnormal_fraction`` of videos with the highest scores are abnormal, and in each of them the
 ``snippet_ratio`` share of snippets with the lowest z are labelled 1; all other snippets are 0; the
 ``confident_normal_ratio`` share of the pseudo-normal videos with the lowest scores form the normal list used by
 the loss re-weighting. Counts are int(share * total), with a 1e-9 tolerance so that a fraction written as 64/238
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.config import PseudoLabelConfig
+from models.config import PropagationConfig, PseudoLabelConfig
+from models.video_scores import video_scores
 
 _COUNT_TOLERANCE = 1e-9
 
@@ -91,11 +92,18 @@ def estimate_abnormal_fraction(video_scores: np.ndarray, *, iterations: int = 20
     return min(max(share, 1 / scores.size), 1 - 1 / scores.size)
 
 
-def make_pseudo_labels(z: list[np.ndarray], config: PseudoLabelConfig) -> PseudoLabels:
-    """Video scores, abnormal videos, 0/1 snippet labels (float32) and the confident normals, from z per video."""
+def make_pseudo_labels(
+    z: list[np.ndarray], config: PseudoLabelConfig, propagation: PropagationConfig | None = None
+) -> PseudoLabels:
+    """Video scores, abnormal videos, 0/1 snippet labels (float32) and the confident normals, from z per video.
+
+    ``propagation`` is the graph z came from; the length-neutral video scores need it for their null model.
+    """
     if not z:
         raise ValueError("no videos to pseudo-label")
-    scores = np.array([np.std(np.asarray(values, dtype=np.float64)) for values in z])
+    if config.video_score != "std" and propagation is None:
+        raise ValueError(f"video_score={config.video_score} needs the propagation config for its null model")
+    scores = video_scores(z, config, propagation or PropagationConfig())
     count = scores.size
     if config.abnormal_fraction == "auto":
         fraction = estimate_abnormal_fraction(scores)
@@ -107,7 +115,8 @@ def make_pseudo_labels(z: list[np.ndarray], config: PseudoLabelConfig) -> Pseudo
     if abnormal_count:
         abnormal[order[count - abnormal_count :]] = True
     normal_count = count - abnormal_count
-    confident = np.sort(order[: share_count(config.confident_normal_ratio, normal_count)])
+    confident_count = max(share_count(config.confident_normal_ratio, normal_count), config.min_confident_normal)
+    confident = np.sort(order[: min(confident_count, normal_count)])
     labels = []
     for index, values in enumerate(z):
         snippet = np.zeros(len(values), dtype=np.float32)

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_feature_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write (atomically)")
-    parser.add_argument("--preset", choices=PRESETS, default="reference", help="starting configuration")
+    parser.add_argument("--preset", choices=PRESETS, default="default",
+                        help="starting configuration (default: the product's; reference*: the official code's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a config field, e.g. propagation.affinity=cosine (repeatable)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")

@@ -83,7 +83,7 @@ def propagate_feature_set(
         seed=config.train.seed,
         video_ids=video_ids,
     )
-    labels = make_pseudo_labels(z, config.pseudo)
+    labels = make_pseudo_labels(z, config.pseudo, config.propagation)
     return PropagationResult(
         video_ids, z, labels.video_scores, labels.abnormal, labels.confident_normal, labels.snippet_labels,
         labels.abnormal_fraction, short, config,

@@ -1,7 +1,8 @@
 """Training LANP on an unlabeled feature set: propagate -> pseudo-label -> re-weight -> weighted BCE.
 
 Data flow (the official recipe, every switch in ``LANPConfig``):
-1. Load every video's features; 10-crop features are averaged over crops (the official ShanghaiTech training does
+1. Load every video's features (with ``train.skip_short``, videos too short to propagate are left out with a
+   warning and listed; with ``train.pseudo_video_snippets``, long videos are cut into pseudo-videos); 10-crop features are averaged over crops (the official ShanghaiTech training does
    this for propagation, pseudo labels and re-weighting). The classifier is trained on the crop-averaged features
    too: one sequence per video instead of ten, 10x less arithmetic; at test time ``pipeline.evaluation.evaluator``
    scores each
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from models.classifier import LANPClassifier, create_classifier
 from models.config import LANPConfig
-from models.propagation import propagate
+from models.propagation import MIN_SNIPPETS, propagate_videos
 from models.pseudo_labels import PseudoLabels, make_pseudo_labels
 from models.reweighting import loss_weights, normal_list
 from models.sampling import segment_indices
@@ -73,8 +74,18 @@ def load_training_features(features: FeatureSet) -> list[np.ndarray]:
 
 
 def check_batching(num_videos: int, config: LANPConfig) -> None:
-    """Refuse a run in which drop_last would drop every batch (e.g. UCSD Ped2's 16 train videos with batch 30)."""
+    """Refuse a set too small to learn from, or a run in which drop_last would drop every batch.
+
+    Two videos are the least that can be trained on (one pseudo-abnormal, one pseudo-normal). The official
+    batch of 30 with drop_last (the ``reference`` presets) trains nothing on fewer than 30 videos, e.g. UCSD
+    Ped2's 28 clips; the ``default`` preset keeps the last partial batch instead (batches of min(30, N)).
+    """
     train = config.train
+    if num_videos < 2:
+        raise TrainingError(
+            f"the feature set has {num_videos} usable video(s); training needs at least 2 (pseudo labels contrast "
+            "videos with each other)"
+        )
     if train.drop_last and num_videos < train.batch_size:
         raise TrainingError(
             f"the feature set has {num_videos} videos but train.batch_size is {train.batch_size} with "
@@ -92,9 +103,17 @@ def _precision_recall(predicted: np.ndarray, truth: np.ndarray) -> dict[str, flo
 
 
 def pseudo_label_quality(
-    features: FeatureSet, lengths: list[int], labels: PseudoLabels, ground_truth: GroundTruth
+    features: FeatureSet,
+    lengths: list[int],
+    labels: PseudoLabels,
+    ground_truth: GroundTruth,
+    owners: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Video- and snippet-level precision/recall of the abnormal pseudo labels against ground truth."""
+    """Video- and snippet-level precision/recall of the abnormal pseudo labels against ground truth.
+
+    ``owners`` maps each pseudo-video to its video (in order) when videos were cut; a video counts as taken for
+    abnormal when any of its pieces was.
+    """
     entries = list(features)
     video_truth = np.array([ground_truth.video_label(entry.video_id) for entry in entries], dtype=bool)
     snippet_truth = np.concatenate(
@@ -104,10 +123,51 @@ def pseudo_label_quality(
         ]
     ).astype(bool)
     snippet_predicted = np.concatenate(labels.snippet_labels).astype(bool)
+    owners = np.arange(len(entries)) if owners is None else owners
+    video_predicted = np.zeros(len(entries), dtype=bool)
+    np.logical_or.at(video_predicted, owners, labels.abnormal.astype(bool))
     return {
-        "video": _precision_recall(labels.abnormal.astype(bool), video_truth),
+        "video": _precision_recall(video_predicted, video_truth),
         "snippet": _precision_recall(snippet_predicted, snippet_truth),
     }
+
+
+def usable_videos(features: FeatureSet, arrays: list[np.ndarray], config: LANPConfig) -> tuple[FeatureSet, list]:
+    """The videos long enough to propagate (T >= 3) and their arrays; shorter ones skipped or refused.
+
+    ``train.skip_short`` (the default preset) leaves them out with a warning; otherwise (the official code) the
+    run is refused, naming them.
+    """
+    short = [video_id for video_id, array in zip(features.video_ids, arrays, strict=True) if len(array) < MIN_SNIPPETS]
+    if not short:
+        return features, arrays
+    names = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+    if not config.train.skip_short:
+        raise TrainingError(
+            f"{len(short)} video(s) have fewer than {MIN_SNIPPETS} snippets and cannot be propagated ({names}); "
+            "pass --set train.skip_short=true to leave them out"
+        )
+    log.warning("skipping %d video(s) shorter than %d snippets: %s", len(short), MIN_SNIPPETS, names)
+    left_out = set(short)
+    kept = [index for index, video_id in enumerate(features.video_ids) if video_id not in left_out]
+    entries = [features.entries[index] for index in kept]
+    subset = FeatureSet(entries, features.spec, source=features.source) if entries else features
+    return subset, [arrays[index] for index in kept]
+
+
+def cut_pseudo_videos(arrays: list[np.ndarray], snippets: int | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each video longer than ``snippets`` cut into round(T / snippets) about equal consecutive pieces (views).
+
+    Returns the pieces in order and, per piece, the index of its video. ``None`` keeps whole videos.
+    """
+    if snippets is None:
+        return arrays, np.arange(len(arrays))
+    pieces, owners = [], []
+    for index, array in enumerate(arrays):
+        parts = np.array_split(array, max(1, round(len(array) / snippets))) if len(array) > snippets else [array]
+        pieces += parts
+        owners += [index] * len(parts)
+    return pieces, np.asarray(owners)
 
 
 def choose_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
@@ -143,13 +203,22 @@ def train_lanp(
     """
     started = time.perf_counter()
     train = config.train
-    check_batching(len(features), config)
-    arrays = load_training_features(features)
-    lengths = [array.shape[0] for array in arrays]
+    check_batching(len(features), config)  # before loading anything
+    all_ids = features.video_ids
+    features, video_arrays = usable_videos(features, load_training_features(features), config)
+    kept_ids = set(features.video_ids)
+    skipped = [video_id for video_id in all_ids if video_id not in kept_ids]
+    lengths = [array.shape[0] for array in video_arrays]
+    arrays, owners = cut_pseudo_videos(video_arrays, train.pseudo_video_snippets)
+    check_batching(len(arrays), config)
     device = resolve_device(train.device)
 
-    z = propagate(arrays, config.propagation, device=device, seed=train.seed, video_ids=features.video_ids)
-    labels = make_pseudo_labels(z, config.pseudo)
+    piece_ids = [
+        features.video_ids[owner] if len(arrays) == len(video_arrays) else f"{features.video_ids[owner]}#{index}"
+        for index, owner in enumerate(owners)
+    ]
+    propagation = propagate_videos(arrays, config.propagation, device=device, seed=train.seed, video_ids=piece_ids)
+    labels = make_pseudo_labels(propagation.z, config.pseudo, config.propagation)
     sampled_features = _sample(arrays, train.num_segments)
     sampled_labels = _sample(labels.snippet_labels, train.num_segments).astype(np.float32)
     if config.reweight.enabled:
@@ -158,7 +227,9 @@ def train_lanp(
         sampled_weights = loss_weights(sampled_features, sampled_labels, normals, config.reweight)
     else:
         sampled_weights = np.ones_like(sampled_labels)
-    quality = pseudo_label_quality(features, lengths, labels, ground_truth) if ground_truth is not None else None
+    quality = None
+    if ground_truth is not None:
+        quality = pseudo_label_quality(features, lengths, labels, ground_truth, owners)
     if quality is not None:
         log.info(
             "pseudo labels vs ground truth: video precision %.3f recall %.3f; snippet precision %.3f recall %.3f",
@@ -177,13 +248,17 @@ def train_lanp(
     metadata = {
         "training_data": {
             "source": features.source,
-            "num_videos": len(arrays),
+            "num_videos": len(video_arrays),
+            "num_pseudo_videos": len(arrays),
             "num_snippets": int(sum(lengths)),
+            "skipped_short": skipped,
+            "featureless": [piece_ids[index] for index in propagation.featureless],
             "feature_dim": int(arrays[0].shape[1]),
             "crops": features.spec.crops,
             "crop_handling": "crops averaged for propagation, pseudo labels, re-weighting and training",
         },
         "pseudo_labels": {
+            "video_score": config.pseudo.video_score,
             "abnormal_fraction": float(labels.abnormal_fraction),
             "abnormal_videos": int(labels.abnormal.sum()),
             "confident_normal_videos": len(labels.confident_normal),

@@ -12,7 +12,23 @@ def test_presets_differ_where_the_paper_and_the_code_differ():
     assert reference_sh.propagation.affinity == "cosine"
     assert paper.propagation.cg_maxiter is None and reference.propagation.cg_maxiter == 10
     assert round(reference_sh.pseudo.abnormal_fraction * 238) == 64
-    assert {paper.preset, reference.preset, reference_sh.preset} == set(PRESETS)
+    assert {paper.preset, reference.preset, reference_sh.preset, "default"} == set(PRESETS)
+
+
+def test_default_preset_is_the_reference_with_a_length_neutral_score_that_trains_any_archive():
+    default, reference = preset("default"), preset("reference")
+    assert reference.pseudo.video_score == "std" and reference.train.drop_last and not reference.train.skip_short
+    assert default.pseudo.video_score == "std_ratio" and not default.train.drop_last and default.train.skip_short
+    assert default.pseudo.min_confident_normal == 1 and reference.pseudo.min_confident_normal == 0
+    assert default.propagation == reference.propagation
+
+
+def test_a_config_json_written_before_the_new_switches_loads_as_the_official_behaviour():
+    old = preset("reference").model_dump()
+    for section, key in [("pseudo", "video_score"), ("pseudo", "min_confident_normal"), ("train", "skip_short"),
+                         ("train", "pseudo_video_snippets")]:  # fmt: skip
+        del old[section][key]
+    assert LANPConfig.model_validate(old) == preset("reference")
 
 
 def test_unknown_preset_names_the_choices():
