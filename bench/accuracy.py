@@ -5,6 +5,7 @@ Finished cells are appended to ``<out>.jsonl`` as they come, so a long run can b
 
     python bench/accuracy.py --tiny                       # CI: tiny synthetic set, 20 epochs, 1 seed
     python bench/accuracy.py --datasets ped2 ped2-long syn-sh --out bench/results/accuracy
+    python bench/accuracy.py --length-bias                # video scores vs length on the official SH z
     python bench/accuracy.py --datasets none --public "SH-I3D" TRAIN.list TEST.list GT_DIR   # public features
 """
 
@@ -27,17 +28,22 @@ from pipeline.research.accuracy import (  # noqa: E402
     SyntheticSpec,
     markdown_tables,
     method_rows,
-    ped2_datasets,
     public_dataset,
     run_table,
     summarize,
     synthetic_dataset,
 )
+from pipeline.research.ped2 import PED2_DATASETS, ped2_datasets  # noqa: E402
 
 SYNTHETIC = {
     "syn-sh": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2),
     "syn-sh-less-salient": SyntheticSpec("shanghaitech", 0.5, dim=128, keep_every=2),
     "syn-sh-scenes": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2, scenes_per_video=3),
+    "syn-sh-indep": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2, length_independent=True),
+    "syn-sh-indep-less-salient": SyntheticSpec("shanghaitech", 0.5, dim=128, keep_every=2, length_independent=True),
+    "syn-sh-indep-scenes": SyntheticSpec(
+        "shanghaitech", 1.0, dim=128, keep_every=2, scenes_per_video=3, length_independent=True
+    ),
     "syn-ucf": SyntheticSpec("ucf-crime", 1.0, dim=128, keep_every=32),
     "tiny": SyntheticSpec("tiny", 2.0, dim=32),
 }
@@ -47,14 +53,15 @@ def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
     data_dir, cache = Path(args.data_dir), Path(args.cache)
     datasets: list[AccuracyDataset] = []
     names = [name for name in args.datasets if name != "none"]
-    if "ped2" in names or "ped2-long" in names:
-        ped2, ped2_long = ped2_datasets(data_dir, cache)
-        datasets += [dataset for dataset, key in ((ped2, "ped2"), (ped2_long, "ped2-long")) if key in names]
+    ped2 = [name for name in names if name in PED2_DATASETS]
+    if ped2:
+        datasets += ped2_datasets(data_dir, cache, ped2, pairing=args.pairing)
     for name in names:
         if name in SYNTHETIC:
             datasets.append(synthetic_dataset(SYNTHETIC[name], cache))
-        elif name not in ("ped2", "ped2-long"):
-            raise SystemExit(f"unknown data set {name!r}; choose from ped2, ped2-long, {', '.join(SYNTHETIC)}")
+        elif name not in PED2_DATASETS:
+            choices = ", ".join([*PED2_DATASETS, *SYNTHETIC])
+            raise SystemExit(f"unknown data set {name!r}; choose from {choices}")
     for name, train, test, gt in args.public or []:
         datasets.append(
             public_dataset(
@@ -91,20 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt-format", default="auto")
     parser.add_argument("--frames", help="per-video frame counts for --public ground truth")
     parser.add_argument("--set", nargs="*", default=[], help="LANP overrides for --public data sets (key=value)")
-    parser.add_argument("--rows", choices=("all", "affinity", "ablation", "core"), default="all")
+    parser.add_argument("--rows", choices=("all", "product", "affinity", "ablation", "core"), default="all")
+    parser.add_argument("--pairing", type=int, default=0, help="Ped2-long: shift which training clips surround")
     parser.add_argument("--base", nargs="*", default=[], help="overrides under every ablation row")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="LANP epochs (default: the preset's 300)")
     parser.add_argument("--eval-every", type=int, default=10, help="evaluate LANP every N epochs (and the last)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--cache", default=str(ROOT / "bench" / "results" / "cache"))
+    parser.add_argument("--cache", default=str(ROOT / "bench" / "results" / "cache"),
+                        help="where extracted Ped2 features and generated sets are kept (reused)")
+    parser.add_argument("--length-bias", action="store_true",
+                        help="only the video-score-vs-length table on the official ShanghaiTech propagation output")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "accuracy"), help="output path stem")
     parser.add_argument("--tiny", action="store_true", help="CI: tiny synthetic set, core rows, 1 seed, 20 epochs")
     parser.add_argument("--render", nargs="+", metavar="JSONL", help="only print the tables of finished cells")
     args = parser.parse_args(argv)
     if args.render:
         return render(args.render)
+    if args.length_bias:
+        from pipeline.research.length_bias import official_sh_table
+
+        print(official_sh_table(Path(args.data_dir)))
+        return 0
     if args.tiny:
         args.datasets, args.rows, args.seeds, args.epochs, args.eval_every = ["tiny"], "core", [0], 20, 5
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

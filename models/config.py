@@ -60,12 +60,13 @@ class PropagationConfig(_Section):
 class PseudoLabelConfig(_Section):
     """Turning propagated normality z into video and snippet pseudo labels."""
 
-    video_score: Literal["std", "std_ratio", "deficit"] = Field(
+    video_score: Literal["std", "std_ratio", "decorrelation", "deficit"] = Field(
         "std",
         description=(
             "how abnormal a video looks from its z: std: std(z) (code; shrinks as 1/T, so mostly a length "
             "detector); std_ratio: std(z) / std(z_null) with z_null the temporal-only propagation of the same "
-            "length (length-neutral); deficit: mean shortfall of z / mean(z) below z_null / mean(z_null)"
+            "length; decorrelation: 1 - corr(z, z_null); deficit: mean shortfall of z / mean(z) below "
+            "z_null / mean(z_null) (see models.video_scores)"
         ),
     )
     abnormal_fraction: float | Literal["auto"] = Field(
@@ -162,7 +163,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     # two or more videos (batches of min(30, N): the last partial batch is kept; at least one confident normal;
     # videos too short to propagate are skipped and listed).
     "default": {
-        "pseudo": {"video_score": "std_ratio", "min_confident_normal": 1},
+        "pseudo": {"video_score": "decorrelation", "min_confident_normal": 1},
         "train": {"drop_last": False, "skip_short": True},
     },
     # The official code on UCF-Crime: RMS-distance kernel, half the videos abnormal, cosine re-weighting.

@@ -1,10 +1,11 @@
 """Pseudo labels from propagated normality z: which videos are abnormal, which snippets, which normals to trust.
 
 The rules of the official code: a video's score is std(z) (a flat z means the whole video resembles its normal
-start and end; ``models.video_scores`` has the length-neutral alternatives); the ``abnormal_fraction`` of videos with the highest scores are abnormal, and in each of them the
-``snippet_ratio`` share of snippets with the lowest z are labelled 1; all other snippets are 0; the
-``confident_normal_ratio`` share of the pseudo-normal videos with the lowest scores form the normal list used by
-the loss re-weighting. Counts are int(share * total), with a 1e-9 tolerance so that a fraction written as 64/238
+start and end; ``models.video_scores`` has the length-neutral alternatives); the ``abnormal_fraction`` of videos
+with the highest scores are abnormal, and in each of them the ``snippet_ratio`` share of snippets with the lowest
+z are labelled 1; all other snippets are 0; the ``confident_normal_ratio`` share of the pseudo-normal videos with
+the lowest scores (at least ``min_confident_normal`` of them) form the normal list used by the loss
+re-weighting. Counts are int(share * total), with a 1e-9 tolerance so that a fraction written as 64/238
 selects 64 videos even though 64/238 * 238 is 63.99999999999999 in floating point.
 """
 

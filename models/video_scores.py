@@ -11,8 +11,11 @@ depends on T and the graph settings alone and is cached per T. Scores:
 
 - ``std``: std(z) (the official code);
 - ``std_ratio``: std(z) / std(z_null(T)): how much more uneven z is than position alone makes it;
-- ``deficit``: the mean shortfall max(0, 1 - r) of r = (z / mean z) / (z_null / mean z_null): the share of
-  normality that does not reach snippets which position alone would reach.
+- ``decorrelation``: 1 - Pearson corr(z, z_null) over the snippets between the seeds: how far the shape of z
+  departs from the shape position alone gives it, whatever its scale (Spearman -0.15 with T on the official
+  ShanghaiTech z, -0.2 on stationary synthetic normal videos, where the std ratio has -0.86);
+- ``deficit``: the mean shortfall max(0, 1 - r) of r = (z / mean z) / (z_null / mean z_null) over the snippets
+  between the seeds: the share of normality that does not reach snippets which position alone would reach.
 
 A video whose every snippet is a seed (T <= 4 with the official seeds) has a constant null; the prior then says
 all of it is normal and its score is 0.
@@ -29,6 +32,7 @@ from models.propagation import propagate
 
 _NULL_CACHE: dict[tuple[str, int], np.ndarray] = {}
 _NULL_CACHE_LIMIT = 8192  # distinct (graph settings, T) pairs kept; each holds T floats
+_SEED_EDGE = 2  # the deficit leaves out the first and last two snippets: the seeds, set to max(z) by the code
 
 
 def _graph_key(config: PropagationConfig) -> str:
@@ -53,15 +57,29 @@ def null_normality(lengths: Sequence[int], config: PropagationConfig) -> dict[in
 
 
 def _std_ratio(z: np.ndarray, null: np.ndarray) -> float:
-    spread = float(np.std(null))
-    return float(np.std(z)) / spread if spread > 0 else 0.0
+    return float(np.std(z)) / float(np.std(null)) if np.ptp(null) > 0 else 0.0
 
 
 def _deficit(z: np.ndarray, null: np.ndarray) -> float:
-    if float(np.std(null)) == 0 or float(np.mean(z)) <= 0:
+    z, null = _between_seeds(z), _between_seeds(null)
+    if np.ptp(null) == 0 or float(np.mean(z)) <= 0:
         return 0.0
     ratio = (z / np.mean(z)) / (null / np.mean(null))
     return float(np.maximum(0.0, 1.0 - ratio).mean())
+
+
+def _decorrelation(z: np.ndarray, null: np.ndarray) -> float:
+    z, null = _between_seeds(z), _between_seeds(null)
+    if np.ptp(null) == 0 or np.ptp(z) == 0:
+        return 0.0
+    return float(1.0 - np.corrcoef(z, null)[0, 1])
+
+
+def _between_seeds(values: np.ndarray) -> np.ndarray:
+    return values[_SEED_EDGE:-_SEED_EDGE] if len(values) > 2 * _SEED_EDGE + 1 else values
+
+
+_SCORES = {"std_ratio": _std_ratio, "deficit": _deficit, "decorrelation": _decorrelation}
 
 
 def video_scores(z: Sequence[np.ndarray], pseudo: PseudoLabelConfig, propagation: PropagationConfig) -> np.ndarray:
@@ -70,5 +88,5 @@ def video_scores(z: Sequence[np.ndarray], pseudo: PseudoLabelConfig, propagation
     if pseudo.video_score == "std":
         return np.array([np.std(video) for video in values])
     nulls = null_normality([len(video) for video in values], propagation)
-    score = _std_ratio if pseudo.video_score == "std_ratio" else _deficit
+    score = _SCORES[pseudo.video_score]
     return np.array([score(video, nulls[len(video)]) for video in values])

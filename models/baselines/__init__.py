@@ -1,9 +1,11 @@
-"""Peers of LANP run in the same harness: C2FPL, a GCL-style cooperative learner, and a random scorer."""
+"""Peers of LANP run in the same harness: C2FPL, a GCL-style cooperative learner, the naive seed contrast and a
+random scorer."""
 
 from models.baselines.c2fpl import C2FPLConfig, C2FPLPseudoLabels, make_c2fpl_labels, train_c2fpl
 from models.baselines.common import BaselineError, SnippetHead, score_videos
 from models.baselines.gcl import GCLConfig, train_gcl
 from models.baselines.random_scorer import random_scores
+from models.baselines.seed_contrast import seed_contrast_scores
 
 __all__ = [
     "BaselineError",
@@ -14,6 +16,7 @@ __all__ = [
     "make_c2fpl_labels",
     "random_scores",
     "score_videos",
+    "seed_contrast_scores",
     "train_c2fpl",
     "train_gcl",
 ]

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from models.config import LANPConfig, apply_overrides, preset
 from pipeline.evaluation.evaluator import Evaluator, frame_metrics
-from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth, VideoAnnotation, load_ground_truth
+from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
 from pipeline.research.baselines import run_baseline
@@ -30,7 +30,7 @@ from pipeline.training.trainer import train_lanp
 
 log = logging.getLogger(__name__)
 
-MethodKind = Literal["lanp", "c2fpl", "gcl", "random"]
+MethodKind = Literal["lanp", "c2fpl", "gcl", "seed_contrast", "random"]
 AFFINITIES = ("gaussian", "rms", "cosine", "adaptive")
 
 
@@ -49,19 +49,35 @@ class MethodRow:
     group: str = ""
 
 
+SWITCHES: dict[str, tuple[str, ...]] = {
+    "video score deficit": ("pseudo.video_score=deficit",),
+    "video score std (official)": ("pseudo.video_score=std",),
+    "pseudo-videos of 8 snippets": ("train.pseudo_video_snippets=8",),
+    "pseudo-videos of 16 snippets": ("train.pseudo_video_snippets=16",),
+    "pseudo-videos of 32 snippets": ("train.pseudo_video_snippets=32",),
+}
+"""Method switches measured on top of the default preset (row name -> overrides)."""
+
+
 def method_rows(
     *, base: Sequence[str] = (), h_values: Sequence[float] = (0.05, 0.2, 0.5), include: str = "all"
 ) -> list[MethodRow]:
     """The table's rows. ``base`` overrides apply to every ablation row (the configuration being ablated).
 
-    ``include``: ``all`` (every row), ``affinity`` (presets, affinity variants, baselines), ``ablation`` (the
-    ablation rows and the random scorer) or ``core`` (presets, the scale-free variants and the baselines: the CI
-    configuration).
+    ``include``: ``all`` (every row), ``product`` (the presets, the default's switches, the baselines),
+    ``affinity`` (presets, affinity variants, baselines), ``ablation`` (the ablation rows and the random scorer)
+    or ``core`` (the default and reference presets and the baselines: the CI configuration).
     """
     base = tuple(base)
-    rows = [
+    presets = [
+        MethodRow("LANP default (std(z) / null)", "lanp", "default", group="presets"),
         MethodRow("LANP reference code (rms, UCF)", "lanp", "reference", group="presets"),
+        MethodRow("LANP reference-sh code (cosine, SH)", "lanp", "reference-sh", group="presets"),
         MethodRow("LANP paper text (gaussian)", "lanp", "paper", group="presets"),
+    ]
+    switches = [
+        MethodRow(f"LANP default, {name}", "lanp", "default", overrides, group="switches")
+        for name, overrides in SWITCHES.items()
     ]
     variants = [
         MethodRow(
@@ -74,42 +90,54 @@ def method_rows(
         for affinity in AFFINITIES
         if (affinity, standardize) != ("rms", False)  # that is the reference row
     ]
-    if include == "core":
-        variants = [row for row in variants if "adaptive" in row.name]
-    rows += variants
-    if include in ("all", "ablation"):
-        suffix = f" [base: {', '.join(base)}]" if base else ""
+    suffix = f" [base: {', '.join(base)}]" if base else ""
 
-        def ablation(name: str, *overrides: str) -> MethodRow:
-            return MethodRow(f"{name}{suffix}", "lanp", overrides=base + overrides, group="ablation")
+    def ablation(name: str, *overrides: str) -> MethodRow:
+        return MethodRow(f"{name}{suffix}", "lanp", overrides=base + overrides, group="ablation")
 
-        rows += [
-            ablation("ablation: base (prior seeds, propagate, T&F, reweight, h=0.1)"),
-            ablation("ablation: seeds random", "propagation.seeds=random"),
-            ablation("ablation: seeds data-driven", "propagation.seeds=data_driven"),
-            ablation("ablation: direct comparison", "propagation.method=direct"),
-            ablation("ablation: similarity T only", "propagation.feature_similarity=false"),
-            ablation("ablation: similarity F only", "propagation.temporal=false"),
-            ablation("ablation: no re-weighting", "reweight.enabled=false"),
-            *(ablation(f"ablation: h={h:g}", f"pseudo.confident_normal_ratio={h}") for h in h_values),
-        ]
-    rows += [
+    ablations = [
+        ablation("ablation: base (prior seeds, propagate, T&F, reweight, h=0.1)"),
+        ablation("ablation: seeds random", "propagation.seeds=random"),
+        ablation("ablation: seeds data-driven", "propagation.seeds=data_driven"),
+        ablation("ablation: direct comparison", "propagation.method=direct"),
+        ablation("ablation: similarity T only", "propagation.feature_similarity=false"),
+        ablation("ablation: similarity F only", "propagation.temporal=false"),
+        ablation("ablation: no re-weighting", "reweight.enabled=false"),
+        *(ablation(f"ablation: h={h:g}", f"pseudo.confident_normal_ratio={h}") for h in h_values),
+    ]
+    baselines = [
+        MethodRow("naive seed contrast (no training)", "seed_contrast", group="baselines"),
         MethodRow("C2FPL", "c2fpl", group="baselines"),
         MethodRow("GCL-style", "gcl", group="baselines"),
         MethodRow("random scorer", "random", group="baselines"),
     ]
-    if include == "ablation":
-        rows = [row for row in rows if row.group == "ablation" or row.kind == "random"]
-    return rows
+    groups = {
+        "all": presets + switches + variants + ablations + baselines,
+        "product": presets + switches + baselines,
+        "affinity": presets + variants + baselines,
+        "ablation": ablations + baselines[-1:],
+        "core": presets[:2] + baselines,
+    }
+    if include not in groups:
+        raise AccuracyError(f"unknown row group {include!r}; choose from {', '.join(groups)}")
+    return groups[include]
+
+
+@dataclass(frozen=True)
+class Region:
+    """A part of every evaluation video scored on its own: snippet range per video, judged against ``truth``."""
+
+    name: str
+    truth: GroundTruth
+    slices: dict[str, tuple[int, int]]
 
 
 @dataclass
 class AccuracyDataset:
     """Training videos (unlabeled), evaluation videos and their ground truth.
 
-    ``ground_truth`` covers the evaluation videos (and the training videos where known: ``train_truth``);
-    ``evaluation_slices`` restricts scoring to a snippet range of each evaluation video (Ped2-long), judged against
-    ``evaluation_truth`` keyed by the same ids.
+    ``ground_truth`` covers the evaluation videos (and the training videos where known: ``train_truth``); each
+    of ``regions`` is also measured on its own (Ped2-long's test part) and becomes a column of its own.
     """
 
     name: str
@@ -118,15 +146,21 @@ class AccuracyDataset:
     ground_truth: GroundTruth
     description: str
     train_truth: bool = False
-    evaluation_truth: GroundTruth | None = None
-    evaluation_slices: dict[str, tuple[int, int]] = field(default_factory=dict)
+    regions: tuple[Region, ...] = ()
     overrides: tuple[str, ...] = ()
 
+    @property
+    def columns(self) -> list[str]:
+        """The table columns this data set fills: the whole evaluation videos, then each region."""
+        return [self.name] + [f"{self.name} {region.name}" for region in self.regions]
+
     def measure(self, scores: dict[str, np.ndarray]) -> dict[str, float]:
-        """Frame metrics of per-snippet scores of the evaluation videos."""
-        if self.evaluation_slices:
-            scores = {video_id: values[slice(*self.evaluation_slices[video_id])] for video_id, values in scores.items()}
-        return frame_metrics(scores, self.evaluation_truth or self.ground_truth)
+        """Frame metrics of per-snippet scores of the evaluation videos; a region's keys are prefixed by it."""
+        metrics = frame_metrics(scores, self.ground_truth)
+        for region in self.regions:
+            part = {video_id: values[slice(*region.slices[video_id])] for video_id, values in scores.items()}
+            metrics.update({f"{region.name}:{key}": value for key, value in frame_metrics(part, region.truth).items()})
+        return metrics
 
     def epoch_eval(
         self, device: str, *, every: int = 1, epochs: int | None = None
@@ -149,104 +183,17 @@ class AccuracyDataset:
         return evaluate
 
 
-def _subset(features: FeatureSet, video_ids: Sequence[str]) -> FeatureSet:
+def subset(features: FeatureSet, video_ids: Sequence[str]) -> FeatureSet:
     return FeatureSet([features.entry(video_id) for video_id in video_ids], features.spec, source=features.source)
 
 
-def _store_arrays(folder: Path, spec: FeatureSpec, arrays: dict[str, np.ndarray]) -> FeatureSet:
+def store_arrays(folder: Path, spec: FeatureSpec, arrays: dict[str, np.ndarray]) -> FeatureSet:
     """Write arrays into a feature store (skipping ones already there) and open it."""
     store = FeatureStore(folder, spec)
     for video_id, array in arrays.items():
         if not store.is_done(video_id):
             store.write(video_id, array)
     return open_feature_set(folder)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# UCSD Ped2 from real video.
-
-
-def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> FeatureSet:
-    """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store."""
-    from pipeline.features.extract import FeatureExtractor
-
-    videos = data_dir / "ucsd-ped2" / "videos"
-    sources = {
-        f"{split}_{path.stem}": path for split in ("train", "test") for path in sorted((videos / split).glob("*.mp4"))
-    }
-    if len(sources) != 28:
-        raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
-    folder = cache_dir / "ped2-efficientnet_lite0"
-    extractor = FeatureExtractor("efficientnet_lite0", weights="pretrained", device=device)
-    store = FeatureStore(folder, extractor.spec)
-    for video_id, path in sources.items():
-        if store.is_done(video_id):
-            continue
-        log.info("extracting %s", path)
-        extracted = extractor.extract_video(path)
-        store.write(video_id, extracted.features, source=str(path), num_frames=extracted.info.num_frames)
-    return open_feature_set(folder)
-
-
-def _ped2_truth(data_dir: Path, train_ids: Sequence[str], test_ids: Sequence[str]) -> GroundTruth:
-    """ped2.mat intervals keyed by ``test_NN``, plus the all-normal training clips (``train_NN``)."""
-    official = load_ground_truth(data_dir / "ucsd-ped2" / "ped2.mat", fmt="ped2")
-    annotations = {video_id: official.annotations[video_id.split("_")[1]] for video_id in test_ids}
-    annotations.update({video_id: VideoAnnotation() for video_id in train_ids})
-    return GroundTruth(annotations, "pad_last", source=official.source)
-
-
-def ped2_datasets(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> list[AccuracyDataset]:
-    """Ped2 (train on all 28 clips unlabeled, evaluate the 12 test clips) and Ped2-long.
-
-    Ped2-long: each test clip's features are placed between the features of two normal training clips (the same
-    camera), so the video starts and ends with ordinary activity as real footage does; the model trains on the
-    16 training clips plus the 12 long videos and is evaluated on the test part only. Concatenating features
-    equals concatenating the decoded clips here because every snippet is 16 frames of one clip either way (the
-    last snippet of a clip is padded with its last frame instead of running into the next clip).
-    """
-    features = extract_ped2(data_dir, cache_dir, device=device)
-    train_ids = [video_id for video_id in features.video_ids if video_id.startswith("train_")]
-    test_ids = [video_id for video_id in features.video_ids if video_id.startswith("test_")]
-    truth = _ped2_truth(data_dir, train_ids, test_ids)
-    overrides = ("train.drop_last=false", f"train.batch_size={len(features)}")
-    ped2 = AccuracyDataset(
-        "Ped2",
-        features,
-        _subset(features, test_ids),
-        truth,
-        "UCSD Ped2 real video, EfficientNet-Lite0 features; train: all 28 clips unlabeled; test: 12 clips",
-        train_truth=True,
-        overrides=overrides,
-    )
-    long_arrays, annotations, evaluation_truth, slices = {}, {}, {}, {}
-    for index, test_id in enumerate(test_ids):
-        before, after = train_ids[(2 * index) % len(train_ids)], train_ids[(2 * index + 1) % len(train_ids)]
-        parts = [features.load(before), features.load(test_id), features.load(after)]
-        long_id = f"long_{test_id.split('_')[1]}"
-        long_arrays[long_id] = np.concatenate(parts)
-        offset = SNIPPET_LENGTH * len(parts[0])
-        intervals = truth.annotations[test_id].intervals
-        annotations[long_id] = VideoAnnotation(intervals=tuple((s + offset, e + offset) for s, e in intervals))
-        evaluation_truth[long_id] = VideoAnnotation(intervals=intervals)
-        slices[long_id] = (len(parts[0]), len(parts[0]) + len(parts[1]))
-    long_set = _store_arrays(cache_dir / "ped2-long-efficientnet_lite0", features.spec, long_arrays)
-    annotations.update({video_id: VideoAnnotation() for video_id in train_ids})
-    combined = FeatureSet(
-        [features.entry(video_id) for video_id in train_ids] + list(long_set), features.spec, source="ped2-long"
-    )
-    ped2_long = AccuracyDataset(
-        "Ped2-long",
-        combined,
-        long_set,
-        GroundTruth(annotations, "pad_last", source="ped2.mat shifted into Ped2-long"),
-        "each Ped2 test clip between two normal training clips (features concatenated); scored on the test part",
-        train_truth=True,
-        evaluation_truth=GroundTruth(evaluation_truth, "pad_last", source="ped2.mat"),
-        evaluation_slices=slices,
-        overrides=("train.drop_last=false", f"train.batch_size={len(combined)}"),
-    )
-    return [ped2, ped2_long]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,13 +210,15 @@ class SyntheticSpec:
     scenes_per_video: int = 1
     keep_every: int = 1
     seed: int = 0
+    length_independent: bool = False
 
     @property
     def name(self) -> str:
         scale = {"tiny": "tiny", "shanghaitech": "SH", "ucf-crime": "UCF"}[self.scale]
         scenes = f" {self.scenes_per_video} scenes" if self.scenes_per_video > 1 else ""
         subset = f" 1/{self.keep_every}" if self.keep_every > 1 else ""
-        return f"syn-{scale}{subset} s={self.salience:g}{scenes}"
+        lengths = " len-indep" if self.length_independent else ""
+        return f"syn-{scale}{subset}{lengths} s={self.salience:g}{scenes}"
 
 
 def synthetic_dataset(spec: SyntheticSpec, cache_dir: Path, *, test_every: int = 4) -> AccuracyDataset:
@@ -279,27 +228,27 @@ def synthetic_dataset(spec: SyntheticSpec, cache_dir: Path, *, test_every: int =
     arrays: dict[str, np.ndarray] = {}
     videos = iter_synthetic_videos(
         scale=spec.scale, dim=spec.dim, salience=spec.salience, seed=spec.seed,
-        scenes_per_video=spec.scenes_per_video,
+        scenes_per_video=spec.scenes_per_video, length_independent=spec.length_independent,
     )  # fmt: skip
     for index, video in enumerate(videos):
         if index % spec.keep_every:
             continue
         arrays[video.video_id] = video.features
         annotations[video.video_id] = VideoAnnotation(intervals=tuple(video.intervals), num_frames=video.num_frames)
-    features = _store_arrays(folder, FeatureSpec.external(spec.dim, name=f"synthetic-{spec.scale}"), arrays)
+    features = store_arrays(folder, FeatureSpec.external(spec.dim, name=f"synthetic-{spec.scale}"), arrays)
     ids = features.video_ids
     test_ids = ids[::test_every]
     train_ids = [video_id for video_id in ids if video_id not in set(test_ids)]
-    train = _subset(features, train_ids)
+    train = subset(features, train_ids)
     return AccuracyDataset(
         spec.name,
         train,
-        _subset(features, test_ids),
+        subset(features, test_ids),
         GroundTruth(annotations, "pad_last", source=f"synthetic {spec.name}"),
         f"synthetic {spec.scale}-scale features ({len(train_ids)} train / {len(test_ids)} test videos, "
-        f"{spec.dim}-d, salience {spec.salience:g}, {spec.scenes_per_video} scene(s) per video)",
+        f"{spec.dim}-d, salience {spec.salience:g}, {spec.scenes_per_video} scene(s) per video"
+        + (", lengths independent of labels)" if spec.length_independent else ")"),
         train_truth=True,
-        overrides=("train.drop_last=false", f"train.batch_size={min(30, len(train_ids))}"),
     )
 
 
@@ -329,8 +278,13 @@ def public_dataset(
 
 
 def lanp_config(row: MethodRow, dataset: AccuracyDataset, *, seed: int, epochs: int | None) -> LANPConfig:
-    """The row's preset with the data set's overrides (batching), the row's overrides, the seed and epochs."""
-    assignments = [*dataset.overrides, *row.overrides, f"train.seed={seed}", "train.device=cpu"]
+    """The row's preset with the data set's overrides, the row's overrides, the seed and epochs.
+
+    Every row keeps the last partial batch (``train.drop_last=false``, batches of min(30, N)): the official
+    batch of 30 with drop_last trains nothing on Ped2's 28 clips, and the comparison is about pseudo labels.
+    """
+    batching = ["train.drop_last=false", f"train.batch_size={min(30, len(dataset.train))}"]
+    assignments = [*batching, *dataset.overrides, *row.overrides, f"train.seed={seed}", "train.device=cpu"]
     if epochs is not None:
         assignments.append(f"train.epochs={epochs}")
     return apply_overrides(preset(row.preset), assignments)
@@ -344,8 +298,8 @@ def run_cell(
     epochs: int | None = None,
     eval_every: int = 1,
     device: str = "cpu",
-) -> dict[str, Any]:
-    """Train and evaluate one method on one data set with one seed; returns a JSON-able record.
+) -> list[dict[str, Any]]:
+    """Train and evaluate one method on one data set with one seed; one JSON-able record per column.
 
     ``epochs`` (None: the preset's 300) and ``eval_every`` apply to LANP; the baselines keep their own schedules
     (C2FPL 20 epochs, GCL 15) and are evaluated after every epoch.
@@ -376,18 +330,24 @@ def run_cell(
             device=device,
         )
         history, pseudo = outcome.history, outcome.pseudo_quality
-    final = history[-1]
-    best = max(history, key=lambda record: record["auc_roc"])
-    return {
-        "dataset": dataset.name,
-        "method": row.name,
-        "kind": row.kind,
-        "seed": seed,
-        "final": {"auc_roc": final["auc_roc"], "ap": final["ap"], "epoch": int(final.get("epoch", 1))},
-        "best": {"auc_roc": best["auc_roc"], "ap": best["ap"], "epoch": int(best.get("epoch", 1))},
-        "pseudo_labels": pseudo,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    seconds = round(time.perf_counter() - started, 2)
+    records = []
+    for column, prefix in zip(dataset.columns, ["", *(f"{region.name}:" for region in dataset.regions)], strict=True):
+        final = history[-1]
+        best = max(history, key=lambda record: record[f"{prefix}auc_roc"])
+        records.append({
+            "dataset": column,
+            "method": row.name,
+            "kind": row.kind,
+            "seed": seed,
+            "final": {"auc_roc": final[f"{prefix}auc_roc"], "ap": final[f"{prefix}ap"],
+                      "epoch": int(final.get("epoch", 1))},
+            "best": {"auc_roc": best[f"{prefix}auc_roc"], "ap": best[f"{prefix}ap"],
+                     "epoch": int(best.get("epoch", 1))},
+            "pseudo_labels": pseudo,
+            "seconds": seconds,
+        })  # fmt: skip
+    return records
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -479,18 +439,19 @@ def run_table(
         for row in rows:
             for seed in seeds:
                 try:
-                    record = run_cell(row, dataset, seed, epochs=epochs, eval_every=eval_every, device=device)
+                    cell = run_cell(row, dataset, seed, epochs=epochs, eval_every=eval_every, device=device)
                 except ValueError as error:  # a configuration this data set cannot train: recorded, run goes on
                     log.warning("%s on %s (seed %d) failed: %s", row.name, dataset.name, seed, error)
-                    record = {"dataset": dataset.name, "method": row.name, "kind": row.kind, "seed": seed,
-                              "error": str(error)}  # fmt: skip
-                records.append(record)
+                    cell = [{"dataset": column, "method": row.name, "kind": row.kind, "seed": seed,
+                             "error": str(error)} for column in dataset.columns]  # fmt: skip
+                records += cell
                 if on_record is not None:
-                    on_record(record)
+                    for record in cell:
+                        on_record(record)
     return AccuracyReport(
         records,
         summarize(records),
-        {dataset.name: dataset.description for dataset in datasets},
+        {column: dataset.description for dataset in datasets for column in dataset.columns},
         {
             "seeds": list(seeds),
             "lanp_epochs": epochs if epochs is not None else "preset (300)",

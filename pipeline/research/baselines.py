@@ -15,13 +15,13 @@ from typing import Any, Literal
 import numpy as np
 from torch import nn
 
-from models.baselines import C2FPLConfig, GCLConfig, random_scores, train_c2fpl, train_gcl
+from models.baselines import C2FPLConfig, GCLConfig, random_scores, seed_contrast_scores, train_c2fpl, train_gcl
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
 from pipeline.training.trainer import load_training_features, pseudo_label_quality
 
-BaselineKind = Literal["c2fpl", "gcl", "random"]
-BASELINES: tuple[str, ...] = ("c2fpl", "gcl", "random")
+BaselineKind = Literal["c2fpl", "gcl", "seed_contrast", "random"]
+BASELINES: tuple[str, ...] = ("c2fpl", "gcl", "seed_contrast", "random")
 
 
 @dataclass
@@ -49,9 +49,13 @@ def run_baseline(
     """Train a baseline on ``train`` and evaluate after every epoch (``measure`` scores the random scorer)."""
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
-    if kind == "random":
-        lengths = [evaluation.load(video_id).shape[0] for video_id in evaluation.video_ids]
-        scores = dict(zip(evaluation.video_ids, random_scores(lengths, seed), strict=True))
+    if kind in ("random", "seed_contrast"):  # no training: score the evaluation videos directly
+        videos = load_training_features(evaluation)
+        if kind == "random":
+            values = random_scores([video.shape[0] for video in videos], seed)
+        else:
+            values = seed_contrast_scores(videos, evaluation.video_ids)
+        scores = dict(zip(evaluation.video_ids, values, strict=True))
         return BaselineOutcome([{"epoch": 1, **measure(scores)}], None, None)
     arrays = load_training_features(train)
     history: list[dict[str, float]] = []

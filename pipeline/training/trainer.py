@@ -2,8 +2,9 @@
 
 Data flow (the official recipe, every switch in ``LANPConfig``):
 1. Load every video's features (with ``train.skip_short``, videos too short to propagate are left out with a
-   warning and listed; with ``train.pseudo_video_snippets``, long videos are cut into pseudo-videos); 10-crop features are averaged over crops (the official ShanghaiTech training does
-   this for propagation, pseudo labels and re-weighting). The classifier is trained on the crop-averaged features
+   warning and listed; with ``train.pseudo_video_snippets``, long videos are cut into pseudo-videos); 10-crop
+   features are averaged over crops (the official ShanghaiTech training does this for propagation, pseudo labels
+   and re-weighting). The classifier is trained on the crop-averaged features
    too: one sequence per video instead of ten, 10x less arithmetic; at test time ``pipeline.evaluation.evaluator``
    scores each
    crop and averages the scores, as the official test code does.

@@ -18,7 +18,7 @@ def test_presets_differ_where_the_paper_and_the_code_differ():
 def test_default_preset_is_the_reference_with_a_length_neutral_score_that_trains_any_archive():
     default, reference = preset("default"), preset("reference")
     assert reference.pseudo.video_score == "std" and reference.train.drop_last and not reference.train.skip_short
-    assert default.pseudo.video_score == "std_ratio" and not default.train.drop_last and default.train.skip_short
+    assert default.pseudo.video_score == "decorrelation" and not default.train.drop_last and default.train.skip_short
     assert default.pseudo.min_confident_normal == 1 and reference.pseudo.min_confident_normal == 0
     assert default.propagation == reference.propagation
 

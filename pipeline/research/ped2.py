@@ -1,0 +1,221 @@
+"""UCSD Ped2 data sets for the accuracy table, all built from one set of real-video features of the 28 clips.
+
+- **Ped2**: train on all 28 clips unlabeled, evaluate the 12 test clips (every anomaly touches a clip edge, so
+  LANP's prior is violated by construction).
+- **Ped2-long**: each test clip between two normal training clips of the same camera, so the video starts and
+  ends with ordinary activity as real footage does. Trained on the 16 training clips plus the 12 long videos;
+  scored on the whole long videos (the column) and on the inserted test part alone (region ``test part``: its
+  2,010 frames hold only 362 normal ones, all at a clip edge, so it measures ranking inside a clip).
+- **Ped2-control**: Ped2-long plus 12 more long videos whose middle is a normal training clip, scored on all 24
+  whole videos. A method that only finds "the middle clip" or the joins between clips flags the normal
+  middles too and loses here what it gained on Ped2-long: the difference is how much signal comes from joins.
+- **Ped2-continuous**: all 28 clips concatenated, train and test clips interleaved, into 4 long recordings
+  that start and end with a training clip; scored on the whole recordings and on the test clips' parts.
+  This is the case for ``train.pseudo_video_snippets`` (cutting long recordings before propagation).
+
+Concatenating features equals concatenating the decoded clips here because every snippet is 16 frames of one
+clip either way (the last snippet of a clip is padded with its own last frame instead of running into the next).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth, VideoAnnotation, load_ground_truth
+from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
+from pipeline.research.accuracy import AccuracyDataset, AccuracyError, Region, store_arrays, subset
+
+log = logging.getLogger(__name__)
+
+PED2_DATASETS = ("ped2", "ped2-long", "ped2-control", "ped2-continuous")
+
+
+def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> FeatureSet:
+    """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store."""
+    from pipeline.features.extract import FeatureExtractor
+
+    videos = data_dir / "ucsd-ped2" / "videos"
+    sources = {
+        f"{split}_{path.stem}": path for split in ("train", "test") for path in sorted((videos / split).glob("*.mp4"))
+    }
+    if len(sources) != 28:
+        raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
+    folder = cache_dir / "ped2-efficientnet_lite0"
+    extractor = FeatureExtractor("efficientnet_lite0", weights="pretrained", device=device)
+    store = FeatureStore(folder, extractor.spec)
+    for video_id, path in sources.items():
+        if store.is_done(video_id):
+            continue
+        log.info("extracting %s", path)
+        extracted = extractor.extract_video(path)
+        store.write(video_id, extracted.features, source=str(path), num_frames=extracted.info.num_frames)
+    return open_feature_set(folder)
+
+
+def _ped2_truth(data_dir: Path, train_ids: Sequence[str], test_ids: Sequence[str]) -> GroundTruth:
+    """ped2.mat intervals keyed by ``test_NN``, plus the all-normal training clips (``train_NN``)."""
+    official = load_ground_truth(data_dir / "ucsd-ped2" / "ped2.mat", fmt="ped2")
+    annotations = {video_id: official.annotations[video_id.split("_")[1]] for video_id in test_ids}
+    annotations.update({video_id: VideoAnnotation() for video_id in train_ids})
+    return GroundTruth(annotations, "pad_last", source=official.source)
+
+
+class _Concatenation:
+    """Long videos made of clips: their arrays, whole-video truth, and each tagged clip's snippet range."""
+
+    def __init__(self, features: FeatureSet, truth: GroundTruth):
+        self.features, self.truth = features, truth
+        self.arrays: dict[str, np.ndarray] = {}
+        self.annotations: dict[str, VideoAnnotation] = {}
+        self.parts: dict[str, list[tuple[str, int, int]]] = {}
+
+    def add(self, video_id: str, clips: Sequence[str]) -> None:
+        arrays = [self.features.load(clip) for clip in clips]
+        intervals, parts, start = [], [], 0
+        for clip, array in zip(clips, arrays, strict=True):
+            offset = SNIPPET_LENGTH * start
+            intervals += [(s + offset, e + offset) for s, e in self.truth.annotations[clip].intervals]
+            parts.append((clip, start, start + len(array)))
+            start += len(array)
+        self.arrays[video_id] = np.concatenate(arrays)
+        self.annotations[video_id] = VideoAnnotation(intervals=tuple(intervals))
+        self.parts[video_id] = parts
+
+    def store(self, folder: Path) -> FeatureSet:
+        return store_arrays(folder, self.features.spec, self.arrays)
+
+    def ground_truth(self, source: str) -> GroundTruth:
+        return GroundTruth(self.annotations, "pad_last", source=source)
+
+
+def _long_videos(
+    concatenation: _Concatenation, middles: Sequence[str], train_ids: Sequence[str], pairing: int, prefix: str
+) -> dict[str, tuple[int, int]]:
+    """One long video per middle clip between training clips 2i + pairing and 2i + 1 + pairing; middle ranges."""
+    slices = {}
+    for index, middle in enumerate(middles):
+        before = train_ids[(2 * index + pairing) % len(train_ids)]
+        after = train_ids[(2 * index + 1 + pairing) % len(train_ids)]
+        long_id = f"{prefix}_{middle.split('_')[1]}"
+        concatenation.add(long_id, [before, middle, after])
+        slices[long_id] = concatenation.parts[long_id][1][1:]
+    return slices
+
+
+def _test_part_region(concatenation: _Concatenation, slices: dict[str, tuple[int, int]]) -> Region:
+    truth = {long_id: concatenation.truth.annotations[concatenation.parts[long_id][1][0]] for long_id in slices}
+    return Region("test part", GroundTruth(truth, "pad_last", source="ped2.mat"), slices)
+
+
+def ped2_datasets(
+    data_dir: Path, cache_dir: Path, names: Sequence[str] = PED2_DATASETS, *, pairing: int = 0, device: str = "cpu"
+) -> list[AccuracyDataset]:
+    """The Ped2 data sets named in ``names`` (see the module docstring); ``pairing`` shifts the clip pairing."""
+    unknown = sorted(set(names) - set(PED2_DATASETS))
+    if unknown:
+        raise AccuracyError(f"unknown Ped2 data set(s) {', '.join(unknown)}; choose from {', '.join(PED2_DATASETS)}")
+    features = extract_ped2(data_dir, cache_dir, device=device)
+    train_ids = [video_id for video_id in features.video_ids if video_id.startswith("train_")]
+    test_ids = [video_id for video_id in features.video_ids if video_id.startswith("test_")]
+    truth = _ped2_truth(data_dir, train_ids, test_ids)
+    kinds = [name.removeprefix("ped2").removeprefix("-") or "clips" for name in names]
+    return clip_datasets("Ped2", features, truth, train_ids, test_ids, cache_dir / "ped2-derived", kinds, pairing)
+
+
+CLIP_KINDS = ("clips", "long", "control", "continuous")
+
+
+def clip_datasets(
+    prefix: str,
+    features: FeatureSet,
+    truth: GroundTruth,
+    train_ids: Sequence[str],
+    test_ids: Sequence[str],
+    cache: Path,
+    kinds: Sequence[str] = CLIP_KINDS,
+    pairing: int = 0,
+) -> list[AccuracyDataset]:
+    """Data sets made of normal clips (``train_ids``) and clips with anomalies (``test_ids``), as for Ped2.
+
+    ``kinds``: ``clips`` (train on all clips, score the test clips), ``long``, ``control``, ``continuous`` (see
+    the module docstring). Used for Ped2 and, on a tiny synthetic set, by the CI run of the harness.
+    """
+    suffix = f" (pairing {pairing})" if pairing else ""
+    datasets: list[AccuracyDataset] = []
+    if "clips" in kinds:
+        datasets.append(AccuracyDataset(
+            prefix, features, subset(features, test_ids), truth,
+            f"{prefix} clips; train: all {len(features)} clips unlabeled; test: the {len(test_ids)} with anomalies",
+            train_truth=True,
+        ))  # fmt: skip
+    train_clips = [features.entry(video_id) for video_id in train_ids]
+    if "long" in kinds or "control" in kinds:
+        with_tests = _Concatenation(features, truth)
+        slices = _long_videos(with_tests, test_ids, train_ids, pairing, "long")
+        long_set = with_tests.store(cache / f"long-{pairing}")
+    if "long" in kinds:
+        datasets.append(AccuracyDataset(
+            f"{prefix}-long{suffix}",
+            FeatureSet(train_clips + list(long_set), features.spec, source=f"{prefix}-long"),
+            long_set,
+            with_tests.ground_truth(f"{truth.source} shifted into {prefix}-long"),
+            f"each {prefix} test clip between two normal training clips (features concatenated); scored on the "
+            "whole long videos and on the test part",
+            train_truth=True,
+            regions=(_test_part_region(with_tests, slices),),
+        ))  # fmt: skip
+    if "control" in kinds:
+        normal_middles = [train_ids[(2 * index + 2 + pairing) % len(train_ids)] for index in range(len(test_ids))]
+        controls = _Concatenation(features, truth)
+        _long_videos(controls, normal_middles, train_ids, pairing, "control")
+        evaluation = FeatureSet(
+            list(long_set) + list(controls.store(cache / f"control-{pairing}")), features.spec, source="control"
+        )
+        datasets.append(AccuracyDataset(
+            f"{prefix}-control{suffix}",
+            FeatureSet(train_clips + list(evaluation), features.spec, source=f"{prefix}-control"),
+            evaluation,
+            GroundTruth({**with_tests.annotations, **controls.annotations}, "pad_last", source=f"{prefix}-control"),
+            f"{prefix}-long plus as many long videos with a normal training clip in the middle; scored on all whole "
+            "videos (a method that finds middles or joins flags the normal middles too)",
+            train_truth=True,
+        ))  # fmt: skip
+    if "continuous" in kinds:
+        datasets.append(_continuous(prefix, features, truth, train_ids, test_ids, cache))
+    return datasets
+
+
+def _continuous(
+    prefix: str,
+    features: FeatureSet,
+    truth: GroundTruth,
+    train_ids: Sequence[str],
+    test_ids: Sequence[str],
+    cache: Path,
+    recordings: int = 4,
+) -> AccuracyDataset:
+    """All clips interleaved (train, test, train, ...) into ``recordings`` long recordings."""
+    recording = _Concatenation(features, truth)
+    per_train, per_test = len(train_ids) // recordings, len(test_ids) // recordings
+    for index in range(recordings):
+        trains = list(train_ids[index * per_train : (index + 1) * per_train])
+        tests = list(test_ids[index * per_test : (index + 1) * per_test])
+        clips = [trains[0]]
+        for position, test in enumerate(tests):
+            clips += [test, *trains[1 + position : 2 + position]]
+        clips += trains[1 + len(tests) :]
+        recording.add(f"recording_{index + 1}", clips)
+    recording_set = recording.store(cache / f"continuous-{recordings}")
+    return AccuracyDataset(
+        f"{prefix}-continuous",
+        recording_set,
+        recording_set,
+        recording.ground_truth(f"{truth.source} shifted into {prefix}-continuous"),
+        f"the clips interleaved (train, test, train, ...) into {recordings} long recordings that start and end with "
+        "a training clip; trained on the recordings unlabeled, scored on the whole recordings",
+        train_truth=True,
+    )
