@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.video.decode import (
+from pipeline.video import (
     CorruptVideoError,
-    DecodeTimeoutError,
     EmptyFileError,
     NotAVideoError,
     NoVideoStreamError,
@@ -20,7 +18,6 @@ from pipeline.video.decode import (
     UnsupportedCodecError,
     VideoError,
     open_video,
-    probe_video,
     sniff_container,
 )
 from pipeline.video.snippets import SnippetPlan
@@ -249,21 +246,3 @@ def test_invalid_arguments(videos: dict[str, Path]) -> None:
         open_video(videos["h264"].with_name("missing.mp4"))
     with open_video(videos["h264"]) as reader, pytest.raises(ValueError, match="plan is for 10 frames"):
         next(reader.iter_snippets(SnippetPlan.build(10)))
-
-
-def test_probe_video_in_a_child_process(tmp_path: Path, videos: dict[str, Path]) -> None:
-    info = probe_video(videos["vp9"], timeout_s=60)
-    assert (info.num_frames, info.fps, info.codec) == (NUM_FRAMES, FPS, "vp9")
-    with pytest.raises(NotAVideoError, match="notes.txt"):
-        probe_video(write_text(tmp_path / "notes.txt"), timeout_s=60)
-
-
-def test_probe_video_times_out_on_a_source_that_never_delivers(tmp_path: Path) -> None:
-    fifo = tmp_path / "stalled.mp4"
-    os.mkfifo(fifo)  # opening it blocks until a writer appears: a decode that hangs
-    try:
-        with pytest.raises(DecodeTimeoutError, match="did not finish within 2 s") as raised:
-            probe_video(fifo, timeout_s=2)
-        assert raised.value.kind == "timeout"
-    finally:
-        fifo.unlink()
