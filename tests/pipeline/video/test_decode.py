@@ -26,6 +26,7 @@ from tests.videos import (
     moving_square,
     patch_avi_codec,
     write_audio_only,
+    write_dropped_frames_avi,
     write_frame_folder,
     write_random_bytes,
     write_text,
@@ -215,6 +216,35 @@ def test_truncated_and_corrupt_files_fail(tmp_path: Path) -> None:
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     _typed_error(damaged, CorruptVideoError, "corrupt")
+
+
+DROPPED = (0, 1, 2, 3, 10, 11, 12, 20, 21, 22, 23, 24, 30, 31, 39)
+"""Timeline positions of the frames a recorder kept: 15 of 40 stored, gaps inside, the last one kept."""
+
+
+@pytest.mark.parametrize("backend", ("auto", *BACKENDS))
+def test_dropped_frames_are_no_damage(tmp_path: Path, backend: str) -> None:
+    """An AVI whose header counts 40 frames but that stores 15, with timestamp gaps up to its end, is accepted:
+    the decoded frames and their timestamps are trusted (issue 12, defect 2: OpenCV's tree.avi)."""
+    path = write_dropped_frames_avi(tmp_path / "dropped.avi", stored=DROPPED)
+    with open_video(path, backend=backend) as reader:
+        info = reader.info
+        frames = reader.read_frames(np.arange(info.num_frames))
+        resampled = open_video(path, backend=backend, target_fps=FPS)
+    assert (info.num_frames, info.fps) == (len(DROPPED), FPS)
+    np.testing.assert_allclose(info.timestamps_s, np.asarray(DROPPED) / FPS, atol=1e-3)
+    assert info.duration_s == pytest.approx(4.0)  # the gaps are time: the last frame is on screen at 3.9 s
+    for index, frame in enumerate(frames.astype(int)):
+        assert np.abs(frame - moving_square(index, HEIGHT, WIDTH)).mean() < 12, f"stored frame {index}"
+    with resampled:  # at the nominal rate, each dropped frame shows the frame on screen before it
+        on_screen = np.searchsorted(DROPPED, np.arange(40), side="right") - 1
+        assert resampled.info.source_indices.tolist() == on_screen.tolist()
+
+
+def test_a_dropped_frames_file_cut_short_is_still_truncated(tmp_path: Path) -> None:
+    """Trusting gaps does not hide damage: the same file cut short is still refused."""
+    source = write_dropped_frames_avi(tmp_path / "dropped.avi", stored=DROPPED)
+    _typed_error(write_truncated(tmp_path / "cut.avi", source, keep_fraction=0.6), CorruptVideoError, "corrupt")
 
 
 def test_sniff_container(tmp_path: Path, videos: dict[str, Path]) -> None:
