@@ -44,7 +44,7 @@ def error_kind(error: BaseException) -> str:
 
 def is_video_error(error: BaseException) -> bool:
     """Errors caused by the video itself (decode, probe, timeout, spec/shape problems), not by the server."""
-    from pipeline.video.decode import VideoError
+    from pipeline.video import VideoError
 
     return isinstance(error, VideoError)
 

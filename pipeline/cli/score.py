@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _score_single(args: argparse.Namespace, video: Any) -> int:
     from pipeline.scoring.scorer import Scorer, ScoringCancelled
-    from pipeline.video.decode import VideoError
+    from pipeline.video import VideoError
 
     scorer = Scorer.from_model_dir(args.model, device=args.device)
     try:
