@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.errors import UserError
     from pipeline.features.extract import FeatureExtractor, extract_archive
 
     extractor = FeatureExtractor(
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.jobs.ray_engine import ray_extract_archive
 
         if args.allow_pickle:
-            raise ValueError("--allow-pickle is not available with --engine ray")
+            raise UserError("--allow-pickle is not available with --engine ray")
         report = ray_extract_archive(
             args.inputs, args.out, spec=extractor.spec, weights=args.weights, workers=args.workers,
             device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, ray_config=ray_config_of(args),
