@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from models.config import PropagationConfig
+from models.errors import ErrorKind, InternalError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ DENSE_LIMIT = 16_384  # complete graphs beyond this many snippets would need > 1
 _COSINE_EPS = 1e-12
 
 
-class PropagationError(ValueError):
+class PropagationError(UserError):
     """A video cannot be propagated (too short, wrong shape, mixed dimensions); names the video."""
+
+    kind = ErrorKind.INVALID_FEATURES
 
     def __init__(self, message: str, video_id: str):
         super().__init__(f"{video_id}: {message}")
@@ -549,7 +552,7 @@ def propagate_videos(
     """
     names = list(video_ids) if video_ids is not None else [f"video #{i}" for i in range(len(features))]
     if len(names) != len(features):
-        raise ValueError(f"{len(names)} video ids for {len(features)} videos")
+        raise InternalError(f"{len(names)} video ids for {len(features)} videos")
     target = torch.device(device) if device is not None else torch.device("cpu")
     dim = _check_videos(names, features)
     graphs = [_Graph.of(int(video.shape[0]), config) for video in features]

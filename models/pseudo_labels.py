@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.config import PropagationConfig, PseudoLabelConfig
+from models.errors import ErrorKind, InternalError, UserError
 from models.video_scores import video_scores
 
 _COUNT_TOLERANCE = 1e-9
@@ -62,7 +63,10 @@ def estimate_abnormal_fraction(video_scores: np.ndarray, *, iterations: int = 20
     """
     scores = np.asarray(video_scores, dtype=np.float64)
     if scores.ndim != 1 or scores.size < 2:
-        raise ValueError(f"need at least two video scores to estimate the abnormal share, got {scores.size}")
+        raise UserError(
+            f"need at least two video scores to estimate the abnormal share, got {scores.size}",
+            kind=ErrorKind.TRAINING_DATA,
+        )
     if not np.isfinite(scores).all() or (scores < 0).any():
         raise ValueError("video scores must be finite and non-negative")
     positive = scores[scores > 0]
@@ -101,9 +105,9 @@ def make_pseudo_labels(
     ``propagation`` is the graph z came from; the length-neutral video scores need it for their null model.
     """
     if not z:
-        raise ValueError("no videos to pseudo-label")
+        raise UserError("no videos to pseudo-label", kind=ErrorKind.TRAINING_DATA)
     if config.video_score != "std" and propagation is None:
-        raise ValueError(f"video_score={config.video_score} needs the propagation config for its null model")
+        raise InternalError(f"video_score={config.video_score} needs the propagation config for its null model")
     scores = video_scores(z, config, propagation or PropagationConfig())
     count = scores.size
     if config.abnormal_fraction == "auto":

@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from models.baselines import C2FPLConfig, GCLConfig, random_scores, seed_contrast_scores, train_c2fpl, train_gcl
+from models.errors import UserError
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
 from pipeline.training.trainer import load_training_features, pseudo_label_quality
@@ -48,7 +49,7 @@ def run_baseline(
 ) -> BaselineOutcome:
     """Train a baseline on ``train`` and evaluate after every epoch (``measure`` scores the random scorer)."""
     if kind not in BASELINES:
-        raise ValueError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
+        raise UserError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
     if kind in ("random", "seed_contrast"):  # no training: score the evaluation videos directly
         videos = load_training_features(evaluation)
         if kind == "random":

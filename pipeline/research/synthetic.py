@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 
 Scale = Literal["tiny", "shanghaitech", "ucf-crime"]
 SNIPPET_FRAMES = 16
@@ -138,9 +138,9 @@ def iter_synthetic_videos(
 ) -> Iterator[SyntheticVideo]:
     """Generate the videos of a scale one by one (see the module docstring for the model)."""
     if not 0 < anomaly_length[0] <= anomaly_length[1] < 1:
-        raise ValueError(f"anomaly_length must be shares 0 < low <= high < 1, got {anomaly_length}")
+        raise UserError(f"anomaly_length must be shares 0 < low <= high < 1, got {anomaly_length}")
     if not 0 <= edge_margin < 0.5 or scenes_per_video < 1 or dim < 1 or salience < 0:
-        raise ValueError("need 0 <= edge_margin < 0.5, scenes_per_video >= 1, dim >= 1, salience >= 0")
+        raise UserError("need 0 <= edge_margin < 0.5, scenes_per_video >= 1, dim >= 1, salience >= 0")
     plan = _plan(scale, seed, data_dir, length_independent)
     shared = np.random.default_rng([seed, 1])
     scenes = (_LEVEL * np.abs(shared.standard_normal((_SCENES, dim)))).astype(np.float32)
