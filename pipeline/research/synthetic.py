@@ -31,6 +31,7 @@ from typing import Literal
 
 import numpy as np
 
+from models.errors import UserError
 from pipeline.files import atomic_write_bytes
 
 Scale = Literal["tiny", "shanghaitech", "ucf-crime"]
