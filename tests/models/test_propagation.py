@@ -181,3 +181,29 @@ def test_accepts_torch_tensors() -> None:
     np.testing.assert_allclose(
         propagate([torch.from_numpy(features)], config)[0], propagate([features], config)[0], rtol=1e-12
     )
+
+
+def test_cosine_of_standardised_features_gives_finite_normality() -> None:
+    """Standardised features have negative cosines; unclamped, degrees go negative and z NaN."""
+    rng = np.random.default_rng(11)
+    videos = [relu_features(rng, length) for length in (9, 40, 150)]
+    config = preset("reference-sh").propagation.model_copy(update={"standardize": True})
+    for z in propagate(videos, config):
+        assert np.isfinite(z).all() and (z >= 0).all()
+
+
+def test_a_video_without_a_feature_graph_warns_and_uses_the_temporal_graph(caplog: pytest.LogCaptureFixture) -> None:
+    """The paper's sigma = 0.1 underflows at real feature scales (W = 0); all-zero rows do the same under cosine."""
+    rng = np.random.default_rng(12)
+    far_apart = (rng.random((30, 64)) * 100).astype(np.float32)
+    zeros = np.zeros((20, 64), dtype=np.float32)
+    config = preset("paper").propagation
+    from models.propagation import propagate_videos
+
+    with caplog.at_level("WARNING"):
+        result = propagate_videos([far_apart, relu_features(rng, 25) * 0.01], config, video_ids=["far", "ok"])
+    assert result.featureless == [0] and "far" in caplog.text
+    temporal = config.model_copy(update={"feature_similarity": False})
+    np.testing.assert_allclose(result.z[0], propagate([far_apart], temporal)[0])
+    cosine = propagate_videos([zeros], preset("reference-sh").propagation)
+    assert cosine.featureless == [0] and np.isfinite(cosine.z[0]).all()

@@ -74,3 +74,11 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="at least two"):
         estimate_abnormal_fraction(np.array([0.3]))
     assert estimate_abnormal_fraction(np.full(10, 0.2)) == 0.5
+
+
+def test_min_confident_normal_keeps_the_normal_list_non_empty() -> None:
+    z = [np.linspace(0, 1, 10) * scale for scale in (1, 2, 3, 4, 5, 6)]
+    official = make_pseudo_labels(z, PseudoLabelConfig(abnormal_fraction=0.5))
+    assert len(official.confident_normal) == 0  # int(0.1 * 3) = 0: the official rule leaves none
+    kept = make_pseudo_labels(z, PseudoLabelConfig(abnormal_fraction=0.5, min_confident_normal=1))
+    assert kept.confident_normal.tolist() == [0]  # the lowest-std video

@@ -89,7 +89,10 @@ def test_bad_features_are_refused_by_name_and_nothing_is_written(
         "too_few": good,
     }[case]
     features = _write(tmp_path / "features", broken)
-    extra = ["--set", "train.batch_size=30"] if case == "too_few" else ["--set", "train.drop_last=false"]
+    # The official behaviour (reference preset): a too-short video and a set smaller than a batch are refused.
+    extra = ["--preset", "reference"] + (
+        ["--set", "train.batch_size=30"] if case == "too_few" else ["--set", "train.drop_last=false"]
+    )
     assert _train(features, tmp_path / "out", *extra) == 2
     assert re.search(message, capsys.readouterr().err)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["features"]  # no --out, no partial folder
@@ -110,3 +113,27 @@ def test_mismatched_ground_truth_and_spec_are_refused(
                    "--gt", str(tmp_path / "other.csv"), "--json"])
     captured = capsys.readouterr()
     assert status == 2 and "24-d" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("count", [6, 28])
+def test_default_preset_trains_small_archives(tmp_path: Path, count: int) -> None:
+    """A user's first run: ``lanp train`` with the defaults (only fewer epochs) on 6 and on 28 videos, one of them
+    too short to propagate (skipped, listed in metadata.json)."""
+    archive = write_synthetic_features(tmp_path / "archive", scale="tiny", dim=16, salience=4.0, seed=1)
+    names = sorted(path.stem for path in archive.glob("*.npy"))[:count]
+    folder = tmp_path / "features"
+    folder.mkdir()
+    for name in names:
+        (folder / f"{name}.npy").write_bytes((archive / f"{name}.npy").read_bytes())
+    np.save(folder / "too_short.npy", _normal(2, dim=16))
+    trained = _lanp("train", "--features", folder, "--out", tmp_path / "model", "--no-progress",
+                    "--set", "train.epochs=5")
+    assert trained.returncode == 0, trained.stderr
+    assert "too_short" in trained.stderr  # the warning names it
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert config["preset"] == "default" and config["pseudo"]["video_score"] == "decorrelation"
+    assert metadata["training_data"]["num_videos"] == count
+    assert metadata["training_data"]["skipped_short"] == ["too_short"]
+    assert metadata["pseudo_labels"]["confident_normal_videos"] >= 1
+    assert metadata["training"]["steps"] == 5 * -(-count // 30)  # every epoch trained a batch of min(30, N)

@@ -14,7 +14,7 @@ from pipeline.evaluation.groundtruth import load_ground_truth
 from pipeline.features.featureset import open_feature_set
 from pipeline.research.synthetic import write_synthetic_features
 from pipeline.training.model_dir import load_model, save_model
-from pipeline.training.trainer import TrainingError, check_batching, choose_threshold, train_lanp
+from pipeline.training.trainer import TrainingError, check_batching, choose_threshold, cut_pseudo_videos, train_lanp
 
 # Small head and a larger step so the 40-video 'tiny' set trains in seconds (the official lr needs ~2,000 steps).
 FAST = ["train.epochs=40", "train.batch_size=10", "train.lr=0.001", "classifier.hidden=32"]
@@ -78,3 +78,35 @@ def test_threshold_lies_between_pseudo_normal_and_pseudo_abnormal_scores() -> No
     threshold = choose_threshold(scores, targets)
     assert np.median(scores[:500]) < threshold < np.median(scores[500:])
     assert choose_threshold(scores, np.zeros(600)) == 0.5  # no pseudo-abnormal snippets: the neutral default
+
+
+def test_reference_refuses_a_too_short_video_and_default_skips_it(archive: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "features"
+    folder.mkdir()
+    for path in sorted(archive.glob("*.npy"))[:8]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    np.save(folder / "blip.npy", np.ones((2, 32), dtype=np.float32))
+    features = open_feature_set(folder)
+    with pytest.raises(TrainingError, match=r"blip.*train.skip_short=true"):
+        train_lanp(features, apply_overrides(preset("reference"), [*FAST, "train.drop_last=false"]), progress=False)
+    result = train_lanp(features, apply_overrides(preset("default"), [*FAST, "train.epochs=2"]), progress=False)
+    assert result.metadata["training_data"]["skipped_short"] == ["blip"]
+    assert result.metadata["training_data"]["num_videos"] == 8
+
+
+def test_one_video_is_refused_even_by_the_default() -> None:
+    with pytest.raises(TrainingError, match="at least 2"):
+        check_batching(1, preset("default"))
+
+
+def test_long_videos_are_cut_into_pseudo_videos(archive: Path) -> None:
+    pieces, owners = cut_pseudo_videos([np.zeros((100, 2)), np.zeros((20, 2)), np.zeros((35, 2))], 20)
+    assert [len(piece) for piece in pieces] == [20] * 5 + [20] + [18, 17]
+    assert owners.tolist() == [0] * 5 + [1] + [2, 2]
+    features = open_feature_set(archive)
+    config = apply_overrides(preset("default"), [*FAST, "train.epochs=2", "train.pseudo_video_snippets=20"])
+    ground_truth = load_ground_truth(archive / "gt.csv", frames=archive / "frames.csv")
+    result = train_lanp(features, config, ground_truth=ground_truth, progress=False)
+    data = result.metadata["training_data"]
+    assert data["num_videos"] == 40 and data["num_pseudo_videos"] > 40
+    assert 0 <= result.metadata["pseudo_labels"]["vs_ground_truth"]["video"]["recall"] <= 1
