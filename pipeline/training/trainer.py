@@ -148,8 +148,8 @@ def usable_videos(features: FeatureSet, arrays: list[np.ndarray], config: LANPCo
     names = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
     if not config.train.skip_short:
         raise TrainingError(
-            f"{len(short)} video(s) have fewer than {MIN_SNIPPETS} snippets and cannot be propagated ({names}); "
-            "pass --set train.skip_short=true to leave them out"
+            f"{names}: fewer than {MIN_SNIPPETS} snippets, too short to propagate ({len(short)} video(s)); "
+            "pass --set train.skip_short=true to leave them out (the default preset does)"
         )
     log.warning("skipping %d video(s) shorter than %d snippets: %s", len(short), MIN_SNIPPETS, names)
     left_out = set(short)
