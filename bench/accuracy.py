@@ -33,7 +33,7 @@ from pipeline.research.accuracy import (  # noqa: E402
     summarize,
     synthetic_dataset,
 )
-from pipeline.research.ped2 import PED2_DATASETS, ped2_datasets  # noqa: E402
+from pipeline.research.ped2 import PED2_DATASETS, ped2_datasets, synthetic_clip_datasets  # noqa: E402
 
 SYNTHETIC = {
     "syn-sh": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2),
@@ -59,8 +59,11 @@ def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
     for name in names:
         if name in SYNTHETIC:
             datasets.append(synthetic_dataset(SYNTHETIC[name], cache))
+        elif name == "tiny-long":  # the Ped2-long construction on the tiny set (CI: both regions, no video)
+            tiny = synthetic_dataset(SYNTHETIC["tiny"], cache)
+            datasets += synthetic_clip_datasets(tiny, cache / "tiny-derived", ("long",))
         elif name not in PED2_DATASETS:
-            choices = ", ".join([*PED2_DATASETS, *SYNTHETIC])
+            choices = ", ".join([*PED2_DATASETS, *SYNTHETIC, "tiny-long"])
             raise SystemExit(f"unknown data set {name!r}; choose from {choices}")
     for name, train, test, gt in args.public or []:
         datasets.append(
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length-bias", action="store_true",
                         help="only the video-score-vs-length table on the official ShanghaiTech propagation output")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "accuracy"), help="output path stem")
-    parser.add_argument("--tiny", action="store_true", help="CI: tiny synthetic set, core rows, 1 seed, 20 epochs")
+    parser.add_argument("--tiny", action="store_true",
+                        help="CI: tiny synthetic set and its long-video construction, core rows, 1 seed, 20 epochs")
     parser.add_argument("--render", nargs="+", metavar="JSONL", help="only print the tables of finished cells")
     args = parser.parse_args(argv)
     if args.render:
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print(official_sh_table(Path(args.data_dir)))
         return 0
     if args.tiny:
-        args.datasets, args.rows, args.seeds, args.epochs, args.eval_every = ["tiny"], "core", [0], 20, 5
+        args.datasets, args.rows, args.seeds, args.epochs, args.eval_every = ["tiny", "tiny-long"], "core", [0], 20, 5
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
 

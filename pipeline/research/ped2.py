@@ -88,8 +88,10 @@ class _Concatenation:
     def store(self, folder: Path) -> FeatureSet:
         return store_arrays(folder, self.features.spec, self.arrays)
 
-    def ground_truth(self, source: str) -> GroundTruth:
-        return GroundTruth(self.annotations, "pad_last", source=source)
+    def ground_truth(self, source: str, clips: Sequence[str] = ()) -> GroundTruth:
+        """Truth of the long videos, and of ``clips`` trained on beside them (pseudo-label quality)."""
+        annotations = {clip: self.truth.annotations[clip] for clip in clips}
+        return GroundTruth({**annotations, **self.annotations}, "pad_last", source=source)
 
 
 def _long_videos(
@@ -162,7 +164,7 @@ def clip_datasets(
             f"{prefix}-long{suffix}",
             FeatureSet(train_clips + list(long_set), features.spec, source=f"{prefix}-long"),
             long_set,
-            with_tests.ground_truth(f"{truth.source} shifted into {prefix}-long"),
+            with_tests.ground_truth(f"{truth.source} shifted into {prefix}-long", train_ids),
             f"each {prefix} test clip between two normal training clips (features concatenated); scored on the "
             "whole long videos and on the test part",
             train_truth=True,
@@ -179,7 +181,11 @@ def clip_datasets(
             f"{prefix}-control{suffix}",
             FeatureSet(train_clips + list(evaluation), features.spec, source=f"{prefix}-control"),
             evaluation,
-            GroundTruth({**with_tests.annotations, **controls.annotations}, "pad_last", source=f"{prefix}-control"),
+            GroundTruth(
+                {**controls.ground_truth("", train_ids).annotations, **with_tests.annotations},
+                "pad_last",
+                source=f"{truth.source} shifted into {prefix}-control",
+            ),
             f"{prefix}-long plus as many long videos with a normal training clip in the middle; scored on all whole "
             "videos (a method that finds middles or joins flags the normal middles too)",
             train_truth=True,
@@ -219,3 +225,15 @@ def _continuous(
         "a training clip; trained on the recordings unlabeled, scored on the whole recordings",
         train_truth=True,
     )
+
+
+def synthetic_clip_datasets(
+    dataset: AccuracyDataset, cache: Path, kinds: Sequence[str] = ("long",), pairing: int = 0
+) -> list[AccuracyDataset]:
+    """The Ped2 constructions on a synthetic set: its normal videos play the training clips, its abnormal ones
+    the test clips (the CI run of the harness uses the tiny set this way)."""
+    entries = {entry.video_id: entry for entry in [*dataset.train, *dataset.evaluation]}
+    features = FeatureSet(list(entries.values()), dataset.train.spec, source=dataset.train.source)
+    normal = [video_id for video_id in entries if not dataset.ground_truth.annotations[video_id].intervals]
+    abnormal = [video_id for video_id in entries if dataset.ground_truth.annotations[video_id].intervals]
+    return clip_datasets(dataset.name, features, dataset.ground_truth, normal, abnormal, cache, kinds, pairing)

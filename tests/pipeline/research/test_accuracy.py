@@ -13,6 +13,7 @@ from pipeline.features.featureset import FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
 from pipeline.research.accuracy import (
     AccuracyDataset,
+    Region,
     SyntheticSpec,
     markdown_tables,
     method_rows,
@@ -20,31 +21,43 @@ from pipeline.research.accuracy import (
     summarize,
     synthetic_dataset,
 )
+from pipeline.research.ped2 import synthetic_clip_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None:
-    dataset = synthetic_dataset(SyntheticSpec("tiny", 2.0, dim=16), tmp_path)
+    """What CI runs: the core rows (default, reference, the naive contrast, the peers) on the tiny set and on its
+    long-video construction, which fills two columns (whole videos and the test part)."""
+    tiny = synthetic_dataset(SyntheticSpec("tiny", 2.0, dim=16), tmp_path)
+    (long,) = synthetic_clip_datasets(tiny, tmp_path / "derived", ("long",))
+    assert long.columns == ["syn-tiny s=2-long", "syn-tiny s=2-long test part"]
     rows = method_rows(include="core")
+    assert {"naive seed contrast (no training)", "LANP default (std(z) / null)"} <= {row.name for row in rows}
     records = []
-    report = run_table([dataset], rows, seeds=(0,), epochs=3, eval_every=2, on_record=records.append)
+    report = run_table([tiny, long], rows, seeds=(0,), epochs=3, eval_every=2, on_record=records.append)
 
-    assert [record["method"] for record in records] == [row.name for row in rows]
-    assert set(report.summary) == {row.name for row in rows}
+    columns = [tiny.name, *long.columns]
+    assert [(record["dataset"], record["method"]) for record in records] == [
+        (column, row.name) for dataset in (tiny, long) for row in rows for column in dataset.columns
+    ]
+    assert set(report.summary) == {row.name for row in rows} and list(report.datasets) == columns
     for record in records:
+        assert "error" not in record, record
         assert 0 <= record["final"]["auc_roc"] <= 1 and 0 <= record["final"]["ap"] <= 1
         assert record["best"]["auc_roc"] >= record["final"]["auc_roc"]
         has_pseudo_labels = record["kind"] in ("lanp", "c2fpl")
         assert (record["pseudo_labels"] is not None) == has_pseudo_labels, record["method"]
     lanp = next(record for record in records if record["kind"] == "lanp")
     assert lanp["final"]["epoch"] == 3 and lanp["best"]["epoch"] in (2, 3)  # evaluated every 2nd and the last
+    whole, part = (next(r for r in records if r["dataset"] == c and r["kind"] == "seed_contrast") for c in columns[1:])
+    assert whole["final"]["auc_roc"] != part["final"]["auc_roc"]  # two regions, measured separately
 
     markdown = report.markdown()
     assert "best epoch (%) — chosen on the test set" in markdown
     assert all(f"| {row.name} |" in markdown for row in rows)
     restored = json.loads(report.to_json())
-    assert restored["summary"]["random scorer"][dataset.name]["seeds"] == 1
+    assert restored["summary"]["random scorer"][tiny.name]["seeds"] == 1
     assert restored["settings"]["lanp_epochs"] == 3
 
 
@@ -74,15 +87,18 @@ def test_sliced_evaluation_judges_only_the_test_part(tmp_path: Path) -> None:
     clip_truth = GroundTruth(
         {"long_01": VideoAnnotation(intervals=((16, 48),)), "long_02": VideoAnnotation()}, "pad_last"
     )
-    dataset = AccuracyDataset(
-        "long", features, features, clip_truth, "test", evaluation_truth=clip_truth,
-        evaluation_slices={"long_01": (3, 7), "long_02": (2, 5)},
-    )  # fmt: skip
+    whole_truth = GroundTruth(
+        {"long_01": VideoAnnotation(intervals=((64, 96),)), "long_02": VideoAnnotation(intervals=((0, 16),))},
+        "pad_last",
+    )
+    part = Region("test part", clip_truth, {"long_01": (3, 7), "long_02": (2, 5)})
+    dataset = AccuracyDataset("long", features, features, whole_truth, "test", regions=(part,))
     # Inside the slices the scores match the truth exactly; outside they are adversarial and must be ignored.
     scores = {
         "long_01": np.array([9, 9, 9, 0, 1, 1, 0, 9, 9, 9], dtype=float),
         "long_02": np.array([9, 9, 0, 0, 0, 9, 9, 9], dtype=float),
     }
     metrics = dataset.measure(scores)
-    assert metrics["auc_roc"] == 1.0
-    assert metrics["frames"] == 16 * (4 + 3) and metrics["abnormal_frames"] == 32
+    assert metrics["test part:auc_roc"] == 1.0
+    assert metrics["test part:frames"] == 16 * (4 + 3) and metrics["test part:abnormal_frames"] == 32
+    assert metrics["frames"] == 16 * 18 and metrics["auc_roc"] < 1.0  # the whole videos: the adversarial parts count
