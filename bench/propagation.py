@@ -47,45 +47,6 @@ class LazyFeatures(Sequence):
         return np.load(self.paths[index], mmap_mode="r")
 
 
-def official_style(features: np.ndarray, band_k: int = 50, sigma: float = 0.1, maxiter: int = 10) -> np.ndarray:
-    """One video the way the official code does it: loop over snippets, sparse graph, SciPy CG."""
-    import scipy.sparse
-    import scipy.sparse.linalg
-
-    length, dim = features.shape
-    window = min(2 * min(band_k, length - 1), length)
-    values = np.zeros((length, window))
-    columns = np.zeros((length, window), dtype=np.int64)
-    for i in range(length):
-        if i <= window // 2:
-            neighbours = np.arange(0, window)
-        elif i >= length - window // 2:
-            neighbours = np.arange(length - window, length)
-        else:
-            neighbours = np.arange(i - window // 2, i + window // 2)
-        rms = np.sqrt(np.sum((features[i][None, :] - features[neighbours]) ** 2, axis=-1) / dim)
-        similarity = np.exp(-rms / (2 * sigma**2))
-        temporal = np.exp(-np.abs(neighbours - i) / len(neighbours))
-        similarity[i - neighbours[0]] = 0
-        values[i] = similarity * temporal
-        columns[i] = neighbours
-    rows = np.repeat(np.arange(length), window)
-    graph = scipy.sparse.csr_matrix((values.ravel(), (rows, columns.ravel())), shape=(length, length))
-    graph = graph + graph.T
-    graph = graph - scipy.sparse.diags(graph.diagonal())
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    degree[degree == 0] = 1
-    scaling = scipy.sparse.diags(1 / np.sqrt(degree))
-    system = scipy.sparse.eye(length) - 0.99 * (scaling @ graph @ scaling)
-    seeds = np.array([0, 1, length - 2, length - 1])
-    target = np.zeros(length)
-    target[seeds] = 1
-    z, _ = scipy.sparse.linalg.cg(system, target, rtol=1e-6, maxiter=maxiter)
-    z[z < 0] = 0
-    z[seeds] = z.max()
-    return z
-
-
 def worker(kind: str, data: Path, count: int, device: str | None, threads: int | None, out: Path) -> None:
     """Run one side once in this process; write its z and timing."""
     paths = sorted(data.glob("*.npy"))[:count]
@@ -109,7 +70,9 @@ def worker(kind: str, data: Path, count: int, device: str | None, threads: int |
         elapsed = time.perf_counter() - start
     else:
         start = time.perf_counter()
-        z = [official_style(np.asarray(features[i], dtype=np.float64)) for i in range(len(features))]
+        from pipeline.research.oracle import official_style
+
+        z = [official_style(features[i]) for i in range(len(features))]
         elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     np.savez(out, *z)

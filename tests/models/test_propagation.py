@@ -2,55 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-import scipy.sparse
-import scipy.sparse.linalg
 import torch
 
 from models.config import PropagationConfig, preset
 from models.propagation import PropagationError, propagate
-
-
-def official_style(features: np.ndarray, *, cosine: bool, band_k: int = 50, maxiter: int | None = 10) -> np.ndarray:
-    """The official rules written out plainly: a loop over snippets, a SciPy sparse graph, SciPy's CG."""
-    length, dim = features.shape
-    k = min(band_k, length - 1)
-    window = min(2 * k, length)
-    rows, cols, values = [], [], []
-    for i in range(length):
-        if i <= window // 2:
-            neighbours = np.arange(0, window)
-        elif i >= length - window // 2:
-            neighbours = np.arange(length - window, length)
-        else:
-            neighbours = np.arange(i - window // 2, i + window // 2)
-        for j in neighbours:
-            if j == i:
-                continue
-            if cosine:
-                similarity = features[i] @ features[j] / (np.linalg.norm(features[i]) * np.linalg.norm(features[j]))
-            else:
-                rms = math.sqrt(np.sum((features[i] - features[j]) ** 2) / dim)
-                similarity = math.exp(-rms / (2 * 0.1**2))
-            rows.append(i)
-            cols.append(j)
-            values.append(similarity * math.exp(-abs(i - j) / len(neighbours)))
-    graph = scipy.sparse.csr_matrix((values, (rows, cols)), shape=(length, length))
-    graph = graph + graph.T
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    degree[degree == 0] = 1
-    scaling = scipy.sparse.diags(1 / np.sqrt(degree))
-    system = scipy.sparse.eye(length) - 0.99 * (scaling @ graph @ scaling)
-    seeds = np.array([0, 1, length - 2, length - 1])
-    target = np.zeros(length)
-    target[seeds] = 1
-    z, _ = scipy.sparse.linalg.cg(system, target, rtol=1e-6, maxiter=maxiter)
-    z[z < 0] = 0
-    z[seeds] = z.max()
-    return z
+from pipeline.research.oracle import official_style
 
 
 def relu_features(rng: np.random.Generator, length: int, dim: int = 64) -> np.ndarray:
@@ -66,7 +24,7 @@ def test_reference_matches_official_rules(length: int, affinity: str) -> None:
     features = relu_features(rng, length)
     config = preset("reference").propagation.model_copy(update={"affinity": affinity})
     (z,) = propagate([features], config)
-    expected = official_style(features.astype(np.float64), cosine=affinity == "cosine")
+    expected = official_style(features, affinity=affinity)
     np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-7 * expected.max())
 
 
