@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", choices=("all", "product", "affinity", "ablation", "core"), default="all")
     parser.add_argument("--pairing", type=int, default=0, help="Ped2-long: shift which training clips surround")
     parser.add_argument("--base", nargs="*", default=[], help="overrides under every ablation row")
+    parser.add_argument("--only", nargs="+", metavar="TEXT",
+                        help="keep only the rows whose name contains one of these texts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="LANP epochs (default: the preset's 300)")
     parser.add_argument("--eval-every", type=int, default=10, help="evaluate LANP every N epochs (and the last)")
@@ -132,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets = build_datasets(args)
     rows = method_rows(base=args.base, include=args.rows)
+    if args.only:
+        rows = [row for row in rows if any(text in row.name for text in args.only)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".jsonl")

@@ -67,26 +67,13 @@ FULL = DemoSettings()
 QUICK = DemoSettings(clips=12, num_frames=320, epochs=30)
 
 
-def demo_config(settings: DemoSettings, num_videos: int) -> LANPConfig:
-    """The reference LANP configuration changed where a small EfficientNet archive needs it; saved in the model's
-    ``config.json``. Propagation keeps the reference RMS kernel: on the demo's archives it was the most stable
-    choice (frame AUC 0.81 quick / 0.87 full, against 0.90 / 0.70 for the paper's Gaussian kernel at sigma 1).
-
-    - ``train.batch_size`` = the archive size (<= 30) and ``train.drop_last=false``: with the reference batch of
-      30 and drop_last, fewer than 30 videos would train nothing.
-    - ``pseudo.confident_normal_ratio=0.25``: with h = 0.1 a dozen clips give no confident normal video at all.
-    - ``pseudo.abnormal_fraction`` stays at the reference 0.5 (the ``auto`` estimate was too low on 12-24 clips).
+def demo_config(settings: DemoSettings) -> LANPConfig:
+    """The product's ``default`` preset (what ``lanp train`` uses), with the demo's epochs and seed, on the CPU;
+    saved in the model's ``config.json``. The default already trains archives smaller than the official batch
+    of 30 (batches of min(30, N), at least one confident normal clip), so the demo needs no other change.
     """
     return apply_overrides(
-        preset("reference"),
-        [
-            f"train.epochs={settings.epochs}",
-            f"train.batch_size={min(30, num_videos)}",
-            "train.drop_last=false",
-            "train.device=cpu",
-            f"train.seed={settings.seed}",
-            "pseudo.confident_normal_ratio=0.25",
-        ],
+        preset("default"), [f"train.epochs={settings.epochs}", "train.device=cpu", f"train.seed={settings.seed}"]
     )
 
 
@@ -219,7 +206,7 @@ def run_demo(
     mark = time.perf_counter()
     features = open_feature_set(out_dir / "features")
     ground_truth = load_ground_truth(archive.ground_truth_csv, fmt="csv", frames=archive.frames_csv)
-    config = demo_config(settings, len(features))
+    config = demo_config(settings)
     trained = train_lanp(features, config, ground_truth=ground_truth, progress=progress)
     seconds["train"] = time.perf_counter() - mark
     report(f"trained LANP for {config.train.epochs} epochs in {seconds['train']:.1f} s")

@@ -53,6 +53,7 @@ class MethodRow:
 
 
 SWITCHES: dict[str, tuple[str, ...]] = {
+    "video score std ratio": ("pseudo.video_score=std_ratio",),
     "video score deficit": ("pseudo.video_score=deficit",),
     "video score std (official)": ("pseudo.video_score=std",),
     "pseudo-videos of 8 snippets": ("train.pseudo_video_snippets=8",),

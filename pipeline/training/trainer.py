@@ -72,9 +72,11 @@ def resolve_device(device: str) -> torch.device:
 def load_training_features(features: FeatureSet) -> list[np.ndarray]:
     """Crop-averaged (T, D) float32 features of every video (one dimension across the set, finite values).
 
-    Copies: feature files are memory-mapped read-only and torch wants writable arrays.
+    No copies: (T, D) files stay read-only memory maps (validated as they are read by ``FeatureSet.load``); the
+    propagation copies each video once into its own buffer, and the trainer stacks only the sampled snippets.
+    10-crop files are averaged, which makes the one array they need.
     """
-    return [np.array(array) for array in features.load_all(average_crops=True)]
+    return features.load_all(average_crops=True)
 
 
 def check_batching(num_videos: int, config: LANPConfig) -> None:

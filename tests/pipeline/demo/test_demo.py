@@ -67,6 +67,6 @@ def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
 def test_demo_settings_and_config_are_checked() -> None:
     with pytest.raises(DemoError, match="at least 4 clips"):
         DemoSettings(clips=2)
-    config = demo_config(QUICK, num_videos=12)
-    assert (config.train.batch_size, config.train.drop_last, config.train.epochs) == (12, False, QUICK.epochs)
-    assert demo_config(QUICK, num_videos=40).train.batch_size == 30
+    config = demo_config(QUICK)  # the product default: batches of min(30, N) through drop_last=false
+    assert (config.preset, config.train.drop_last, config.train.epochs) == ("default", False, QUICK.epochs)
+    assert config.pseudo.min_confident_normal == 1
