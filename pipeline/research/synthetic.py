@@ -40,7 +40,7 @@ SPLITS = {
     "shanghaitech": ("shanghaitech/splits/train_split.txt", lambda n: n // 16),
     "ucf-crime": ("ucf-crime/splits/Anomaly_Train.txt", lambda n: math.ceil(n / 16)),
 }
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside the checkout
 _SCENES = 6
 _DRIFT_RANK = 16
 _ABNORMAL_PATTERNS = 4

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from pipeline.features.featureset import open_feature_set
-from pipeline.research.synthetic import iter_synthetic_videos, make_synthetic_features, write_synthetic_features
+from pipeline.research.synthetic import (
+    DEFAULT_DATA_DIR,
+    describe_lengths,
+    iter_synthetic_videos,
+    make_synthetic_features,
+    write_synthetic_features,
+)
 
 
 def test_tiny_set_is_deterministic_and_well_formed() -> None:
@@ -95,3 +101,19 @@ def test_bad_options_are_rejected() -> None:
         next(iter_synthetic_videos(scale="tiny", dim=4, anomaly_length=(0.5, 0.2)))
     with pytest.raises(ValueError, match="edge_margin"):
         next(iter_synthetic_videos(scale="tiny", dim=4, edge_margin=0.6))
+
+
+def test_default_data_dir_is_the_shared_data_beside_the_checkout(shared_data: Path) -> None:
+    """Without ``data_dir`` the real split lengths are used (the layout move had pointed it inside the repo)."""
+    assert DEFAULT_DATA_DIR.resolve() == shared_data.resolve()
+    assert describe_lengths("shanghaitech").startswith("real frame counts")
+
+
+def test_length_independent_sets_shuffle_the_lengths_among_the_videos(shared_data: Path) -> None:
+    plain = list(iter_synthetic_videos(scale="shanghaitech", dim=2, seed=0, data_dir=shared_data))
+    shuffled = list(iter_synthetic_videos(scale="shanghaitech", dim=2, seed=0, data_dir=shared_data,
+                                          length_independent=True))  # fmt: skip
+    lengths = [len(video.snippet_labels) for video in plain]
+    moved = [len(video.snippet_labels) for video in shuffled]
+    assert sorted(lengths) == sorted(moved) and lengths != moved
+    assert [video.label for video in plain] == [video.label for video in shuffled]
