@@ -166,12 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     random_row = report.summary.get("random scorer", {})
     for dataset in report.datasets:
         floor = random_row.get(dataset, {}).get("auc_final", {}).get("mean")
-        best = max(
-            ((method, cells[dataset]["auc_final"]["mean"]) for method, cells in report.summary.items()
-             if "auc_final" in cells.get(dataset, {})),
-            key=lambda item: item[1],
-        )  # fmt: skip
-        if floor:
+        measured = [(method, cells[dataset]["auc_final"]["mean"]) for method, cells in report.summary.items()
+                    if "auc_final" in cells.get(dataset, {})]  # fmt: skip
+        if floor and measured:
+            best = max(measured, key=lambda item: item[1])
             ratio = best[1] / floor
             print(f"{dataset}: best final-epoch AUC {best[1]:.3f} ({best[0]}) = {ratio:.2f}x the random scorer")
     return 0

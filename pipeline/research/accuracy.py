@@ -9,6 +9,7 @@ precision/recall on the training videos where their ground truth is known. Outpu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -26,7 +27,7 @@ from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_g
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
 from pipeline.research.baselines import run_baseline
-from pipeline.research.synthetic import Scale, iter_synthetic_videos
+from pipeline.research.synthetic import Scale, describe_lengths, iter_synthetic_videos
 from pipeline.training.trainer import train_lanp
 
 log = logging.getLogger(__name__)
@@ -226,8 +227,14 @@ class SyntheticSpec:
 
 
 def synthetic_dataset(spec: SyntheticSpec, cache_dir: Path, *, test_every: int = 4) -> AccuracyDataset:
-    """Generate (or reuse) a synthetic set; every ``test_every``-th kept video is held out for evaluation."""
-    folder = cache_dir / "synthetic" / spec.name.replace(" ", "_").replace("/", "-").replace("=", "")
+    """Generate (or reuse) a synthetic set; every ``test_every``-th kept video is held out for evaluation.
+
+    The cache folder is named by the spec and where the lengths came from, so a set generated from the fallback
+    lengths (no split file) is never reused as one from the real split.
+    """
+    source = describe_lengths(spec.scale, seed=spec.seed)
+    tag = hashlib.sha256(f"{spec!r} {source}".encode()).hexdigest()[:8]
+    folder = cache_dir / "synthetic" / f"{spec.name.replace(' ', '_').replace('/', '-').replace('=', '')}-{tag}"
     annotations: dict[str, VideoAnnotation] = {}
     arrays: dict[str, np.ndarray] = {}
     videos = iter_synthetic_videos(
