@@ -52,6 +52,12 @@ Progress = Callable[[int, int], None]
 """Called with (snippets done, snippets in total) as a video is extracted."""
 
 
+DECODE_OVERSAMPLE = 2
+"""By default frames are decoded at most this many times the resize on their short side: enough that the
+transform's antialiased resize, not the decoder's scaling, sets the final pixels; small enough that an 8K source
+never holds full-size frames (bench/decode_size.py measures both)."""
+
+
 class ExtractionError(RuntimeError):
     """The extraction itself broke (not one bad video): e.g. out of device memory even for one snippet."""
 
@@ -95,6 +101,7 @@ class FeatureExtractor:
         pad_last: bool = True,
         target_fps: float | None = None,
         max_side: int | None = None,
+        decode_short_side: int | None | Literal["auto"] = "auto",
         backend: Literal["auto", "decord", "pyav"] = "pyav",
     ):
         if batch_size < 1:
@@ -108,6 +115,8 @@ class FeatureExtractor:
         # Without an explicit resize keep the backbone's resize/crop ratio (e.g. 256/224).
         short_side = resize or (info.resize if crop_size is None else round(crop * info.resize / info.crop_size))
         self.transform = SnippetTransform(short_side, crop, crops, info.mean, info.std)
+        if decode_short_side == "auto":  # large sources never sit in memory at full size (the spec records it)
+            decode_short_side = DECODE_OVERSAMPLE * short_side
         self.decode = DecodeSettings(
             snippet_length=snippet_length,
             stride=stride,
@@ -115,6 +124,7 @@ class FeatureExtractor:
             frames_per_snippet=min(frames_per_snippet or info.input_frames, snippet_length),
             target_fps=target_fps,
             max_side=max_side,
+            max_short_side=decode_short_side,
             backend=backend,
         )
         snippet_frame_offsets(snippet_length, self.decode.frames_per_snippet)  # validates the count
@@ -134,6 +144,7 @@ class FeatureExtractor:
             layer=info.layer,
             fps=target_fps,
             max_side=max_side,
+            decode_short_side=decode_short_side,
         )
         # The isolated path's processes, started on first use and kept: one decodes, one reads headers (a probe
         # must not wait behind a long decode). Stopped by close(), garbage collection or interpreter exit.
