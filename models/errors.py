@@ -53,6 +53,8 @@ class ErrorKind(StrEnum):
     GONE = "gone"
     QUEUE_FULL = "queue_full"
     NOT_READY = "not_ready"
+    # the machines: a cluster that cannot place the work asked of it
+    NO_RESOURCES = "no_resources"
     # stopped on purpose
     CANCELED = "canceled"
     # ours

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics

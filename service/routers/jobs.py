@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import VideoScore
 from service.errors import ServiceError

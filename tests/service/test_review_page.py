@@ -104,7 +104,8 @@ def test_upload_review_rethreshold_and_seek(page_server: LiveServer, browser, tm
     # A click on the curve seeks there; a click on an event seeks to its start.
     width = canvas.size["width"]  # offsets are from the element's centre: this clicks a quarter of the way in
     webdriver.ActionChains(browser).move_to_element_with_offset(canvas, -int(width * 0.25), 0).click().perform()
-    quarter = browser.execute_script("return window.review.toSeconds(0.25 * arguments[0])", canvas.get_attribute("width"))
+    quarter = browser.execute_script("return window.review.toSeconds(0.25 * arguments[0])",
+                                     canvas.get_attribute("width"))
     _wait(lambda: abs(_current_time(browser) - quarter) < 0.3, 30, "a seek from the curve")
     last = browser.find_elements(By.CSS_SELECTOR, "#events li")[-1]
     last.click()
