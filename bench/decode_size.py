@@ -6,8 +6,8 @@ features.
    - ``plain``: what a competent user writes with PyAV: each 16-frame snippet's frames kept as full-size RGB
      arrays (``frame.to_ndarray``), then resized;
    - ``full size``: ``open_video`` without a size limit (what every spec without ``decode_short_side`` gets);
-   - ``bounded``: ``open_video(max_short_side=...)``, the default extractor's bound (2 x the backbone's resize:
-     512 for EfficientNet-Lite0), scaled by FFmpeg as each frame is decoded;
+   - ``bounded``: ``open_video(max_short_side=1080)``, the default extractor's bound, scaled by FFmpeg as each
+     frame is decoded;
    - with ``--extract``: the whole in-process extraction (``FeatureExtractor.extract_video``, EfficientNet-Lite0,
      random-init weights, 4 frames a snippet) with and without the bound, torch included.
 2. Features (``--features``): a real clip (UCSD Ped2 test 01, ``../shared/data``) upscaled x4 to 1440x960 and
@@ -39,7 +39,7 @@ from pipeline.video import open_video  # noqa: E402
 from pipeline.video.snippets import SnippetPlan  # noqa: E402
 
 WIDTH, HEIGHT = 8000, 4096
-BOUND = 512  # 2 x EfficientNet-Lite0's resize (256): the default extractor's decode_short_side
+BOUND = 1080  # the default extractor's decode_short_side (DEFAULT_DECODE_SHORT_SIDE)
 
 
 def write_8k_clip(path: Path, frames: int) -> Path:
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--features", action="store_true", help="compare features with and without the bound")
     parser.add_argument("--upscale", type=int, default=4, help="--features: how much to upscale the Ped2 clip")
     parser.add_argument("--oversample", type=int, help="--features: bound = this x the resize (default: the "
-                        "extractor's default, DECODE_OVERSAMPLE)")
+                        "extractor's default bound)")
     parser.add_argument("--no-memory", action="store_true", help="skip the 8K memory measurement")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
