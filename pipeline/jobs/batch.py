@@ -2,13 +2,17 @@
 
 Layout of an output folder::
 
-    run.json            the model (hash of its files) and threshold the folder belongs to
+    run.json            the model (hash of its files) the folder belongs to, and the scoring settings in force
     manifest.jsonl      one fsynced line per event (started / ok / failed); the latest line per video wins
     videos/<id>.json    the ``POST /score`` document of each scored video: the source of truth
     plots/<id>.png      score curves (``--plots``)
+    events/<id>/<n>.jpg the peak frame of event n (``--thumbnails``); ``<n>.mp4`` its clip (``--clips``)
     snippets.parquet    video_id, path, snippet, start_frame, end_frame, start_s, end_s, score, model, spec_hash
     segments.csv        video_id, segment, start_frame, end_frame, start_s, end_s, peak, mean, threshold
     summary.csv         one row per video: duration, fps, snippets, max score, segments, status, error
+
+A rerun with another threshold or other segment rules recomputes the events of the finished videos from their
+JSONs (``pipeline.scoring.result.resegment``, no decoding) before scoring the rest.
 
 A video's JSON (and plot) is written atomically before its ``ok`` line, so a killed run never leaves a result
 that a rerun would take for finished; a rerun skips the finished videos and (with ``retry_failed``) retries the
@@ -38,21 +42,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from models.errors import VideoError
 from pipeline.features.featureset import atomic_write_bytes, read_jsonl_records
+from pipeline.scoring.config import EvidenceConfig, ScoringConfig
 from pipeline.video.inputs import VideoInput
 
 log = logging.getLogger(__name__)
 
 Engine = Literal["local", "ray"]
 KILL_GRACE_S = 2.0
+RUN_FILE = "run.json"
 MODEL_FILES = ("model.safetensors", "feature_spec.json", "config.json", "metadata.json")
 SUMMARY_COLUMNS = (
-    "video_id", "path", "duration_s", "fps", "num_frames", "snippets", "max_score", "num_segments", "status", "error",
+    "video_id", "path", "duration_s", "fps", "num_frames", "snippets", "max_score", "num_segments", "domain_shift",
+    "warnings", "status", "error",
 )
-SEGMENT_COLUMNS = ("video_id", "segment", "start_frame", "end_frame", "start_s", "end_s", "peak", "mean", "threshold")
+SEGMENT_COLUMNS = ("video_id", "segment", "start_frame", "end_frame", "start_s", "end_s", "peak", "peak_frame", "mean",
+                   "threshold")
 SNIPPET_COLUMNS = (
     "video_id", "path", "snippet", "start_frame", "end_frame", "start_s", "end_s", "score", "model", "spec_hash",
 )
+
+
+def _scoring_record(config: ScoringConfig) -> dict[str, Any]:
+    return config.model_dump(include={"threshold", *config.segments.model_dump()})
 
 
 class BatchError(ValueError):
@@ -106,7 +119,7 @@ def model_identity(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def score_one(scorer: Any, video: VideoInput, *, threshold: float | None, plots: bool,
+def score_one(scorer: Any, video: VideoInput, *, config: ScoringConfig, plots: bool,
               timeout_s: float | None = None) -> VideoOutcome:
     """Score one video with a loaded Scorer, turning every error into a recorded failure (the run goes on).
 
@@ -118,7 +131,7 @@ def score_one(scorer: Any, video: VideoInput, *, threshold: float | None, plots:
     start = time.perf_counter()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
-        score = scorer.score_video(video.path, threshold=threshold,
+        score = scorer.score_video(video.path, config=config,
                                    cancel=None if deadline is None else lambda: time.monotonic() > deadline)
         document = score.to_dict()
         plot = None
@@ -166,27 +179,74 @@ class Manifest:
 class BatchOutputs:
     """The output folder: per-video files, the manifest, and the tables rebuilt from them."""
 
-    def __init__(self, out_dir: Path, *, model: str, threshold: float | None):
+    def __init__(self, out_dir: Path, *, model: str, config: ScoringConfig, evidence: EvidenceConfig | None = None):
         self.root = Path(out_dir)
         self.videos_dir = self.root / "videos"
         self.plots_dir = self.root / "plots"
+        self.events_dir = self.root / "events"
+        self.evidence = evidence
         self.root.mkdir(parents=True, exist_ok=True)
-        self._check_run(model, threshold)
         self.manifest = Manifest(self.root / "manifest.jsonl")
+        self.model = model
+        self.scoring_changed = self._check_run(model, config)
+        if not (self.root / RUN_FILE).exists():
+            self.record_run(config)
 
-    def _check_run(self, model: str, threshold: float | None) -> None:
-        run_file = self.root / "run.json"
-        wanted = {"model": model, "threshold": threshold}
-        if run_file.exists():
-            recorded = json.loads(run_file.read_text())
-            if recorded != wanted:
-                raise BatchError(
-                    f"{self.root} holds results of model {recorded.get('model')} with threshold "
-                    f"{recorded.get('threshold')}, not model {model} with threshold {threshold}: "
-                    "use another --out folder (nothing was changed)"
-                )
-        else:
-            atomic_write_bytes(run_file, json.dumps(wanted, indent=2).encode())
+    def _check_run(self, model: str, config: ScoringConfig) -> bool:
+        """Refuse a folder of another model; whether the scoring settings differ from the recorded ones."""
+        run_file = self.root / RUN_FILE
+        if not run_file.exists():
+            return False
+        recorded = json.loads(run_file.read_text())
+        if recorded.get("model") != model:
+            raise BatchError(
+                f"{self.root} holds results of model {recorded.get('model')}, not of model {model}: "
+                "use another --out folder (nothing was changed)"
+            )
+        return recorded.get("scoring") != _scoring_record(config)
+
+    def record_run(self, config: ScoringConfig) -> None:
+        """``run.json``: the model and the scoring settings every result in the folder now follows."""
+        record = {"model": self.model, "scoring": _scoring_record(config)}
+        atomic_write_bytes(self.root / RUN_FILE, json.dumps(record, indent=2).encode())
+
+    def resegment(self, config: ScoringConfig, *, plots: bool | None = None,
+                  plot: Callable[[Any], bytes] | None = None) -> int:
+        """Recompute the events of every finished video under ``config`` from its JSON (no decoding), its plot
+        when it has one (or when ``plots``; ``plot(VideoScore)`` draws it, default ``plot_png``) and its evidence
+        (when the folder was opened with ``evidence``); then ``run.json``. Returns how many videos. The tables
+        are rebuilt by ``rebuild_tables``."""
+        from pipeline.scoring.plot import plot_png
+        from pipeline.scoring.result import VideoScore, resegment
+
+        count = 0
+        for video_id, record in sorted(self.manifest.latest.items()):
+            if not self.is_done(video_id):
+                continue
+            path = self.videos_dir / f"{video_id}.json"
+            document = resegment(json.loads(path.read_text()), config)
+            atomic_write_bytes(path, json.dumps(document).encode())
+            plot_path = self.plots_dir / f"{video_id}.png"
+            if plots or (plots is None and plot_path.exists()):
+                atomic_write_bytes(plot_path, (plot or plot_png)(VideoScore.from_dict(document)))
+            self.write_evidence(video_id, record["path"], document)
+            count += 1
+        self.record_run(config)
+        return count
+
+    def write_evidence(self, video_id: str, source: str, document: dict[str, Any]) -> None:
+        """``events/<id>/``: the evidence of a video's events (replacing older evidence of it), when asked for."""
+        if self.evidence is None or not (self.evidence.thumbnails or self.evidence.clips):
+            return
+        from pipeline.scoring.evidence import write_evidence
+
+        folder = self.events_dir / video_id
+        for old in folder.glob("*"):
+            old.unlink()
+        try:
+            write_evidence(document, source, folder, self.evidence)
+        except (VideoError, OSError) as error:  # the scores stand; only the pictures are missing
+            log.warning("%s: no event evidence: %s", video_id, error)
 
     def is_done(self, video_id: str) -> bool:
         record = self.manifest.latest.get(video_id)
@@ -217,6 +277,7 @@ class BatchOutputs:
             assert outcome.document is not None
             if outcome.plot_png is not None:
                 atomic_write_bytes(self.plots_dir / f"{outcome.video_id}.png", outcome.plot_png)
+            self.write_evidence(outcome.video_id, outcome.path, outcome.document)
             atomic_write_bytes(self.videos_dir / f"{outcome.video_id}.json", json.dumps(outcome.document).encode())
             record["snippets"] = outcome.num_snippets
         else:
@@ -245,7 +306,7 @@ class BatchOutputs:
                     if record["status"] != "ok" or not self.is_done(video_id):
                         error = (f"{record.get('error_kind')}: {record.get('error')}" if record["status"] == "failed"
                                  else f"missing: videos/{video_id}.json was removed; rerun to score it again")
-                        summary_writer.writerow([video_id, record["path"], "", "", "", "", "", "", "failed", error])
+                        summary_writer.writerow([video_id, record["path"], *[""] * 8, "failed", error])
                         continue
                     document = json.loads((self.videos_dir / f"{video_id}.json").read_text())
                     tables = document_tables(video_id, record["path"], document)
@@ -287,11 +348,11 @@ def document_tables(video_id: str, path: str, document: dict[str, Any]) -> Docum
         return float(timestamps[-1]) + 1.0 / fps if timestamps else frame / fps
 
     segment_rows = [
-        [video_id, index, segment["start_frame"], segment["end_frame"], segment["start_s"], segment["end_s"],
-         segment["peak"], segment["mean"], threshold]
-        for index, segment in enumerate(document["segments"])
+        [video_id, segment["index"], segment["start_frame"], segment["end_frame"], segment["start_s"],
+         segment["end_s"], segment["peak"], segment["peak_frame"], segment["mean"], threshold]
+        for segment in document["segments"]
     ]
-    model = f"{document['model']['name']}@{document['model']['sha256'][:12]}"
+    model = document["model"].get("id") or f"{document['model']['name']}@{document['model']['sha256'][:12]}"
     starts = [index * stride for index in range(len(scores))]
     ends = [min(start + length, num_frames) for start in starts]
     snippets = {
@@ -306,15 +367,17 @@ def document_tables(video_id: str, path: str, document: dict[str, Any]) -> Docum
         "model": [model] * len(scores),
         "spec_hash": [spec["hash"]] * len(scores),
     }
+    shift = document.get("domain_shift")
     summary = [video_id, path, document["duration_s"], fps, num_frames, len(scores),
-               max(scores) if scores else "", len(segment_rows), "ok", ""]
+               max(scores) if scores else "", len(segment_rows), "" if shift is None else shift["score"],
+               ";".join(warning["kind"] for warning in document.get("warnings", ())), "ok", ""]
     return DocumentTables(summary, segment_rows, snippets)
 
 
 # --- the local engine: worker processes, each with its own Scorer -------------------------------------------------
 
 
-def _worker_main(key: int, model_dir: str, device: str, threads: int, threshold: float | None, plots: bool,
+def _worker_main(key: int, model_dir: str, device: str, threads: int, config: ScoringConfig, plots: bool,
                  timeout_s: float | None, tasks: Any, results: Any, parent_pid: int) -> None:
     """A worker process: load the model once, then score the videos it is handed until told to stop."""
     import torch
@@ -324,7 +387,8 @@ def _worker_main(key: int, model_dir: str, device: str, threads: int, threshold:
     torch.set_num_threads(threads)
     try:
         # decoding in-process: this worker is the isolation, killed by the pool when it hangs or overruns
-        scorer = Scorer.from_model_dir(Path(model_dir), device=device, decode_timeout_s=None)
+        scorer = Scorer.from_model_dir(Path(model_dir), device=device,
+                                       config=config.model_copy(update={"decode_timeout_s": None}))
     except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the run with it
         results.put(("load-error", key, f"{type(error).__name__}: {error}"))
         return
@@ -338,7 +402,7 @@ def _worker_main(key: int, model_dir: str, device: str, threads: int, threshold:
             continue
         if video is None:
             return
-        results.put(("done", key, score_one(scorer, video, threshold=threshold, plots=plots, timeout_s=timeout_s)))
+        results.put(("done", key, score_one(scorer, video, config=config, plots=plots, timeout_s=timeout_s)))
 
 
 @dataclass
@@ -354,12 +418,12 @@ class _Worker:
 class LocalPool:
     """N worker processes fed one video at a time; a worker past the timeout, or dead, is replaced."""
 
-    def __init__(self, model_dir: Path, *, workers: int, device: str, threshold: float | None, plots: bool,
+    def __init__(self, model_dir: Path, *, workers: int, device: str, config: ScoringConfig, plots: bool,
                  timeout_s: float | None):
         self._context = multiprocessing.get_context("spawn")
         self._results = self._context.Queue()
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self._args = (str(model_dir), device, max(1, cpus // workers), threshold, plots, timeout_s)
+        self._args = (str(model_dir), device, max(1, cpus // workers), config, plots, timeout_s)
         # the worker stops a slow video itself at timeout_s; a decoder hung inside native code is killed later
         self._kill_after_s = None if timeout_s is None else timeout_s + KILL_GRACE_S
         self._spawned = 0
@@ -454,22 +518,30 @@ def run_batch(
     out_dir: str | Path,
     *,
     engine: Engine = "local",
-    threshold: float | None = None,
+    config: ScoringConfig | None = None,
     plots: bool = False,
+    evidence: EvidenceConfig | None = None,
     workers: int = 1,
     retry_failed: bool = False,
     device: str = "auto",
     timeout_s: float | None = None,
     progress: bool = True,
 ) -> BatchReport:
-    """Score every video not already finished in ``out_dir`` and rebuild the tables (module docstring)."""
+    """Score every video not already finished in ``out_dir`` and rebuild the tables (module docstring).
+
+    ``config``: threshold and segment rules (``ScoringConfig``; its decode timeout is not used: the local pool
+    kills a worker past ``timeout_s``). ``evidence``: thumbnails / clips per event in ``events/<id>/``."""
+    config = config or ScoringConfig()
     model_dir = Path(model_dir)
     if not (model_dir / "model.safetensors").exists():
         raise BatchError(f"{model_dir} is not a model directory (no model.safetensors)")
     if workers < 1:
         raise BatchError(f"--workers must be at least 1, got {workers}")
-    outputs = BatchOutputs(Path(out_dir), model=model_identity(model_dir), threshold=threshold)
+    outputs = BatchOutputs(Path(out_dir), model=model_identity(model_dir), config=config, evidence=evidence)
     outputs.check_paths(videos)
+    if outputs.scoring_changed:
+        log.info("new event settings: recomputing the events of %d finished video(s) from their JSON",
+                 outputs.resegment(config))
     todo = [
         video for video in videos
         if not outputs.is_done(video.video_id) and (retry_failed or not outputs.is_failed(video.video_id))
@@ -486,7 +558,7 @@ def run_batch(
     run_id = uuid.uuid4().hex[:12]
     start = time.perf_counter()
     if todo:
-        outcomes = _outcomes(engine, todo, model_dir, outputs, run_id, threshold=threshold, plots=plots,
+        outcomes = _outcomes(engine, todo, model_dir, outputs, run_id, config=config, plots=plots,
                              workers=min(workers, len(todo)), device=device, timeout_s=timeout_s)
         _consume(outcomes, outputs, run_id, report, total=len(todo), progress=progress)
     outputs.rebuild_tables()
@@ -507,7 +579,7 @@ def _outcomes(engine: Engine, todo: list[VideoInput], model_dir: Path, outputs: 
     if engine != "local":
         raise BatchError(f"unknown engine {engine!r}: use local or ray")
     pool = LocalPool(model_dir, workers=options["workers"], device=options["device"],
-                     threshold=options["threshold"], plots=options["plots"], timeout_s=options["timeout_s"])
+                     config=options["config"], plots=options["plots"], timeout_s=options["timeout_s"])
     try:
         yield from pool.run(todo, lambda video: outputs.started(video, run_id))
     finally:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.jobs.batch import BatchError, VideoOutcome, score_one
+from pipeline.scoring.config import ScoringConfig
 from pipeline.video.inputs import VideoInput
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _videos_of(batch: dict[str, np.ndarray]) -> list[VideoInput]:
 class RayVideoScorer:
     """A Ray Data actor: one Scorer per actor, scoring the videos of each batch one by one."""
 
-    def __init__(self, model_dir: str, device: str, threshold: float | None, plots: bool, timeout_s: float | None,
+    def __init__(self, model_dir: str, device: str, config: ScoringConfig, plots: bool, timeout_s: float | None,
                  threads: int):
         import torch
 
@@ -65,8 +66,9 @@ class RayVideoScorer:
         torch.set_num_threads(threads)
         # with a timeout, the Scorer's decode watchdog (a child process per video) guards the actor against a
         # decoder hung in native code; without one, decoding stays in the actor (no process start per video)
-        self.scorer = Scorer.from_model_dir(Path(model_dir), device=device, decode_timeout_s=timeout_s)
-        self.options = {"threshold": threshold, "plots": plots, "timeout_s": timeout_s}
+        self.scorer = Scorer.from_model_dir(Path(model_dir), device=device,
+                                            config=config.model_copy(update={"decode_timeout_s": timeout_s}))
+        self.options = {"config": config, "plots": plots, "timeout_s": timeout_s}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = [score_one(self.scorer, video, **self.options) for video in _videos_of(batch)]
@@ -112,7 +114,7 @@ def ray_score_outcomes(
     videos: list[VideoInput],
     model_dir: Path,
     *,
-    threshold: float | None,
+    config: ScoringConfig,
     plots: bool,
     workers: int,
     device: str,
@@ -132,7 +134,7 @@ def ray_score_outcomes(
         num_cpus=resources["num_cpus"],
         num_gpus=resources["num_gpus"],
         fn_constructor_kwargs={"model_dir": str(Path(model_dir).resolve()), "device": device,
-                               "threshold": threshold, "plots": plots, "timeout_s": timeout_s,
+                               "config": config, "plots": plots, "timeout_s": timeout_s,
                                "threads": resources["threads"]},
     )
     for row in dataset.iter_rows():

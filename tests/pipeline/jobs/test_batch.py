@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,12 +146,35 @@ def test_a_hanging_video_is_killed_recorded_and_the_run_goes_on(
     assert time.monotonic() - start < 120  # killed, not waited for
 
 
-def test_output_folder_of_another_model_or_threshold_is_refused(model_dir: Path, reference: Path,
-                                                                archive: Path) -> None:
+def test_output_folder_of_another_model_is_refused(model_dir: Path, reference: Path, archive: Path,
+                                                   tmp_path: Path) -> None:
+    other = tmp_path / "other-model"
+    shutil.copytree(model_dir, other)
+    metadata = json.loads((other / "metadata.json").read_text())
+    (other / "metadata.json").write_text(json.dumps({**metadata, "threshold": 0.9}))
     before = (reference / "manifest.jsonl").read_bytes()
     with pytest.raises(BatchError, match="another --out"):
-        run_batch(expand_inputs([archive]), model_dir, reference, threshold=0.9, device="cpu", progress=False)
+        run_batch(expand_inputs([archive]), other, reference, device="cpu", progress=False)
     assert (reference / "manifest.jsonl").read_bytes() == before
+
+
+def test_a_rerun_with_other_segment_settings_resegments_without_scoring_again(
+    model_dir: Path, reference: Path, archive: Path, tmp_path: Path
+) -> None:
+    from pipeline.scoring.config import ScoringConfig
+    from pipeline.scoring.result import resegment
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    before = _documents(out)
+    config = ScoringConfig(threshold=0.2, smooth_s=0.0, min_duration_s=0.0, merge_gap_s=0.0)
+    report = run_batch(expand_inputs([archive]), model_dir, out, config=config, device="cpu", progress=False)
+    assert report.scored == 0 and _manifest(out) == _manifest(reference)  # nothing decoded or scored again
+    after = _documents(out)
+    assert after == {video_id: resegment(doc, config) for video_id, doc in before.items()}
+    assert all(doc["threshold"] == 0.2 for doc in after.values())
+    rows = _csv(out / "segments.csv")
+    assert len(rows) == sum(len(doc["segments"]) for doc in after.values()) > len(_csv(reference / "segments.csv"))
 
 
 def test_cli_usage_errors_exit_2(archive: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
