@@ -23,7 +23,7 @@ from typing import Any
 from pipeline.cli import positive
 
 
-def _unit_interval(text: str) -> float:
+def unit_interval(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -50,18 +50,20 @@ def _start_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2024-05-01T14:30:00") from None
 
 
-def add_event_arguments(parser: argparse.ArgumentParser) -> None:
+def add_event_arguments(parser: argparse.ArgumentParser, *, plot_options: bool = True) -> None:
     """The options that turn scores into events (``ScoringConfig``) and the plot's ground truth / start time."""
     from pipeline.cli.train import add_gt_arguments
 
     group = parser.add_argument_group("events")
-    group.add_argument("--threshold", type=_unit_interval, help="event threshold in [0, 1] (default: the model's)")
+    group.add_argument("--threshold", type=unit_interval, help="event threshold in [0, 1] (default: the model's)")
     group.add_argument("--smooth", type=_seconds, metavar="SECONDS", dest="smooth_s",
                        help="moving-average window before thresholding (default 0.5)")
     group.add_argument("--min-duration", type=_seconds, metavar="SECONDS", dest="min_duration_s",
                        help="drop events shorter than this (default 0.5)")
     group.add_argument("--merge-gap", type=_seconds, metavar="SECONDS", dest="merge_gap_s",
                        help="merge events separated by at most this (default 1.0)")
+    if not plot_options:
+        return
     plot = parser.add_argument_group("plot")
     add_gt_arguments(plot)
     plot.add_argument("--start-time", type=_start_time, metavar="ISO_TIME",

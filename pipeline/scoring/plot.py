@@ -29,7 +29,7 @@ def _start_time(score: VideoScore, start_time: datetime | None) -> datetime | No
     return datetime.fromisoformat(score.start_time) if score.start_time else None
 
 
-def plot_png(
+def score_figure(
     score: VideoScore,
     *,
     ground_truth: np.ndarray | None = None,
@@ -37,8 +37,8 @@ def plot_png(
     width_in: float = 11.0,
     height_in: float = 3.6,
     dpi: int = 100,
-) -> bytes:
-    """The score curve as PNG bytes.
+) -> Figure:
+    """The score-curve figure (laid out, not rendered).
 
     ``ground_truth``: 0/1 per frame (as many as the video's frames), drawn as a red strip under the curve.
     ``start_time``: wall-clock time of frame 0 (default: the result's ``start_time``, from the container); the
@@ -82,8 +82,13 @@ def plot_png(
     axes.set_title(f"{score.video}: {len(score.segments)} event(s)", fontsize="medium", loc="left")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     figure.tight_layout()
+    return figure
+
+
+def plot_png(score: VideoScore, *, ground_truth: np.ndarray | None = None, start_time: datetime | None = None) -> bytes:
+    """The score curve as PNG bytes (``score_figure`` rendered)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    score_figure(score, ground_truth=ground_truth, start_time=start_time).savefig(buffer, format="png")
     return buffer.getvalue()
 
 
