@@ -37,6 +37,7 @@ from pipeline.features.weights import create_backbone
 from pipeline.video.decode import DecodeTimeoutError, VideoError, VideoInfo
 from pipeline.video.inputs import VideoInput, expand_inputs
 from pipeline.video.snippets import SnippetPlan
+from pipeline.video.spawn import start_process
 from pipeline.video.worker import WAITING, DecodeSettings, decode_worker_main, snippet_frame_offsets
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ class _DecodePool:
                   self.snippets_per_chunk),
             daemon=True,
         )
-        process.start()
+        start_process(process)
         sender.close()
         worker = _Worker(process, inbox, free_slots, receiver, slots, heartbeat)
         if self.pin_for_cuda and slots.numel():  # page-lock the shared slots so host-to-device copies are async

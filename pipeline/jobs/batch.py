@@ -46,6 +46,7 @@ from models.errors import VideoError
 from pipeline.features.featureset import atomic_write_bytes, read_jsonl_records
 from pipeline.scoring.config import EvidenceConfig, ScoringConfig
 from pipeline.video.inputs import VideoInput
+from pipeline.video.spawn import start_process
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +440,7 @@ class LocalPool:
         process = self._context.Process(
             target=_worker_main, args=(key, *self._args, tasks, self._results, os.getpid()), daemon=False
         )
-        process.start()
+        start_process(process)
         self._workers[key] = _Worker(key, process, tasks)
 
     def _handle(self, message: tuple[str, int, Any]) -> VideoOutcome | None:

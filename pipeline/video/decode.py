@@ -36,6 +36,7 @@ import av.error
 import numpy as np
 
 from pipeline.video.snippets import SnippetPlan
+from pipeline.video.spawn import start_process
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def probe_video(source: str | Path, timeout_s: float = 30.0, **open_kwargs: obje
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_probe_child, args=(str(source), open_kwargs, sender), daemon=True)
-    process.start()
+    start_process(process)
     sender.close()
     try:
         if not receiver.poll(timeout_s):
