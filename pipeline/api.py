@@ -54,10 +54,12 @@ def score_archive(
     """``lanp score INPUTS --out OUT_DIR``: every video of ``inputs`` (files, folders, globs, path lists) into the
     resumable output folder; returns the ``BatchReport`` (counts and failed video ids)."""
     from pipeline.jobs.batch import run_batch
+    from pipeline.jobs.config import BatchConfig
     from pipeline.video.inputs import expand_inputs
 
-    return run_batch(expand_inputs([str(item) for item in inputs]), model, out_dir, engine=engine, config=config,
-                     plots=plots, evidence=evidence, workers=workers, device=device, progress=progress)
+    batch = BatchConfig.build(engine=engine, workers=workers, device=device, scoring=config or ScoringConfig(),
+                              plots=plots, evidence=evidence or EvidenceConfig(thumbnails=False))
+    return run_batch(expand_inputs([str(item) for item in inputs]), model, out_dir, batch, progress=progress)
 
 
 def train(

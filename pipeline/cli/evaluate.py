@@ -49,7 +49,7 @@ def _event_videos(args: argparse.Namespace, features: Any, ground_truth: Any, sc
     """Per-video frame scores and labels (trimmed to the video's frames when known) with their frame rates."""
     import numpy as np
 
-    from pipeline.cli import CommandError
+    from models.errors import UserError
     from pipeline.evaluation.events import EventVideo
     from pipeline.evaluation.groundtruth import SNIPPET_LENGTH
     from pipeline.features.featureset import MANIFEST_FILE, read_jsonl_records
@@ -63,7 +63,7 @@ def _event_videos(args: argparse.Namespace, features: Any, ground_truth: Any, sc
         length = min(entry.num_frames or frames.size, frames.size)
         fps = manifest.get(entry.video_id, {}).get("fps") or args.fps
         if not fps:
-            raise CommandError(f"no frame rate known for {entry.video_id}: give --fps")
+            raise UserError(f"no frame rate known for {entry.video_id}: give --fps")
         videos.append(EventVideo(entry.video_id, frames[:length], labels[:length], float(fps)))
     return videos
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli import positive
+from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
 
 
 def unit_interval(text: str) -> float:
@@ -120,17 +121,23 @@ def plotter(args: argparse.Namespace) -> Any:
 
 def resegment_folder(args: argparse.Namespace, folder: Path) -> int:
     """``lanp segments FOLDER``: every finished video's events, plots and evidence again, then the tables."""
-    from pipeline.cli import CommandError
-    from pipeline.jobs.batch import RUN_FILE, BatchOutputs
+    from models.errors import UserError
+    from pipeline.jobs.config import BatchConfig
+    from pipeline.jobs.outputs import RUN_FILE, BatchOutputs
 
     run_file = folder / RUN_FILE
     if not run_file.is_file():
-        raise CommandError(f"{folder} is not a lanp score --out folder (no {RUN_FILE})")
+        raise UserError(f"{folder} is not a lanp score --out folder (no {RUN_FILE})")
     config = scoring_config(args)
     evidence = evidence_config(args)
-    outputs = BatchOutputs(folder, model=json.loads(run_file.read_text())["model"], config=config,
-                           evidence=evidence if (evidence.clips or (folder / "events").is_dir()) else None)
-    count = outputs.resegment(config, plots=args.plots or None, plot=plotter(args))
+    recorded = json.loads(run_file.read_text())
+    batch = BatchConfig.model_validate(recorded.get("config", {})).model_copy(update={
+        "scoring": config,
+        "evidence": evidence if (evidence.clips or (folder / "events").is_dir()) else evidence.model_copy(
+            update={"thumbnails": False}),
+    })
+    outputs = BatchOutputs(folder, model=recorded["model"], config=batch)
+    count = outputs.resegment(plots=args.plots or None, plot=plotter(args))
     outputs.rebuild_tables()
     events = sum(1 for _ in (folder / "segments.csv").open()) - 1
     print(f"{count} video(s) re-segmented: {events} event(s) at threshold "
@@ -165,6 +172,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_event_arguments(parser)
     add_evidence_arguments(parser)
+    add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -176,7 +184,7 @@ def print_warnings(document: dict[str, Any], label: str) -> None:
 def _score_single(args: argparse.Namespace, video: Any) -> int:
     from pipeline.scoring.evidence import write_evidence
     from pipeline.scoring.scorer import Scorer, ScoringCancelled
-    from pipeline.video.decode import VideoError
+    from pipeline.video import VideoError
 
     plot = plotter(args)  # reads the ground truth first: a bad --gt costs no scoring
     config = scoring_config(args)
@@ -200,26 +208,28 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import CommandError
+    from models.errors import UserError
     from pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs(args.inputs)
     if args.out is None:
         if len(videos) > 1:
-            raise CommandError(f"the inputs name {len(videos)} videos: give --out OUT_DIR to score them as a batch")
+            raise UserError(f"the inputs name {len(videos)} videos: give --out OUT_DIR to score them as a batch")
         if args.plots:
-            raise CommandError("--plots needs --out OUT_DIR (one video: --plot FILE.png)")
+            raise UserError("--plots needs --out OUT_DIR (one video: --plot FILE.png)")
         return _score_single(args, videos[0])
     if args.plot or args.evidence:
-        raise CommandError("--plot and --evidence are for one video; with --out use --plots (evidence goes to events/)")
+        raise UserError("--plot and --evidence are for one video; with --out use --plots (evidence goes to events/)")
 
     from pipeline.jobs.batch import run_batch
+    from pipeline.jobs.config import BatchConfig
 
-    report = run_batch(
-        videos, args.model, args.out, engine=args.engine, config=scoring_config(args), plots=args.plots,
-        evidence=evidence_config(args), workers=args.workers, retry_failed=args.retry_failed, device=args.device,
-        timeout_s=args.timeout, progress=not args.no_progress,
+    config = BatchConfig.build(
+        engine=args.engine, workers=args.workers, device=args.device, scoring=scoring_config(args),
+        plots=args.plots, evidence=evidence_config(args), timeout_s=args.timeout, retry_failed=args.retry_failed,
+        ray=ray_config_of(args),
     )
+    report = run_batch(videos, args.model, args.out, config, progress=not args.no_progress)
     print(
         f"{report.total} video(s): {report.scored} scored, {report.skipped} done before, "
         f"{len(report.failed)} failed; {report.snippets} snippets in {report.seconds:.1f} s; outputs in {args.out}",

@@ -39,13 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _one_document(args: argparse.Namespace, path: Path) -> int:
-    from pipeline.cli import CommandError
+    from models.errors import UserError
     from pipeline.scoring.result import VideoScore, resegment
 
     try:
         document = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise CommandError(f"{path} is not JSON: {error}") from None
+        raise UserError(f"{path} is not JSON: {error}") from None
     updated = resegment(document, scoring_config(args))
     if args.plot:
         Path(args.plot).write_bytes(plotter(args)(VideoScore.from_dict(updated)))
@@ -56,15 +56,15 @@ def _one_document(args: argparse.Namespace, path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import CommandError
+    from models.errors import UserError
 
     path = Path(args.results)
     if path.is_dir():
         if args.plot:
-            raise CommandError("--plot is for one document; a folder's plots are plots/<id>.png (--plots)")
+            raise UserError("--plot is for one document; a folder's plots are plots/<id>.png (--plots)")
         return resegment_folder(args, path)
     if not path.is_file():
-        raise CommandError(f"{path}: no such file or folder")
+        raise UserError(f"{path}: no such file or folder")
     if args.plots:
-        raise CommandError("--plots is for a lanp score --out folder; one document: --plot FILE.png")
+        raise UserError("--plots is for a lanp score --out folder; one document: --plot FILE.png")
     return _one_document(args, path)

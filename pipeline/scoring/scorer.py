@@ -12,7 +12,6 @@ snippet's score, so every decoded frame still has exactly one score).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -25,6 +24,7 @@ import torch
 from models.errors import ErrorKind, UserError
 from pipeline.features.extract import FeatureExtractor, resolve_device
 from pipeline.features.spec import FeatureSpec
+from pipeline.files import sha256_file
 from pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
 from pipeline.scoring.evidence import container_start_time
 from pipeline.scoring.result import (
@@ -39,7 +39,7 @@ from pipeline.scoring.result import (
 from pipeline.scoring.segments import frame_times
 from pipeline.training.domain import SHIFT_WARN_AT, FeatureStats
 from pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
-from pipeline.video.decode import VideoInfo
+from pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,6 @@ CancelCallback = Callable[[], bool]
 
 # Re-exported for callers of the scorer that predate pipeline.scoring.result.
 __all__ = ["Scorer", "ScoringCancelled", "VideoScore", "build_extractor", "check_threshold"]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.device) -> FeatureExtractor:
@@ -137,7 +129,7 @@ class Scorer:
         self.config = config or ScoringConfig()
         self.feature_stats = feature_stats
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
-        self.model_sha256 = file_sha256(model_dir / MODEL_FILE)
+        self.model_sha256 = sha256_file(model_dir / MODEL_FILE)
 
     @property
     def decode_timeout_s(self) -> float | None:

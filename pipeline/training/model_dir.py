@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from models.classifier import LANPClassifier
 from models.config import LANPConfig
+from models.errors import ErrorKind, UserError
 from pipeline.features.spec import SPEC_FILE, FeatureSpec
 from pipeline.training.domain import FeatureStats
 
@@ -40,8 +41,10 @@ METADATA_FILE = "metadata.json"
 MODEL_DIR_FILES = (MODEL_FILE, SPEC_FILE, CONFIG_FILE, METADATA_FILE)
 
 
-class ModelDirError(ValueError):
+class ModelDirError(UserError):
     """A model directory that cannot be written or read; names the directory and the file at fault."""
+
+    kind = ErrorKind.INVALID_MODEL
 
 
 @dataclass

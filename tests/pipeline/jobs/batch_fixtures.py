@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.jobs.batch import run_batch
+from pipeline.jobs.config import BatchConfig
 from pipeline.video.inputs import expand_inputs
 from tests.videos import write_text, write_truncated
 
@@ -64,7 +65,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path
 
 
 def _build_reference(archive: Path, model_dir: Path, out: Path) -> Path:
-    report = run_batch(expand_inputs([archive]), model_dir, out, workers=2, plots=True, device="cpu",
+    report = run_batch(expand_inputs([archive]), model_dir, out, BatchConfig(workers=2, plots=True, device="cpu"),
                        progress=False)
     assert report.failed == BAD_IDS and report.scored == report.total - 2
     return out

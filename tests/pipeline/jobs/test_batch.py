@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from pipeline.jobs.batch import BatchError, run_batch
+from pipeline.jobs.config import BatchConfig
 from pipeline.video.inputs import VideoInput, expand_inputs
 from tests.conftest import REPO_ROOT
 from tests.pipeline.jobs.batch_fixtures import BAD_IDS, PED2_CLIPS
@@ -154,7 +155,7 @@ def test_output_folder_of_another_model_is_refused(model_dir: Path, reference: P
     (other / "metadata.json").write_text(json.dumps({**metadata, "threshold": 0.9}))
     before = (reference / "manifest.jsonl").read_bytes()
     with pytest.raises(BatchError, match="another --out"):
-        run_batch(expand_inputs([archive]), other, reference, device="cpu", progress=False)
+        run_batch(expand_inputs([archive]), other, reference, BatchConfig(device="cpu"), progress=False)
     assert (reference / "manifest.jsonl").read_bytes() == before
 
 
@@ -168,7 +169,8 @@ def test_a_rerun_with_other_segment_settings_resegments_without_scoring_again(
     shutil.copytree(reference, out)
     before = _documents(out)
     config = ScoringConfig(threshold=0.2, smooth_s=0.0, min_duration_s=0.0, merge_gap_s=0.0)
-    report = run_batch(expand_inputs([archive]), model_dir, out, config=config, device="cpu", progress=False)
+    report = run_batch(expand_inputs([archive]), model_dir, out, BatchConfig(device="cpu", scoring=config),
+                       progress=False)
     assert report.scored == 0 and _manifest(out) == _manifest(reference)  # nothing decoded or scored again
     after = _documents(out)
     assert after == {video_id: resegment(doc, config) for video_id, doc in before.items()}
