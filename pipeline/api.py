@@ -8,8 +8,8 @@
     document = api.resegment(result.to_dict(), api.ScoringConfig(threshold=0.7))  # new events, no decoding
 
 Safe from a plain script or a notebook without ``if __name__ == "__main__":``: the worker processes it starts
-never re-run the calling script (``pipeline.video.spawn``). Errors are the product's own (``models.errors``):
-``UserError`` for bad arguments and files, ``VideoError`` for a video that cannot be used.
+never re-run the calling script (``pipeline.workers.start_process``). Errors are the product's own
+(``models.errors``): ``UserError`` for bad arguments and files, ``VideoError`` for a video that cannot be used.
 """
 
 from __future__ import annotations

@@ -178,6 +178,15 @@ def test_a_rerun_with_other_segment_settings_resegments_without_scoring_again(
     rows = _csv(out / "segments.csv")
     assert len(rows) == sum(len(doc["segments"]) for doc in after.values()) > len(_csv(reference / "segments.csv"))
 
+    from pipeline.cli import main
+
+    assert main(["segments", str(out), "--threshold", "0.99", "--merge-gap", "5"]) == 0  # the CLI over the same
+    strict = _documents(out)
+    assert all(doc["threshold"] == 0.99 and doc["segment_config"]["merge_gap_s"] == 5 for doc in strict.values())
+    assert len(_csv(out / "segments.csv")) == sum(len(doc["segments"]) for doc in strict.values())
+    assert json.loads((out / "run.json").read_text())["scoring"]["threshold"] == 0.99
+    assert _manifest(out) == _manifest(reference)
+
 
 def test_cli_usage_errors_exit_2(archive: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
     from pipeline.cli import main
