@@ -250,7 +250,8 @@ def _print_batch_warnings(out: Path) -> None:
     with (out / "summary.csv").open() as stream:
         warned = [row for row in csv.DictReader(stream) if row.get("warnings")]
     for row in warned[:10]:
-        print(f"lanp: warning: {row['video_id']}: {row['warnings'].replace(';', ', ')} "
-              f"(domain shift {row['domain_shift'] or 'n/a'})", file=sys.stderr)
+        shift = f"{float(row['domain_shift']):.2f}" if row["domain_shift"] else "n/a"
+        print(f"lanp: warning: {row['video_id']}: {row['warnings'].replace(';', ', ')} (domain shift {shift})",
+              file=sys.stderr)
     if len(warned) > 10:
         print(f"lanp: warning: {len(warned) - 10} more video(s) with warnings: see {out}/summary.csv", file=sys.stderr)

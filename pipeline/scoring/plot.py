@@ -52,11 +52,6 @@ def score_figure(
     axes.plot(times, score.frame_scores, color="tab:blue", linewidth=1.0, label="anomaly score", zorder=3)
     axes.axhline(score.threshold, color="tab:red", linestyle="--", linewidth=1.0,
                  label=f"threshold {score.threshold:.3g}", zorder=2)
-    for number, segment in enumerate(score.segments, 1):
-        axes.axvspan(segment.start_s, segment.end_s, ymin=0.12, color="tab:orange", alpha=0.3,
-                     label="event" if number == 1 else None, zorder=1)
-        axes.text((segment.start_s + segment.end_s) / 2, 1.0, str(number),
-                  ha="center", va="top", fontsize="small", fontweight="bold", color="tab:orange", zorder=4)
     bottom = -0.02
     if ground_truth is not None:
         labels = np.asarray(ground_truth, dtype=bool)
@@ -66,8 +61,16 @@ def score_figure(
         axes.fill_between(times, GT_STRIP[0], GT_STRIP[1], where=labels, step="post", color="tab:red",
                           alpha=0.7, linewidth=0, label="ground truth (abnormal)")
         bottom = GT_STRIP[0] - 0.02
+    top = 1.04
+    span_from = (-0.02 - bottom) / (top - bottom)  # events shade the score range, not the ground-truth strip
+    for number, segment in enumerate(score.segments, 1):
+        axes.axvspan(segment.start_s, segment.end_s, ymin=span_from, color="tab:orange", alpha=0.3,
+                     label="event" if number == 1 else None, zorder=1)
+        axes.text(segment.start_s, 1.0, f"#{number}", ha="left", va="top", fontsize="small", fontweight="bold",
+                  color="saddlebrown", zorder=4,
+                  bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
     axes.set_xlim(0.0, end)
-    axes.set_ylim(bottom, 1.04)
+    axes.set_ylim(bottom, top)
     axes.set_ylabel("score")
     origin = _start_time(score, start_time)
     if origin is None:

@@ -35,7 +35,7 @@ def _texts(figure) -> list[str]:
 def test_events_are_numbered_and_the_legend_lies_outside_the_curve() -> None:
     figure = score_figure(_score())
     axes = figure.axes[0]
-    assert _texts(figure) == ["1", "2"]
+    assert _texts(figure) == ["#1", "#2"]
     labels = [text.get_text() for text in axes.get_legend().get_texts()]
     assert labels == ["anomaly score", "threshold 0.5", "event"]
     figure.canvas.draw()
