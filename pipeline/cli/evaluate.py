@@ -45,8 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _event_videos(args: argparse.Namespace, features: Any, ground_truth: Any, scores: dict[str, Any]) -> list[Any]:
-    """Per-video frame scores and labels (trimmed to the video's frames when known) with their frame rates."""
+def _event_videos(args: argparse.Namespace, features: Any, ground_truth: Any,
+                  scores: dict[str, Any]) -> list[Any] | None:
+    """Per-video frame scores and labels (trimmed to the video's frames when known) with their frame rates;
+    ``None`` when a frame rate is unknown (events are defined in seconds)."""
     import numpy as np
 
     from models.errors import UserError
@@ -63,7 +65,9 @@ def _event_videos(args: argparse.Namespace, features: Any, ground_truth: Any, sc
         length = min(entry.num_frames or frames.size, frames.size)
         fps = manifest.get(entry.video_id, {}).get("fps") or args.fps
         if not fps:
-            raise UserError(f"no frame rate known for {entry.video_id}: give --fps")
+            if args.sweep:
+                raise UserError(f"--sweep needs frame rates: none is known for {entry.video_id}; give --fps")
+            return None
         videos.append(EventVideo(entry.video_id, frames[:length], labels[:length], float(fps)))
     return videos
 
@@ -111,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     scores = evaluator.snippet_scores(loaded.classifier.to(device))
     metrics = metrics_from_frames(frame_scores(scores), evaluator.labels)
     threshold = args.threshold if args.threshold is not None else float(loaded.metadata.get("threshold", 0.5))
-    events = event_report(args, _event_videos(args, features, ground_truth, scores), threshold)
+    videos = _event_videos(args, features, ground_truth, scores)
+    events = (event_report(args, videos, threshold) if videos is not None
+              else {"skipped": "the feature folder records no frame rates: give --fps for event metrics"})
     report = {
         **metrics,
         "events": events,
@@ -133,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_events(events: dict[str, Any]) -> None:
+    if "skipped" in events:
+        print(f"no event metrics: {events['skipped']}")
+        return
     def line(point: dict[str, Any]) -> str:
         def show(value: Any) -> str:
             return "n/a" if value is None else f"{value:.3f}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,32 @@ def test_counts_rates_and_false_alarms_per_hour() -> None:
     assert suggest_threshold(points[:1], 0.5) is None
     with pytest.raises(UserError, match="frame labels"):
         event_counts([EventVideo("b", scores, np.zeros(3), fps)], 0.5, _threshold_segmenter)
+
+
+def test_lanp_evaluate_reports_events_and_a_sweep(tmp_path: Path, capsys) -> None:
+    """The CLI over a trained-on-synthetic-features model: events at the model's threshold, the sweep and its
+    suggestion; without frame rates the events are skipped with the reason (and --sweep is refused)."""
+    import json
+
+    from pipeline.cli import main
+    from pipeline.research.synthetic import write_synthetic_features
+
+    archive = write_synthetic_features(tmp_path / "features", scale="tiny", dim=24, salience=6.0, seed=3)
+    assert main(["train", "--features", str(archive), "--out", str(tmp_path / "model"), "--no-progress",
+                 "--set", "train.epochs=20", "--set", "train.batch_size=10", "--set", "classifier.hidden=32"]) == 0
+    capsys.readouterr()
+    common = ["evaluate", "--model", str(tmp_path / "model"), "--features", str(archive), "--gt",
+              str(archive / "gt.csv"), "--frames", str(archive / "frames.csv"), "--json"]
+    assert main([*common, "--fps", "25", "--sweep", "--target-false-alarms", "30"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    events = report["events"]
+    assert events["at_threshold"]["true_events"] > 0 and len(events["sweep"]) == 51
+    assert 0 <= events["at_threshold"]["event_recall"] <= 1
+    suggestion = events["suggestion"]
+    assert suggestion["target_false_alarms_per_hour"] == 30
+    if suggestion["threshold"] is not None:
+        assert suggestion["false_alarms_per_hour"] <= 30
+    assert main(common) == 0
+    assert "no frame rates" in json.loads(capsys.readouterr().out)["events"]["skipped"]
+    assert main([*common, "--sweep"]) == 2
+    assert "--fps" in capsys.readouterr().err
