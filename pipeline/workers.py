@@ -46,6 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any, Literal
 
 PR_SET_PDEATHSIG = 1
@@ -199,6 +200,37 @@ class Ended:
         return f"no {'progress' if self.reason == 'stalled' else 'result'} after {self.seconds:.0f} s: worker killed"
 
 
+# --- starting a child without re-running the caller's script ----------------------------------------------------
+# A spawned child normally imports the parent's ``__main__`` (as ``__mp_main__``) before running its target, so a
+# plain script that scores a video at top level, without ``if __name__ == "__main__":``, runs again in every
+# worker: the worker fails in its bootstrap and the caller sees "the worker died". Our workers' targets and
+# arguments live in importable modules and need nothing from ``__main__``, so while one starts, ``start_process``
+# hides the main module's file and spec from multiprocessing: the child imports only what its target needs.
+
+_MISSING = object()
+_lock = threading.Lock()
+
+
+def start_process(process: BaseProcess) -> None:
+    """``process.start()`` without the child importing the parent's ``__main__`` module."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        process.start()
+        return
+    with _lock:
+        saved = {name: main.__dict__.get(name, _MISSING) for name in ("__file__", "__spec__")}
+        main.__dict__.pop("__file__", None)
+        main.__dict__["__spec__"] = None
+        try:
+            process.start()
+        finally:
+            for name, value in saved.items():
+                if value is _MISSING:
+                    main.__dict__.pop(name, None)
+                else:
+                    main.__dict__[name] = value
+
+
 class Supervisor:
     """``size`` killable spawn workers running ``target(link, *args)`` (see the module docstring)."""
 
@@ -228,7 +260,7 @@ class Supervisor:
             target=_worker_entry, name=f"{self._name}-{key}", daemon=self._daemon,
             args=(self._target, os.getpid(), self._kernel_signal, theirs, progress, (*self._args, *extra)),
         )
-        process.start()
+        start_process(process)
         theirs.close()
         return Worker(key, process, ours, progress, resource)
 

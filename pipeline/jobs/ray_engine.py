@@ -74,7 +74,8 @@ class RayVideoScorer:
         self.config = BatchConfig.model_validate_json(config_json)
         # with a timeout, the Scorer's decode watchdog (a child process per video) guards the actor against a
         # decoder hung in native code; without one, decoding stays in the actor (no process start per video)
-        self.scorer = Scorer.from_model_dir(Path(model_dir), device=device, decode_timeout_s=self.config.timeout_s)
+        self.scorer = Scorer.from_model_dir(Path(model_dir), device=device, config=self.config.scoring.model_copy(
+            update={"decode_timeout_s": self.config.timeout_s}))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = [score_one(self.scorer, video, self.config) for video in _videos_of(batch)]

@@ -54,16 +54,12 @@ async def get_segments(
     threshold: float = Query(ge=0, le=1),
     state: ServiceState = Depends(ready_state),
 ) -> dict[str, Any]:
-    from pipeline.scoring.segments import find_segments
+    from pipeline.scoring.result import resegment
 
     completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
         raise ServiceError(410, "gone", f"the result file of job {job_id} is gone")
     document = await asyncio.to_thread(lambda: json.loads(path.read_text()))
-    options = state.scorer.segment_options
-    segments = find_segments(
-        document["frame_scores"], document["fps"], threshold, smooth_s=options.smooth_s,
-        min_duration_s=options.min_duration_s, merge_gap_s=options.merge_gap_s, timestamps_s=document["timestamps"],
-    )
-    return {"threshold": threshold, "segments": [segment.to_dict() for segment in segments]}
+    config = state.scorer.config.model_copy(update={"threshold": threshold})
+    return {"threshold": threshold, "segments": resegment(document, config)["segments"]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,20 +269,53 @@ def test_named_non_video_files_are_failed_no_video_stream_in_the_summary(model_d
     assert [video.video_id for video in expand_inputs([calls])] == ["door"]
 
 
-def test_output_folder_of_another_model_or_threshold_is_refused(model_dir: Path, reference: Path,
-                                                                archive: Path) -> None:
-    before = {name: (reference / name).read_bytes() for name in ("manifest.jsonl", "run.json")}
+def test_output_folder_of_another_model_is_refused(model_dir: Path, reference: Path, archive: Path,
+                                                   tmp_path: Path) -> None:
+    other = tmp_path / "other-model"
+    shutil.copytree(model_dir, other)
+    metadata = json.loads((other / "metadata.json").read_text())
+    (other / "metadata.json").write_text(json.dumps({**metadata, "threshold": 0.9}))
+    before = (reference / "manifest.jsonl").read_bytes()
     with pytest.raises(BatchError, match="another --out") as raised:
-        run_batch(expand_inputs([archive]), model_dir, reference, CPU.model_copy(update={"threshold": 0.9}),
-                  progress=False)
+        run_batch(expand_inputs([archive]), other, reference, CPU, progress=False)
     assert raised.value.kind == ErrorKind.CONFLICT
-    assert {name: (reference / name).read_bytes() for name in before} == before
+    assert (reference / "manifest.jsonl").read_bytes() == before
 
 
 def test_invalid_settings_are_one_user_error_naming_them() -> None:
     with pytest.raises(BatchError, match="workers") as raised:
         BatchConfig.build(workers=0, engine="local")
     assert raised.value.kind == ErrorKind.INVALID_CONFIG
+
+
+def test_a_rerun_with_other_segment_settings_resegments_without_scoring_again(
+    model_dir: Path, reference: Path, archive: Path, tmp_path: Path
+) -> None:
+    from pipeline.scoring.config import ScoringConfig
+    from pipeline.scoring.result import resegment
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    before = _documents(out)
+    config = ScoringConfig(threshold=0.2, smooth_s=0.0, min_duration_s=0.0, merge_gap_s=0.0)
+    report = run_batch(expand_inputs([archive]), model_dir, out, BatchConfig(device="cpu", scoring=config),
+                       progress=False)
+    assert report.scored == 0 and _manifest(out) == _manifest(reference)  # nothing decoded or scored again
+    after = _documents(out)
+    assert after == {video_id: resegment(doc, config) for video_id, doc in before.items()}
+    assert all(doc["threshold"] == 0.2 for doc in after.values())
+    rows = _csv(out / "segments.csv")
+    assert len(rows) == sum(len(doc["segments"]) for doc in after.values())
+    assert any(after[video_id]["segments"] != before[video_id]["segments"] for video_id in before)
+
+    from pipeline.cli import main
+
+    assert main(["segments", str(out), "--threshold", "0.99", "--merge-gap", "5"]) == 0  # the CLI over the same
+    strict = _documents(out)
+    assert all(doc["threshold"] == 0.99 and doc["segment_config"]["merge_gap_s"] == 5 for doc in strict.values())
+    assert len(_csv(out / "segments.csv")) == sum(len(doc["segments"]) for doc in strict.values())
+    assert json.loads((out / "run.json").read_text())["scoring"]["threshold"] == 0.99
+    assert _manifest(out) == _manifest(reference)
 
 
 def test_cli_usage_errors_exit_2(archive: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
