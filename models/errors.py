@@ -43,6 +43,7 @@ class ErrorKind(StrEnum):
     UNSUPPORTED_CODEC = "unsupported_codec"
     CORRUPT = "corrupt"
     TOO_LARGE = "too_large"
+    TOO_SHORT = "too_short"
     TIMEOUT = "timeout"
     # requests to the service
     BAD_REQUEST = "bad_request"

@@ -28,7 +28,7 @@ from models.errors import ErrorKind, ServiceError
 from service.jobs import JobStore
 from service.metrics import ServiceMetrics
 from service.problems import CLIENT_CLOSED, problem_response, status_error
-from service.routers import docs, health, jobs, metrics, models, score
+from service.routers import docs, health, jobs, metrics, models, review, score
 from service.settings import Settings
 from service.state import ServiceState
 from service.uploads import UploadGate
@@ -143,7 +143,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.metrics,
         jobs_dir=settings.jobs_dir,
         queue_size=settings.queue_size,
-        discard=state.uploads.discard,
+        uploads=state.uploads,
         on_job_end=state.webhooks.notify,
     )
     recovered, failed = store.recover(settings.max_job_attempts)
@@ -214,8 +214,9 @@ def create_app(settings: Settings | None = None, *, scorer: Any = None) -> FastA
         retry_after_s=settings.retry_after_s,
     )
     app.state.lanp = ServiceState(settings=settings, metrics=service_metrics, uploads=uploads, scorer=scorer)
-    for router in (score.router, jobs.router, models.router, health.router, metrics.router):
+    for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page):
         app.include_router(router)
+    app.mount("/static", review.static_files(), name="static")
     docs.install(app)
     app.add_middleware(LatencyMiddleware, metrics=service_metrics)
 

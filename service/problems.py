@@ -13,11 +13,10 @@ from pathlib import Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.errors import Canceled, ErrorKind, InternalError, LANPError, ServiceError, UserError
+from models.errors import Canceled, ErrorKind, InternalError, LANPError, ServiceError, UserError, VideoError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 CLIENT_CLOSED = 499
-_CRASH_KINDS = {"crashed", ErrorKind.WORKER_CRASHED.value}  # "crashed": the decode worker's spelling before 9
 
 
 class Problem(BaseModel):
@@ -61,18 +60,6 @@ def client_closed(stage: str) -> ServiceError:
     )
 
 
-def _video_kind(error: BaseException) -> ErrorKind:
-    kind = str(getattr(error, "kind", ""))
-    return ErrorKind(kind) if kind in ErrorKind._value2member_map_ else ErrorKind.CORRUPT
-
-
-def _is_video_error(error: BaseException) -> bool:
-    from models.errors import VideoError
-    from pipeline.video.decode import VideoError as DecodeVideoError
-
-    return isinstance(error, VideoError | DecodeVideoError)
-
-
 def redact(message: str, path: Path | None, shown: str) -> str:
     """``message`` with the server-side ``path`` (and its bare file name) replaced by the client's name."""
     if path is None:
@@ -93,14 +80,12 @@ def from_exception(error: BaseException, *, path: Path | None = None, shown: str
     if isinstance(error, ServiceError):
         return error
     message = redact(str(error), path, shown)
-    kind = str(getattr(error, "kind", ""))
-    if kind in _CRASH_KINDS:
-        return ServiceError(500, ErrorKind.WORKER_CRASHED, f"the decoding worker crashed on {shown}: {message}")
     if isinstance(error, InternalError):
+        if error.kind == ErrorKind.WORKER_CRASHED:
+            return ServiceError(500, error.kind, f"the decoding worker crashed on {shown}: {message}")
         return ServiceError(500, error.kind, f"internal error: {message}")
-    if _is_video_error(error):
-        video_kind = _video_kind(error)
-        return ServiceError(422, video_kind, f"the video cannot be scored ({video_kind.value}): {message}")
+    if isinstance(error, VideoError):
+        return ServiceError(422, error.kind, f"the video cannot be scored ({error.kind.value}): {message}")
     if isinstance(error, Canceled | ScoringCancelled):
         return ServiceError(503, ErrorKind.CANCELED, "the server stopped scoring this video (it is shutting down)",
                             headers={"Retry-After": "5"})

@@ -72,6 +72,13 @@ class JobStatus(BaseModel):
     webhook_error: str | None
 
 
+class ResegmentedEvents(BaseModel):
+    """A completed job's events at another threshold."""
+
+    threshold: float
+    segments: list[SegmentResult]
+
+
 class JobPage(BaseModel):
     """One page of ``GET /jobs``, newest first."""
 

@@ -266,6 +266,11 @@ class UploadGate:
         with self._lock:
             self._held[path] = path.stat().st_size if path.is_file() else 0
 
+    def release(self, path: Path) -> None:
+        """Stop counting an upload that is kept on disk (a completed job's video) as in flight."""
+        with self._lock:
+            self._held.pop(path, None)
+
     def discard(self, path: Path) -> None:
         """Remove an upload and give its bytes back (idempotent)."""
         path.unlink(missing_ok=True)

@@ -4,7 +4,8 @@ Every video (a synchronous ``POST /score`` or a job) goes through this queue, so
 two models on the GPU or oversubscribe the CPU; a full queue is refused at once (503 + Retry-After by the
 routes) instead of piling up memory. Jobs re-queued after a restart bypass the bound (they were accepted before).
 Failures leave the worker as ``ServiceError`` s (``service.problems.from_exception``) whose messages name the
-client's file, never the server's path. Uploaded files are handed back through ``discard`` once scored.
+client's file, never the server's path. Uploaded files are handed back to the ``UploadGate`` once scored (a
+completed job keeps its video, for the review page, until the job expires).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics
 from service.problems import from_exception
+from service.uploads import UploadGate
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class InferenceWorker:
         *,
         jobs_dir: Path,
         queue_size: int,
-        discard: Callable[[Path], None] = lambda path: path.unlink(missing_ok=True),
+        uploads: UploadGate,
         on_job_end: Callable[[str], None] | None = None,
     ):
         self.scorer = scorer
@@ -80,7 +82,7 @@ class InferenceWorker:
         self.metrics = metrics
         self.jobs_dir = jobs_dir
         self.queue_size = queue_size
-        self.discard = discard
+        self.uploads = uploads
         self.on_job_end = on_job_end
         self._queue: deque[ScoreRequest | JobTask] = deque()
         self._condition = threading.Condition()
@@ -113,7 +115,7 @@ class InferenceWorker:
         )
         for item in self._queue:
             if isinstance(item, ScoreRequest):
-                self.discard(item.path)
+                self.uploads.discard(item.path)
                 if not item.future.done():
                     item.future.set_exception(shutting_down)
         self._queue.clear()
@@ -194,7 +196,7 @@ class InferenceWorker:
         finally:
             with self._condition:
                 self._running_request = None
-            self.discard(request.path)
+            self.uploads.discard(request.path)
 
     def _public_error(self, error: BaseException, path: Path, shown: str) -> ServiceError:
         public = from_exception(error, path=path, shown=shown)
@@ -233,10 +235,13 @@ class InferenceWorker:
                 self._running_jobs.pop(job_id, None)
             ended = self.store.get(job_id)
             if ended is None or ended.is_terminal:
-                self._job_ended(job_id, job.source_kind, Path(job.input_path))
+                self._job_ended(job_id, job.source_kind, Path(job.input_path), keep_input=ended is not None
+                                and ended.status == COMPLETED)
 
-    def _job_ended(self, job_id: str, source_kind: str, path: Path) -> None:
+    def _job_ended(self, job_id: str, source_kind: str, path: Path, *, keep_input: bool = False) -> None:
+        """A job ended: its upload is removed, or kept (a completed job's video, for the review page) and no longer
+        counted as in flight; its webhook is queued."""
         if source_kind == "upload":
-            self.discard(path)
+            (self.uploads.release if keep_input else self.uploads.discard)(path)
         if self.on_job_end is not None:
             self.on_job_end(job_id)

@@ -25,19 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from pipeline.cli import CommandError
+    from models.errors import UserError
     from service.app import load_scorer
     from service.server import serve
     from service.settings import Settings
 
     overrides = {key: value for key, value in (("model_dir", args.model), ("device", args.device)) if value}
     if "model_dir" not in overrides and not os.environ.get("LANP_MODEL_DIR"):
-        raise CommandError("no model: pass --model DIR or set LANP_MODEL_DIR")
+        raise UserError("no model: pass --model DIR or set LANP_MODEL_DIR")
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
         problems = "; ".join(f"LANP_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
-        raise CommandError(f"invalid setting: {problems}") from error
-    scorer = load_scorer(settings)  # a bad model directory raises a ValueError: one line, exit 2
+        raise UserError(f"invalid setting: {problems}", kind="invalid_config") from error
+    scorer = load_scorer(settings)  # a bad model directory raises a UserError: one line, exit 2
     serve(settings, scorer, host=args.host, port=args.port, log_level=args.log_level)
     return 0

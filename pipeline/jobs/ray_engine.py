@@ -160,7 +160,7 @@ class RayVideoExtractor:
         self.timeout_s = timeout_s
 
     def _extract(self, video: VideoInput) -> dict[str, Any]:
-        from pipeline.video.decode import VideoError
+        from pipeline.video import VideoError
 
         row: dict[str, Any] = {"video_id": video.video_id, "path": str(video.path), "status": "failed",
                                "features": b"", "info": "", "error_kind": "", "error": ""}

@@ -35,7 +35,7 @@ from pipeline.scoring.segments import (
     frame_times,
 )
 from pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
-from pipeline.video.decode import VideoInfo
+from pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
 

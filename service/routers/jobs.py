@@ -62,7 +62,7 @@ def _job_or_404(state: ServiceState, job_id: str) -> Job:
     return job
 
 
-def _completed_job(state: ServiceState, job_id: str) -> Job:
+def completed_job(state: ServiceState, job_id: str) -> Job:
     job = _job_or_404(state, job_id)
     if job.status != COMPLETED:
         detail = f": {job.error}" if job.error else ""
@@ -93,7 +93,7 @@ def resolve_under_root(state: ServiceState, requested: str) -> Path:
 
 
 def _sniff_file(path: Path, shown: str) -> None:
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
@@ -157,7 +157,7 @@ async def submit_job(
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """202 with ``Location: /jobs/{id}``; poll it, then fetch ``/jobs/{id}/result``."""
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     assert state.store is not None and state.worker is not None
     settings = state.settings
@@ -209,7 +209,7 @@ def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str
 async def get_result(
     job_id: str, format: ResultFormat = Query("json"), state: ServiceState = Depends(ready_state)
 ) -> Response:
-    _completed_job(state, job_id)
+    completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
         raise ServiceError(410, ErrorKind.GONE, f"the result file of job {job_id} is gone")
@@ -226,7 +226,7 @@ async def get_result(
     response_class=Response,
 )
 async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> Response:
-    _completed_job(state, job_id)
+    completed_job(state, job_id)
     result = result_path(state.settings.jobs_dir, job_id)
     cached = result.with_name("plot.png")
     if not cached.is_file():

@@ -39,7 +39,7 @@ async def score(
     """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity.
 
     A client that hangs up stops the scoring at the next snippet batch (the worker is free for the next one)."""
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     upload = await state.uploads.receive(request, state.settings.uploads_dir, sniff_container)
     shown = repr(upload.filename)
