@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as error:
         problems = "; ".join(f"LANP_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         raise UserError(f"invalid setting: {problems}", kind="invalid_config") from error
-    scorer = load_scorer(settings)  # a bad model directory raises a UserError: one line, exit 2
+    try:
+        scorer = load_scorer(settings)
+    except UserError as error:  # a bad model directory: one line (its message may quote a multi-line parser error)
+        raise UserError(" ".join(str(error).split()), kind=error.kind) from error
     serve(settings, scorer, host=args.host, port=args.port, log_level=args.log_level)
     return 0
