@@ -150,6 +150,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def start_server(work: Path, model_dir: Path, **settings: str) -> LiveServer:
     """A started server on ``work`` with the API key set; ``settings``: more ``LANP_*`` variables."""
+    work.mkdir(parents=True, exist_ok=True)
     live = LiveServer(
         {
             "LANP_MODEL_DIR": str(model_dir),

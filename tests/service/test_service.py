@@ -425,6 +425,25 @@ def test_upload_concurrency_and_bytes_in_flight_are_bounded(server: LiveServer) 
             connection.close()
 
 
+def test_a_crashed_decode_worker_is_our_500_not_the_videos_422(server: LiveServer, slow_clip: Path,
+                                                                small_clip: bytes) -> None:
+    """Issue 9: a decode worker's own crash is ``worker_crashed`` (500), and the next video is scored again."""
+    import os
+
+    with server.client() as client:
+        job = upload(client, "/jobs", slow_clip.read_bytes(), "slow.avi").json()
+        deadline = time.monotonic() + 60
+        while client.get(f"/jobs/{job['id']}").json()["progress"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in server.descendants():  # the decode (and probe) processes die under it
+            os.kill(pid, signal.SIGKILL)
+        failed = wait_for_job(client, job["id"])
+        assert failed["status"] == "failed" and failed["error_kind"] == "worker_crashed", failed
+        assert upload(client, "/score", small_clip).status_code == 200  # replaced, serving on
+        text = client.get("/metrics").text
+    assert 'lanp_errors_total{kind="worker_crashed"}' in text
+
+
 def test_sigterm_cancels_a_request_in_flight_and_exits_in_bounded_time(
     server: LiveServer, small_clip: bytes, slow_clip: Path
 ) -> None:
