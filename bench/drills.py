@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.service import raw_http  # noqa: E402  (after the path insert: run as a script)
-from tests.service.conftest import API_KEY, LiveServer, descendant_pids, start_server  # noqa: E402
+from tests.service.conftest import API_KEY, LiveServer, descendant_pids, start_server, still_running  # noqa: E402
 from tests.videos import write_video  # noqa: E402
 
 LIMITS = {
@@ -237,7 +237,7 @@ def drill_memory(table: Table, server: LiveServer, clips: Path) -> dict[str, flo
     eight_k = write_video(clips / "8k.mp4", num_frames=20, width=8000, height=4096, fps=10,
                           options={"preset": "ultrafast"})
     thousand = write_video(clips / "1000fps.avi", codec="mpeg4", num_frames=8000, width=64, height=64, fps=1000)
-    peaks = {}
+    peaks = {"idle": tree_rss_mib(server.process.pid)}
     with server.client(timeout=600) as client:
         for name, clip in (("8K 20 frames", eight_k), ("1000 fps 8 s", thousand)):
             answer, peak = peak_rss_while(server.process.pid, lambda c=clip: post_file(client, "/jobs",
@@ -250,7 +250,8 @@ def drill_memory(table: Table, server: LiveServer, clips: Path) -> dict[str, flo
             record, peak_scoring = peak_rss_while(server.process.pid, lambda: _wait(finished))
             peaks[name] = max(peak, peak_scoring)
             table.add(f"peak RSS, {name}", f"{clip.stat().st_size / 2**20:.1f} MB to /jobs", "bounded, no 5xx",
-                      f"{record['status']} {record.get('error_kind') or ''}; server tree peak {peaks[name]:.0f} MiB",
+                      f"{record['status']} {record.get('error_kind') or ''}; server tree peak {peaks[name]:.0f} MiB "
+                      f"(idle {peaks['idle']:.0f} MiB)",
                       record["status"] in ("completed", "failed") and record.get("error_kind") != "internal")
     return peaks
 
@@ -275,9 +276,9 @@ def drill_sigterm(table: Table, server: LiveServer, slow: bytes) -> float:
     server.process.wait(120)
     exit_s = time.monotonic() - started
     socket.close()
-    left = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    left = still_running(children, wait_s=5.0)
     table.add("SIGTERM mid-request", "SIGTERM while a long /score runs", "exit within grace (5 s) + 5 s",
-              f"exited in {exit_s:.1f} s, {len(left)} child processes left", exit_s < 10 and not left)
+              f"exited in {exit_s:.1f} s, {len(left)} child processes left 5 s later", exit_s < 10 and not left)
     return exit_s
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
 import time
@@ -84,8 +85,6 @@ def load_scorer(settings: Settings) -> Any:
 
 
 def _segments_of(settings: Settings, job_id: str) -> list[dict[str, Any]]:
-    import json
-
     path = result_path(settings.jobs_dir, job_id)
     return json.loads(path.read_text())["segments"] if path.is_file() else []
 
