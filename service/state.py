@@ -66,11 +66,7 @@ def _basic_password(request: Request) -> str | None:
         return None
 
 
-def require_api_key(
-    request: Request, key: str | None = Depends(_api_key_header), state: ServiceState = Depends(get_state)
-) -> None:
-    """401 unless the configured API key (if any) is sent in ``X-API-Key`` (or, from a browser, as the password
-    of HTTP Basic authentication, any user name)."""
+def _check_api_key(request: Request, key: str | None, state: ServiceState, challenge: str) -> None:
     expected = state.settings.api_key
     if expected is None:
         return
@@ -80,5 +76,21 @@ def require_api_key(
             401,
             ErrorKind.UNAUTHORIZED,
             "missing or wrong API key: send it in the X-API-Key header" if offered else "missing X-API-Key header",
-            headers={"WWW-Authenticate": 'Basic realm="lanp", charset="UTF-8"'},
+            headers={"WWW-Authenticate": challenge},
         )
+
+
+def require_api_key(
+    request: Request, key: str | None = Depends(_api_key_header), state: ServiceState = Depends(get_state)
+) -> None:
+    """401 unless the configured API key (if any) is sent in ``X-API-Key`` (or as the password of HTTP Basic
+    authentication, any user name). The challenge names X-API-Key, so a page calling the API with ``fetch``
+    handles the 401 itself (a Basic challenge would make the browser prompt)."""
+    _check_api_key(request, key, state, "X-API-Key")
+
+
+def require_api_key_from_browser(
+    request: Request, key: str | None = Depends(_api_key_header), state: ServiceState = Depends(get_state)
+) -> None:
+    """``require_api_key`` for pages a person opens (``/docs``): the 401 asks the browser for the key (Basic)."""
+    _check_api_key(request, key, state, 'Basic realm="lanp", charset="UTF-8"')

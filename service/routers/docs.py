@@ -16,12 +16,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from service.problems import PROBLEM_MEDIA_TYPE
-from service.state import require_api_key
+from service.state import require_api_key_from_browser
 
 ASSETS_URL = "/docs-assets"
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(require_api_key)])
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_api_key_from_browser)])
 
 
 @router.get("/openapi.json")

@@ -127,6 +127,7 @@ def test_api_key_is_required(server: LiveServer, small_clip: bytes) -> None:
         response = upload(client, "/score", small_clip)
         assert response.status_code == 401 and "X-API-Key" in response.json()["detail"]
         assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"] == "X-API-Key"  # not Basic: a page's fetch() is not prompted
         assert client.get("/jobs/whatever").status_code == 401
         assert client.get("/healthz").status_code == 200  # probes stay open for orchestrators
     with server.client(key="wrong") as client:
