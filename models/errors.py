@@ -55,6 +55,8 @@ class ErrorKind(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     QUEUE_FULL = "queue_full"
     NOT_READY = "not_ready"
+    # the machines: a cluster that cannot place the work asked of it
+    NO_RESOURCES = "no_resources"
     # stopped on purpose
     CANCELED = "canceled"
     INTERRUPTED = "interrupted"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from models.errors import ErrorKind, ServiceError
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics

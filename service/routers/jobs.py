@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
 from models.errors import ErrorKind, ServiceError
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import VideoScore
 from service.jobs import COMPLETED, Job
