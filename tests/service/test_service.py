@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.scoring.scorer import Scorer
 from pipeline.scoring.segments import find_segments
+from service.schemas import ScoreResult
 from tests.service import raw_http
 from tests.service.conftest import API_KEY, LiveServer, still_running
 from tests.videos import write_video
@@ -108,6 +109,7 @@ def test_one_score_per_decoded_frame_same_as_the_scorer(
     with Scorer.from_model_dir(tiny_model_dir, device="cpu") as scorer:
         direct = scorer.score_video(medium_clip, threshold=0.5)
     assert direct.to_dict() == {**medium_result, "video": direct.video}
+    assert ScoreResult.model_validate(medium_result).model_dump() == medium_result  # the declared schema is exact
 
 
 def test_segments_are_the_pipelines_for_the_requested_threshold(
