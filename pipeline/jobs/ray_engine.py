@@ -172,10 +172,12 @@ def _rows(ray: Any, dataset: Any, plan: ActorPlan, ray_config: RayConfig) -> Ite
             cause = cause.__cause__ or cause.__context__
         if not any(isinstance(item, ray.exceptions.GetTimeoutError) for item in chain):
             raise
+        free = ray.available_resources()
         raise BatchError(
             f"the Ray cluster did not start {plan.workers} actor(s) of {plan.num_cpus:g} CPU"
             f"{' + 1 GPU' if plan.num_gpus else ''} within {ray_config.placement_timeout_s:g} s "
-            f"(free now: {ray.available_resources()}): lower --workers or --cpus-per-actor, or free the cluster",
+            f"(free now: {free.get('CPU', 0.0):g} CPU, {free.get('GPU', 0.0):g} GPU): lower --workers or "
+            "--cpus-per-actor, or free the cluster",
             kind=ErrorKind.NO_RESOURCES,
         ) from error
 

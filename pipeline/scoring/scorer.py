@@ -158,6 +158,7 @@ def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.dev
         pad_last=spec.pad_last,
         target_fps=spec.fps,
         max_side=spec.max_side,
+        decode_short_side=spec.decode_short_side,
     )
 
 
