@@ -45,6 +45,7 @@ from pipeline.video.worker import (
     error_from_report,
     snippet_frame_offsets,
 )
+from pipeline.workers import start_process
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ class _DecodePool:
                   self.snippets_per_chunk),
             daemon=True,
         )
-        process.start()
+        start_process(process)
         sender.close()
         worker = _Worker(process, inbox, free_slots, receiver, slots, heartbeat)
         if self.pin_for_cuda and slots.numel():  # page-lock the shared slots so host-to-device copies are async

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.features.spec import SpecMismatchError
+from pipeline.scoring.config import ScoringConfig
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import Scorer, ScoringCancelled, VideoScore, check_threshold, frame_scores_from_snippets
 from pipeline.training.model_dir import ModelDirError
@@ -23,7 +24,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def scorer(model_dir: Path) -> Scorer:
-    return Scorer.from_model_dir(model_dir, device="cpu", decode_timeout_s=None)
+    return Scorer.from_model_dir(model_dir, device="cpu", config=ScoringConfig(decode_timeout_s=None))
 
 
 @pytest.fixture(scope="module")
