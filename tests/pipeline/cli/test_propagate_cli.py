@@ -25,7 +25,8 @@ def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_writes_z_scores_and_pseudo_labels(tiny_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "prop.json"
-    assert main(["propagate", "--features", str(tiny_set), "--out", str(out), "--device", "cpu"]) == 0
+    argv = ["propagate", "--features", str(tiny_set), "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--preset", "reference"]) == 0  # the official rules: video score std(z)
     result = json.loads(out.read_text())
     videos = result["videos"]
     assert len(videos) == 40 and result["num_abnormal"] == 20  # reference: half the videos
@@ -40,6 +41,11 @@ def test_writes_z_scores_and_pseudo_labels(tiny_set: Path, tmp_path: Path) -> No
         assert labels.sum() == (int(0.4 * len(z)) if entry["abnormal"] else 0)
         assert not (entry["abnormal"] and entry["confident_normal"])
     assert sum(entry["confident_normal"] for entry in videos.values()) == 2  # int(0.1 * 20)
+
+    assert main(argv) == 0  # without --preset: the product default and its length-neutral video score
+    default = json.loads(out.read_text())
+    assert default["preset"] == "default" and default["config"]["pseudo"]["video_score"] == "decorrelation"
+    assert default["videos"][first_id]["z"] == videos[first_id]["z"]  # same propagation, another video score
 
 
 def test_preset_and_overrides_are_applied(tiny_set: Path, tmp_path: Path) -> None:

@@ -47,7 +47,8 @@ def test_quick_demo_finds_the_anomalies_and_writes_every_output(tmp_path: Path) 
 
     loaded = load_model(out / "model")
     assert loaded.spec.backbone == "efficientnet_lite0" and not loaded.spec.weights.startswith("random-init")
-    assert loaded.config.train.drop_last is False and loaded.config.train.batch_size == QUICK.clips
+    assert loaded.config.preset == "default" and loaded.config.train.drop_last is False  # one batch of 12 clips
+    assert loaded.metadata["training"]["steps"] == QUICK.epochs
     features = open_feature_set(out / "features")
     assert len(features) == QUICK.clips
     assert features.load(features.video_ids[0]).shape == (QUICK.num_frames // 16, loaded.spec.dim)
