@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import uuid
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -226,7 +226,9 @@ def open_feature_set(
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # Not mkstemp: its 0600 would make every output private; open(2) with 0666 leaves the mode to the umask.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
