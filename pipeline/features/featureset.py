@@ -13,8 +13,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import uuid
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
