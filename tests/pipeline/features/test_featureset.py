@@ -1,19 +1,11 @@
 """Feature-set layouts, validation errors that name the video, and the atomic feature store."""
 
 import json
-import os
-import stat
 
 import numpy as np
 import pytest
 
-from pipeline.features.featureset import (
-    FeatureSetError,
-    FeatureStore,
-    atomic_write_bytes,
-    check_spec_match,
-    open_feature_set,
-)
+from pipeline.features.featureset import FeatureSetError, FeatureStore, check_spec_match, open_feature_set
 from pipeline.features.spec import FeatureSpec, SpecMismatchError
 
 
@@ -106,15 +98,3 @@ def test_model_and_features_of_different_dimension_are_refused(tmp_path):
     model_spec = FeatureSpec(backbone="toy", weights="random-init:0", dim=16)
     with pytest.raises(SpecMismatchError, match="16-d"):
         check_spec_match(model_spec, open_feature_set(tmp_path))
-
-
-@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
-def test_atomic_writes_follow_the_umask(tmp_path, umask):
-    """Features, results and plots are ordinary output files: their mode is 0666 minus the umask (not 0600)."""
-    previous = os.umask(umask)
-    try:
-        atomic_write_bytes(tmp_path / "out.json", b"{}")
-    finally:
-        os.umask(previous)
-    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o666 & ~umask
-    assert [path.name for path in tmp_path.iterdir()] == ["out.json"]
