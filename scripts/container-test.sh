@@ -11,12 +11,13 @@
 # curl. Where no registry base image can be pulled, a base is made from Debian packages with mmdebstrap.
 # Settings (environment): LANP_BASE_IMAGE (default python:3.11-slim), LANP_TORCH_INDEX (default the PyTorch CPU
 # index; PyPI when that cannot be reached), LANP_CT_MODEL + LANP_CT_CLIP (reuse a model directory and a clip instead
-# of running `lanp demo --quick`), LANP_CT_KEEP_IMAGES=1 (keep the built images for a faster rerun).
+# of running `lanp demo --quick`), LANP_CT_KEEP_IMAGES=1 (keep the built images for a faster rerun),
+# LANP_CT_IMAGE (test this existing image: no build, and it is not removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 022 # what an ordinary user has: the model the host writes must be readable by the container's uid 10001
 
-IMAGE=lanp:container-test
+IMAGE=${LANP_CT_IMAGE:-lanp:container-test}
 NAME=lanp-ct-$$
 STATE_VOLUME=lanp-ct-state-$$
 API_KEY=ct-key-$$
@@ -42,9 +43,9 @@ cleanup() {
     docker rm -f "$NAME" >/dev/null 2>&1
     docker volume rm "$STATE_VOLUME" >/dev/null 2>&1
     [ -f "$WORK/compose.env" ] && compose down -v >/dev/null 2>&1
-    if [ "${LANP_CT_KEEP_IMAGES:-0}" != 1 ]; then
+    if [ "${LANP_CT_KEEP_IMAGES:-0}" != 1 ] && [ -z "${LANP_CT_IMAGE:-}" ]; then
         # The build stage is tagged too, so that removing the tags removes exactly this run's layers.
-        docker image rm "$IMAGE" "$IMAGE-build" >/dev/null 2>&1
+        docker image rm "$IMAGE" "$IMAGE-build" "$IMAGE-edited" >/dev/null 2>&1
         [ -n "$MADE_BASE" ] && docker image rm "$MADE_BASE" >/dev/null 2>&1
     fi
     [ -n "$STARTED_DOCKERD" ] && kill "$STARTED_DOCKERD"
@@ -110,6 +111,15 @@ build_image() {
     docker build --force-rm "${args[@]}" -t "$IMAGE" . >"$WORK/build.log" 2>&1 ||
         { tail -30 "$WORK/build.log"; die "cached docker build failed"; }
     figure "build, cached (no change)" "$(since "$started") s"
+    # A rebuild after a source change: the tracked files with one line appended to a module, in a scratch context.
+    mkdir "$WORK/context"
+    git ls-files -z | tar --null -T - -c | tar -x -C "$WORK/context"
+    echo "# a source change (scripts/container-test.sh)" >>"$WORK/context/service/__init__.py"
+    started=$(now)
+    docker build --force-rm "${args[@]}" -t "$IMAGE-edited" "$WORK/context" >"$WORK/build.log" 2>&1 ||
+        { tail -30 "$WORK/build.log"; die "docker build after a source change failed"; }
+    figure "build, cached (a source change)" "$(since "$started") s"
+    docker image rm "$IMAGE-edited" >/dev/null
     docker build -q "${args[@]}" --target build -t "$IMAGE-build" . >/dev/null # from the cache: names the build stage
     figure "image size" "$(image_size "$IMAGE") (torch from $index)"
     say "largest parts of the image's venv (MB):"
@@ -205,7 +215,10 @@ run_container() {
         latencies+=("$(curl -sf -H "X-API-Key: $API_KEY" -F "file=@$CLIP" -o /dev/null -w '%{time_total}' \
             "http://127.0.0.1:$port/score")")
     done
-    figure "POST /score latency, median of 5" "$(printf '%s\n' "${latencies[@]}" | sort -n | sed -n 3p) s ($(basename "$CLIP"), $(json_field num_frames <"$WORK/host.json") frames)"
+    local median
+    median=$(printf '%s\n' "${latencies[@]}" | sort -n | sed -n 3p)
+    figure "POST /score latency, median of 5" \
+        "$(printf '%.2f' "$median") s ($(basename "$CLIP"), $(json_field num_frames <"$WORK/host.json") frames)"
 
     say "checks: uid, read-only model volume"
     [ "$(docker exec "$NAME" id -u)" = 10001 ] || die "the container does not run as uid 10001"
@@ -270,9 +283,15 @@ EOF
 }
 
 say "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+command -v lanp >/dev/null || die "lanp is not on PATH: activate the project's venv (. .venv/bin/activate)"
 ensure_docker
-choose_base
-build_image
+if [ -n "${LANP_CT_IMAGE:-}" ]; then
+    docker image inspect "$IMAGE" >/dev/null || die "no image $IMAGE"
+    figure "image size" "$(image_size "$IMAGE") ($IMAGE, not built here)"
+else
+    choose_base
+    build_image
+fi
 make_model
 run_container
 job_survives_restart
