@@ -6,6 +6,7 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # --- build stage: a venv with the pinned runtime dependencies and the project -----------------------------------
 FROM ${BASE_IMAGE} AS build
+LABEL org.opencontainers.image.title=lanp-vad
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 RUN python -m venv /opt/venv
@@ -24,6 +25,7 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # --- runtime stage: the venv, an unprivileged user, settings from the environment --------------------------------
 FROM ${BASE_IMAGE} AS runtime
+LABEL org.opencontainers.image.title=lanp-vad
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LANP_MODEL_DIR=/models \

@@ -44,8 +44,12 @@ cleanup() {
     docker volume rm "$STATE_VOLUME" >/dev/null 2>&1
     [ -f "$WORK/compose.env" ] && compose down -v >/dev/null 2>&1
     if [ "${LANP_CT_KEEP_IMAGES:-0}" != 1 ] && [ -z "${LANP_CT_IMAGE:-}" ]; then
-        # The build stage is tagged too, so that removing the tags removes exactly this run's layers.
         docker image rm "$IMAGE" "$IMAGE-build" "$IMAGE-edited" >/dev/null 2>&1
+        # The legacy builder leaves untagged stage leaves behind: remove the image's (labelled) ones made by this run.
+        local leftover
+        [ -f "$WORK/images-before" ] && for leftover in $(docker images -q --no-trunc -f dangling=true -f label=org.opencontainers.image.title=lanp-vad); do
+            grep -qx "$leftover" "$WORK/images-before" || docker image rm "$leftover" >/dev/null 2>&1
+        done
         [ -n "$MADE_BASE" ] && docker image rm "$MADE_BASE" >/dev/null 2>&1
     fi
     [ -n "$STARTED_DOCKERD" ] && kill "$STARTED_DOCKERD"
@@ -285,6 +289,7 @@ EOF
 say "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 command -v lanp >/dev/null || die "lanp is not on PATH: activate the project's venv (. .venv/bin/activate)"
 ensure_docker
+docker images -aq --no-trunc >"$WORK/images-before"
 if [ -n "${LANP_CT_IMAGE:-}" ]; then
     docker image inspect "$IMAGE" >/dev/null || die "no image $IMAGE"
     figure "image size" "$(image_size "$IMAGE") ($IMAGE, not built here)"
