@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of the service; ``LANP_<NAME>`` in the environment sets ``<name>``."""
 
-    model_config = SettingsConfigDict(env_prefix="LANP_", extra="ignore")
+    # An empty variable (compose's `${LANP_API_KEY:-}`) means "not set", not an empty key that locks every client out.
+    model_config = SettingsConfigDict(env_prefix="LANP_", extra="ignore", env_ignore_empty=True)
 
     model_dir: Path = Field(description="model directory to serve (model.safetensors, feature_spec.json, ...)")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N: the one device the inference worker owns")
