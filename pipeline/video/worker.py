@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from models.errors import ErrorKind, InternalError, LANPError, UserError, error_kind
+from models.errors import Canceled, ErrorKind, InternalError, LANPError, UserError, error_kind
 from pipeline.video.decode import Backend, open_video
 from pipeline.video.errors import VIDEO_ERRORS, VideoError
 from pipeline.video.reader import VideoReader
@@ -125,8 +125,8 @@ class DecodeSettings:
             yield first, frames.reshape(len(snippets), self.frames_per_snippet, *frames.shape[1:])
 
 
-class ParentGone(Exception):
-    """The process that started this worker died: nobody will read what the worker sends."""
+class ParentGone(Canceled):
+    """The process that started this worker died: nobody will read what the worker sends, so it stops."""
 
 
 def _wait_for(channel: Any) -> Any:
