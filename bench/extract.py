@@ -29,7 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.features.extract import FeatureExtractor, extract_archive  # noqa: E402
+from pipeline.features.archive import extract_archive  # noqa: E402
+from pipeline.features.config import ExtractionConfig  # noqa: E402
+from pipeline.features.extractor import FeatureExtractor  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -73,7 +75,7 @@ def naive_loop(videos: list[Path], extractor: FeatureExtractor) -> tuple[int, fl
 
 def engine(videos: list[Path], extractor: FeatureExtractor, workers: int) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as out:
-        report = extract_archive(videos, out, extractor=extractor, workers=workers, progress=False)
+        report = extract_archive(videos, out, extractor, workers=workers, progress=False)
     if report.failed:
         raise RuntimeError(report.summary())
     return report.snippets, report.video_seconds
@@ -163,8 +165,8 @@ def main() -> None:
     args = parser.parse_args()
 
     videos = sorted(args.videos.glob("*.mp4"))[: args.limit]
-    extractor = FeatureExtractor(args.backbone, weights=args.weights, device="cpu",
-                                 frames_per_snippet=args.frames_per_snippet, crop_size=args.size, batch_size=16)
+    extractor = FeatureExtractor(ExtractionConfig(backbone=args.backbone, weights=args.weights, device="cpu",
+                                                  frames_per_snippet=args.frames_per_snippet, crop_size=args.size))
     results: dict[str, object] = {"spec": extractor.spec.model_dump(mode="json"), "videos": [str(v) for v in videos],
                                   "cpu_threads": torch.get_num_threads(), "repeats": args.repeats}
     runs = (("naive", lambda: naive_loop(videos, extractor)),
@@ -185,8 +187,7 @@ def main() -> None:
     results["speedup_engine_vs_naive"] = round(ratio, 2)
     print(f"engine / naive: {ratio:.2f}x")
     if args.memory_minutes > 0:
-        memory = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=1, crop_size=112,
-                                  batch_size=16)
+        memory = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=1, crop_size=112))
         results["memory"] = memory_profile(memory, args.memory_minutes)
         print("memory:", results["memory"])
     if args.json:

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from pipeline.cli import positive
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive(int), default=16, help="snippets per forward pass")
     parser.add_argument("--workers", type=positive(int), default=2, help="decoding worker processes")
     parser.add_argument("--frames-per-snippet", type=positive(int), metavar="N",
-                        help="frames of each 16-frame snippet fed to the backbone (default: the backbone's)")
+                        help=f"frames of each {SNIPPET_LENGTH}-frame snippet fed to the backbone "
+                             "(default: the backbone's)")
     parser.add_argument("--size", type=positive(int), metavar="N", help="crop size (default: the backbone's)")
     parser.add_argument("--resize", type=positive(int), metavar="N",
                         help="short side before cropping (default: the backbone's ratio, e.g. 256 for 224)")
@@ -55,22 +57,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.features.extract import FeatureExtractor, extract_archive
+    from pipeline.features.archive import extract_archive
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
 
-    extractor = FeatureExtractor(
-        args.backbone,
-        weights=args.weights,
-        allow_pickle=args.allow_pickle,
-        crops=args.crops,
-        device=args.device,
-        batch_size=args.batch_size,
-        frames_per_snippet=args.frames_per_snippet,
-        crop_size=args.size,
-        resize=args.resize,
-        target_fps=args.fps,
-        max_side=args.max_side,
-        backend=args.decoder,
+    config = ExtractionConfig(
+        backbone=args.backbone, weights=args.weights, allow_pickle=args.allow_pickle, crops=args.crops,
+        device=args.device, batch_size=args.batch_size, frames_per_snippet=args.frames_per_snippet,
+        crop_size=args.size, resize=args.resize, fps=args.fps, max_side=args.max_side, decoder=args.decoder,
     )
+    extractor = FeatureExtractor(config)
     print(f"lanp extract: {extractor.spec.describe()} on {extractor.device}", file=sys.stderr)
     if args.engine == "ray":
         from pipeline.jobs.ray_engine import ray_extract_archive
@@ -83,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         report = extract_archive(
-            args.inputs, args.out, extractor=extractor, workers=args.workers, timeout_s=args.timeout,
+            args.inputs, args.out, extractor, workers=args.workers, timeout_s=args.timeout,
             progress=not args.no_progress,
         )
     print(report.summary(), file=sys.stderr)

@@ -16,8 +16,9 @@ import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from models.classifier import LANPClassifier
-from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth
+from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 
 class EvaluationError(ValueError):

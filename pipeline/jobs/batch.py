@@ -477,7 +477,7 @@ def run_batch(
     report = BatchReport(Path(out_dir), total=len(videos), skipped=len(videos) - len(todo))
     if report.skipped:
         log.info("%d of %d videos already done (or failed: retry with --retry-failed)", report.skipped, len(videos))
-    from pipeline.scoring.scorer import resolve_device
+    from pipeline.device import resolve_device
 
     device = str(resolve_device(device))
     if device.startswith("cuda") and workers > 1 and engine == "local":

@@ -25,7 +25,7 @@ from pipeline.jobs.batch import BatchError, VideoOutcome, score_one
 from pipeline.video.inputs import VideoInput
 
 if TYPE_CHECKING:
-    from pipeline.features.extract import ExtractionReport
+    from pipeline.features.archive import ExtractionReport
     from pipeline.features.spec import FeatureSpec
 
 INSTALL_HINT = "pip install 'lanp-vad[ray]'"
@@ -149,14 +149,13 @@ class RayVideoExtractor:
                  threads: int):
         import torch
 
+        from pipeline.features.extractor import FeatureExtractor
         from pipeline.features.spec import FeatureSpec
-        from pipeline.scoring.scorer import build_extractor
 
         torch.set_num_threads(threads)
         spec = FeatureSpec.model_validate_json(spec_json)
-        self.extractor = build_extractor(spec, weights=weights, device=torch.device(device))
-        spec.check_compatible(self.extractor.spec, what="archive", other_what="actor's extractor")
-        self.extractor.batch_size = batch_size
+        self.extractor = FeatureExtractor.from_spec(spec, weights=weights, device=device, batch_size=batch_size,
+                                                    what="archive")
         self.timeout_s = timeout_s
 
     def _extract(self, video: VideoInput) -> dict[str, Any]:
@@ -201,9 +200,9 @@ def ray_extract_archive(
     """
     from tqdm import tqdm
 
-    from pipeline.features.extract import ExtractionReport
+    from pipeline.device import resolve_device
+    from pipeline.features.archive import ExtractionReport
     from pipeline.features.featureset import FeatureStore
-    from pipeline.scoring.scorer import resolve_device
     from pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs([str(item) for item in inputs])

@@ -24,7 +24,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from pipeline.features.extract import FeatureExtractor, resolve_device
+from pipeline.device import resolve_device
+from pipeline.features.extractor import FeatureExtractor
 from pipeline.features.spec import FeatureSpec
 from pipeline.scoring.segments import (
     DEFAULT_MERGE_GAP_S,
@@ -143,32 +144,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.device) -> FeatureExtractor:
-    """The extractor that makes ``spec``'s features: the same backbone, snippet and transform settings, with the
-    spec's weights (``random-init:SEED`` rebuilt from the seed; otherwise ``weights`` or the pretrained file)."""
-    if spec.weights == "external":
-        raise ModelDirError(
-            f"the model was trained on external features ({spec.describe()}); videos can only be scored by a "
-            "model trained on features this project extracts"
-        )
-    if spec.weights.startswith("random-init"):
-        weights = spec.weights
-    return FeatureExtractor(
-        spec.backbone,
-        weights=weights or "pretrained",
-        crops=spec.crops,
-        device=str(device),
-        frames_per_snippet=spec.frames_per_snippet,
-        crop_size=spec.crop_size,
-        resize=spec.resize,
-        snippet_length=spec.snippet_length,
-        stride=spec.stride,
-        pad_last=spec.pad_last,
-        target_fps=spec.fps,
-        max_side=spec.max_side,
-    )
-
-
 def frame_scores_from_snippets(snippet_scores: np.ndarray, frame_to_snippet: np.ndarray) -> np.ndarray:
     """Each frame's snippet score; frames outside every snippet (-1: a dropped partial) take the last one."""
     indices = np.where(frame_to_snippet < 0, snippet_scores.size - 1, frame_to_snippet)
@@ -243,8 +218,8 @@ class Scorer:
         model_dir = Path(model_dir)
         loaded = load_model(model_dir)
         torch_device = resolve_device(device)
-        extractor = build_extractor(loaded.spec, weights=weights, device=torch_device)
-        loaded.spec.check_compatible(extractor.spec, what=f"model {model_dir.name}", other_what="extractor")
+        extractor = FeatureExtractor.from_spec(loaded.spec, weights=weights, device=str(torch_device),
+                                               what=f"model {model_dir.name}")
         return cls(
             model_dir=model_dir,
             classifier=loaded.classifier,
