@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from pipeline.cli import positive
+from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
 from pipeline.video.snippets import SNIPPET_LENGTH
 
 
@@ -53,10 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="ray: --workers actors on Ray Data (RAY_ADDRESS to use a cluster; needs [ray])")
+    add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.errors import UserError
     from pipeline.features.archive import extract_archive
     from pipeline.features.config import ExtractionConfig
     from pipeline.features.extractor import FeatureExtractor
@@ -72,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.jobs.ray_engine import ray_extract_archive
 
         if args.allow_pickle:
-            raise ValueError("--allow-pickle is not available with --engine ray")
+            raise UserError("--allow-pickle is not available with --engine ray")
         report = ray_extract_archive(
             args.inputs, args.out, spec=extractor.spec, weights=args.weights, workers=args.workers,
-            device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, progress=not args.no_progress,
+            device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, ray_config=ray_config_of(args),
+            progress=not args.no_progress,
         )
     else:
         report = extract_archive(

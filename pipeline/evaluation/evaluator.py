@@ -16,13 +16,16 @@ import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from models.classifier import LANPClassifier
+from models.errors import ErrorKind, UserError
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
 from pipeline.video.snippets import SNIPPET_LENGTH
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """Evaluation is undefined for this input (e.g. ground truth with only one class)."""
+
+    kind = ErrorKind.INVALID_GROUND_TRUTH
 
 
 def _tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:

@@ -28,11 +28,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from models.errors import ErrorKind
 from pipeline.features.spec import FeatureSpec
-from pipeline.video.decode import DecodeTimeoutError, VideoError, VideoInfo
+from pipeline.video import VideoInfo
 from pipeline.video.inputs import VideoInput
 from pipeline.video.snippets import SnippetPlan
-from pipeline.video.worker import WAITING, DecodeSettings, decode_worker_main
+from pipeline.video.worker import WAITING, DecodeSettings, decode_worker_main, error_from_report
 
 Progress = Callable[[int, int], None]
 """Called with (snippets done, snippets in total) as a video is extracted."""
@@ -163,7 +164,7 @@ class DecodePool:
                     while worker.receiver.poll():
                         received.append((worker, worker.receiver.recv()))
                 except (EOFError, OSError):
-                    received.extend(self._replace(worker, "crashed", "the decoding worker died"))
+                    received.extend(self._replace(worker, ErrorKind.WORKER_CRASHED, "the decoding worker died"))
                     continue
             stalled_for = time.monotonic() - worker.heartbeat.value
             if self.timeout_s is not None and worker.assigned and stalled_for > self.timeout_s:
@@ -195,7 +196,7 @@ class DecodePool:
                 self.finished(sender, video.video_id)
                 if message[0] == "info":
                     return message[2]
-                raise error_of_kind(message[2])(message[3])
+                raise error_from_report(message[2], message[3])
 
     def _revive(self) -> None:
         """Replace workers that died while idle (their death was no video's fault, so nobody is told)."""
@@ -223,7 +224,8 @@ class DecodePool:
             fresh.inbox.put(("decode", video.video_id, str(video.path)))
         if current is None:
             return []
-        detail = f"{current.path}: {reason}" + (f" (exit code {exit_code})" if kind == "crashed" else "")
+        crashed = kind == ErrorKind.WORKER_CRASHED
+        detail = f"{current.path}: {reason}" + (f" (exit code {exit_code})" if crashed else "")
         return [(worker, ("error", current.video_id, kind, detail))]
 
     def _stop(self, worker: _Worker, *, kill: bool) -> None:
@@ -241,19 +243,6 @@ class DecodePool:
         for channel in (worker.inbox, worker.free_slots):
             channel.cancel_join_thread()
             channel.close()
-
-
-def error_of_kind(kind: str) -> type[VideoError]:
-    """The VideoError subclass whose ``kind`` is ``kind`` (a worker reports kinds, not exception objects)."""
-    if kind == "timeout":
-        return DecodeTimeoutError
-    pending: list[type[VideoError]] = [VideoError]
-    while pending:
-        cls = pending.pop()
-        if cls.kind == kind:
-            return cls
-        pending.extend(cls.__subclasses__())
-    return VideoError
 
 
 @dataclass
@@ -404,5 +393,5 @@ def extract_in_worker(model: SnippetModel, path: Path, pool: DecodePool, progres
     )
     if failures:
         kind, message = failures[0]
-        raise error_of_kind(kind)(message)
+        raise error_from_report(kind, message)
     return results[0]

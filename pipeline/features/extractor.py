@@ -23,7 +23,7 @@ from pipeline.features.engine import DecodePool, ExtractedVideo, Progress, extra
 from pipeline.features.spec import FeatureSpec
 from pipeline.features.transforms import SnippetTransform
 from pipeline.features.weights import create_backbone
-from pipeline.video.decode import VideoInfo
+from pipeline.video import VideoInfo
 from pipeline.video.worker import DecodeSettings, snippet_frame_offsets
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ snippet's score, so every decoded frame still has exactly one score).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import torch
 from pipeline.device import resolve_device
 from pipeline.features.extractor import FeatureExtractor
 from pipeline.features.spec import FeatureSpec
+from pipeline.files import sha256_file
 from pipeline.scoring.segments import (
     DEFAULT_MERGE_GAP_S,
     DEFAULT_MIN_DURATION_S,
@@ -36,7 +36,7 @@ from pipeline.scoring.segments import (
     frame_times,
 )
 from pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
-from pipeline.video.decode import VideoInfo
+from pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +136,6 @@ class VideoScore:
         return buffer.getvalue()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def frame_scores_from_snippets(snippet_scores: np.ndarray, frame_to_snippet: np.ndarray) -> np.ndarray:
     """Each frame's snippet score; frames outside every snippet (-1: a dropped partial) take the last one."""
     indices = np.where(frame_to_snippet < 0, snippet_scores.size - 1, frame_to_snippet)
@@ -197,7 +189,7 @@ class Scorer:
         self.segment_options = segment_options or SegmentOptions()
         self.decode_timeout_s = decode_timeout_s
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
-        self.model_sha256 = file_sha256(model_dir / MODEL_FILE)
+        self.model_sha256 = sha256_file(model_dir / MODEL_FILE)
 
     @classmethod
     def from_model_dir(

@@ -22,13 +22,18 @@ from functools import cached_property
 
 import numpy as np
 
+from models.errors import ErrorKind, UserError
+
 SNIPPET_LENGTH = 16
 """Frames per snippet (and the default stride): the field's convention, shared by extraction, ground truth and
 evaluation (a frame's score is its snippet's, repeated this many times)."""
 
 
-class SnippetPlanError(ValueError):
+
+class SnippetPlanError(UserError):
     """A snippet plan that cannot be built (no frames, non-positive length, or no complete snippet)."""
+
+    kind = ErrorKind.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True)

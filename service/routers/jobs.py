@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import VideoScore
 from service.errors import ServiceError
@@ -60,7 +60,7 @@ def _job_or_404(state: ServiceState, job_id: str) -> Job:
     return job
 
 
-def _completed_job(state: ServiceState, job_id: str) -> Job:
+def completed_job(state: ServiceState, job_id: str) -> Job:
     job = _job_or_404(state, job_id)
     if job.status != COMPLETED:
         detail = f": {job.error}" if job.error else ""
@@ -86,7 +86,7 @@ def resolve_under_root(state: ServiceState, requested: str) -> Path:
 
 
 def _sniff_file(path: Path, shown: str) -> None:
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
@@ -131,7 +131,7 @@ async def submit_job(
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """202 with ``Location: /jobs/{id}``; poll it, then fetch ``/jobs/{id}/result``."""
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     assert state.store is not None and state.worker is not None
     settings = state.settings
@@ -173,7 +173,7 @@ def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str
 async def get_result(
     job_id: str, format: ResultFormat = Query("json"), state: ServiceState = Depends(ready_state)
 ) -> Response:
-    _completed_job(state, job_id)
+    completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
         raise ServiceError(410, "result_missing", f"the result file of job {job_id} is gone")
@@ -190,7 +190,7 @@ async def get_result(
     response_class=Response,
 )
 async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> Response:
-    _completed_job(state, job_id)
+    completed_job(state, job_id)
     result = result_path(state.settings.jobs_dir, job_id)
     cached = result.with_name("plot.png")
     if not cached.is_file():

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.errors import InternalError
 from pipeline.features.extractor import FeatureExtractor
-from pipeline.video.decode import CorruptVideoError, DecodeTimeoutError
+from pipeline.video import DecodeTimeoutError, VideoError
 from pipeline.video.worker import DecoderCrashedError, snippet_frame_offsets
 from tests.pipeline.features.fast import FAST
 from tests.videos import write_video
@@ -127,5 +128,7 @@ def test_a_worker_that_dies_mid_video_is_a_typed_error_and_is_replaced(
     with pytest.raises(DecoderCrashedError, match="worker died") as error:
         extractor.extract_video(fifo, timeout_s=60)
     killer.join()
-    assert error.value.kind == "crashed" and isinstance(error.value, CorruptVideoError)
+    # the worker's death is ours, not the video's: an internal error (HTTP 500), never a "corrupt" video (422)
+    assert error.value.kind == "worker_crashed" and isinstance(error.value, InternalError)
+    assert not isinstance(error.value, VideoError)
     assert extractor.extract_video(video, timeout_s=60).features.shape == (2, 1280)
