@@ -58,6 +58,7 @@ class ErrorKind(StrEnum):
     # stopped on purpose
     CANCELED = "canceled"
     # ours
+    MISSING_DEPENDENCY = "missing_dependency"
     WORKER_CRASHED = "worker_crashed"
     OUT_OF_MEMORY = "out_of_memory"
     INTERNAL = "internal"

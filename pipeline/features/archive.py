@@ -75,6 +75,7 @@ def extract_archive(
         store.write(
             video.video_id, extracted.features, source=str(video.path), num_frames=info.num_frames, fps=info.fps,
             duration_s=info.duration_s, width=info.width, height=info.height, backend=info.backend,
+            runtime=extractor.runtime,
         )
         report.extracted.append(video.video_id)
         report.frames += info.num_frames

@@ -2,9 +2,9 @@
 
 ``ExtractionConfig`` has two halves. The first decides what the features *mean* (backbone, weights, snippet and
 transform choices; ``None`` takes the backbone's default) and resolves into a ``FeatureSpec``. The second decides
-only *how* they are computed (device, batch size, decoder, pickle policy) and leaves the spec unchanged. The CLI,
-the scorer, the batch and Ray engines all build an extractor from one of these (``ExtractionConfig.from_spec``
-rebuilds the config that made a spec), so no setting is mapped by hand in more than one place.
+only *how* they are computed (device, inference runtime, batch size, decoder, pickle policy) and leaves the spec
+unchanged. The CLI, the scorer, the batch and Ray engines all build an extractor from one of these
+(``ExtractionConfig.from_spec`` rebuilds the config that made a spec), so no setting is mapped by hand twice.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.errors import ErrorKind, UserError
+from pipeline.features.runtime import Runtime
 from pipeline.features.spec import FeatureSpec
 from pipeline.features.weights import RANDOM_INIT
 from pipeline.video.snippets import SNIPPET_LENGTH
@@ -40,6 +41,7 @@ class ExtractionConfig(BaseModel):
     max_side: int | None = Field(None, ge=1, description="downscale frames whose longer side exceeds this")
     # how they are computed (spec-neutral)
     device: str = "auto"
+    runtime: Runtime = Field("auto", description="torch, onnxruntime or openvino; auto: the fastest for the device")
     batch_size: int = Field(16, ge=1, description="snippets per forward pass")
     decoder: Decoder = "pyav"
     allow_pickle: bool = False

@@ -14,7 +14,6 @@ the backbone; each finished video goes to ``on_done``, each failed one to ``on_f
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 import time
 from collections import deque
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from models.errors import ErrorKind
+from pipeline.features.runtime import cpu_cores
 from pipeline.features.spec import FeatureSpec
 from pipeline.video import VideoInfo
 from pipeline.video.inputs import VideoInput
@@ -55,6 +55,7 @@ class SnippetModel(Protocol):
     decode: DecodeSettings
     batch_size: int
     device: torch.device
+    runtime: str
 
     def clips(self, snippets: torch.Tensor) -> torch.Tensor: ...
 
@@ -275,8 +276,10 @@ def run_engine(
     Every slot is handed back to the pool at the end, whatever happened."""
     cuda = model.device.type == "cuda"
     threads = torch.get_num_threads()
-    if not cuda:  # leave the decoders their cores: oversubscribed OpenMP threads slow the forward pass severalfold
-        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - len(pool.workers))))
+    if model.runtime == "torch" and not cuda:
+        # leave the decoders their cores: torch's OpenMP threads busy-wait, and oversubscribed they slow the
+        # forward pass severalfold (the exported runtimes keep every core: their idle threads sleep at once)
+        torch.set_num_threads(max(1, min(threads, cpu_cores() - len(pool.workers))))
     pending = deque(videos)
     states: dict[str, _VideoState] = {video.video_id: _VideoState(video) for video in videos}
     batch: list[tuple[str, int, torch.Tensor]] = []  # (video id, first snippet, clips on the device)

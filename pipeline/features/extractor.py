@@ -20,6 +20,7 @@ from models.errors import ErrorKind, InternalError
 from pipeline.device import resolve_device
 from pipeline.features.config import ExtractionConfig
 from pipeline.features.engine import DecodePool, ExtractedVideo, Progress, extract_in_worker
+from pipeline.features.runtime import CPU_PREFERENCE, INSTALL_HINTS, Runner, choose_runtime, create_runner
 from pipeline.features.spec import FeatureSpec
 from pipeline.features.transforms import SnippetTransform
 from pipeline.features.weights import create_backbone
@@ -56,6 +57,8 @@ class FeatureExtractor:
             backend=config.decoder,
         )
         snippet_frame_offsets(config.snippet_length, self.decode.frames_per_snippet)  # validates the count
+        self.runtime = choose_runtime(config.runtime, self.device)
+        self._runner = self._build_runner(config.runtime, loaded.weights, crop)
         self.spec = FeatureSpec(
             backbone=info.name,
             weights=loaded.weights,
@@ -143,10 +146,24 @@ class FeatureExtractor:
         return features[:, 0] if crops == 1 else features
 
     def _forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.backbone(clips)
-        return self.backbone(clips)
+        return self._runner(clips)
+
+    def _build_runner(self, requested: str, weights: str, crop_size: int) -> Runner:
+        """The forward pass in ``self.runtime``; under ``auto`` a runtime that fails to load falls back to torch."""
+        if requested == "auto" and self.device.type == "cpu" and self.runtime != CPU_PREFERENCE[0]:
+            log.warning("%s is not installed: extraction runs in %s, several times slower on this CPU; %s",
+                        CPU_PREFERENCE[0], self.runtime, INSTALL_HINTS[CPU_PREFERENCE[0]])
+        try:
+            return create_runner(self.runtime, self.backbone, weights=weights, device=self.device,
+                                 frames=self.decode.frames_per_snippet, crop_size=crop_size)
+        except Exception as error:
+            if requested != "auto" or self.runtime == "torch":
+                raise
+            log.warning("the %s runtime failed to load the backbone (%s: %s): falling back to torch",
+                        self.runtime, type(error).__name__, error)
+            self.runtime = "torch"
+            return create_runner("torch", self.backbone, weights=weights, device=self.device,
+                                 frames=self.decode.frames_per_snippet, crop_size=crop_size)
 
     def features(self, snippets: torch.Tensor | np.ndarray) -> np.ndarray:
         """uint8 snippets (N, L, H, W, 3) -> features (N, D) or (N, crops, D)."""

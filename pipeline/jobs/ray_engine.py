@@ -199,7 +199,7 @@ class RayVideoExtractor:
     """A Ray Data actor: the extractor a spec describes, built once per actor, extracting one video at a time."""
 
     def __init__(self, spec_json: str, weights: str | None, device: str, batch_size: int, timeout_s: float | None,
-                 threads: int):
+                 threads: int, runtime: str = "auto"):
         import torch
 
         from pipeline.features.extractor import FeatureExtractor
@@ -208,7 +208,7 @@ class RayVideoExtractor:
         torch.set_num_threads(threads)
         spec = FeatureSpec.model_validate_json(spec_json)
         self.extractor = FeatureExtractor.from_spec(spec, weights=weights, device=device, batch_size=batch_size,
-                                                    what="archive")
+                                                    runtime=runtime, what="archive")
         self.timeout_s = timeout_s
 
     def _extract(self, video: VideoInput) -> dict[str, Any]:
@@ -239,6 +239,7 @@ def ray_extract_archive(
     workers: int,
     device: str = "auto",
     batch_size: int = 16,
+    runtime: str = "auto",
     timeout_s: float | None = 600.0,
     ray_config: RayConfig | None = None,
     progress: bool = True,
@@ -268,6 +269,7 @@ def ray_extract_archive(
         plan = plan_actors(_alive_nodes(ray), device=device, workers=workers, ray_config=ray_config)
         dataset = _map_with_actors(ray, todo, RayVideoExtractor, plan, ray_config, {
             "spec_json": spec.model_dump_json(), "weights": weights, "device": device, "batch_size": batch_size,
+            "runtime": runtime,
             "timeout_s": timeout_s,
         })
         with tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress) as bar:

@@ -232,6 +232,7 @@ class Scorer:
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "device": str(self.device),
+            "runtime": self.extractor.runtime,
         }
 
     @property
