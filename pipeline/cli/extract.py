@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
             runtime=args.runtime,
         )
     except ValidationError as error:
-        raise UserError(f"invalid extraction settings: {error}", kind=ErrorKind.INVALID_ARGUMENT) from error
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        raise UserError(f"invalid extraction settings: {problems}", kind=ErrorKind.INVALID_ARGUMENT) from error
     extractor = FeatureExtractor(config)
     print(f"lanp extract: {extractor.spec.describe()} on {extractor.device} ({extractor.runtime})", file=sys.stderr)
     if args.engine == "ray":
