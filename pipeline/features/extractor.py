@@ -151,7 +151,7 @@ class FeatureExtractor:
     def _build_runner(self, requested: str, weights: str, crop_size: int) -> Runner:
         """The forward pass in ``self.runtime``; under ``auto`` a runtime that fails to load falls back to torch."""
         if requested == "auto" and self.device.type == "cpu" and self.runtime != CPU_PREFERENCE[0]:
-            log.warning("%s is not installed: extraction runs in %s, several times slower on this CPU; %s",
+            log.warning("%s is not installed: the backbone runs in %s, slower on a CPU; %s",
                         CPU_PREFERENCE[0], self.runtime, INSTALL_HINTS[CPU_PREFERENCE[0]])
         try:
             return create_runner(self.runtime, self.backbone, weights=weights, device=self.device,

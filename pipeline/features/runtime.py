@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,12 +37,16 @@ log = logging.getLogger(__name__)
 
 Runtime = Literal["auto", "torch", "onnxruntime", "openvino"]
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
-CPU_PREFERENCE = ("onnxruntime", "openvino", "torch")
-"""``auto``'s order on a CPU: the fastest first, by bench/extract.py on the 2-core development machine."""
+CPU_PREFERENCE = ("openvino", "onnxruntime", "torch")
+"""``auto``'s order on a CPU, the fastest first (bench/extract.py, 2-core machine): OpenVINO ran X3D-XS 2x and
+EfficientNet-Lite0 1.15-1.3x faster than ONNX Runtime, both far ahead of torch eager."""
 INSTALL_HINTS = {
     "onnxruntime": "pip install onnxruntime onnx (dependencies of lanp-vad: reinstall it)",
-    "openvino": "pip install 'lanp-vad[openvino]'",
+    "openvino": "pip install openvino onnx (dependencies of lanp-vad: reinstall it)",
 }
+CPU_BATCH_FRAMES = 64
+"""Frames per call of an exported runtime: larger batches are no faster on a CPU, only bigger (activations of a
+16-snippet batch at 224 px took 1.3 GiB more peak RSS than 64 frames in bench/extract.py)."""
 EXPORT_FORMAT = 1
 """Bumped when the export settings change, so that older cached files are not reused."""
 OPSET = 17
@@ -153,10 +158,12 @@ def _openvino_runner(path: Path, threads: int) -> Runner:
         "ENABLE_HYPER_THREADING": False,
     })
     request = compiled.create_infer_request()
+    lock = threading.Lock()  # an infer request serves one call at a time (the service may score from threads)
 
     def run(clips: torch.Tensor) -> torch.Tensor:
-        request.infer({0: np.ascontiguousarray(clips.numpy(), dtype=np.float32)})
-        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+        with lock:
+            request.infer({0: np.ascontiguousarray(clips.numpy(), dtype=np.float32)})
+            return torch.from_numpy(request.get_output_tensor(0).data.copy())
 
     return run
 
@@ -179,4 +186,10 @@ def create_runner(runtime: str, backbone: VideoBackbone, *, weights: str, device
         return _torch_runner(backbone, device)
     path = exported_model(backbone, weights, frames, crop_size)
     build = _onnxruntime_runner if runtime == "onnxruntime" else _openvino_runner
-    return build(path, threads or torch.get_num_threads())
+    run = build(path, threads or torch.get_num_threads())
+    snippets_per_call = max(1, CPU_BATCH_FRAMES // frames)
+
+    def run_in_parts(clips: torch.Tensor) -> torch.Tensor:
+        return torch.cat([run(part) for part in clips.split(snippets_per_call)])
+
+    return run_in_parts

@@ -87,7 +87,7 @@ def test_the_export_is_reused_and_other_weights_get_their_own(tmp_path: Path, ex
 
 def test_a_runtime_asked_for_by_name_must_be_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if the package were not installed
-    with pytest.raises(UserError, match=r"pip install 'lanp-vad\[openvino\]'") as error:
+    with pytest.raises(UserError, match=r"pip install openvino onnx") as error:
         choose_runtime("openvino", torch.device("cpu"))
     assert error.value.kind == ErrorKind.MISSING_DEPENDENCY
     with pytest.raises(UserError, match="unknown runtime 'tensorrt'"):
@@ -114,3 +114,13 @@ def test_the_runtime_is_recorded_in_the_manifest(tmp_path: Path) -> None:
     assert report.extracted == ["clip"]
     [record] = [json.loads(line) for line in (tmp_path / "features" / MANIFEST_FILE).read_text().splitlines()]
     assert record["runtime"] == "onnxruntime" and record["status"] == "ok"
+
+
+def test_a_batch_larger_than_one_call_is_run_in_parts_with_the_same_features() -> None:
+    _require("onnxruntime")
+    config = SETTINGS["efficientnet_lite0"]
+    snippets = torch.randint(0, 256, (40, 2, 72, 96, 3), dtype=torch.uint8)  # 80 frames: two calls of 64 frames
+    exported = FeatureExtractor(config.model_copy(update={"runtime": "onnxruntime", "batch_size": 40}))
+    eager = FeatureExtractor(config.model_copy(update={"runtime": "torch", "batch_size": 40}))
+    expected = eager.features(snippets)
+    assert _relative_error(exported.features(snippets), expected) < 1e-4
