@@ -62,13 +62,14 @@ class LatencyMiddleware:
 
 
 def _load_model(settings: Settings) -> Any:
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
 
     scorer = Scorer.from_model_dir(
         settings.model_dir,
         device=settings.device,
         weights=settings.weights,
-        decode_timeout_s=settings.decode_timeout_s if settings.isolate_decode else None,
+        config=ScoringConfig(decode_timeout_s=settings.decode_timeout_s if settings.isolate_decode else None),
     )
     scorer.warm_up()
     return scorer
@@ -87,7 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.model_info = {
         **scorer.identity,
         "feature_spec": scorer.spec_identity,
-        "segments": vars(scorer.segment_options),
+        "segments": scorer.config.segments.model_dump(),
         "metadata": {key: value for key, value in scorer.metadata.items() if key != "history"},
     }
     state.store = JobStore(settings.jobs_db_path)

@@ -39,6 +39,8 @@ class ExtractionConfig(BaseModel):
     pad_last: bool = True
     fps: float | None = Field(None, gt=0, description="resample videos to this frame rate first")
     max_side: int | None = Field(None, ge=1, description="downscale frames whose longer side exceeds this")
+    decode_short_side: int | Literal["auto"] | None = Field(
+        "auto", description="frames scaled while decoding to at most this short side (auto: see extractor)")
     # how they are computed (spec-neutral)
     device: str = "auto"
     runtime: Runtime = Field("auto", description="torch, onnxruntime or openvino; auto: the fastest for the device")
@@ -61,5 +63,5 @@ class ExtractionConfig(BaseModel):
             "backbone": spec.backbone, "weights": weights or "pretrained", "crops": spec.crops,
             "frames_per_snippet": spec.frames_per_snippet, "crop_size": spec.crop_size, "resize": spec.resize,
             "snippet_length": spec.snippet_length, "stride": spec.stride, "pad_last": spec.pad_last,
-            "fps": spec.fps, "max_side": spec.max_side, **how,
+            "fps": spec.fps, "max_side": spec.max_side, "decode_short_side": spec.decode_short_side, **how,
         })

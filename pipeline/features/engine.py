@@ -34,6 +34,7 @@ from pipeline.video import VideoInfo
 from pipeline.video.inputs import VideoInput
 from pipeline.video.snippets import SnippetPlan
 from pipeline.video.worker import WAITING, DecodeSettings, decode_worker_main, error_from_report
+from pipeline.workers import start_process
 
 Progress = Callable[[int, int], None]
 """Called with (snippets done, snippets in total) as a video is extracted."""
@@ -136,7 +137,7 @@ class DecodePool:
                   self.snippets_per_chunk),
             daemon=True,
         )
-        process.start()
+        start_process(process)
         sender.close()
         worker = _Worker(process, inbox, free_slots, receiver, slots, heartbeat)
         if self.pin_for_cuda and slots.numel():  # page-lock the shared slots so host-to-device copies are async

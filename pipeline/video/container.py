@@ -169,12 +169,13 @@ def check_complete(name: str, header: StreamHeader, timestamps: np.ndarray | Non
     """Refuse a stream that ends clearly before the time its header announces (a truncated file).
 
     Frames are trusted as stored: gaps in the timestamps (frames the recorder dropped) are no damage, as long as
-    the stream still reaches the announced end. Without timestamps the frame count at ``fps`` stands in.
+    the stream still reaches the announced end. Without distinct timestamps the frame count at ``fps`` stands in.
     """
     if not header.announced_s:
         return
     frame_s = 1.0 / fps
-    if timestamps is not None and len(timestamps) and np.all(np.isfinite(timestamps)):
+    usable = timestamps is not None and len(timestamps) and np.all(np.isfinite(timestamps))
+    if usable and np.unique(timestamps).size == len(timestamps):  # repeated stamps say nothing about time
         covered_s = float(timestamps.max() - timestamps.min()) + frame_s
     else:
         covered_s = count * frame_s

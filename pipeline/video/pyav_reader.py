@@ -71,18 +71,26 @@ class PyAVReader(VideoReader):
         return np.sort(np.asarray(stamps, dtype=np.float64))
 
     def _decode_source_frames(self, source_indices: np.ndarray) -> np.ndarray:
+        """Decoded frames are written straight into the result; frames kept from the previous call (overlapping
+        snippets) are views of its result, so nothing is held twice."""
         first = int(source_indices[0])
         if any(int(i) < self._next_index and int(i) not in self._kept for i in source_indices):
             self._restart()
-        self._kept = {i: frame for i, frame in self._kept.items() if i >= first}
-        wanted = set(source_indices.tolist())
+        kept = {i: frame for i, frame in self._kept.items() if i >= first}
+        out = np.empty((len(source_indices), self.info.height, self.info.width, 3), dtype=np.uint8)
+        position = {int(index): slot for slot, index in enumerate(source_indices)}
+        for index, frame in kept.items():
+            if index in position:
+                out[position[index]] = frame
+        self._kept = {}  # the previous result is released as soon as the caller lets go of it
         last = int(source_indices[-1])
         while self._next_index <= last:
             frame = self._next_frame()
-            if self._next_index in wanted:
-                self._kept[self._next_index] = rgb_at_size(frame, self.info.width, self.info.height)
+            if self._next_index in position:
+                out[position[self._next_index]] = rgb_at_size(frame, self.info.width, self.info.height)
             self._next_index += 1
-        return np.stack([self._kept[int(i)] for i in source_indices])
+        self._kept = {int(index): out[slot] for slot, index in enumerate(source_indices)}
+        return out
 
     def _next_frame(self) -> av.VideoFrame:
         if self._frames is None:

@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from pipeline.scoring.result import segment_document
 from pipeline.scoring.scorer import Scorer
 from pipeline.scoring.segments import find_segments
 from tests.service.conftest import API_KEY, LiveServer, still_running
@@ -78,7 +79,7 @@ def test_segments_are_consistent_with_scores_and_threshold(server: LiveServer, p
     assert ped2_result["threshold"] == 0.55 and scores.min() < 0.55 < scores.max()  # override took effect
     stamps = np.asarray(ped2_result["timestamps"])
     expected = find_segments(scores, ped2_result["fps"], 0.55, timestamps_s=stamps, **options)
-    assert ped2_result["segments"] == [segment.to_dict() for segment in expected]
+    assert ped2_result["segments"] == [segment_document(index, s) for index, s in enumerate(expected, 1)]
     for segment in ped2_result["segments"]:
         inside = scores[segment["start_frame"] : segment["end_frame"]]
         assert segment["peak"] == pytest.approx(inside.max()) and segment["peak"] > 0.55
