@@ -27,6 +27,7 @@ from pipeline.video.errors import (
     ResolutionTooLargeError,
     UnsupportedCodecError,
 )
+from pipeline.video.reader import VideoInfo, build_info
 from pipeline.video.sniff import sniff_container
 
 VideoSource = str | Path | BinaryIO
@@ -184,6 +185,33 @@ def check_complete(name: str, header: StreamHeader, timestamps: np.ndarray | Non
             f"{name}: the header announces {header.announced_s:.2f} s of video but the stream ends after "
             f"{covered_s:.2f} s ({count} frames; truncated)"
         )
+
+
+def stream_info(
+    source: MediaSource,
+    header: StreamHeader,
+    *,
+    backend: str,
+    timestamps: np.ndarray | None,
+    count: int,
+    fps: float,
+    out_size: tuple[int, int] | None,
+    target_fps: float | None,
+) -> VideoInfo:
+    """A container reader's ``VideoInfo``, once the stream is known to reach its announced end."""
+    check_complete(source.name, header, timestamps, count, fps)
+    return build_info(
+        name=source.name,
+        backend=backend,
+        count=count,
+        fps=fps,
+        timestamps=timestamps,
+        size=(header.width, header.height),
+        out_size=out_size or (header.width, header.height),
+        target_fps=target_fps,
+        codec=header.codec,
+        container=header.container,
+    )
 
 
 def check_resolution(name: str, width: int, height: int, max_pixels: int) -> None:

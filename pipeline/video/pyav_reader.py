@@ -11,9 +11,9 @@ import av
 import av.error
 import numpy as np
 
-from pipeline.video.container import MediaSource, StreamHeader, check_complete, frame_rate, open_container
+from pipeline.video.container import MediaSource, StreamHeader, frame_rate, open_container, stream_info
 from pipeline.video.errors import CorruptVideoError
-from pipeline.video.reader import VideoReader, build_info, rgb_at_size
+from pipeline.video.reader import VideoReader, rgb_at_size
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +32,9 @@ class PyAVReader(VideoReader):
         timestamps = self._packet_timestamps()
         fps = frame_rate(source.name, header.rate, timestamps, len(timestamps))
         finite = timestamps if np.all(np.isfinite(timestamps)) else None
-        check_complete(source.name, header, finite, len(timestamps), fps)
-        self.info = build_info(
-            name=source.name,
-            backend="pyav",
-            count=len(timestamps),
-            fps=fps,
-            timestamps=finite,
-            size=(header.width, header.height),
-            out_size=out_size or (header.width, header.height),
+        self.info = stream_info(
+            source, header, backend="pyav", timestamps=finite, count=len(timestamps), fps=fps, out_size=out_size,
             target_fps=target_fps,
-            codec=header.codec,
-            container=header.container,
         )
         self._container: av.container.InputContainer | None = None
         self._frames: Iterator[av.VideoFrame] | None = None

@@ -13,15 +13,19 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.errors import ServiceError
+from models.errors import ErrorKind, ServiceError
+from service.routers.common import PROTECTED_RESPONSES, problem
 from service.routers.jobs import completed_job
+from service.schemas import ResegmentedEvents
 from service.state import ServiceState, ready_state, require_api_key
 from service.worker import result_path
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
 page = APIRouter(tags=["review page"])
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
+)
 
 
 def static_files() -> StaticFiles:
@@ -39,13 +43,18 @@ def review_page() -> FileResponse:
     "/{job_id}/video",
     summary="The source video of a completed job (byte ranges supported, for seeking)",
     response_class=FileResponse,
-    responses={200: {"content": {"video/*": {}}}, 409: {"description": "not completed"}, 410: {"description": "gone"}},
+    responses={
+        200: {"content": {"video/*": {}}},
+        404: problem("no job"),
+        409: problem("not completed"),
+        410: problem("the video is gone"),
+    },
 )
 def get_video(job_id: str, state: ServiceState = Depends(ready_state)) -> FileResponse:
     job = completed_job(state, job_id)
     source = Path(job.input_path)
     if not source.is_file():
-        raise ServiceError(410, "gone", f"the source video of job {job_id} is no longer kept")
+        raise ServiceError(410, ErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
     return FileResponse(source, filename=Path(job.video).name)
 
 
@@ -56,14 +65,19 @@ async def _document(state: ServiceState, job_id: str, threshold: float | None) -
     completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
-        raise ServiceError(410, "gone", f"the result file of job {job_id} is gone")
+        raise ServiceError(410, ErrorKind.GONE, f"the result file of job {job_id} is gone")
     document = await asyncio.to_thread(lambda: json.loads(path.read_text()))
     if threshold is None:
         return document
     return resegment(document, state.scorer.config.model_copy(update={"threshold": threshold}))
 
 
-@router.get("/{job_id}/segments", summary="The job's events recomputed at another threshold (no decoding)")
+@router.get(
+    "/{job_id}/segments",
+    summary="The job's events recomputed at another threshold (no decoding)",
+    response_model=ResegmentedEvents,
+    responses={404: problem("no job"), 409: problem("not completed"), 410: problem("the result is gone")},
+)
 async def get_segments(
     job_id: str,
     threshold: float = Query(ge=0, le=1),
@@ -76,7 +90,7 @@ def _event(document: dict[str, Any], job_id: str, number: int) -> dict[str, Any]
     segments = document["segments"]
     if not 1 <= number <= len(segments):
         raise ServiceError(
-            404, "not_found", f"job {job_id} has {len(segments)} event(s) at this threshold, not #{number}"
+            404, ErrorKind.NOT_FOUND, f"job {job_id} has {len(segments)} event(s) at this threshold, not #{number}"
         )
     return segments[number - 1]
 
@@ -84,7 +98,7 @@ def _event(document: dict[str, Any], job_id: str, number: int) -> dict[str, Any]
 def _source(state: ServiceState, job_id: str) -> Path:
     source = Path(completed_job(state, job_id).input_path)
     if not source.is_file():
-        raise ServiceError(410, "gone", f"the source video of job {job_id} is no longer kept")
+        raise ServiceError(410, ErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
     return source
 
 
@@ -98,7 +112,8 @@ def _cached(state: ServiceState, job_id: str, name: str) -> Path:
     "/{job_id}/events/{number}/thumbnail.jpg",
     summary="The peak frame of event NUMBER (from 1), at the job's threshold or ?threshold=",
     response_class=FileResponse,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no such event"}},
+    responses={200: {"content": {"image/jpeg": {}}}, 404: problem("no such job or event"),
+               409: problem("not completed"), 410: problem("the source video is gone")},
 )
 async def get_thumbnail(
     job_id: str,
@@ -123,7 +138,8 @@ async def get_thumbnail(
     "/{job_id}/events/{number}/clip.mp4",
     summary="An H.264 clip of event NUMBER with pre- and post-roll, at the job's threshold or ?threshold=",
     response_class=FileResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 404: {"description": "no such event"}},
+    responses={200: {"content": {"video/mp4": {}}}, 404: problem("no such job or event"),
+               409: problem("not completed"), 410: problem("the source video is gone")},
 )
 async def get_clip(
     job_id: str,
