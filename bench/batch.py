@@ -43,12 +43,13 @@ def make_model(directory: Path, backbone: str, crop: int | None, frames: int | N
 
     from models.classifier import LANPClassifier
     from models.config import LANPConfig
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.training.model_dir import save_model
 
     torch.manual_seed(0)
-    spec = FeatureExtractor(backbone, weights="random-init:0", device=device, crop_size=crop,
-                            frames_per_snippet=frames).spec
+    spec = FeatureExtractor(ExtractionConfig(backbone=backbone, weights="random-init:0", device=device,
+                                             crop_size=crop, frames_per_snippet=frames)).spec
     config = LANPConfig()
     return save_model(directory, LANPClassifier(spec.dim, config.classifier), spec, config, {"threshold": 0.5})
 

@@ -61,6 +61,7 @@ class ErrorKind(StrEnum):
     CANCELED = "canceled"
     INTERRUPTED = "interrupted"
     # ours
+    MISSING_DEPENDENCY = "missing_dependency"
     WORKER_CRASHED = "worker_crashed"
     OUT_OF_MEMORY = "out_of_memory"
     INTERNAL = "internal"

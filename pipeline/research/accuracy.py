@@ -22,12 +22,13 @@ import numpy as np
 from models.config import LANPConfig, apply_overrides, preset
 from models.errors import ErrorKind, UserError
 from pipeline.evaluation.evaluator import Evaluator, frame_metrics
-from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth, VideoAnnotation, load_ground_truth
+from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
 from pipeline.research.baselines import run_baseline
 from pipeline.research.synthetic import Scale, iter_synthetic_videos
 from pipeline.training.trainer import train_lanp
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ def _store_arrays(folder: Path, spec: FeatureSpec, arrays: dict[str, np.ndarray]
 
 def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> FeatureSet:
     """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store."""
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
 
     videos = data_dir / "ucsd-ped2" / "videos"
     sources = {
@@ -180,7 +182,7 @@ def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> Fea
     if len(sources) != 28:
         raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
     folder = cache_dir / "ped2-efficientnet_lite0"
-    extractor = FeatureExtractor("efficientnet_lite0", weights="pretrained", device=device)
+    extractor = FeatureExtractor(ExtractionConfig(backbone="efficientnet_lite0", weights="pretrained", device=device))
     store = FeatureStore(folder, extractor.spec)
     for video_id, path in sources.items():
         if store.is_done(video_id):
