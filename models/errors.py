@@ -43,6 +43,9 @@ class ErrorKind(StrEnum):
     CORRUPT = "corrupt"
     TOO_LARGE = "too_large"
     TIMEOUT = "timeout"
+    # a live stream
+    SOURCE_UNREACHABLE = "source_unreachable"
+    STREAM_LOST = "stream_lost"
     # requests to the service
     BAD_REQUEST = "bad_request"
     UNAUTHORIZED = "unauthorized"
