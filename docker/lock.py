@@ -9,10 +9,10 @@ CUDA libraries: the image installs those from the PyTorch CPU index first (see t
 from __future__ import annotations
 
 import re
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
-import tomllib
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models.errors import ErrorKind, UserError
+
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -29,8 +31,10 @@ HARA_STD = (1 / 255, 1 / 255, 1 / 255)
 PYTORCHVIDEO_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 
 
-class BackboneError(ValueError):
+class BackboneError(UserError):
     """An unknown backbone name, or a state dict that does not fit the named backbone."""
+
+    kind = ErrorKind.INVALID_WEIGHTS
 
 
 @dataclass(frozen=True)

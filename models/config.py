@@ -12,6 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from models.errors import ErrorKind, UserError
+
+
+class ConfigError(UserError):
+    """A setting, preset name or ``--set`` override that is not valid; says which and why."""
+
+    kind = ErrorKind.INVALID_CONFIG
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -69,7 +77,7 @@ class PseudoLabelConfig(_Section):
     def model_post_init(self, __context: Any) -> None:
         fraction = self.abnormal_fraction
         if fraction != "auto" and not 0 < fraction < 1:
-            raise ValueError("abnormal_fraction must be in (0, 1) or 'auto'")
+            raise ConfigError("abnormal_fraction must be in (0, 1) or 'auto'")
 
 
 class ReweightConfig(_Section):
@@ -154,7 +162,7 @@ PRESETS: tuple[str, ...] = tuple(_PRESET_OVERRIDES)
 def preset(name: str) -> LANPConfig:
     """The configuration a named preset stands for."""
     if name not in _PRESET_OVERRIDES:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     sections = _PRESET_OVERRIDES[name]
     return LANPConfig(preset=name, **{key: {**values} for key, values in sections.items()})
 
@@ -168,22 +176,22 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(config: LANPConfig, assignments: list[str]) -> LANPConfig:
-    """A new config with ``section.field=value`` assignments applied; unknown keys or bad values raise ValueError."""
+    """A new config with ``section.field=value`` assignments applied; unknown keys or bad values raise ConfigError."""
     data = config.model_dump()
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         if not sep:
-            raise ValueError(f"override {assignment!r} is not of the form key=value")
+            raise ConfigError(f"override {assignment!r} is not of the form key=value")
         path = key.strip().split(".")
         node: Any = data
         for part in path[:-1]:
             if not isinstance(node, dict) or part not in node:
-                raise ValueError(f"unknown config key {key!r}")
+                raise ConfigError(f"unknown config key {key!r}")
             node = node[part]
         if not isinstance(node, dict) or path[-1] not in node or isinstance(node[path[-1]], dict):
-            raise ValueError(f"unknown config key {key!r}")
+            raise ConfigError(f"unknown config key {key!r}")
         node[path[-1]] = _parse_value(raw.strip())
     try:
         return LANPConfig.model_validate(data)
     except ValidationError as error:
-        raise ValueError(f"invalid override: {error}") from error
+        raise ConfigError(f"invalid override: {error}") from error

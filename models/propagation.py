@@ -33,14 +33,17 @@ import numpy as np
 import torch
 
 from models.config import PropagationConfig
+from models.errors import ErrorKind, UserError
 
 MIN_SNIPPETS = 3
 DENSE_LIMIT = 16_384  # complete graphs beyond this many snippets would need > 1 GiB per video
 _COSINE_EPS = 1e-12
 
 
-class PropagationError(ValueError):
+class PropagationError(UserError):
     """A video cannot be propagated (too short, wrong shape, mixed dimensions); names the video."""
+
+    kind = ErrorKind.INVALID_FEATURES
 
     def __init__(self, message: str, video_id: str):
         super().__init__(f"{video_id}: {message}")

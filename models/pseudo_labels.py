@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.config import PseudoLabelConfig
+from models.errors import ErrorKind, UserError
 
 _COUNT_TOLERANCE = 1e-9
 
@@ -60,7 +61,10 @@ def estimate_abnormal_fraction(video_scores: np.ndarray, *, iterations: int = 20
     """
     scores = np.asarray(video_scores, dtype=np.float64)
     if scores.ndim != 1 or scores.size < 2:
-        raise ValueError(f"need at least two video scores to estimate the abnormal share, got {scores.size}")
+        raise UserError(
+            f"need at least two video scores to estimate the abnormal share, got {scores.size}",
+            kind=ErrorKind.TRAINING_DATA,
+        )
     if not np.isfinite(scores).all() or (scores < 0).any():
         raise ValueError("video scores must be finite and non-negative")
     positive = scores[scores > 0]
@@ -94,7 +98,7 @@ def estimate_abnormal_fraction(video_scores: np.ndarray, *, iterations: int = 20
 def make_pseudo_labels(z: list[np.ndarray], config: PseudoLabelConfig) -> PseudoLabels:
     """Video scores, abnormal videos, 0/1 snippet labels (float32) and the confident normals, from z per video."""
     if not z:
-        raise ValueError("no videos to pseudo-label")
+        raise UserError("no videos to pseudo-label", kind=ErrorKind.TRAINING_DATA)
     scores = np.array([np.std(np.asarray(values, dtype=np.float64)) for values in z])
     count = scores.size
     if config.abnormal_fraction == "auto":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.config import ReweightConfig
+from models.errors import ErrorKind, UserError
 from models.sampling import segment_indices
 
 _COSINE_EPS = 1e-6  # as torch.nn.CosineSimilarity's default in the official code
@@ -21,7 +22,10 @@ def normal_list(
 ) -> np.ndarray:
     """Mean feature (M, D) of each confident normal video; ``features`` are (T, D) per video (crops averaged)."""
     if len(confident_normal) == 0:
-        raise ValueError("the normal list needs at least one confident normal video (raise confident_normal_ratio)")
+        raise UserError(
+            "the normal list needs at least one confident normal video (raise confident_normal_ratio)",
+            kind=ErrorKind.TRAINING_DATA,
+        )
     rows = []
     for index in confident_normal:
         video = np.asarray(features[int(index)], dtype=np.float64)

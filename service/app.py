@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import ServiceError
 from service.jobs import JobStore
 from service.metrics import ServiceMetrics
-from service.routers import health, jobs, metrics, models, score
+from service.routers import health, jobs, metrics, models, review, score
 from service.settings import Settings
 from service.state import ServiceState
 from service.worker import InferenceWorker
@@ -136,8 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lanp = ServiceState(settings=settings, metrics=service_metrics)
-    for router in (score.router, jobs.router, models.router, health.router, metrics.router):
+    for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page):
         app.include_router(router)
+    app.mount("/static", review.static_files(), name="static")
     app.add_middleware(LatencyMiddleware, metrics=service_metrics)
 
     @app.exception_handler(ServiceError)

@@ -224,7 +224,7 @@ class InferenceWorker:
             with self._condition:
                 self._running_jobs.pop(job_id, None)
             ended = self.store.get(job_id)
-            if ended is None or ended.is_terminal:
+            if ended is None or (ended.is_terminal and ended.status != COMPLETED):  # a result keeps its video
                 self._remove_input(job.source_kind, Path(job.input_path))
 
     @staticmethod

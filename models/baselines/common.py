@@ -12,12 +12,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.errors import ErrorKind, UserError
+
 EpochCallback = Callable[[int, nn.Module], None]
 """Called after every training epoch with the (1-based) epoch and the model in eval mode."""
 
 
-class BaselineError(ValueError):
+class BaselineError(UserError):
     """Input a baseline cannot learn from; names the offending video where one is to blame."""
+
+    kind = ErrorKind.TRAINING_DATA
 
 
 def crop_average(features: np.ndarray) -> np.ndarray:

@@ -32,10 +32,6 @@ def positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
-class CommandError(Exception):
-    """An error the user can fix; printed without a traceback, exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lanp", description="Unsupervised video anomaly detection with LANP (ECCV 2024)."
@@ -48,15 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done, 1 some input failed (the command says which), 2 a user error (one
+    line on stderr, with its kind), 130 interrupted. Anything else is a bug and shows its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    from models.errors import UserError
+
     try:
         return int(args.handler(args) or 0)
-    except (CommandError, ValueError, FileNotFoundError) as error:
-        print(f"lanp {args.command}: error: {error}", file=sys.stderr)
+    except UserError as error:
+        print(f"lanp {args.command}: error ({error.kind}): {error}", file=sys.stderr)
         return 2
+    except FileNotFoundError as error:  # a path the user named that does not exist
+        print(f"lanp {args.command}: error (not_found): {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lanp {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.errors import UserError
     from pipeline.features.extract import FeatureExtractor, extract_archive
 
     extractor = FeatureExtractor(
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.jobs.ray_engine import ray_extract_archive
 
         if args.allow_pickle:
-            raise ValueError("--allow-pickle is not available with --engine ray")
+            raise UserError("--allow-pickle is not available with --engine ray")
         report = ray_extract_archive(
             args.inputs, args.out, spec=extractor.spec, weights=args.weights, workers=args.workers,
             device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, progress=not args.no_progress,

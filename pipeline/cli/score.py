@@ -71,15 +71,15 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.cli import CommandError
+    from models.errors import UserError
     from pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs(args.inputs)
     if args.out is None:
         if len(videos) > 1:
-            raise CommandError(f"the inputs name {len(videos)} videos: give --out OUT_DIR to score them as a batch")
+            raise UserError(f"the inputs name {len(videos)} videos: give --out OUT_DIR to score them as a batch")
         if args.plots:
-            raise CommandError("--plots needs --out OUT_DIR")
+            raise UserError("--plots needs --out OUT_DIR")
         return _score_single(args, videos[0])
 
     from pipeline.jobs.batch import run_batch

@@ -25,17 +25,17 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from pipeline.cli import CommandError
+    from models.errors import UserError
     from service.app import create_app
     from service.settings import Settings
 
     overrides = {key: value for key, value in (("model_dir", args.model), ("device", args.device)) if value}
     if "model_dir" not in overrides and not os.environ.get("LANP_MODEL_DIR"):
-        raise CommandError("no model: pass --model DIR or set LANP_MODEL_DIR")
+        raise UserError("no model: pass --model DIR or set LANP_MODEL_DIR")
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
-        raise CommandError(f"invalid LANP_* setting: {error}") from error
+        raise UserError(f"invalid LANP_* setting: {error}") from error
     # One worker process: the model and its device belong to one inference thread (see service.worker).
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, workers=1)
     return 0

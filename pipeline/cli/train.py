@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models.config import apply_overrides, preset
-    from pipeline.cli import CommandError
+    from models.errors import UserError
     from pipeline.evaluation.evaluator import Evaluator
     from pipeline.evaluation.groundtruth import load_ground_truth
     from pipeline.features.featureset import check_spec_match, open_feature_set
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     ground_truth = load_ground_truth(args.gt, fmt=args.gt_format, frames=args.frames) if args.gt else None
     evaluator = None
     if bool(args.eval_features) != bool(args.eval_gt):
-        raise CommandError("--eval-features and --eval-gt go together")
+        raise UserError("--eval-features and --eval-gt go together")
     if args.eval_features:
         eval_features = open_feature_set(args.eval_features, feature_dir=args.eval_feature_dir, suffix=args.eval_suffix)
         check_spec_match(features.spec, eval_features)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from models.config import LANPConfig, apply_overrides, preset
+from models.errors import ErrorKind, UserError
 from pipeline.demo.scenes import (
     AnomalyKind,
     SceneSettings,
@@ -35,8 +36,10 @@ SUMMARY_FILE = "demo.json"
 DEMO_PARTS = ("clips", "features", "model", "held_out", SUMMARY_FILE)  # what a rerun may replace
 
 
-class DemoError(ValueError):
+class DemoError(UserError):
     """The demo cannot run as asked (e.g. its output folder holds something else)."""
+
+    kind = ErrorKind.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,15 @@ import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from models.classifier import LANPClassifier
+from models.errors import ErrorKind, UserError
 from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth
 from pipeline.features.featureset import FeatureSet
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """Evaluation is undefined for this input (e.g. ground truth with only one class)."""
+
+    kind = ErrorKind.INVALID_GROUND_TRUTH
 
 
 def _tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:

@@ -30,12 +30,16 @@ from typing import Literal
 
 import numpy as np
 
+from models.errors import ErrorKind, UserError
+
 GT_FORMATS = ("auto", "shanghaitech", "ucf-lanp", "ucf-rtfm", "ped2", "csv")
 SNIPPET_LENGTH = 16
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(UserError):
     """Ground truth that cannot be used with the features at hand; names the video when one is to blame."""
+
+    kind = ErrorKind.INVALID_GROUND_TRUTH
 
     def __init__(self, message: str, video_id: str | None = None):
         super().__init__(f"{video_id}: {message}" if video_id else message)

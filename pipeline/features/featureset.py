@@ -22,14 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from models.errors import ErrorKind, UserError
 from pipeline.features.spec import SPEC_FILE, FeatureSpec, SpecMismatchError
 
 MANIFEST_FILE = "manifest.jsonl"
 FEATURE_SUFFIXES = ("_i3d.npy", "_res.npy", ".npy")
 
 
-class FeatureSetError(ValueError):
+class FeatureSetError(UserError):
     """A feature set cannot be used; names the video (when one is to blame) and what is wrong."""
+
+    kind = ErrorKind.INVALID_FEATURES
 
     def __init__(self, message: str, video_id: str | None = None):
         super().__init__(f"{video_id}: {message}" if video_id else message)

@@ -13,11 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.errors import ErrorKind, UserError
+
 SPEC_FILE = "feature_spec.json"
 
 
-class SpecMismatchError(ValueError):
+class SpecMismatchError(UserError):
     """A model and an extractor (or two feature sets) disagree on what their features mean."""
+
+    kind = ErrorKind.SPEC_MISMATCH
 
 
 class FeatureSpec(BaseModel):

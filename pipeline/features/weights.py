@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from models.backbones import BackboneInfo, VideoBackbone, apply_state_dict, backbone_info, build_backbone
+from models.errors import ErrorKind, UserError
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,10 @@ RANDOM_INIT = "random-init"
 _STATE_DICT_KEYS = ("model_state", "state_dict", "model")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """Weights that cannot be used: unknown spec, missing file (with where to put it), refused pickle, misfit."""
+
+    kind = ErrorKind.INVALID_WEIGHTS
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models.config import LANPConfig, apply_overrides, preset
+from models.errors import ErrorKind, UserError
 from pipeline.evaluation.evaluator import Evaluator, frame_metrics
 from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
@@ -34,8 +35,10 @@ MethodKind = Literal["lanp", "c2fpl", "gcl", "random"]
 AFFINITIES = ("gaussian", "rms", "cosine", "adaptive")
 
 
-class AccuracyError(ValueError):
+class AccuracyError(UserError):
     """A data set or method the table cannot be built from; names the item."""
+
+    kind = ErrorKind.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from models.classifier import LANPClassifier
 from models.config import LANPConfig
+from models.errors import ErrorKind, UserError
 from pipeline.features.spec import SPEC_FILE, FeatureSpec
 
 MODEL_FILE = "model.safetensors"
@@ -38,8 +39,10 @@ METADATA_FILE = "metadata.json"
 MODEL_DIR_FILES = (MODEL_FILE, SPEC_FILE, CONFIG_FILE, METADATA_FILE)
 
 
-class ModelDirError(ValueError):
+class ModelDirError(UserError):
     """A model directory that cannot be written or read; names the directory and the file at fault."""
+
+    kind = ErrorKind.INVALID_MODEL
 
 
 @dataclass
@@ -98,7 +101,7 @@ def save_model(
         record = {
             **metadata,
             "versions": versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (staged / METADATA_FILE).write_text(json.dumps(record, indent=2, allow_nan=False))
         _replace_directory(staged, target)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from models.classifier import LANPClassifier, create_classifier
 from models.config import LANPConfig
+from models.errors import ErrorKind, UserError
 from models.propagation import propagate
 from models.pseudo_labels import PseudoLabels, make_pseudo_labels
 from models.reweighting import loss_weights, normal_list
@@ -43,8 +44,10 @@ log = logging.getLogger(__name__)
 EvalFn = Callable[[LANPClassifier], dict[str, float]]
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError):
     """A training run that cannot do what was asked (e.g. a batch larger than the set with drop_last)."""
+
+    kind = ErrorKind.TRAINING_DATA
 
 
 @dataclass

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.errors import ErrorKind, UserError
+
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
@@ -42,8 +44,10 @@ _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 _UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """An input names nothing usable (missing path, pattern without matches, folder without videos)."""
+
+    kind = ErrorKind.INVALID_INPUT
 
     def __init__(self, message: str, item: str):
         super().__init__(f"{item}: {message}")

@@ -22,9 +22,13 @@ from functools import cached_property
 
 import numpy as np
 
+from models.errors import ErrorKind, UserError
 
-class SnippetPlanError(ValueError):
+
+class SnippetPlanError(UserError):
     """A snippet plan that cannot be built (no frames, non-positive length, or no complete snippet)."""
+
+    kind = ErrorKind.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def _job_or_404(state: ServiceState, job_id: str) -> Job:
     return job
 
 
-def _completed_job(state: ServiceState, job_id: str) -> Job:
+def completed_job(state: ServiceState, job_id: str) -> Job:
     job = _job_or_404(state, job_id)
     if job.status != COMPLETED:
         detail = f": {job.error}" if job.error else ""
@@ -173,7 +173,7 @@ def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str
 async def get_result(
     job_id: str, format: ResultFormat = Query("json"), state: ServiceState = Depends(ready_state)
 ) -> Response:
-    _completed_job(state, job_id)
+    completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
         raise ServiceError(410, "result_missing", f"the result file of job {job_id} is gone")
@@ -190,7 +190,7 @@ async def get_result(
     response_class=Response,
 )
 async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> Response:
-    _completed_job(state, job_id)
+    completed_job(state, job_id)
     result = result_path(state.settings.jobs_dir, job_id)
     cached = result.with_name("plot.png")
     if not cached.is_file():

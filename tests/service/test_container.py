@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from importlib import metadata
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 
 from tests.conftest import REPO_ROOT

@@ -1,0 +1,141 @@
+"""The review page in a real browser (Debian's chromium + chromedriver through selenium) against a real server.
+
+Uploads a clip through the page, waits for the job, opens the result, and checks that the curve and the events
+render, that the threshold slider re-draws the events from the server, and that clicking the curve or an event
+seeks the video. Set ``LANP_SCREENSHOT_DIR=docs`` to refresh the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.service.conftest import API_KEY, LiveServer
+from tests.videos import write_video
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+webdriver = pytest.importorskip("selenium.webdriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (installed by .ci/run)"
+)
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[LiveServer]:
+    work = tmp_path_factory.mktemp("review-work")
+    live = LiveServer(
+        {"LANP_MODEL_DIR": str(tiny_model_dir), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work),
+         "LANP_API_KEY": API_KEY},
+        work / "server.log",
+    )
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _wait(condition, timeout_s: float = 120.0, what: str = "condition"):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_upload_review_rethreshold_and_seek(page_server: LiveServer, browser, tmp_path: Path) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    clip = write_video(tmp_path / "street.mp4", num_frames=120, width=96, height=64, fps=10)
+    browser.get(page_server.url + "/")
+    assert "LANP review" in browser.title
+    browser.find_element(By.ID, "api-key").send_keys(API_KEY)
+    browser.execute_script("document.getElementById('api-key').dispatchEvent(new Event('change'))")
+    browser.find_element(By.ID, "file").send_keys(str(clip))
+    browser.find_element(By.CSS_SELECTOR, "#upload button[type=submit]").click()
+
+    item = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs li[data-status=completed]"), what="the job")[0]
+    job_id = item.get_attribute("data-job")
+    item.click()
+    _wait(lambda: browser.execute_script("return window.review.doc !== null"), what="the result")
+    _wait(lambda: browser.execute_script("return document.getElementById('video').readyState >= 1"),
+          what="the video to load in the browser")
+
+    with httpx.Client(base_url=page_server.url, headers={"X-API-Key": API_KEY}) as client:
+        document = client.get(f"/jobs/{job_id}/result").json()
+    assert browser.execute_script("return window.review.doc.num_frames") == document["num_frames"] == 120
+    canvas = browser.find_element(By.ID, "curve")
+    assert canvas.get_attribute("data-drawn-events") == str(len(document["segments"]))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#events li")) == len(document["segments"])
+
+    # The slider asks the server for the events at another threshold and re-draws them.
+    threshold = float(np.median(document["frame_scores"]))
+    expected = client_segments(page_server, job_id, threshold)
+    assert expected, "the median threshold must give at least one event"
+    browser.execute_script(
+        "const s = document.getElementById('threshold'); s.value = arguments[0];"
+        "s.dispatchEvent(new Event('input'))", threshold)
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#events li")) == len(expected), 30, "re-drawn events")
+    assert canvas.get_attribute("data-drawn-events") == str(len(expected))
+
+    # A click on the curve seeks there; a click on an event seeks to its start.
+    width = canvas.size["width"]  # offsets are from the element's centre: this clicks a quarter of the way in
+    webdriver.ActionChains(browser).move_to_element_with_offset(canvas, -int(width * 0.25), 0).click().perform()
+    quarter = browser.execute_script("return window.review.toSeconds(0.25 * arguments[0])",
+                                     canvas.get_attribute("width"))
+    _wait(lambda: abs(_current_time(browser) - quarter) < 0.3, 30, "a seek from the curve")
+    last = browser.find_elements(By.CSS_SELECTOR, "#events li")[-1]
+    last.click()
+    start = float(last.get_attribute("data-start"))
+    _wait(lambda: abs(_current_time(browser) - start) < 0.15, 30, "a seek to the event")
+    assert float(canvas.get_attribute("data-cursor")) == pytest.approx(start, abs=0.15)
+
+    shots = Path(os.environ.get("LANP_SCREENSHOT_DIR", tmp_path))
+    browser.save_screenshot(str(shots / "review-page.png"))
+
+
+def _current_time(browser) -> float:  # noqa: ANN001
+    return float(browser.execute_script("return document.getElementById('video').currentTime"))
+
+
+def client_segments(server: LiveServer, job_id: str, threshold: float) -> list[dict]:
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": API_KEY}) as client:
+        response = client.get(f"/jobs/{job_id}/segments", params={"threshold": threshold})
+    response.raise_for_status()
+    return response.json()["segments"]
+
+
+def test_the_page_and_its_assets_are_served_offline(page_server: LiveServer) -> None:
+    page = httpx.get(page_server.url + "/")
+    assert page.status_code == 200 and "static/review.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
+    script = httpx.get(page_server.url + "/static/review.js")
+    assert script.status_code == 200 and "X-API-Key" in script.text
+
+
+def test_job_resources_need_the_key(page_server: LiveServer) -> None:
+    assert httpx.get(page_server.url + "/jobs/nope/video").status_code == 401
+    assert httpx.get(page_server.url + "/jobs/nope/segments?threshold=0.5").status_code == 401
