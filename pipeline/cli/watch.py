@@ -47,13 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
-    from pipeline.cli import CommandError
+    from models.errors import UserError
 
     options = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key:
-            raise CommandError(f"--option {pair!r}: expected KEY=VALUE")
+            raise UserError(f"--option {pair!r}: expected KEY=VALUE")
         options[key] = value
     return options
 

@@ -80,22 +80,24 @@ class LiveConnection:
     def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
         """``(seconds, frame)`` in presentation order; a broken or silent connection raises ``stream_lost`` after
         the frames the decoder still held (its reordering delay) are out."""
+        codec, time_base = self.stream.codec_context, float(self.stream.time_base)
         try:
-            yield from _timed(self.container.decode(self.stream))
+            for packet in self.container.demux(self.stream):  # the last, empty packet flushes the decoder
+                yield from _timed(codec.decode(packet), time_base)
         except (av.error.FFmpegError, OSError) as error:
             with contextlib.suppress(av.error.FFmpegError):
-                yield from _timed(self.stream.codec_context.decode(None))
+                yield from _timed(codec.decode(None), time_base)
             raise VideoError(f"{self.source}: the stream was lost: {error}", kind=ErrorKind.STREAM_LOST) from error
 
     def close(self) -> None:
         self.container.close()
 
 
-def _timed(frames: Iterator[av.VideoFrame]) -> Iterator[tuple[float, av.VideoFrame]]:
+def _timed(frames: Iterator[av.VideoFrame], time_base: float) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Frames with their presentation time in seconds (the stream's time base: flushed frames carry none)."""
     for frame in frames:
-        seconds = frame.time
-        if seconds is not None and math.isfinite(seconds):  # a frame without a time has no place in the stream
-            yield float(seconds), frame
+        if frame.pts is not None and math.isfinite(seconds := frame.pts * time_base):
+            yield seconds, frame  # a frame without a time has no place in the stream
 
 
 def open_live(source: str, config: SourceConfig) -> LiveConnection:
@@ -120,7 +122,6 @@ def open_live(source: str, config: SourceConfig) -> LiveConnection:
         width, height = stream.codec_context.width, stream.codec_context.height
         if max(width, height) > MAX_SIDE or width * height > DEFAULT_MAX_PIXELS:
             raise VideoError(f"{source}: frame size {width}x{height} exceeds the limit", kind=ErrorKind.TOO_LARGE)
-        stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         return LiveConnection(source, container, stream, float(rate) if rate else None, width, height, codec)
     except BaseException:

@@ -3,15 +3,18 @@
 Run as a process (``python -m tests.pipeline.live.stream_source CLIP --port 0``): it prints ``PORT <n>`` once it
 listens, then every ``GET`` gets the clip's video packets remuxed (not re-encoded, so decoded pixels equal the
 file's) into MPEG-TS, each packet sent when its decode time comes, so a watcher sees what a camera would send.
-``--loop`` repeats the clip for ever (timestamps keep increasing), for benchmarks. Kill the process to drop the
-connection; start it again on the same port to let a watcher reconnect.
+``--loop`` repeats the clip for ever (timestamps keep increasing), for benchmarks. ``--die-after S`` kills the
+process S seconds into its first stream (a camera that drops mid-way); start it again on the same port to let a
+watcher reconnect.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -62,15 +65,17 @@ def stream_clip(clip: Path, sink: BinaryIO, *, loop: bool = False, speed: float 
                 return
 
 
-def serve(clip: Path, port: int, *, loop: bool, speed: float) -> None:
+def serve(clip: Path, port: int, *, loop: bool, speed: float, die_after_s: float | None = None) -> None:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             self.send_response(200)
             self.send_header("Content-Type", "video/mp2t")
             self.send_header("Connection", "close")
             self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                stream_clip(clip, self.wfile, loop=loop, speed=speed)
+            if die_after_s is not None:
+                threading.Timer(die_after_s, os._exit, args=(3,)).start()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError, av.error.FFmpegError):
+                stream_clip(clip, self.wfile, loop=loop, speed=speed)  # FFmpegError: the client went away
 
         def log_message(self, *args: object) -> None:
             pass
@@ -87,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument("--loop", action="store_true", help="repeat the clip for ever")
     parser.add_argument("--speed", type=float, default=1.0, help="pace relative to real time")
+    parser.add_argument("--die-after", type=float, metavar="SECONDS",
+                        help="kill this process that long after the first request (a camera that drops mid-way)")
     args = parser.parse_args(argv)
-    serve(args.clip, args.port, loop=args.loop, speed=args.speed)
+    serve(args.clip, args.port, loop=args.loop, speed=args.speed, die_after_s=args.die_after)
 
 
 if __name__ == "__main__":

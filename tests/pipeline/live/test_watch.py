@@ -1,0 +1,176 @@
+"""``lanp watch`` for real on 127.0.0.1: a source process plays a clip as MPEG-TS over HTTP at real-time pace; the
+watcher starts before it (reconnects until it is up), the source is killed mid-way and started again, and the
+scores and events of the full second play must equal offline scoring of the same clip (``Scorer.score_video``)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.service.tiny_model import make_tiny_model
+from tests.videos import write_video
+
+FRAMES, FPS = 120, 25  # 7.5 snippets: the last one is padded, as offline
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=FRAMES, width=160, height=120,
+                       fps=FPS)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _python(*args: str, **kwargs: object) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env, **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _source(clip: Path, port: int, *args: str) -> subprocess.Popen:
+    process = _python("-m", "tests.pipeline.live.stream_source", str(clip), "--port", str(port), *args,
+                      stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == f"PORT {port}"
+    return process
+
+
+def _records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+def _wait_for(path: Path, done: Callable[[list[dict]], bool], watcher: subprocess.Popen,
+              timeout: float = 120.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = _records(path)
+        if done(records):
+            return records
+        assert watcher.poll() is None, f"the watcher exited ({watcher.returncode}): {[r['type'] for r in records]}"
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; records so far: {[r['type'] for r in _records(path)]}")
+
+
+def _of(records: list[dict], kind: str, session: int | None = None) -> list[dict]:
+    return [r for r in records if r["type"] == kind and (session is None or r.get("session") == session)]
+
+
+@pytest.mark.timeout(300)
+def test_watch_reconnects_and_scores_like_offline(clip: Path, model: Path, tmp_path: Path,
+                                                  processes: list[subprocess.Popen]) -> None:
+    from pipeline.scoring.scorer import Scorer
+
+    port, out = _free_port(), tmp_path / "watch.jsonl"
+    watcher = _python("-m", "pipeline", "watch", f"http://127.0.0.1:{port}/camera.ts", "--model", str(model),
+                      "--out", str(out), "--reconnect-max", "0.5", "--read-timeout", "5", "--device", "cpu",
+                      "--backlog", "1000")  # no drops on a loaded machine: this test is about equal scores
+    processes.append(watcher)
+    _wait_for(out, lambda rs: bool(_of(rs, "reconnecting")), watcher)  # nothing listens yet: it retries
+    processes.append(source := _source(clip, port, "--die-after", "2.5"))  # half-way through the clip
+    assert source.wait(timeout=60) == 3
+    _wait_for(out, lambda rs: bool(_of(rs, "disconnected", 1)), watcher)
+    time.sleep(1.0)  # a few refused attempts while the source is down
+    processes.append(_source(clip, port))
+    records = _wait_for(out, lambda rs: bool(_of(rs, "disconnected", 2)), watcher)  # the whole clip played once
+    watcher.send_signal(signal.SIGTERM)
+    assert watcher.wait(timeout=60) == 0
+    records = _records(out)
+    assert records[0]["type"] == "start" and records[-1]["type"] == "stopped"
+    assert records[-1]["reason"] == "stop requested"
+
+    offline = Scorer.from_model_dir(model, device="cpu").score_video(clip)
+    radius = 1  # the tiny classifier's temporal kernel is 3
+
+    # the interrupted play: its complete snippets whose right-hand neighbour arrived score as offline
+    first = _of(records, "snippet", 1)
+    complete = [r for r in first if not r["padded"]]
+    comparable = complete[: len(complete) - radius]
+    assert comparable and _of(records, "disconnected", 1)[0]["kind"] == "stream_lost"
+    assert _of(records, "disconnected", 1)[0]["frames"] < FRAMES
+    np.testing.assert_allclose([r["score"] for r in comparable], offline.snippet_scores[: len(comparable)],
+                               atol=1e-5)
+    lost, back = records.index(_of(records, "disconnected", 1)[0]), records.index(_of(records, "connected", 2)[0])
+    between = records[lost:back]
+    assert any(r["type"] == "reconnecting" and r["kind"] == "source_unreachable" for r in between)
+
+    # the full play: every snippet, frame range and time, and every event, as offline
+    second = _of(records, "snippet", 2)
+    assert [r["snippet"] for r in second] == list(range(offline.snippet_scores.size))
+    np.testing.assert_allclose([r["score"] for r in second], offline.snippet_scores, atol=1e-5)
+    assert second[-1]["padded"] and second[-1]["end_frame"] == FRAMES
+    np.testing.assert_allclose([r["start_s"] for r in second], offline.timestamps[::16], atol=1e-6)
+    assert _of(records, "disconnected", 2)[0]["frames"] == FRAMES
+    ended = _of(records, "event_end", 2)
+    assert [(e["start_frame"], e["end_frame"]) for e in ended] == [
+        (s.start_frame, s.end_frame) for s in offline.segments]
+    assert offline.segments, "the tiny model's threshold should give this clip an event"
+    for event, segment in zip(ended, offline.segments, strict=True):
+        assert event["peak"] == pytest.approx(segment.peak, abs=1e-5)
+        assert event["mean"] == pytest.approx(segment.mean, abs=1e-5)
+        assert event["start_s"] == pytest.approx(segment.start_s) and event["end_s"] == pytest.approx(segment.end_s)
+    starts = _of(records, "event_start", 2)
+    assert [e["start_frame"] for e in starts] == [s.start_frame for s in offline.segments]
+    assert records.index(starts[0]) < records.index(ended[0])
+
+    from PIL import Image
+
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(ended[0]["thumbnail"]["jpeg_base64"])))
+    assert thumbnail.format == "JPEG" and thumbnail.size == (160, 120)
+    for record in second:
+        assert record["latency_s"] >= 0 and record["first_frame_latency_s"] >= record["latency_s"]
+    walls = [r["wall_time"] for r in records]
+    assert walls == sorted(walls)
+
+
+def test_watch_refuses_an_unknown_scheme(model: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "watch", "gopher://127.0.0.1/x", "--model", str(model)],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "gopher" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_watch_gives_up_after_the_reconnect_limit(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "watch.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "watch", f"http://127.0.0.1:{_free_port()}/x.ts", "--model", str(model),
+         "--out", str(out), "--max-reconnects", "2", "--reconnect-max", "0.2", "--device", "cpu"],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
+    )
+    records = _records(out)
+    assert result.returncode == 1, result.stderr
+    assert [r["type"] for r in records] == ["start", "reconnecting", "reconnecting", "gave_up", "stopped"]
+    assert records[3]["kind"] == "source_unreachable"
