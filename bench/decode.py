@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.video.decode import open_video  # noqa: E402
+from pipeline.video import open_video  # noqa: E402
 from pipeline.video.snippets import SnippetPlan  # noqa: E402
 
 BACKENDS = ("decord", "pyav")

@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.features.extract import DecodeSettings, FeatureExtractor, extract_archive  # noqa: E402
-from pipeline.video.decode import open_video  # noqa: E402
+from pipeline.video import open_video  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

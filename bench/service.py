@@ -62,7 +62,7 @@ def write_clip(path: Path, seconds: float, fps: int = 25, size: tuple[int, int] 
 def naive_app() -> FastAPI:
     """The baseline: whole body in memory, every frame decoded into one array, then scored; no queue."""
     from pipeline.scoring.scorer import Scorer
-    from pipeline.video.decode import open_video
+    from pipeline.video import open_video
 
     scorer = Scorer.from_model_dir(os.environ["LANP_MODEL_DIR"], device=os.environ.get("LANP_DEVICE", "cpu"))
     app = FastAPI()

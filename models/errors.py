@@ -42,6 +42,7 @@ class ErrorKind(StrEnum):
     UNSUPPORTED_CODEC = "unsupported_codec"
     CORRUPT = "corrupt"
     TOO_LARGE = "too_large"
+    TOO_SHORT = "too_short"
     TIMEOUT = "timeout"
     # a live stream
     SOURCE_UNREACHABLE = "source_unreachable"
@@ -55,6 +56,8 @@ class ErrorKind(StrEnum):
     GONE = "gone"
     QUEUE_FULL = "queue_full"
     NOT_READY = "not_ready"
+    # the machines: a cluster that cannot place the work asked of it
+    NO_RESOURCES = "no_resources"
     # stopped on purpose
     CANCELED = "canceled"
     # ours

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics
@@ -44,7 +44,7 @@ def error_kind(error: BaseException) -> str:
 
 def is_video_error(error: BaseException) -> bool:
     """Errors caused by the video itself (decode, probe, timeout, spec/shape problems), not by the server."""
-    from pipeline.video.decode import VideoError
+    from pipeline.video import VideoError
 
     return isinstance(error, VideoError)
 

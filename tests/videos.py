@@ -9,7 +9,7 @@ truncated and header-patched files, and folders of frame images.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import av
@@ -136,3 +136,23 @@ def patch_avi_codec(path: Path, fourcc: bytes = b"ZZZZ") -> Path:
     data[strf + 8 + 16 : strf + 8 + 20] = fourcc  # biCompression in the BITMAPINFOHEADER
     Path(path).write_bytes(bytes(data))
     return Path(path)
+
+
+def write_dropped_frames_avi(path: Path, *, stored: Sequence[int], fps: int = 10, width: int = 64,
+                             height: int = 48) -> Path:
+    """An MPEG-4 AVI that stores only the frames at positions ``stored`` of its timeline, as a recorder that drops
+    frames writes it: FFmpeg's AVI muxer fills each timestamp gap with empty chunks, so the header counts
+    ``stored[-1] + 1`` frames while ``len(stored)`` pictures decode (OpenCV's ``tree.avi`` is such a file).
+    Stored frame ``i`` shows ``moving_square(i)``."""
+    path = Path(path)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, position in enumerate(stored):
+            frame = av.VideoFrame.from_ndarray(moving_square(index, height, width), format="rgb24")
+            frame.pts = position
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

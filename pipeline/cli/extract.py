@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from pipeline.cli import positive
+from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="ray: --workers actors on Ray Data (RAY_ADDRESS to use a cluster; needs [ray])")
+    add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--allow-pickle is not available with --engine ray")
         report = ray_extract_archive(
             args.inputs, args.out, spec=extractor.spec, weights=args.weights, workers=args.workers,
-            device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, progress=not args.no_progress,
+            device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, ray_config=ray_config_of(args),
+            progress=not args.no_progress,
         )
     else:
         report = extract_archive(

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from pipeline.cli import positive
+from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
 
 
 def _threshold(text: str) -> float:
@@ -49,12 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=positive(float), metavar="SECONDS",
                         help="give up on (and record as failed) a video that takes longer than this")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_ray_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def _score_single(args: argparse.Namespace, video: Any) -> int:
     from pipeline.scoring.scorer import Scorer, ScoringCancelled
-    from pipeline.video.decode import VideoError
+    from pipeline.video import VideoError
 
     scorer = Scorer.from_model_dir(args.model, device=args.device)
     try:
@@ -83,12 +85,13 @@ def run(args: argparse.Namespace) -> int:
         return _score_single(args, videos[0])
 
     from pipeline.jobs.batch import run_batch
+    from pipeline.jobs.config import BatchConfig
 
-    report = run_batch(
-        videos, args.model, args.out, engine=args.engine, threshold=args.threshold, plots=args.plots,
-        workers=args.workers, retry_failed=args.retry_failed, device=args.device, timeout_s=args.timeout,
-        progress=not args.no_progress,
+    config = BatchConfig.build(
+        engine=args.engine, workers=args.workers, device=args.device, threshold=args.threshold, plots=args.plots,
+        timeout_s=args.timeout, retry_failed=args.retry_failed, ray=ray_config_of(args),
     )
+    report = run_batch(videos, args.model, args.out, config, progress=not args.no_progress)
     print(
         f"{report.total} video(s): {report.scored} scored, {report.skipped} done before, "
         f"{len(report.failed)} failed; {report.snippets} snippets in {report.seconds:.1f} s; outputs in {args.out}",

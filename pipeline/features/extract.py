@@ -30,14 +30,21 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import torch
 
+from models.errors import ErrorKind
 from pipeline.features.featureset import FeatureStore
 from pipeline.features.spec import FeatureSpec
 from pipeline.features.transforms import SnippetTransform
 from pipeline.features.weights import create_backbone
-from pipeline.video.decode import DecodeTimeoutError, VideoError, VideoInfo
+from pipeline.video import VideoInfo
 from pipeline.video.inputs import VideoInput, expand_inputs
 from pipeline.video.snippets import SnippetPlan
-from pipeline.video.worker import WAITING, DecodeSettings, decode_worker_main, snippet_frame_offsets
+from pipeline.video.worker import (
+    WAITING,
+    DecodeSettings,
+    decode_worker_main,
+    error_from_report,
+    snippet_frame_offsets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +302,7 @@ class _DecodePool:
                     while worker.receiver.poll():
                         received.append((worker, worker.receiver.recv()))
                 except (EOFError, OSError):
-                    received.extend(self._replace(worker, "crashed", "the decoding worker died"))
+                    received.extend(self._replace(worker, ErrorKind.WORKER_CRASHED, "the decoding worker died"))
                     continue
             stalled_for = time.monotonic() - worker.heartbeat.value
             if self.timeout_s is not None and worker.assigned and stalled_for > self.timeout_s:
@@ -328,7 +335,7 @@ class _DecodePool:
                 self.finished(sender, video.video_id)
                 if message[0] == "info":
                     return message[2]
-                raise _error_of_kind(message[2])(message[3])
+                raise error_from_report(message[2], message[3])
 
     def revive(self) -> None:
         """Replace workers that died while idle (their death was no video's fault, so nobody is told)."""
@@ -357,7 +364,7 @@ class _DecodePool:
             fresh.inbox.put(("decode", video.video_id, str(video.path)))
         if current is None:
             return []
-        detail = f"{current.path}: {reason}" + (f" (exit code {exit_code})" if kind == "crashed" else "")
+        detail = f"{current.path}: {reason}" + (f" (exit code {exit_code})" if kind == ErrorKind.WORKER_CRASHED else "")
         return [(worker, ("error", current.video_id, kind, detail))]
 
     def _stop(self, worker: _Worker, *, kill: bool) -> None:
@@ -589,21 +596,8 @@ def _extract_in_worker(
     )
     if failures:
         kind, message = failures[0]
-        raise _error_of_kind(kind)(message)
+        raise error_from_report(kind, message)
     return results[0]
-
-
-def _error_of_kind(kind: str) -> type[VideoError]:
-    """The VideoError subclass whose ``kind`` is ``kind`` (a worker reports kinds, not exception objects)."""
-    if kind == "timeout":
-        return DecodeTimeoutError
-    pending: list[type[VideoError]] = [VideoError]
-    while pending:
-        cls = pending.pop()
-        if cls.kind == kind:
-            return cls
-        pending.extend(cls.__subclasses__())
-    return VideoError
 
 
 # ----------------------------------------------------------------------------------------------------------------

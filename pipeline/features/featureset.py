@@ -11,9 +11,6 @@ Layouts read by ``open_feature_set``:
 from __future__ import annotations
 
 import io
-import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import numpy as np
 
 from models.errors import ErrorKind, UserError
 from pipeline.features.spec import SPEC_FILE, FeatureSpec, SpecMismatchError
+from pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl
 
 MANIFEST_FILE = "manifest.jsonl"
 FEATURE_SUFFIXES = ("_i3d.npy", "_res.npy", ".npy")
@@ -146,17 +144,7 @@ def _base_name(listed: str) -> str:
 
 def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
     """The per-video records of an append-only JSONL manifest, in order (a torn last line is ignored)."""
-    records: list[dict[str, Any]] = []
-    if not path.exists():
-        return records
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "video_id" in record:
-            records.append(record)
-    return records
+    return [record for record in read_jsonl(path) if "video_id" in record]
 
 
 def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -226,21 +214,6 @@ def open_feature_set(
     raise FeatureSetError(f"{path}: expected a folder of .npy files, an RTFM .list or a name,label,frames split")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 class FeatureStore:
     """The folder ``lanp extract`` writes: ``<video_id>.npy`` + ``manifest.jsonl`` + ``feature_spec.json``.
 
@@ -271,10 +244,7 @@ class FeatureStore:
 
     def _append(self, record: dict[str, Any]) -> None:
         record = {**record, "spec_hash": self.spec.digest(), "time": time.time()}
-        with self._manifest_path.open("a") as stream:
-            stream.write(json.dumps(record) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
+        append_jsonl(self._manifest_path, record)
         self._records[record["video_id"]] = record
 
     def write(self, video_id: str, features: np.ndarray, **info: Any) -> Path:

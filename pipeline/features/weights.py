@@ -8,7 +8,6 @@ opts in with ``allow_pickle`` (``--allow-pickle``), since unpickling an untruste
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import torch
 
 from models.backbones import BackboneInfo, VideoBackbone, apply_state_dict, backbone_info, build_backbone
 from models.errors import ErrorKind, UserError
+from pipeline.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ def random_init_seed(weights: str) -> int | None:
         return int(seed or 0)
     except ValueError as error:
         raise WeightsError(f"weights {weights!r}: expected random-init:SEED with an integer seed") from error
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hub_checkpoint_path(file_name: str) -> Path:

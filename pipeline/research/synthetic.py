@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 
 Scale = Literal["tiny", "shanghaitech", "ucf-crime"]
 SNIPPET_FRAMES = 16

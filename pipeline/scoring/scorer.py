@@ -13,7 +13,6 @@ snippet's score, so every decoded frame still has exactly one score).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import torch
 
 from pipeline.features.extract import FeatureExtractor, resolve_device
 from pipeline.features.spec import FeatureSpec
+from pipeline.files import sha256_file
 from pipeline.scoring.segments import (
     DEFAULT_MERGE_GAP_S,
     DEFAULT_MIN_DURATION_S,
@@ -35,7 +35,7 @@ from pipeline.scoring.segments import (
     frame_times,
 )
 from pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
-from pipeline.video.decode import VideoInfo
+from pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,6 @@ class VideoScore:
         return buffer.getvalue()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.device) -> FeatureExtractor:
     """The extractor that makes ``spec``'s features: the same backbone, snippet and transform settings, with the
     spec's weights (``random-init:SEED`` rebuilt from the seed; otherwise ``weights`` or the pretrained file)."""
@@ -222,7 +214,7 @@ class Scorer:
         self.segment_options = segment_options or SegmentOptions()
         self.decode_timeout_s = decode_timeout_s
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
-        self.model_sha256 = file_sha256(model_dir / MODEL_FILE)
+        self.model_sha256 = sha256_file(model_dir / MODEL_FILE)
 
     @classmethod
     def from_model_dir(

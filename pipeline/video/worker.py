@@ -7,8 +7,10 @@ these machines. The main process (``pipeline.features.extract``) owns the worker
 Protocol: the worker takes ``(task, video_id, path)`` from its inbox (``None`` stops it). ``task`` is ``"decode"``
 (send ``start`` with the header and snippet plan, then ``chunk``/``inline`` snippets, then ``done``) or ``"probe"``
 (send ``info`` with the header only). Any failure is sent as ``("error", video_id, kind, message)`` with the
-``VideoError`` kind. Decoded chunks go through a shared-memory slot whose index the main process hands back on
-``free_slots`` once it has copied it. The worker exits by itself when its parent dies (no orphans).
+error's ``ErrorKind`` (``internal`` for anything but our own errors: a bug is not the video's fault), and the
+main process rebuilds it with :func:`error_from_report`. Decoded chunks go through a shared-memory slot whose
+index the main process hands back on ``free_slots`` once it has copied it. The worker exits by itself when its
+parent dies (no orphans).
 """
 
 from __future__ import annotations
@@ -20,23 +22,45 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from pipeline.video.decode import CorruptVideoError, VideoError, VideoReader, open_video
-from pipeline.video.snippets import SnippetPlan
+from models.errors import ErrorKind, InternalError, LANPError, UserError, error_kind
+from pipeline.video.decode import Backend, open_video
+from pipeline.video.errors import VIDEO_ERRORS, VideoError
+from pipeline.video.reader import VideoReader
+from pipeline.video.snippets import SnippetPlan, SnippetPlanError
 
 WAITING = float("inf")
 """Heartbeat value while a worker waits for work or for a free slot (not a stall)."""
 PARENT_CHECK_S = 1.0
 """How often a waiting worker checks that its parent is still alive."""
 
+_USER_KINDS = frozenset({ErrorKind.INVALID_ARGUMENT, ErrorKind.INVALID_INPUT, ErrorKind.NOT_FOUND})
+"""Kinds a worker may report that are the user's to fix (a bad setting, a path that went away)."""
 
-class DecoderCrashedError(CorruptVideoError):
-    """The decoding worker process died on this video (a decoder crash): the video is refused, the caller lives."""
 
-    kind = "crashed"
+class DecoderCrashedError(InternalError):
+    """The decoding worker process died while it held this video (a decoder crash, or it was killed): the
+    machine's failure, not proof that the video is bad; the caller lives and gets a fresh worker."""
+
+    kind = ErrorKind.WORKER_CRASHED
+
+
+def error_from_report(kind: str, message: str) -> LANPError:
+    """The error a worker reported as ``("error", video_id, kind, message)``, rebuilt with its class (or, for
+    kinds without a class of their own, its family: the user's, the video's, or ours)."""
+    for cls in (*VIDEO_ERRORS, DecoderCrashedError):
+        if cls.kind == kind:
+            return cls(message)
+    try:
+        known = ErrorKind(kind)
+    except ValueError:
+        known = ErrorKind.INTERNAL
+    family = UserError if known in _USER_KINDS else VideoError if known == ErrorKind.TOO_SHORT else InternalError
+    return family(message, kind=known)
+
 
 
 def snippet_frame_offsets(length: int, frames: int) -> np.ndarray:
@@ -58,11 +82,25 @@ class DecodeSettings:
     max_side: int | None = None
     # PyAV by default: on these clips it decoded 1.28x faster than decord (num_threads=1) and spares every worker
     # decord's ~700 MiB import (bench/decode.py); "auto" is decord with PyAV as fallback.
-    backend: Literal["auto", "decord", "pyav"] = "pyav"
+    backend: Backend = "pyav"
+    max_short_side: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.frames_per_snippet <= self.snippet_length or self.stride < 1:
+            raise UserError(
+                f"decode settings: need 1 <= frames per snippet ({self.frames_per_snippet}) <= snippet length "
+                f"({self.snippet_length}) and a positive stride ({self.stride})"
+            )
 
     def open_reader(self, source: str | Path | BinaryIO) -> VideoReader:
-        """The video opened (and checked) with these settings' backend, frame rate and size."""
-        return open_video(source, backend=self.backend, target_fps=self.target_fps, max_side=self.max_side)
+        """The video opened (and checked) with these settings' backend, frame rate and size limits."""
+        return open_video(
+            source,
+            backend=self.backend,
+            target_fps=self.target_fps,
+            max_side=self.max_side,
+            max_short_side=self.max_short_side,
+        )
 
     def open(self, source: str | Path | BinaryIO) -> tuple[VideoReader, SnippetPlan]:
         reader = self.open_reader(source)
@@ -70,9 +108,9 @@ class DecodeSettings:
             plan = SnippetPlan.build(
                 reader.info.num_frames, length=self.snippet_length, stride=self.stride, pad_last=self.pad_last
             )
-        except ValueError as error:
+        except SnippetPlanError as error:  # the settings are valid, so the video is too short for them
             reader.close()
-            raise VideoError(f"{reader.info.source}: {error}") from error
+            raise VideoError(f"{reader.info.source}: {error}", kind=ErrorKind.TOO_SHORT) from error
         return reader, plan
 
     def iter_chunks(
@@ -128,12 +166,15 @@ def decode_worker_main(
                         sender.send(("info", video_id, reader.info))
                 else:
                     _decode(settings, video_id, path, free_slots, sender, slot_views, heartbeat, snippets_per_chunk)
-            except VideoError as error:
-                sender.send(("error", video_id, error.kind, str(error)))
             except (ParentGone, BrokenPipeError, ConnectionResetError):
                 raise
-            except Exception as error:  # any other failure is this video's, not the worker's
-                sender.send(("error", video_id, "error", f"{path}: {type(error).__name__}: {error}"))
+            except LANPError as error:
+                sender.send(("error", video_id, str(error.kind), str(error)))
+            except FileNotFoundError as error:  # the video went away between listing and decoding
+                sender.send(("error", video_id, str(ErrorKind.NOT_FOUND), f"{path}: {error.strerror}"))
+            except Exception as error:  # anything else is a bug here or in a library: internal, not the video's
+                message = f"{path}: {type(error).__name__}: {error}"
+                sender.send(("error", video_id, str(error_kind(error)), message))
     except (ParentGone, BrokenPipeError, EOFError):
         return  # the parent is gone or closed our pipe: nothing left to serve
 

@@ -51,7 +51,7 @@ def queue_full(state: ServiceState, depth: int) -> ServiceError:
 async def probe_duration(path: Path, state: ServiceState) -> float:
     """The video's duration in seconds, read by the scorer's persistent probe process, which is killed on a hang
     (422 on failure). At most ``LANP_PROBE_CONCURRENCY`` requests wait for it at once."""
-    from pipeline.video.decode import VideoError
+    from pipeline.video import VideoError
 
     try:
         async with state.probe_slots:  # a burst of uploads must not tie up every thread of the pool

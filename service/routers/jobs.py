@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.features.featureset import atomic_write_bytes
+from pipeline.files import atomic_write_bytes
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import VideoScore
 from service.errors import ServiceError
@@ -86,7 +86,7 @@ def resolve_under_root(state: ServiceState, requested: str) -> Path:
 
 
 def _sniff_file(path: Path, shown: str) -> None:
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
@@ -131,7 +131,7 @@ async def submit_job(
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """202 with ``Location: /jobs/{id}``; poll it, then fetch ``/jobs/{id}/result``."""
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     assert state.store is not None and state.worker is not None
     settings = state.settings

@@ -38,7 +38,7 @@ async def score(
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity."""
-    from pipeline.video.decode import sniff_container
+    from pipeline.video import sniff_container
 
     settings = state.settings
     upload = await receive_upload(request, settings.uploads_dir, settings.max_upload_bytes, sniff_container)

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.errors import InternalError
 from pipeline.features.extract import FeatureExtractor, extract_archive, snippet_frame_offsets
 from pipeline.features.featureset import MANIFEST_FILE, open_feature_set
 from pipeline.features.spec import FeatureSpec
-from pipeline.video.decode import CorruptVideoError, DecodeTimeoutError
+from pipeline.video import DecodeTimeoutError, VideoError
 from pipeline.video.worker import DecoderCrashedError
 from tests.conftest import REPO_ROOT
 from tests.videos import write_random_bytes, write_video
@@ -145,7 +146,9 @@ def test_a_worker_that_dies_mid_video_is_a_typed_error_and_is_replaced(
     with pytest.raises(DecoderCrashedError, match="worker died") as error:
         extractor.extract_video(fifo, timeout_s=60)
     killer.join()
-    assert error.value.kind == "crashed" and isinstance(error.value, CorruptVideoError)
+    # the worker's death is ours, not the video's: an internal error (HTTP 500), never a "corrupt" video (422)
+    assert error.value.kind == "worker_crashed" and isinstance(error.value, InternalError)
+    assert not isinstance(error.value, VideoError)
     assert extractor.extract_video(video, timeout_s=60).features.shape == (2, 1280)
 
 

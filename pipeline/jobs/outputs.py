@@ -1,0 +1,233 @@
+"""The output folder of a batch job: per-video files, the fsynced manifest, and the tables rebuilt from them.
+
+Layout::
+
+    run.json            the model (hash of its files) and threshold the folder belongs to, and the last run's
+                        settings (``BatchConfig``)
+    manifest.jsonl      one fsynced line per event (started / ok / failed); the latest line per video wins
+    videos/<id>.json    the ``POST /score`` document of each scored video: the source of truth
+    plots/<id>.png      score curves (``--plots``)
+    snippets.parquet    video_id, path, snippet, start_frame, end_frame, start_s, end_s, score, model, spec_hash
+    segments.csv        video_id, segment, start_frame, end_frame, start_s, end_s, peak, mean, threshold
+    summary.csv         one row per video: duration, fps, snippets, max score, segments, status, error
+
+A video's JSON (and plot) is written atomically before its ``ok`` line, so a killed run never leaves a result that
+a rerun would take for finished. The three tables are rebuilt from the JSONs and the manifest at the end of every
+run, sorted by video id, so they never hold duplicates and do not depend on the order in which workers finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.errors import ErrorKind
+from pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl, sha256_file
+from pipeline.jobs.config import BatchConfig, BatchError
+from pipeline.jobs.outcome import VideoOutcome
+from pipeline.training.model_dir import MODEL_DIR_FILES
+from pipeline.video.inputs import VideoInput
+
+RUN_FILE = "run.json"
+SUMMARY_COLUMNS = (
+    "video_id", "path", "duration_s", "fps", "num_frames", "snippets", "max_score", "num_segments", "status", "error",
+)
+SEGMENT_COLUMNS = ("video_id", "segment", "start_frame", "end_frame", "start_s", "end_s", "peak", "mean", "threshold")
+SNIPPET_COLUMNS = (
+    "video_id", "path", "snippet", "start_frame", "end_frame", "start_s", "end_s", "score", "model", "spec_hash",
+)
+
+
+def model_identity(model_dir: Path) -> str:
+    """A short hash of the model directory's files: what makes two runs' scores comparable."""
+    digest = hashlib.sha256()
+    for name in MODEL_DIR_FILES:
+        path = Path(model_dir) / name
+        if path.exists():
+            digest.update(name.encode())
+            digest.update(bytes.fromhex(sha256_file(path)))
+    return digest.hexdigest()[:16]
+
+
+class Manifest:
+    """``manifest.jsonl``: append-only, fsynced, one JSON object a line; a torn last line is ignored."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lines = [record for record in read_jsonl(path) if "video_id" in record]
+        self.latest: dict[str, dict[str, Any]] = {}
+        for record in self.lines:
+            if record.get("status") in ("ok", "failed"):
+                self.latest[record["video_id"]] = record
+
+    def append(self, record: dict[str, Any]) -> None:
+        record = {**record, "time": round(time.time(), 3)}
+        append_jsonl(self.path, record)
+        self.lines.append(record)
+        if record.get("status") in ("ok", "failed"):
+            self.latest[record["video_id"]] = record
+
+
+class BatchOutputs:
+    """The output folder: per-video files, the manifest, and the tables rebuilt from them."""
+
+    def __init__(self, out_dir: Path, *, model: str, config: BatchConfig):
+        self.root = Path(out_dir)
+        self.videos_dir = self.root / "videos"
+        self.plots_dir = self.root / "plots"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.model, self.config = model, config
+        self._check_run()
+        self.manifest = Manifest(self.root / "manifest.jsonl")
+
+    def _check_run(self) -> None:
+        """Refuse a folder of another model or threshold (its scores would not compare). Only these two must
+        match: workers, engine or timeout may change when a run is resumed."""
+        model, config = self.model, self.config
+        run_file = self.root / RUN_FILE
+        if run_file.exists():
+            recorded = json.loads(run_file.read_text())
+            if (recorded.get("model"), recorded.get("threshold")) != (model, config.threshold):
+                raise BatchError(
+                    f"{self.root} holds results of model {recorded.get('model')} with threshold "
+                    f"{recorded.get('threshold')}, not model {model} with threshold {config.threshold}: "
+                    "use another --out folder (nothing was changed)",
+                    kind=ErrorKind.CONFLICT,
+                )
+
+    def save_run(self) -> None:
+        """``run.json``: the model and threshold this folder belongs to, and the settings of the latest run."""
+        run = {"model": self.model, "threshold": self.config.threshold, "config": self.config.model_dump(mode="json")}
+        atomic_write_bytes(self.root / RUN_FILE, json.dumps(run, indent=2).encode())
+
+    def is_done(self, video_id: str) -> bool:
+        record = self.manifest.latest.get(video_id)
+        return bool(record) and record["status"] == "ok" and (self.videos_dir / f"{video_id}.json").exists()
+
+    def is_failed(self, video_id: str) -> bool:
+        record = self.manifest.latest.get(video_id)
+        return bool(record) and record["status"] == "failed"
+
+    def check_paths(self, videos: Iterable[VideoInput]) -> None:
+        """Refuse a video whose id already names another file in this folder (its results would be mixed up)."""
+        for video in videos:
+            record = self.manifest.latest.get(video.video_id)
+            if record and Path(record["path"]).resolve() != video.path.resolve():
+                raise BatchError(
+                    f"video id {video.video_id} of {video.path} already names {record['path']} in {self.root}: "
+                    "use another --out folder or rename the file (nothing was changed)",
+                    kind=ErrorKind.CONFLICT,
+                )
+
+    def started(self, video: VideoInput, run_id: str) -> None:
+        self.manifest.append({"video_id": video.video_id, "path": str(video.path), "status": "started", "run": run_id})
+
+    def record(self, outcome: VideoOutcome, run_id: str) -> None:
+        """Write a finished video's files atomically, then its manifest line."""
+        record: dict[str, Any] = {"video_id": outcome.video_id, "path": outcome.path, "status": outcome.status,
+                                  "run": run_id, "seconds": round(outcome.seconds, 3)}
+        if outcome.status == "ok":
+            assert outcome.document is not None
+            if outcome.plot_png is not None:
+                atomic_write_bytes(self.plots_dir / f"{outcome.video_id}.png", outcome.plot_png)
+            atomic_write_bytes(self.videos_dir / f"{outcome.video_id}.json", json.dumps(outcome.document).encode())
+            record["snippets"] = outcome.num_snippets
+        else:
+            record.update(error_kind=outcome.error_kind, error=outcome.error)
+        self.manifest.append(record)
+
+    def rebuild_tables(self) -> None:
+        """summary.csv, segments.csv and snippets.parquet from the per-video JSONs and the manifest, streamed."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        summary, segments = io.StringIO(), io.StringIO()
+        summary_writer = csv.writer(summary, lineterminator="\n")
+        segment_writer = csv.writer(segments, lineterminator="\n")
+        summary_writer.writerow(SUMMARY_COLUMNS)
+        segment_writer.writerow(SEGMENT_COLUMNS)
+        types = (pa.string(), pa.string(), pa.int32(), pa.int64(), pa.int64(), pa.float64(), pa.float64(),
+                 pa.float64(), pa.string(), pa.string())
+        schema = pa.schema(list(zip(SNIPPET_COLUMNS, types, strict=True)))
+        parquet_path = self.root / "snippets.parquet"
+        temporary = parquet_path.with_name(f".{parquet_path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with pq.ParquetWriter(temporary, schema) as parquet:
+                for video_id in sorted(self.manifest.latest):
+                    record = self.manifest.latest[video_id]
+                    if record["status"] != "ok" or not self.is_done(video_id):
+                        error = (f"{record.get('error_kind')}: {record.get('error')}" if record["status"] == "failed"
+                                 else f"missing: videos/{video_id}.json was removed; rerun to score it again")
+                        summary_writer.writerow([video_id, record["path"], "", "", "", "", "", "", "failed", error])
+                        continue
+                    document = json.loads((self.videos_dir / f"{video_id}.json").read_text())
+                    tables = document_tables(video_id, record["path"], document)
+                    summary_writer.writerow(tables.summary)
+                    segment_writer.writerows(tables.segments)
+                    parquet.write_table(pa.Table.from_pydict(tables.snippets, schema=schema))
+            os.replace(temporary, parquet_path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        atomic_write_bytes(self.root / "segments.csv", segments.getvalue().encode())
+        atomic_write_bytes(self.root / "summary.csv", summary.getvalue().encode())
+
+
+@dataclass
+class DocumentTables:
+    """One video's rows of the three tables."""
+
+    summary: list[Any]
+    segments: list[list[Any]]
+    snippets: dict[str, list[Any]]
+
+
+def document_tables(video_id: str, path: str, document: dict[str, Any]) -> DocumentTables:
+    """The summary row, segment rows and snippet columns of one ``POST /score`` document.
+
+    Snippet ``i`` spans frames ``[i * stride, min(i * stride + length, num_frames))`` of the feature spec; its
+    times come from the document's frame timestamps (the end is the start of the frame after it).
+    """
+    scores = [float(score) for score in document["snippet_scores"]]
+    threshold = document["threshold"]
+    num_frames, fps = int(document["num_frames"]), float(document["fps"])
+    timestamps = document["timestamps"]
+    spec = document["feature_spec"]
+    length, stride = int(spec["snippet_length"]), int(spec["stride"])
+
+    def time_of(frame: int) -> float:
+        if frame < num_frames:
+            return float(timestamps[frame])
+        return float(timestamps[-1]) + 1.0 / fps if timestamps else frame / fps
+
+    segment_rows = [
+        [video_id, index, segment["start_frame"], segment["end_frame"], segment["start_s"], segment["end_s"],
+         segment["peak"], segment["mean"], threshold]
+        for index, segment in enumerate(document["segments"])
+    ]
+    model = f"{document['model']['name']}@{document['model']['sha256'][:12]}"
+    starts = [index * stride for index in range(len(scores))]
+    ends = [min(start + length, num_frames) for start in starts]
+    snippets = {
+        "video_id": [video_id] * len(scores),
+        "path": [path] * len(scores),
+        "snippet": list(range(len(scores))),
+        "start_frame": starts,
+        "end_frame": ends,
+        "start_s": [time_of(start) for start in starts],
+        "end_s": [time_of(end) for end in ends],
+        "score": scores,
+        "model": [model] * len(scores),
+        "spec_hash": [spec["hash"]] * len(scores),
+    }
+    summary = [video_id, path, document["duration_s"], fps, num_frames, len(scores),
+               max(scores) if scores else "", len(segment_rows), "ok", ""]
+    return DocumentTables(summary, segment_rows, snippets)
