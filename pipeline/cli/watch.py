@@ -32,8 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=_threshold, help="event threshold in [0, 1] (default: the model's)")
     parser.add_argument("--thumbnails", metavar="DIR", help="write event thumbnails here (default: inline base64)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
-    parser.add_argument("--backlog", type=positive(int), default=8, metavar="SNIPPETS",
+    parser.add_argument("--backlog", type=positive(int), default=4, metavar="SNIPPETS",
                         help="snippets waiting for inference before the oldest is dropped")
+    parser.add_argument("--threads", type=positive(int), metavar="N",
+                        help="torch threads for inference (default: torch's; 1 when many streams share the CPUs)")
     parser.add_argument("--format", help="FFmpeg input format, e.g. v4l2 for a camera device")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="an FFmpeg input option, e.g. rtsp_transport=tcp (repeatable)")
@@ -68,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
                             reconnect_max_s=args.reconnect_max, format=args.format, options=_options(args.option)),
         backlog_snippets=args.backlog, threshold=args.threshold, thumbnails_dir=args.thumbnails,
     )
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     scorer = Scorer.from_model_dir(args.model, device=args.device, decode_timeout_s=None)
     out = sys.stdout if args.out is None else open(args.out, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
     lock = threading.Lock()

@@ -1,6 +1,6 @@
 """Snippets from a live frame stream, cut exactly as offline extraction cuts a file.
 
-Offline, a video of ``n`` delivered frames (resampled to the spec's fps, downscaled to its ``max_side``) is split
+Offline, a video of ``n`` delivered frames (resampled to the spec's fps, scaled down to its size limits) is split
 by ``SnippetPlan`` and only the frames at ``snippet_frame_offsets`` feed the backbone. ``SnippetAssembler`` does the
 same on frames as they arrive: it resamples by timestamp with the offline rule (the frame on screen at each grid
 time), keeps (as RGB) only the frames a pending snippet samples, hands out each snippet the moment its last frame
@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from models.errors import ErrorKind, UserError
-from pipeline.video.decode import _downscale, _output_size
+from pipeline.video.reader import output_size, rgb_at_size
 from pipeline.video.snippets import SnippetPlan, SnippetPlanError
 from pipeline.video.worker import DecodeSettings, snippet_frame_offsets
 
@@ -123,7 +123,7 @@ class SnippetAssembler:
         self.settings = settings
         self.session = session
         self.offsets = snippet_frame_offsets(settings.snippet_length, settings.frames_per_snippet)
-        self.out_width, self.out_height = _output_size(width, height, settings.max_side)
+        self.out_width, self.out_height = output_size(width, height, settings.max_side, settings.max_short_side)
         self.resampler = Resampler(settings.target_fps, source_fps)
         self.source_fps = source_fps
         self.count = 0  # delivered frames so far
@@ -144,8 +144,7 @@ class SnippetAssembler:
         return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else None
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        image = frame.to_ndarray(format="rgb24")
-        return _downscale(image[None], self.out_width, self.out_height)[0]
+        return rgb_at_size(frame, self.out_width, self.out_height)
 
     def _sampled(self, index: int) -> bool:
         """Whether some snippet feeds delivered frame ``index`` to the backbone."""

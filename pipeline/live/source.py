@@ -20,7 +20,7 @@ import av
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.errors import ErrorKind, UserError, VideoError
-from pipeline.video.decode import DEFAULT_MAX_PIXELS, MAX_SIDE
+from pipeline.video import DEFAULT_MAX_PIXELS, MAX_SIDE
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "rtp", "srt", "tcp")
 """URL schemes passed to FFmpeg as network streams; anything else must be an existing path (file or device)."""

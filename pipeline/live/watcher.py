@@ -49,7 +49,7 @@ class WatchConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: SourceConfig = Field(default_factory=SourceConfig)
-    backlog_snippets: int = Field(8, ge=1, description="snippets waiting for inference before the oldest drops")
+    backlog_snippets: int = Field(4, ge=1, description="snippets waiting for inference before the oldest drops")
     batch_snippets: int = Field(8, ge=1, description="most snippets per backbone call when catching up")
     threshold: float | None = Field(None, description="event threshold in [0, 1]; None: the model's")
     thumbnails_dir: str | None = Field(None, description="write event thumbnails here; None: inline base64")

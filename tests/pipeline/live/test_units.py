@@ -37,7 +37,7 @@ def _live_snippets(clip: Path, settings: DecodeSettings) -> tuple[list, SessionE
     [
         DecodeSettings(frames_per_snippet=4),
         DecodeSettings(frames_per_snippet=16, stride=8, max_side=48),
-        DecodeSettings(frames_per_snippet=2, target_fps=7.0),
+        DecodeSettings(frames_per_snippet=2, target_fps=7.0, max_short_side=40),
         DecodeSettings(frames_per_snippet=4, target_fps=30.0, pad_last=False),
     ],
     ids=["plain", "overlap-downscaled", "resampled-down", "resampled-up-no-pad"],
