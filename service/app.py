@@ -23,9 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import ServiceError
 from service.jobs import JobStore
 from service.metrics import ServiceMetrics
-from service.routers import health, jobs, metrics, models, review, score
+from service.routers import health, jobs, metrics, models, review, score, streams
 from service.settings import Settings
 from service.state import ServiceState
+from service.streams import StreamManager
 from service.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         len(recovered),
     )
     state.probe_slots = asyncio.Semaphore(settings.probe_concurrency)
+    state.streams = StreamManager(scorer, max_streams=settings.max_streams, schemes=settings.stream_schemes,
+                                  data_root=settings.data_root)
     state.ready = True
     try:
         yield
     finally:
         state.ready = False
+        await asyncio.to_thread(state.streams.close)
         await asyncio.to_thread(state.worker.stop)
         await asyncio.to_thread(scorer.close)  # its decode and probe processes: none may outlive the server
         state.store.close()
@@ -136,7 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lanp = ServiceState(settings=settings, metrics=service_metrics)
-    for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page):
+    for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page,
+                   streams.router):
         app.include_router(router)
     app.mount("/static", review.static_files(), name="static")
     app.add_middleware(LatencyMiddleware, metrics=service_metrics)
