@@ -127,7 +127,7 @@ def run_streams(kind: str, count: int, clip: Path, model: Path, seconds: float, 
             else:
                 watchers.append(python(__file__, "--plain-worker", url, str(model), str(seconds), str(out),
                                        str(threads)))
-        deadline = time.monotonic() + seconds + 30  # start-up (torch import, model load) is not stream time
+        deadline = time.monotonic() + seconds + 120  # start-up (torch import, model load) is not stream time
         while time.monotonic() < deadline and any(w.poll() is None for w in watchers):
             if kind == "watch" and all(_stream_seconds(_records(o)) >= seconds for o in outs):
                 break
