@@ -72,6 +72,8 @@ class LiveConnection:
     width: int
     height: int
     codec: str
+    growing_file: bool = False
+    read_timeout_s: float = 0.0
 
     def describe(self) -> dict[str, Any]:
         return {"fps": self.fps, "width": self.width, "height": self.height, "codec": self.codec,
@@ -87,6 +89,9 @@ class LiveConnection:
         except (av.error.FFmpegError, OSError) as error:
             with contextlib.suppress(av.error.FFmpegError):
                 yield from _timed(codec.decode(None), time_base)
+            if self.growing_file:
+                raise VideoError(f"{self.source}: the file stopped growing (nothing new for {self.read_timeout_s:g} "
+                                 "s)", kind=ErrorKind.STREAM_LOST) from error
             raise VideoError(f"{self.source}: the stream was lost: {error}", kind=ErrorKind.STREAM_LOST) from error
 
     def close(self) -> None:
@@ -123,7 +128,8 @@ def open_live(source: str, config: SourceConfig) -> LiveConnection:
         if max(width, height) > MAX_SIDE or width * height > DEFAULT_MAX_PIXELS:
             raise VideoError(f"{source}: frame size {width}x{height} exceeds the limit", kind=ErrorKind.TOO_LARGE)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        return LiveConnection(source, container, stream, float(rate) if rate else None, width, height, codec)
+        return LiveConnection(source, container, stream, float(rate) if rate else None, width, height, codec,
+                              growing_file=is_file(source), read_timeout_s=config.read_timeout_s)
     except BaseException:
         container.close()
         raise

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.service.conftest import free_port
 from tests.service.tiny_model import make_tiny_model
 from tests.videos import write_video
 
@@ -35,12 +35,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _python(*args: str, **kwargs: object) -> subprocess.Popen:
@@ -93,7 +87,7 @@ def test_watch_reconnects_and_scores_like_offline(clip: Path, model: Path, tmp_p
                                                   processes: list[subprocess.Popen]) -> None:
     from pipeline.scoring.scorer import Scorer
 
-    port, out = _free_port(), tmp_path / "watch.jsonl"
+    port, out = free_port(), tmp_path / "watch.jsonl"
     watcher = _python("-m", "pipeline", "watch", f"http://127.0.0.1:{port}/camera.ts", "--model", str(model),
                       "--out", str(out), "--reconnect-max", "0.5", "--read-timeout", "5", "--device", "cpu",
                       "--backlog", "1000")  # no drops on a loaded machine: this test is about equal scores
@@ -166,7 +160,7 @@ def test_watch_refuses_an_unknown_scheme(model: Path) -> None:
 def test_watch_gives_up_after_the_reconnect_limit(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "watch.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "watch", f"http://127.0.0.1:{_free_port()}/x.ts", "--model", str(model),
+        [sys.executable, "-m", "pipeline", "watch", f"http://127.0.0.1:{free_port()}/x.ts", "--model", str(model),
          "--out", str(out), "--max-reconnects", "2", "--reconnect-max", "0.2", "--device", "cpu"],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
     )
@@ -174,3 +168,39 @@ def test_watch_gives_up_after_the_reconnect_limit(model: Path, tmp_path: Path) -
     assert result.returncode == 1, result.stderr
     assert [r["type"] for r in records] == ["start", "reconnecting", "reconnecting", "gave_up", "stopped"]
     assert records[3]["kind"] == "source_unreachable"
+
+
+def _remux_to_ts(clip: Path, out: Path) -> bytes:
+    import av
+
+    with av.open(str(clip)) as source, av.open(str(out), "w", format="mpegts") as target:
+        video = source.streams.video[0]
+        stream = target.add_stream_from_template(video)
+        for packet in source.demux(video):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    return out.read_bytes()
+
+
+@pytest.mark.timeout(300)
+def test_watch_reads_a_file_while_it_grows(clip: Path, model: Path, tmp_path: Path,
+                                           processes: list[subprocess.Popen]) -> None:
+    from pipeline.scoring.scorer import Scorer
+
+    data = _remux_to_ts(clip, tmp_path / "whole.ts")
+    growing, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"
+    growing.write_bytes(data[: len(data) // 3])  # a recorder has written the first third
+    watcher = _python("-m", "pipeline", "watch", str(growing), "--model", str(model), "--out", str(out),
+                      "--read-timeout", "4", "--device", "cpu", "--threads", "1")
+    processes.append(watcher)
+    _wait_for(out, lambda rs: bool(_of(rs, "snippet", 1)), watcher)
+    with growing.open("ab") as recorder:
+        recorder.write(data[len(data) // 3 :])
+    assert watcher.wait(timeout=120) == 0  # it stops by itself once the file has not grown for 4 s
+    records = _records(out)
+    assert [r["type"] for r in records if r["type"] in ("connected", "disconnected", "stopped")] == [
+        "connected", "disconnected", "stopped"]
+    assert "stopped growing" in _of(records, "disconnected")[0]["reason"]
+    offline = Scorer.from_model_dir(model, device="cpu").score_video(clip)
+    np.testing.assert_allclose([r["score"] for r in _of(records, "snippet")], offline.snippet_scores, atol=1e-5)
