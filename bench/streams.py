@@ -16,7 +16,8 @@ so each frame's latency is interpolated between the snippet's first and last fra
 at once (k watcher processes, k sources) for ``--seconds``; a stream keeps up when it dropped nothing and its last
 scores came within ``--max-lag`` seconds of the source's real-time schedule (so a reader that throttles the
 source through full socket buffers does not look fast); the real-time factor is stream seconds scored / wall
-seconds. k grows until a stream falls behind. Medians; the machine may be shared (the load average is printed).
+seconds. k grows until a stream falls behind. The first stream's resident memory is sampled while it streams
+(flat = bounded buffers). Medians; the machine may be shared (the load average is printed).
 
     python bench/streams.py [--clip PATH] [--seconds 20] [--max-streams 6] [--max-lag 6] [--threads 1]
                             [--json out.json]
@@ -131,6 +132,8 @@ def run_streams(kind: str, count: int, clip: Path, model: Path, seconds: float, 
         while time.monotonic() < deadline and any(w.poll() is None for w in watchers):
             if kind == "watch" and all(_stream_seconds(_records(o)) >= seconds for o in outs):
                 break
+            if _records(outs[0]):
+                RSS_MIB.setdefault(kind, []).append(_rss_mib(watchers[0].pid))
             time.sleep(0.5)
         for watcher in watchers:
             if watcher.poll() is None:
@@ -146,6 +149,20 @@ def run_streams(kind: str, count: int, clip: Path, model: Path, seconds: float, 
                 process.kill()
                 process.wait()
     return [_records(out) for out in outs]
+
+
+RSS_MIB: dict[str, list[float]] = {}
+"""The first stream's resident memory, sampled every half second while it streams (the latest run per kind)."""
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def _records(path: Path) -> list[dict]:
@@ -201,11 +218,14 @@ def main() -> None:
         model = make_model(work / "model")
         print(f"model: EfficientNet-Lite0, 4 of 16 frames at 160 px; clip {args.clip.name}; {load()}")
         for kind in ("watch", "plain"):
+            RSS_MIB.pop(kind, None)
             latencies = frame_latencies(run_streams(kind, 1, args.clip, model, args.seconds, work, args.threads)[0])
+            rss = RSS_MIB.get(kind) or [float("nan")]
+            results[f"{kind}_rss_mib_first_last"] = [rss[0], rss[-1]]
             p50, p95 = (np.percentile(latencies, [50, 95]) if latencies.size else (np.nan, np.nan))
             results[f"{kind}_latency_p50_s"], results[f"{kind}_latency_p95_s"] = float(p50), float(p95)
             print(f"{kind:5s} 1 stream: frame-to-score latency p50 {p50:.2f} s, p95 {p95:.2f} s "
-                  f"({latencies.size} frames; {load()})")
+                  f"({latencies.size} frames); RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB while streaming ({load()})")
         for kind in ("watch", "plain"):
             sustained = 0
             for count in range(1, args.max_streams + 1):
