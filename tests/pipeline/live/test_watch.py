@@ -204,3 +204,61 @@ def test_watch_reads_a_file_while_it_grows(clip: Path, model: Path, tmp_path: Pa
     assert "stopped growing" in _of(records, "disconnected")[0]["reason"]
     offline = Scorer.from_model_dir(model, device="cpu").score_video(clip)
     np.testing.assert_allclose([r["score"] for r in _of(records, "snippet")], offline.snippet_scores, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def heavy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's head over every frame of a snippet at 160 px: inference far slower than decoding."""
+    from models.classifier import create_classifier
+    from models.config import ClassifierConfig, LANPConfig
+    from pipeline.features.extract import FeatureExtractor
+    from pipeline.training.model_dir import save_model
+
+    spec = FeatureExtractor("efficientnet_lite0", frames_per_snippet=16, crop_size=160, device="cpu").spec
+    config = LANPConfig(classifier=ClassifierConfig(hidden=32, dropout=0.0))
+    classifier = create_classifier(dim=spec.dim, config=config.classifier, seed=3)
+    return save_model(tmp_path_factory.mktemp("heavy") / "heavy", classifier, spec, config, {"threshold": 0.5})
+
+
+@pytest.mark.timeout(300)
+def test_watch_drops_whole_snippets_when_inference_falls_behind(clip: Path, heavy_model: Path,
+                                                                processes: list[subprocess.Popen]) -> None:
+    """The source plays 200x faster than real time into a one-snippet backlog: snippets are dropped whole, each
+    snippet is either scored or reported dropped (with its lag), and the session still covers every frame."""
+    import threading
+
+    from pipeline.live.source import SourceConfig
+    from pipeline.live.watcher import WatchConfig, Watcher
+    from pipeline.scoring.scorer import Scorer
+
+    port = free_port()
+    process = _python("-m", "tests.pipeline.live.stream_source", str(clip), "--port", str(port), "--speed", "200",
+                      stdout=subprocess.PIPE, text=True)
+    processes.append(process)
+    assert process.stdout.readline().startswith("PORT")
+    records: list[dict] = []
+    scorer = Scorer.from_model_dir(heavy_model, device="cpu", decode_timeout_s=None)
+    config = WatchConfig(backlog_snippets=1, batch_snippets=1, source=SourceConfig(max_reconnects=0))
+    watcher = Watcher(scorer, f"http://127.0.0.1:{port}/camera.ts", records.append, config)
+    backlog_sizes: list[int] = []
+    original_put = watcher.backlog.put
+
+    def put(item: object) -> None:
+        original_put(item)  # type: ignore[arg-type]
+        backlog_sizes.append(len(watcher.backlog))
+
+    watcher.backlog.put = put  # type: ignore[method-assign]  (observes the real backlog, changes nothing)
+    runner = threading.Thread(target=watcher.run)
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not any(r["type"] == "disconnected" for r in records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watcher.stop()
+    runner.join(60)
+    dropped, scored = _of(records, "dropped", 1), _of(records, "snippet", 1)
+    assert dropped, "at 200x real time 16 frames a snippet at 160 px cannot keep up"
+    assert sorted(r["snippet"] for r in dropped + scored) == list(range(8))  # each snippet exactly once
+    assert all(r["lag_s"] >= 0 and r["end_frame"] - r["start_frame"] in (8, 16) for r in dropped)
+    assert _of(records, "disconnected", 1)[0]["frames"] == FRAMES
+    assert max(backlog_sizes) <= 1  # memory: one snippet's frames wait, whatever the lag
+    assert records[-1]["type"] == "stopped" and records[-1]["snippets_dropped"] == len(dropped)
