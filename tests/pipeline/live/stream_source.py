@@ -1,4 +1,5 @@
-"""A live test source: serves a real clip as MPEG-TS over HTTP on 127.0.0.1, at real-time pace.
+"""A live test source: serves a real clip as MPEG-TS over HTTP on 127.0.0.1 (or sends it over UDP with
+``--udp HOST:PORT``), at real-time pace.
 
 Run as a process (``python -m tests.pipeline.live.stream_source CLIP --port 0``): it prints ``PORT <n>`` once it
 listens, then every ``GET`` gets the clip's video packets remuxed (not re-encoded, so decoded pixels equal the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import socket
 import sys
 import threading
 import time
@@ -86,6 +88,22 @@ def serve(clip: Path, port: int, *, loop: bool, speed: float, die_after_s: float
     server.serve_forever()
 
 
+def send_udp(clip: Path, address: str, *, loop: bool, speed: float) -> None:
+    """Push the clip as MPEG-TS to ``address`` (host:port), one datagram per write of the muxer (at most 4 KiB)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+
+        class Datagrams:
+            def write(self, data: bytes) -> int:
+                sender.sendto(data, (host, int(port)))
+                return len(data)
+
+            def flush(self) -> None:
+                pass
+
+        stream_clip(clip, Datagrams(), loop=loop, speed=speed)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("clip", type=Path)
@@ -94,7 +112,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="pace relative to real time")
     parser.add_argument("--die-after", type=float, metavar="SECONDS",
                         help="kill this process that long after the first request (a camera that drops mid-way)")
+    parser.add_argument("--udp", metavar="HOST:PORT", help="send to this UDP address instead of serving HTTP")
     args = parser.parse_args(argv)
+    if args.udp:
+        send_udp(args.clip, args.udp, loop=args.loop, speed=args.speed)
+        return
     serve(args.clip, args.port, loop=args.loop, speed=args.speed, die_after_s=args.die_after)
 
 

@@ -262,3 +262,31 @@ def test_watch_drops_whole_snippets_when_inference_falls_behind(clip: Path, heav
     assert _of(records, "disconnected", 1)[0]["frames"] == FRAMES
     assert max(backlog_sizes) <= 1  # memory: one snippet's frames wait, whatever the lag
     assert records[-1]["type"] == "stopped" and records[-1]["snippets_dropped"] == len(dropped)
+
+
+@pytest.mark.timeout(300)
+def test_watch_over_udp_scores_like_offline(clip: Path, model: Path, processes: list[subprocess.Popen]) -> None:
+    """MPEG-TS over UDP to a listening watcher: the whole clip arrives, its scores equal offline scoring."""
+    import threading
+
+    from pipeline.live.source import SourceConfig
+    from pipeline.live.watcher import WatchConfig, Watcher
+    from pipeline.scoring.scorer import Scorer
+
+    port, records = free_port(), []
+    scorer = Scorer.from_model_dir(model, device="cpu", decode_timeout_s=None)
+    scorer.warm_up()
+    config = WatchConfig(backlog_snippets=1000, source=SourceConfig(open_timeout_s=120, read_timeout_s=3,
+                                                                     max_reconnects=0))
+    watcher = Watcher(scorer, f"udp://127.0.0.1:{port}", records.append, config)
+    runner = threading.Thread(target=watcher.run)
+    runner.start()
+    time.sleep(2.0)  # the reader is listening (its first attempt waits up to two minutes for data)
+    processes.append(sender := _python("-m", "tests.pipeline.live.stream_source", str(clip), "--udp",
+                                       f"127.0.0.1:{port}"))
+    assert sender.wait(timeout=60) == 0
+    runner.join(60)  # the sender is done: the read timeout ends the session, no reconnect is allowed
+    assert not runner.is_alive()
+    offline = Scorer.from_model_dir(model, device="cpu").score_video(clip)
+    np.testing.assert_allclose([r["score"] for r in _of(records, "snippet", 1)], offline.snippet_scores, atol=1e-5)
+    assert _of(records, "disconnected", 1)[0]["frames"] == FRAMES
