@@ -42,7 +42,7 @@ class StreamRun:
 
     def _run(self) -> None:
         try:
-            self.watcher.run()
+            self.watcher.run(warm_up=False)  # the server warmed the model; its decode process may be busy
         except Exception as error:  # a bug must not go unseen: the stream reports it
             self.error = f"{type(error).__name__}: {error}"
             self._append({"type": "failed", "error": self.error, "wall_time": time.time()})

@@ -138,12 +138,16 @@ class Watcher:
 
     # ------------------------------------------------------------------------------------------ inference
 
-    def run(self) -> int:
-        """Watch until the source ends for good or ``stop()``; 0, or 1 when the source could not be reached."""
+    def run(self, *, warm_up: bool = True) -> int:
+        """Watch until the source ends for good or ``stop()``; 0, or 1 when the source could not be reached.
+
+        ``warm_up=False`` for a scorer that is warm already and busy elsewhere (the service's: its warm-up would
+        wait for the decode process the inference worker is using)."""
         self._emit({"type": "start", "source": self.source, "threshold": self.threshold,
                     "model": self.scorer.identity, "feature_spec": self.scorer.spec_identity,
                     "config": self.config.model_dump(mode="json")})
-        self.scorer.warm_up()  # the first backbone call is slow: pay it before the stream plays
+        if warm_up:
+            self.scorer.warm_up()  # the first backbone call is slow: pay it before the stream plays
         reader = threading.Thread(target=self._read, name="lanp-watch-reader", daemon=True)
         reader.start()
         while True:
