@@ -1,9 +1,10 @@
-"""Archive throughput of batch scoring: the local worker pool vs one video at a time vs Ray, and memory growth.
+"""Archive throughput of batch scoring: the local worker pool vs a plain loop vs Ray, and memory growth.
 
-Runs the same archive (real Ped2 clips, repeated under new names to reach ``--videos``) through
-``pipeline.jobs.batch.run_batch`` in fresh output folders:
+Runs the same archive (real Ped2 clips, repeated under new names to reach ``--videos``) in fresh output folders:
 
-- ``local x1``: one worker process, one video at a time (the baseline);
+- ``plain x1``: what a competent user writes without this job: one Scorer in this process, a loop over the
+  videos writing each ``POST /score`` document to a JSON file (the baseline; no isolation, no resume, no tables);
+- ``local x1``: ``pipeline.jobs.batch.run_batch`` with one killable worker process;
 - ``local xN``: N worker processes, each with its own Scorer and cores/N torch threads;
 - ``ray xN``: Ray Data with N actors on a local Ray instance (``--no-ray`` to skip);
 
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from pipeline.jobs.batch import run_batch
+from pipeline.jobs.config import BatchConfig
 from pipeline.video.inputs import VideoInput
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -108,22 +110,47 @@ class PeakMemory:
         self._thread.join()
 
 
+def _result(engine: str, workers: int, videos: list[VideoInput], seconds: float, snippets: int,
+            video_seconds: float, peak_rss: int) -> dict:
+    return {
+        "engine": engine, "workers": workers, "videos": len(videos), "seconds": seconds,
+        "snippets": snippets, "snippets_per_s": snippets / seconds,
+        "video_hours_per_hour": video_seconds / seconds, "peak_rss_mib": peak_rss / 2**20,
+    }
+
+
 def measure(videos: list[VideoInput], model: Path, work: Path, *, engine: str, workers: int, device: str) -> dict:
     """One run into a fresh folder: wall time, throughput and peak memory of the process tree."""
     out = Path(tempfile.mkdtemp(dir=work, prefix=f"{engine}{workers}-"))
+    if engine == "plain":
+        return measure_plain(videos, model, out, device=device)
+    config = BatchConfig(engine=engine, workers=workers, device=device)
     with PeakMemory() as memory:
         start = time.perf_counter()
-        report = run_batch(videos, model, out, engine=engine, workers=workers, device=device, progress=False)
+        report = run_batch(videos, model, out, config, progress=False)
         seconds = time.perf_counter() - start
     if report.failed:
         raise SystemExit(f"{engine} x{workers}: videos failed: {report.failed}")
     summary = (out / "summary.csv").read_text().splitlines()[1:]
     video_seconds = sum(float(line.split(",")[2]) for line in summary)
-    return {
-        "engine": engine, "workers": workers, "videos": len(videos), "seconds": seconds,
-        "snippets": report.snippets, "snippets_per_s": report.snippets / seconds,
-        "video_hours_per_hour": video_seconds / seconds, "peak_rss_mib": memory.peak / 2**20,
-    }
+    return _result(engine, workers, videos, seconds, report.snippets, video_seconds, memory.peak)
+
+
+def measure_plain(videos: list[VideoInput], model: Path, out: Path, *, device: str) -> dict:
+    """The plain loop: one in-process Scorer, one JSON per video (model loading included, as in the engines)."""
+    from pipeline.scoring.scorer import Scorer
+
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        scorer = Scorer.from_model_dir(model, device=device, decode_timeout_s=None)
+        snippets, video_seconds = 0, 0.0
+        for video in videos:
+            document = scorer.score_video(video.path).to_dict()
+            (out / f"{video.video_id}.json").write_text(json.dumps(document))
+            snippets += len(document["snippet_scores"])
+            video_seconds += document["duration_s"]
+        seconds = time.perf_counter() - start
+    return _result("plain", 1, videos, seconds, snippets, video_seconds, memory.peak)
 
 
 def median_run(repeats: int, **kwargs: object) -> dict:
@@ -155,7 +182,7 @@ def main() -> None:
         model = args.model or make_model(work / "model", args.backbone, args.crop, args.frames, args.device)
         videos = make_archive(args.videos)
         common = {"videos": videos, "model": model, "work": work, "device": args.device, "repeats": args.repeats}
-        results = [median_run(engine="local", workers=1, **common)]
+        results = [median_run(engine="plain", workers=1, **common), median_run(engine="local", workers=1, **common)]
         if args.workers > 1:
             results.append(median_run(engine="local", workers=args.workers, **common))
         if not args.no_ray:
@@ -165,13 +192,15 @@ def main() -> None:
             results.append(median_run(engine="ray", workers=args.workers, **common))
             ray.shutdown()
         baseline = results[0]
-        print(f"{len(videos)} videos, device {args.device}, median of {args.repeats} run(s); noisy shared CPUs")
+        load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+        print(f"{len(videos)} videos, device {args.device}, median of {args.repeats} run(s); load average {load} "
+              "(noisy shared CPUs)")
         print(f"{'engine':<10} {'seconds':>8} {'snippets/s':>11} {'video-h/h':>10} {'peak MiB':>9} {'ratio':>6}")
         for result in results:
-            result["ratio_vs_one_at_a_time"] = result["snippets_per_s"] / baseline["snippets_per_s"]
+            result["ratio_vs_plain_loop"] = result["snippets_per_s"] / baseline["snippets_per_s"]
             print(f"{result['engine']} x{result['workers']:<5} {result['seconds']:8.1f} "
                   f"{result['snippets_per_s']:11.2f} {result['video_hours_per_hour']:10.2f} "
-                  f"{result['peak_rss_mib']:9.0f} {result['ratio_vs_one_at_a_time']:6.2f}")
+                  f"{result['peak_rss_mib']:9.0f} {result['ratio_vs_plain_loop']:6.2f}")
 
         small, large = args.memory_videos
         memory = [measure(make_archive(count), model, work, engine="local", workers=args.workers,

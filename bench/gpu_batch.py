@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -60,7 +61,8 @@ def main() -> None:
             results.append(measure(make_archive(args.videos), model, work, engine="ray", workers=1, device=gpu))
             ray.shutdown()
     baseline = results[0]
-    print(f"backbone {args.backbone}; one run each")
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"backbone {args.backbone}; one run each; load average {load}")
     print(f"{'engine':<16} {'videos':>6} {'seconds':>8} {'snippets/s':>11} {'video-h/h':>10} {'peak MiB':>9} "
           f"{'x CPU':>6}")
     for result, device in zip(results, ["cpu", gpu, gpu], strict=False):

@@ -168,6 +168,8 @@ def main() -> None:
     clip = write_clip(work / "clip.mp4", args.clip_seconds).read_bytes()
     env = {"LANP_MODEL_DIR": str(model), "LANP_DEVICE": args.device, "LANP_WORK_DIR": str(work / "service"),
            "LANP_QUEUE_SIZE": "64", "LANP_MAX_SYNC_SECONDS": str(args.long_seconds + 60),
+           "LANP_MAX_SYNC_FRAMES": str(int((args.long_seconds + 60) * 25)), "LANP_MAX_SYNC_MEGAPIXEL_FRAMES": "1e9",
+           "LANP_MAX_CONCURRENT_UPLOADS": "32", "LANP_MAX_UPLOADS_IN_FLIGHT_MB": "65536",
            "LANP_MAX_UPLOAD_MB": "4096", "LANP_ISOLATE_DECODE": str(not args.in_process).lower()}
     results: dict = {"device": args.device, "clip_seconds": args.clip_seconds, "requests": args.requests,
                      "isolate_decode": not args.in_process}

@@ -2,15 +2,17 @@
 
 Why processes: a video can hang a decoder inside native code or crash it, and the only reliable cure is a separate
 process that the caller kills. ``Supervisor`` starts ``size`` spawn processes that run ``target(link, *args)``,
-hands them tasks over a private pipe each, and watches every worker: a task past ``deadline_s`` (since it started),
-a worker whose heartbeat is older than ``stall_s``, or one the caller cancels is killed; one that dies is noticed;
-either way a fresh worker takes its place (its queued tasks move over) and an ``Ended`` event names the task it
-took down, so the caller can record it and go on.
+hands them tasks over a private pipe each, and watches every worker: a task past ``deadline_s`` (counted from when
+the worker took it, so a worker's start-up is not charged to its first task), a worker whose heartbeat is older than
+``stall_s``, or one the caller cancels is killed; one that dies is noticed; either way a fresh worker takes its
+place (its queued tasks move over) and an ``Ended`` event names the task it took down, so the caller can record it
+and go on.
 
 Every worker dies with its parent, within about a second, even while busy inside native code: on Linux the kernel
 sends it SIGKILL when the parent goes (``prctl(PR_SET_PDEATHSIG)``; set only when the supervisor runs on the main
 thread, since the signal follows the *thread* that started the child), and everywhere a watchdog thread in the
-worker exits when its parent process is gone.
+worker exits when its parent process is gone. Both are armed before the worker imports its target's module (torch,
+say), so a parent killed during a slow start-up leaves nothing behind either.
 
 Worker side (a module-level function, so that spawn can import it)::
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import multiprocessing
 import os
 import signal
@@ -43,6 +46,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any, Literal
 
 PR_SET_PDEATHSIG = 1
@@ -56,6 +60,8 @@ WAITING = float("inf")
 STOP = None
 """The task that tells a worker to finish."""
 JOIN_GRACE_S = 5.0
+HEARTBEAT, TAKEN, TAKEN_AT = range(3)
+"""Slots of a worker's shared progress array: last beat (or WAITING), tasks taken so far, when it took the last."""
 
 EndReason = Literal["crashed", "overdue", "stalled", "canceled"]
 PerWorker = Callable[[Any], tuple[tuple[Any, ...], Any]]
@@ -86,9 +92,9 @@ def bind_to_parent(parent_pid: int, *, kernel_signal: bool) -> None:
 class WorkerLink:
     """A worker's end of its supervisor: tasks in, messages out, and the heartbeat the supervisor watches."""
 
-    def __init__(self, connection: Connection, heartbeat: Any):
+    def __init__(self, connection: Connection, progress: Any):
         self._connection = connection
-        self._heartbeat = heartbeat
+        self._progress = progress
 
     def tasks(self) -> Iterator[Any]:
         """The tasks sent to this worker, until ``STOP`` or until the parent's end of the pipe closes."""
@@ -100,6 +106,8 @@ class WorkerLink:
                 return
             if task is STOP:
                 return
+            self._progress[TAKEN_AT] = time.monotonic()
+            self._progress[TAKEN] += 1
             self.beat()
             yield task
 
@@ -109,17 +117,18 @@ class WorkerLink:
 
     def beat(self) -> None:
         """Say "still making progress" (the supervisor kills a worker silent for longer than ``stall_s``)."""
-        self._heartbeat.value = time.monotonic()
+        self._progress[HEARTBEAT] = time.monotonic()
 
     def waiting(self) -> None:
         """Say "waiting, not working": no stall is counted until the next ``beat``."""
-        self._heartbeat.value = WAITING
+        self._progress[HEARTBEAT] = WAITING
 
 
-def _worker_entry(target: Callable[..., None], parent_pid: int, kernel_signal: bool, connection: Connection,
-                  heartbeat: Any, args: tuple[Any, ...]) -> None:
+def _worker_entry(target: str, parent_pid: int, kernel_signal: bool, connection: Connection, progress: Any,
+                  args: tuple[Any, ...]) -> None:
     bind_to_parent(parent_pid, kernel_signal=kernel_signal)
-    target(WorkerLink(connection, heartbeat), *args)
+    module, _, name = target.partition(":")
+    getattr(importlib.import_module(module), name)(WorkerLink(connection, progress), *args)
 
 
 # --- the supervisor's side ----------------------------------------------------------------------------------------
@@ -132,15 +141,23 @@ class Worker:
     key: int
     process: Any
     connection: Connection
-    heartbeat: Any
+    progress: Any
     resource: Any = None
     assigned: deque[Any] = field(default_factory=deque)
+    finished_count: int = 0
     since: float = field(default_factory=time.monotonic)
 
     @property
     def task(self) -> Any:
         """The task being worked on (the oldest assigned), or None when idle."""
         return self.assigned[0] if self.assigned else None
+
+    @property
+    def working_since(self) -> float | None:
+        """When the worker took its current task; None while idle or before it has taken it (still starting)."""
+        if self.assigned and self.progress[TAKEN] > self.finished_count:
+            return float(self.progress[TAKEN_AT])
+        return None
 
     def submit(self, task: Any) -> None:
         if not self.assigned:
@@ -149,10 +166,10 @@ class Worker:
         self.connection.send(task)
 
     def finished(self) -> Any:
-        """Mark the current task done (the next assigned one starts its clock now); returns it."""
-        task = self.assigned.popleft()
+        """Mark the current task done; returns it."""
+        self.finished_count += 1
         self.since = time.monotonic()
-        return task
+        return self.assigned.popleft()
 
 
 @dataclass(frozen=True)
@@ -183,6 +200,37 @@ class Ended:
         return f"no {'progress' if self.reason == 'stalled' else 'result'} after {self.seconds:.0f} s: worker killed"
 
 
+# --- starting a child without re-running the caller's script ----------------------------------------------------
+# A spawned child normally imports the parent's ``__main__`` (as ``__mp_main__``) before running its target, so a
+# plain script that scores a video at top level, without ``if __name__ == "__main__":``, runs again in every
+# worker: the worker fails in its bootstrap and the caller sees "the worker died". Our workers' targets and
+# arguments live in importable modules and need nothing from ``__main__``, so while one starts, ``start_process``
+# hides the main module's file and spec from multiprocessing: the child imports only what its target needs.
+
+_MISSING = object()
+_lock = threading.Lock()
+
+
+def start_process(process: BaseProcess) -> None:
+    """``process.start()`` without the child importing the parent's ``__main__`` module."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        process.start()
+        return
+    with _lock:
+        saved = {name: main.__dict__.get(name, _MISSING) for name in ("__file__", "__spec__")}
+        main.__dict__.pop("__file__", None)
+        main.__dict__["__spec__"] = None
+        try:
+            process.start()
+        finally:
+            for name, value in saved.items():
+                if value is _MISSING:
+                    main.__dict__.pop(name, None)
+                else:
+                    main.__dict__[name] = value
+
+
 class Supervisor:
     """``size`` killable spawn workers running ``target(link, *args)`` (see the module docstring)."""
 
@@ -194,7 +242,9 @@ class Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.deadline_s = deadline_s
         self.stall_s = stall_s
-        self._target, self._args, self._per_worker = target, args, per_worker
+        # by name: the worker arms its parent-death signal before it imports the target's module
+        self._target = f"{target.__module__}:{target.__qualname__}"
+        self._args, self._per_worker = args, per_worker
         self._daemon, self._name = daemon, name
         # PR_SET_PDEATHSIG fires when the *thread* that started the child ends: arm it only from the main thread
         self._kernel_signal = threading.current_thread() is threading.main_thread()
@@ -204,15 +254,15 @@ class Supervisor:
     def _start(self) -> Worker:
         key, self._started = self._started, self._started + 1
         ours, theirs = self.context.Pipe(duplex=True)
-        heartbeat = self.context.RawValue("d", WAITING)
+        progress = self.context.RawArray("d", [WAITING, 0.0, 0.0])
         extra, resource = self._per_worker(self.context) if self._per_worker else ((), None)
         process = self.context.Process(
             target=_worker_entry, name=f"{self._name}-{key}", daemon=self._daemon,
-            args=(self._target, os.getpid(), self._kernel_signal, theirs, heartbeat, (*self._args, *extra)),
+            args=(self._target, os.getpid(), self._kernel_signal, theirs, progress, (*self._args, *extra)),
         )
-        process.start()
+        start_process(process)
         theirs.close()
-        return Worker(key, process, ours, heartbeat, resource)
+        return Worker(key, process, ours, progress, resource)
 
     @property
     def busy(self) -> bool:
@@ -242,13 +292,13 @@ class Supervisor:
         return events
 
     def _overrun(self, worker: Worker) -> EndReason | None:
-        if not worker.assigned:
+        started = worker.working_since
+        if started is None:
             return None
         now = time.monotonic()
-        if self.deadline_s is not None and now - worker.since > self.deadline_s:
+        if self.deadline_s is not None and now - started > self.deadline_s:
             return "overdue"
-        progress = max(worker.since, worker.heartbeat.value)
-        if self.stall_s is not None and now - progress > self.stall_s:
+        if self.stall_s is not None and now - max(started, worker.progress[HEARTBEAT]) > self.stall_s:
             return "stalled"
         return None
 
@@ -257,7 +307,7 @@ class Supervisor:
         return self._end(worker, "canceled")
 
     def _end(self, worker: Worker, reason: EndReason) -> Ended:
-        seconds = time.monotonic() - worker.since
+        seconds = time.monotonic() - (worker.working_since or worker.since)
         self._stop(worker, kill=True)
         replacement = self._start()
         self.workers[self.workers.index(worker)] = replacement

@@ -1,33 +1,41 @@
-"""The FastAPI application: ``create_app(settings)``; ``uvicorn service.app:create_app --factory`` serves it.
+"""The FastAPI application: ``create_app(settings)``; ``lanp serve`` (``service.server``) runs it under uvicorn.
 
-The lifespan loads the model directory once, warms it up, starts the single inference worker and re-queues the
-jobs a previous run left unfinished (see ``service.jobs``); the server accepts connections only once the model is
-warm, and a model that cannot be loaded stops the server with the reason (a misconfigured container fails loudly).
+The lifespan loads the model directory once (unless the caller loaded it already), warms it up, starts the single
+inference worker and the webhook sender, re-queues the jobs a previous run left unfinished (see ``service.jobs``)
+and removes the uploads of those it fails; a janitor deletes jobs past ``LANP_JOB_TTL_HOURS`` with their files.
+Every error is answered as RFC 9457 problem details (``service.problems``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ServiceError
+from models.errors import ErrorKind, ServiceError
 from service.jobs import JobStore
 from service.metrics import ServiceMetrics
-from service.routers import health, jobs, metrics, models, review, score, streams
+from service.problems import CLIENT_CLOSED, problem_response, status_error
+from service.routers import docs, health, jobs, metrics, models, review, score, streams
 from service.settings import Settings
 from service.state import ServiceState
 from service.streams import StreamManager
-from service.worker import InferenceWorker
+from service.uploads import UploadGate
+from service.webhooks import WebhookSender
+from service.worker import InferenceWorker, result_path
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +70,47 @@ class LatencyMiddleware:
             )
 
 
-def _load_model(settings: Settings) -> Any:
+def load_scorer(settings: Settings) -> Any:
+    """The scorer for ``settings``' model directory, warmed up (``lanp serve`` calls it before binding the port,
+    so a bad model directory is one line and exit 2)."""
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
 
     scorer = Scorer.from_model_dir(
         settings.model_dir,
         device=settings.device,
         weights=settings.weights,
-        decode_timeout_s=settings.decode_timeout_s if settings.isolate_decode else None,
+        config=ScoringConfig(decode_timeout_s=settings.decode_timeout_s if settings.isolate_decode else None),
     )
     scorer.warm_up()
     return scorer
+
+
+def _segments_of(settings: Settings, job_id: str) -> list[dict[str, Any]]:
+    path = result_path(settings.jobs_dir, job_id)
+    return json.loads(path.read_text())["segments"] if path.is_file() else []
+
+
+def _expire_jobs(state: ServiceState) -> int:
+    """Delete the jobs past their retention with their folders (results, plots) and inputs; how many."""
+    settings, store = state.settings, state.store
+    assert store is not None and settings.job_ttl_hours is not None
+    expired = store.expire(time.time() - settings.job_ttl_hours * 3600)
+    for job in expired:
+        shutil.rmtree(settings.jobs_dir / job.id, ignore_errors=True)
+        if job.source_kind == "upload":
+            state.uploads.discard(Path(job.input_path))
+    return len(expired)
+
+
+async def _janitor(state: ServiceState) -> None:
+    assert state.settings.job_ttl_hours is not None
+    interval_s = min(60.0, state.settings.job_ttl_hours * 3600 / 4)
+    while True:
+        removed = await asyncio.to_thread(_expire_jobs, state)
+        if removed:
+            log.info("%d expired job(s) removed", removed)
+        await asyncio.sleep(interval_s)
 
 
 @asynccontextmanager
@@ -83,54 +121,84 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     (settings.jobs_dir / "inputs").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    scorer = await asyncio.to_thread(_load_model, settings)
+    scorer = state.scorer or await asyncio.to_thread(load_scorer, settings)
     state.scorer = scorer
     state.model_info = {
         **scorer.identity,
         "feature_spec": scorer.spec_identity,
-        "segments": vars(scorer.segment_options),
+        "segments": scorer.config.segments.model_dump(),
         "metadata": {key: value for key, value in scorer.metadata.items() if key != "history"},
     }
-    state.store = JobStore(settings.jobs_db_path)
+    store = state.store = JobStore(settings.jobs_db_path)
+    secret = settings.webhook_secret or settings.api_key
+    state.webhooks = WebhookSender(
+        store,
+        server_url=str(settings.webhook_url) if settings.webhook_url else None,
+        secret=secret.get_secret_value().encode() if secret else None,
+        attempts=settings.webhook_attempts,
+        segments_of=lambda job_id: _segments_of(settings, job_id),
+    )
     state.worker = InferenceWorker(
         scorer,
-        state.store,
+        store,
         state.metrics,
         jobs_dir=settings.jobs_dir,
         queue_size=settings.queue_size,
+        uploads=state.uploads,
+        on_job_end=state.webhooks.notify,
     )
-    state.worker.start()
-    recovered = state.store.recover(settings.max_job_attempts)
+    recovered, failed = store.recover(settings.max_job_attempts)
+    for job in failed:  # interrupted too often: its upload goes, its webhook is sent
+        if job.source_kind == "upload":
+            state.uploads.discard(Path(job.input_path))
     for job in recovered:
+        if job.source_kind == "upload":
+            state.uploads.adopt(Path(job.input_path))
         state.worker.submit_job(job.id, bounded=False)
+    state.webhooks.start()  # also sends the notices of the jobs failed just now
+    state.worker.start()
     log.info(
-        "model %s ready on %s in %.1f s; %d unfinished job(s) re-queued",
+        "model %s ready on %s in %.1f s; %d unfinished job(s) re-queued, %d failed as interrupted",
         scorer.identity["name"],
         scorer.device,
         time.perf_counter() - started,
         len(recovered),
+        len(failed),
     )
     state.probe_slots = asyncio.Semaphore(settings.probe_concurrency)
     state.streams = StreamManager(scorer, max_streams=settings.max_streams, schemes=settings.stream_schemes,
                                   data_root=settings.data_root)
+    janitor = asyncio.create_task(_janitor(state)) if settings.job_ttl_hours is not None else None
     state.ready = True
     try:
         yield
     finally:
         state.ready = False
         await asyncio.to_thread(state.streams.close)
-        await asyncio.to_thread(state.worker.stop)
+        if janitor is not None:
+            janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await janitor
+        if not await asyncio.to_thread(state.worker.stop):
+            log.warning("the running video did not stop in time: its decoding is killed")
         await asyncio.to_thread(scorer.close)  # its decode and probe processes: none may outlive the server
-        state.store.close()
+        await asyncio.to_thread(state.webhooks.stop)
+        store.close()
 
 
-def _error_response(request: Request, error: ServiceError) -> JSONResponse:
-    request.app.state.lanp.metrics.errors.labels(kind=error.kind).inc()
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+def _answer(request: Request, error: ServiceError) -> JSONResponse:
+    metrics = request.app.state.lanp.metrics
+    if error.status == CLIENT_CLOSED:
+        log.info("%s %s: %s", request.method, request.url.path, error.message)
+        metrics.client_disconnects.labels(stage=str(error.extra.get("stage", "request"))).inc()
+    else:
+        metrics.errors.labels(kind=error.kind).inc()
+    return problem_response(error)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service for ``settings`` (default: read from the ``LANP_*`` environment)."""
+def create_app(settings: Settings | None = None, *, scorer: Any = None) -> FastAPI:
+    """The service for ``settings`` (default: read from the ``LANP_*`` environment); ``scorer``: an already
+    loaded and warmed ``Scorer`` for it (else the lifespan loads one)."""
     settings = settings or Settings()  # type: ignore[call-arg]  (model_dir comes from the environment)
     service_metrics = ServiceMetrics()
     app = FastAPI(
@@ -138,28 +206,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Per-frame anomaly scores and event segments for surveillance video (LANP, ECCV 2024).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
-    app.state.lanp = ServiceState(settings=settings, metrics=service_metrics)
+    uploads = UploadGate(
+        max_bytes=settings.max_upload_bytes,
+        max_concurrent=settings.max_concurrent_uploads,
+        max_bytes_in_flight=settings.max_uploads_in_flight_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
+    app.state.lanp = ServiceState(settings=settings, metrics=service_metrics, uploads=uploads, scorer=scorer)
     for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page,
                    streams.router):
         app.include_router(router)
     app.mount("/static", review.static_files(), name="static")
+    docs.install(app)
     app.add_middleware(LatencyMiddleware, metrics=service_metrics)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError) -> JSONResponse:
-        return _error_response(request, error)
+        return _answer(request, error)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return _answer(request, status_error(error.status_code, str(error.detail), error.headers))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
         )
-        return _error_response(request, ServiceError(422, "invalid_request", f"invalid request: {problems}"))
+        return _answer(request, ServiceError(422, ErrorKind.INVALID_ARGUMENT, f"invalid request: {problems}"))
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_response(request, ServiceError(500, "internal", f"internal error ({type(error).__name__})"))
+        return _answer(request, ServiceError(500, ErrorKind.INTERNAL, f"internal error ({type(error).__name__})"))
 
     return app

@@ -2,8 +2,12 @@
 
 Restart policy (``recover``): a job that was ``running`` when the server died is re-queued as ``pending`` while it
 has started fewer than ``max_attempts`` times, else marked ``failed`` (kind ``interrupted``), so a video that
-crashes the server cannot crash it forever. ``pending`` jobs are re-queued in creation order. Inputs of re-queued
-jobs stay on disk until the job ends.
+crashes the server cannot crash it forever; the caller removes the uploads of the jobs it failed. ``pending`` jobs
+are re-queued in creation order. Inputs of re-queued jobs stay on disk until the job ends.
+
+Retention (``expire``): jobs that ended before a cut-off are deleted (the caller removes their files). Webhook
+delivery state (``webhook_status``, ``webhook_attempts``, ``webhook_error``) is part of each record. A database
+written by an older version gains the new columns when opened.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from models.errors import ErrorKind, InternalError
+
 PENDING, RUNNING, COMPLETED, FAILED, CANCELED = "pending", "running", "completed", "failed", "canceled"
+STATUSES = (PENDING, RUNNING, COMPLETED, FAILED, CANCELED)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+NO_WEBHOOK, WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "none", "pending", "delivered", "failed"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -36,6 +44,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL
 )
 """
+# Columns added after the first release: (name, declaration); added to older databases on open.
+_ADDED_COLUMNS = (
+    ("callback_url", "TEXT"),
+    ("webhook_status", f"TEXT NOT NULL DEFAULT '{NO_WEBHOOK}'"),
+    ("webhook_attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("webhook_error", "TEXT"),
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,10 @@ class Job:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    callback_url: str | None
+    webhook_status: str
+    webhook_attempts: int
+    webhook_error: str | None
 
     @property
     def is_terminal(self) -> bool:
@@ -64,7 +83,7 @@ class Job:
     def public(self) -> dict[str, Any]:
         """The fields a client sees (no server paths)."""
         data = asdict(self)
-        for private in ("input_path", "source_kind", "attempts"):
+        for private in ("input_path", "source_kind", "attempts", "callback_url"):
             data.pop(private)
         return data
 
@@ -81,6 +100,10 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, declaration in _ADDED_COLUMNS:
+            if name not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
     def close(self) -> None:
         with self._lock:
@@ -90,12 +113,32 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, parameters).fetchall()
 
-    def create(self, *, video: str, source_kind: str, input_path: Path, threshold: float | None) -> Job:
+    def create(
+        self,
+        *,
+        video: str,
+        source_kind: str,
+        input_path: Path,
+        threshold: float | None,
+        callback_url: str | None = None,
+        webhook: bool = False,
+    ) -> Job:
+        """A new pending job; ``webhook``: someone (its ``callback_url`` or the server-wide URL) awaits its end."""
         job_id = uuid.uuid4().hex
         self._execute(
-            "INSERT INTO jobs (id, status, video, source_kind, input_path, threshold, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (job_id, PENDING, video, source_kind, str(input_path), threshold, time.time()),
+            "INSERT INTO jobs (id, status, video, source_kind, input_path, threshold, created_at, callback_url, "
+            "webhook_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                PENDING,
+                video,
+                source_kind,
+                str(input_path),
+                threshold,
+                time.time(),
+                callback_url,
+                WEBHOOK_PENDING if webhook else NO_WEBHOOK,
+            ),
         )
         job = self.get(job_id)
         assert job is not None
@@ -124,7 +167,7 @@ class JobStore:
     def finish(self, job_id: str, status: str, *, error_kind: str | None = None, error: str | None = None) -> bool:
         """Move a job that is not yet terminal to ``status``; False when it already ended."""
         if status not in TERMINAL:
-            raise ValueError(f"{status!r} is not a terminal status")
+            raise InternalError(f"{status!r} is not a terminal status")
         with self._lock:
             cursor = self._db.execute(
                 "UPDATE jobs SET status = ?, error_kind = ?, error = ?, finished_at = ?, "
@@ -140,18 +183,62 @@ class JobStore:
             "UPDATE jobs SET status = ?, progress = 0 WHERE id = ? AND status = ?", (PENDING, job_id, RUNNING)
         )
 
-    def recover(self, max_attempts: int) -> list[Job]:
-        """After a restart: re-queue or fail the jobs that were running, and return every pending job in order."""
+    def recover(self, max_attempts: int) -> tuple[list[Job], list[Job]]:
+        """After a restart: re-queue or fail the jobs that were running. Returns every pending job in order (to
+        run) and the jobs failed as interrupted now (whose uploads the caller removes)."""
         now = time.time()
         with self._lock:
+            exhausted = [
+                Job(**dict(row))
+                for row in self._db.execute(
+                    "SELECT * FROM jobs WHERE status = ? AND attempts >= ?", (RUNNING, max_attempts)
+                ).fetchall()
+            ]
             self._db.execute(
-                "UPDATE jobs SET status = ?, error_kind = 'interrupted', finished_at = ?, "
+                "UPDATE jobs SET status = ?, error_kind = ?, finished_at = ?, "
                 "error = 'the server stopped while this job was running, ' || attempts || ' time(s)' "
                 "WHERE status = ? AND attempts >= ?",
-                (FAILED, now, RUNNING, max_attempts),
+                (FAILED, ErrorKind.INTERRUPTED.value, now, RUNNING, max_attempts),
             )
             self._db.execute("UPDATE jobs SET status = ?, progress = 0 WHERE status = ?", (PENDING, RUNNING))
         rows = self._execute("SELECT * FROM jobs WHERE status = ? ORDER BY created_at", (PENDING,))
+        failed = [job for job in (self.get(job.id) for job in exhausted) if job is not None]
+        return [Job(**dict(row)) for row in rows], failed
+
+    def list(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+        """Jobs newest first (optionally of one ``status``), one page, and how many there are in all."""
+        where, parameters = ("WHERE status = ?", (status,)) if status else ("", ())
+        rows = self._execute(
+            f"SELECT * FROM jobs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (*parameters, limit, offset)
+        )
+        total = self._execute(f"SELECT COUNT(*) AS n FROM jobs {where}", parameters)[0]["n"]
+        return [Job(**dict(row)) for row in rows], int(total)
+
+    def expire(self, finished_before: float) -> list[Job]:
+        """Delete the jobs that ended before ``finished_before`` (and whose webhook is not still being delivered);
+        returns them, so that the caller removes their files."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE status IN ('completed', 'failed', 'canceled') AND finished_at < ? "
+                "AND webhook_status != ?",
+                (finished_before, WEBHOOK_PENDING),
+            ).fetchall()
+            self._db.executemany("DELETE FROM jobs WHERE id = ?", [(row["id"],) for row in rows])
+        return [Job(**dict(row)) for row in rows]
+
+    def set_webhook(self, job_id: str, status: str, *, attempts: int, error: str | None) -> None:
+        self._execute(
+            "UPDATE jobs SET webhook_status = ?, webhook_attempts = ?, webhook_error = ? WHERE id = ?",
+            (status, attempts, error, job_id),
+        )
+
+    def undelivered(self) -> list[Job]:
+        """Ended jobs whose webhook is still to be delivered (after a restart)."""
+        rows = self._execute(
+            "SELECT * FROM jobs WHERE webhook_status = ? AND status IN ('completed', 'failed', 'canceled') "
+            "ORDER BY finished_at",
+            (WEBHOOK_PENDING,),
+        )
         return [Job(**dict(row)) for row in rows]
 
     def counts(self) -> dict[str, int]:

@@ -8,7 +8,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 
 
 class ServiceMetrics:
-    """Request latency, videos and snippets scored, queue depth and errors by kind."""
+    """Request latency, videos and snippets scored, queue depth, errors by kind and client disconnects."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -24,6 +24,12 @@ class ServiceMetrics:
         self.frames_scored = Counter("lanp_frames_scored", "Frames scored", registry=self.registry)
         self.queue_depth = Gauge("lanp_queue_depth", "Videos waiting for the inference worker", registry=self.registry)
         self.errors = Counter("lanp_errors", "Errors by kind", ["kind"], registry=self.registry)
+        self.client_disconnects = Counter(
+            "lanp_client_disconnects",
+            "Requests whose client hung up before the answer, by stage (not errors: answered 499)",
+            ["stage"],
+            registry=self.registry,
+        )
         self.scoring_seconds = Histogram(
             "lanp_scoring_seconds", "Worker time per video", buckets=LATENCY_BUCKETS, registry=self.registry
         )

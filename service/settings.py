@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,29 @@ class Settings(BaseSettings):
     max_sync_seconds: float = Field(
         300.0, gt=0, description="longest video POST /score accepts (413 above: use POST /jobs)"
     )
+    max_sync_frames: int = Field(
+        9000, ge=1, description="most frames (the header's count) POST /score accepts (413 above: use POST /jobs)"
+    )
+    max_sync_megapixel_frames: float = Field(
+        20000.0, gt=0, description="most width x height x frames, in millions, POST /score accepts (413 above)"
+    )
+    max_concurrent_uploads: int = Field(4, ge=1, description="uploads received at once; more get 503 + Retry-After")
+    max_uploads_in_flight_mb: float = Field(
+        2048.0, gt=0, description="uploads held on disk at once (received, queued, scoring); beyond: 503"
+    )
+    header_timeout_s: float = Field(10.0, gt=0, description="a connection must send its request headers in this")
+    body_timeout_s: float = Field(30.0, gt=0, description="an upload that sends nothing for this long gets 408")
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="on SIGTERM, requests in flight get this long to finish before they are canceled"
+    )
+    job_ttl_hours: float | None = Field(
+        168.0, gt=0, description="ended jobs and their files are deleted this long after they end (unset: never)"
+    )
+    webhook_url: AnyHttpUrl | None = Field(None, description="every job's end is also POSTed here")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of the webhook signature (default: the API key)"
+    )
+    webhook_attempts: int = Field(5, ge=1, description="deliveries tried per webhook (backoff 1 s, 2 s, 4 s, ...)")
     queue_size: int = Field(8, ge=1, description="videos waiting for the worker; beyond it: 503 + Retry-After")
     retry_after_s: int = Field(5, ge=1, description="the Retry-After a 503 suggests")
     decode_timeout_s: float = Field(
@@ -53,6 +76,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_uploads_in_flight_bytes(self) -> int:
+        return int(self.max_uploads_in_flight_mb * 1024 * 1024)
 
     @property
     def jobs_db_path(self) -> Path:

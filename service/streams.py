@@ -16,8 +16,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from models.errors import ErrorKind, ServiceError, UserError
 from pipeline.live.watcher import WatchConfig, Watcher
-from service.errors import ServiceError
 
 RECORDS_KEPT = 2048
 """Records buffered per stream for event clients (older ones are forgotten)."""
@@ -99,16 +99,16 @@ class StreamManager:
         scheme, separator, _ = url.partition("://")
         if separator:
             if scheme.lower() not in self.schemes:
-                raise ServiceError(422, "forbidden_scheme", f"stream URL scheme {scheme!r} is not allowed here "
+                raise ServiceError(403, ErrorKind.FORBIDDEN, f"stream URL scheme {scheme!r} is not allowed here "
                                    f"(LANP_STREAM_SCHEMES: {', '.join(sorted(self.schemes))})")
             return url
         if self.data_root is None:
-            raise ServiceError(403, "forbidden", "file and device sources need LANP_DATA_ROOT on the server")
+            raise ServiceError(403, ErrorKind.FORBIDDEN, "file and device sources need LANP_DATA_ROOT on the server")
         path = Path(url).resolve()
         if not path.is_relative_to(self.data_root.resolve()):
-            raise ServiceError(403, "forbidden", f"{url} is not under the server's data root")
+            raise ServiceError(403, ErrorKind.FORBIDDEN, f"{url} is not under the server's data root")
         if not path.exists():
-            raise ServiceError(404, "not_found", f"{url} does not exist")
+            raise ServiceError(404, ErrorKind.NOT_FOUND, f"{url} does not exist")
         return str(path)
 
     def start(self, url: str) -> StreamRun:
@@ -116,12 +116,13 @@ class StreamManager:
         with self.lock:
             running = sum(run.running for run in self.runs.values())
             if running >= self.max_streams:
-                raise ServiceError(429, "too_many_streams", f"{running} streams are running (LANP_MAX_STREAMS "
-                                   f"{self.max_streams}); stop one first", {"Retry-After": "30"})
+                raise ServiceError(429, ErrorKind.TOO_MANY_STREAMS, f"{running} streams are running "
+                                   f"(LANP_MAX_STREAMS {self.max_streams}); stop one first",
+                                   headers={"Retry-After": "30"}, extra={"limit": "LANP_MAX_STREAMS"})
             try:
                 run = StreamRun(source, self.scorer, WatchConfig())
-            except ValueError as error:  # the pipeline's UserError: a source it cannot open
-                raise ServiceError(422, getattr(error, "kind", "invalid_request"), str(error)) from error
+            except UserError as error:  # a source the pipeline cannot open
+                raise ServiceError(422, error.kind, str(error)) from error
             self.runs[run.id] = run
             stopped = [key for key, other in self.runs.items() if not other.running and key != run.id]
             for key in stopped[: max(0, len(stopped) - STOPPED_KEPT)]:
@@ -132,7 +133,7 @@ class StreamManager:
     def get(self, stream_id: str) -> StreamRun:
         run = self.runs.get(stream_id)
         if run is None:
-            raise ServiceError(404, "not_found", f"no stream {stream_id!r}")
+            raise ServiceError(404, ErrorKind.NOT_FOUND, f"no stream {stream_id!r}")
         return run
 
     def stop(self, stream_id: str, timeout: float = 15.0) -> StreamRun:

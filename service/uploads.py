@@ -1,25 +1,31 @@
-"""Streaming multipart uploads to disk with size limits and content sniffing.
+"""Streaming multipart uploads to disk with size limits, content sniffing and a server-wide budget.
 
-The body is parsed as it arrives (python-multipart's streaming parser) and the file part written straight to a
-file in the work directory, so memory stays flat whatever the upload size. Limits: the declared
-``Content-Length`` is checked before reading (413), the received bytes while reading (413); the first bytes of the
-file are sniffed (415 unless a known video container or image). On any error the partial file is removed; on
-success the caller owns the file and must remove it.
+The body is parsed as it arrives (python-multipart's streaming parser) and the file part (form field ``file``)
+written straight to a file in the work directory, so memory stays flat whatever the upload size. Limits: the
+declared ``Content-Length`` is checked before reading (413), the received bytes while reading (413); the first
+bytes of the file are sniffed (415 unless a known video container or image); a body that sends nothing for
+``body_timeout_s`` is dropped (408). ``UploadGate`` also bounds the whole server: at most
+``max_concurrent`` uploads are received at once and the uploads on disk (being received, queued or being scored)
+hold at most ``max_bytes_in_flight`` bytes (503 + Retry-After beyond either). On any error the partial file is
+removed; on success the caller owns the file and must hand it back with ``UploadGate.discard``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from service.errors import ServiceError
+from models.errors import ErrorKind, ServiceError
+from service.problems import client_closed
 
 SNIFF_BYTES = 4096
 MULTIPART_SLACK_BYTES = 64 * 1024  # boundaries, part headers and small form fields on top of the file
@@ -40,20 +46,26 @@ class StoredUpload:
 
 
 def _too_large(limit: int, what: str) -> ServiceError:
-    return ServiceError(413, "too_large", f"{what} exceeds the upload limit of {limit / 2**20:.1f} MiB")
+    return ServiceError(
+        413,
+        ErrorKind.TOO_LARGE,
+        f"{what} exceeds the upload limit of {limit / 2**20:.1f} MiB",
+        extra={"limit": "max_upload_mb"},
+    )
 
 
-def check_declared_length(request: Request, max_bytes: int) -> None:
-    """413 before reading anything when the declared body is larger than the limit allows."""
+def check_declared_length(request: Request, max_bytes: int) -> int | None:
+    """The declared body length; 413 before reading anything when it is larger than the limit allows."""
     declared = request.headers.get("content-length")
     if declared is None:
-        return
+        return None
     try:
         length = int(declared)
     except ValueError as error:
-        raise ServiceError(400, "bad_request", f"Content-Length {declared!r} is not a number") from error
+        raise ServiceError(400, ErrorKind.BAD_REQUEST, f"Content-Length {declared!r} is not a number") from error
     if length > max_bytes + MULTIPART_SLACK_BYTES:
         raise _too_large(max_bytes, f"the request body ({length / 2**20:.1f} MiB declared)")
+    return length
 
 
 def multipart_boundary(request: Request) -> bytes:
@@ -61,7 +73,7 @@ def multipart_boundary(request: Request) -> bytes:
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
         raise ServiceError(
             415,
-            "unsupported_media_type",
+            ErrorKind.UNSUPPORTED_MEDIA_TYPE,
             "expected a multipart/form-data upload with the video in a file field named 'file' "
             f"(got Content-Type {request.headers.get('content-type', 'none')!r})",
         )
@@ -115,12 +127,19 @@ class _FileCollector:
     def on_headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         filename = params.get(b"filename")
+        name = params.get(b"name", b"").decode("utf-8", "replace")[:100]
+        if filename is not None and name != "file":
+            raise ServiceError(
+                422,
+                ErrorKind.INVALID_ARGUMENT,
+                f"the video must be sent in the form field 'file' (got a file in field {name!r})",
+            )
         if filename is not None and not self._file_done:
             self._part = "file"
             self.filename = Path(filename.decode("utf-8", "replace").replace("\\", "/")).name[:200] or "upload"
             self.stream = self.path.open("wb")
         elif filename is None and b"name" in params:
-            self._part = "field:" + params[b"name"].decode("utf-8", "replace")[:100]
+            self._part = "field:" + name
         else:
             self._part = "skip"
 
@@ -129,7 +148,7 @@ class _FileCollector:
         if self.container is None:
             raise ServiceError(
                 415,
-                "not_a_video",
+                ErrorKind.NOT_VIDEO,
                 f"{self.filename!r} is not a video: its first bytes match no known video container "
                 f"(starts with {self.head[:16]!r})",
             )
@@ -148,7 +167,7 @@ class _FileCollector:
         elif self._part is not None and self._part.startswith("field:"):
             self._field_value += chunk
             if len(self._field_value) > MAX_FIELD_BYTES:
-                raise ServiceError(413, "too_large", f"form field {self._part[6:]!r} is larger than 16 KiB")
+                raise ServiceError(413, ErrorKind.TOO_LARGE, f"form field {self._part[6:]!r} is larger than 16 KiB")
 
     def on_part_end(self) -> None:
         if self._part == "file" and self.stream is not None:
@@ -156,7 +175,7 @@ class _FileCollector:
             self._file_done = True
             if self.container is None:
                 if self.size == 0:
-                    raise ServiceError(422, "empty_file", f"the uploaded file {self.filename!r} is empty")
+                    raise ServiceError(422, ErrorKind.EMPTY, f"the uploaded file {self.filename!r} is empty")
                 self._check_type()
         elif self._part is not None and self._part.startswith("field:"):
             self.fields[self._part[6:]] = self._field_value.decode("utf-8", "replace")
@@ -166,36 +185,145 @@ class _FileCollector:
             self.stream.close()
 
 
-async def receive_upload(request: Request, directory: Path, max_bytes: int, sniff: Sniffer) -> StoredUpload:
-    """Stream the request's multipart file part to ``directory``; see the module docstring for the errors."""
-    check_declared_length(request, max_bytes)
-    boundary = multipart_boundary(request)
-    directory.mkdir(parents=True, exist_ok=True)
-    collector = _FileCollector(directory / f"{uuid.uuid4().hex}.upload", max_bytes, sniff)
-    parser = MultipartParser(boundary, collector.callbacks())
-    received = 0
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > max_bytes + MULTIPART_SLACK_BYTES:
-                raise _too_large(max_bytes, "the request body")
-            parser.write(chunk)
-        parser.finalize()
+async def idle_timed_chunks(request: Request, idle_timeout_s: float) -> AsyncIterator[bytes]:
+    """The request body's chunks; 408 when the client sends nothing for ``idle_timeout_s`` (a slow-loris body),
+    499 when it hangs up."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), idle_timeout_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as error:
+            raise ServiceError(
+                408,
+                ErrorKind.TIMEOUT,
+                f"the request body sent nothing for {idle_timeout_s:g} s",
+                extra={"limit": "body_timeout_s"},
+            ) from error
+        except ClientDisconnect as error:
+            raise client_closed("upload") from error
+        yield chunk
+
+
+class UploadGate:
+    """The server-wide bounds on uploads: how many are received at once and how many bytes all uploads still on
+    disk hold (received, queued or being scored), plus the per-upload limits. Thread-safe: the inference worker
+    hands files back from its own thread."""
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        max_concurrent: int,
+        max_bytes_in_flight: int,
+        body_timeout_s: float,
+        retry_after_s: int,
+    ):
+        self.max_bytes = max_bytes
+        self.max_concurrent = max_concurrent
+        self.max_bytes_in_flight = max_bytes_in_flight
+        self.body_timeout_s = body_timeout_s
+        self.retry_after_s = retry_after_s
+        self._lock = threading.Lock()
+        self._held: dict[Path, int] = {}
+        self._receiving = 0
+
+    @property
+    def bytes_in_flight(self) -> int:
+        with self._lock:
+            return sum(self._held.values())
+
+    def _busy(self, message: str, limit: str) -> ServiceError:
+        return ServiceError(
+            503,
+            ErrorKind.QUEUE_FULL,
+            f"{message}; retry after {self.retry_after_s} s",
+            headers={"Retry-After": str(self.retry_after_s)},
+            extra={"limit": limit},
+        )
+
+    def _over_budget(self, more: int) -> ServiceError | None:
+        """The 503 for ``more`` bytes on top of what is held (call with the lock held), None if they fit."""
+        held = sum(self._held.values())
+        if held + more <= self.max_bytes_in_flight:
+            return None
+        return self._busy(
+            f"uploads on the server would exceed {self.max_bytes_in_flight / 2**20:.0f} MiB "
+            f"({held / 2**20:.1f} MiB held)",
+            "max_uploads_in_flight_mb",
+        )
+
+    def _hold(self, path: Path, more: int) -> None:
+        with self._lock:
+            refused = self._over_budget(more)
+            if refused is not None:
+                raise refused
+            self._held[path] = self._held.get(path, 0) + more
+
+    def adopt(self, path: Path) -> None:
+        """Count a file already on disk (a job input re-queued after a restart) without checking the budget."""
+        with self._lock:
+            self._held[path] = path.stat().st_size if path.is_file() else 0
+
+    def release(self, path: Path) -> None:
+        """Stop counting an upload that is kept on disk (a completed job's video) as in flight."""
+        with self._lock:
+            self._held.pop(path, None)
+
+    def discard(self, path: Path) -> None:
+        """Remove an upload and give its bytes back (idempotent)."""
+        path.unlink(missing_ok=True)
+        with self._lock:
+            self._held.pop(path, None)
+
+    async def receive(self, request: Request, directory: Path, sniff: Sniffer) -> StoredUpload:
+        """Stream the request's multipart ``file`` part to ``directory``; see the module docstring for the errors."""
+        declared = check_declared_length(request, self.max_bytes)
+        boundary = multipart_boundary(request)
+        with self._lock:
+            if self._receiving >= self.max_concurrent:
+                raise self._busy(f"{self._receiving} uploads are being received already", "max_concurrent_uploads")
+            refused = self._over_budget(declared or 0)  # refused before reading when the declared size is too much
+            if refused is not None:
+                raise refused
+            self._receiving += 1
+        directory.mkdir(parents=True, exist_ok=True)
+        collector = _FileCollector(directory / f"{uuid.uuid4().hex}.upload", self.max_bytes, sniff)
+        try:
+            await self._receive_into(request, collector, boundary)
+        except BaseException:
+            collector.close()
+            self.discard(collector.path)
+            raise
+        finally:
+            with self._lock:
+                self._receiving -= 1
+        return StoredUpload(
+            collector.path, collector.filename, collector.size, collector.container or "", collector.fields
+        )
+
+    async def _receive_into(self, request: Request, collector: _FileCollector, boundary: bytes) -> None:
+        parser = MultipartParser(boundary, collector.callbacks())
+        received = 0
+        try:
+            async for chunk in idle_timed_chunks(request, self.body_timeout_s):
+                received += len(chunk)
+                if received > self.max_bytes + MULTIPART_SLACK_BYTES:
+                    raise _too_large(self.max_bytes, "the request body")
+                self._hold(collector.path, len(chunk))
+                parser.write(chunk)
+            parser.finalize()
+        except ServiceError:
+            raise
+        except Exception as error:  # a malformed body: nothing may be left behind
+            raise ServiceError(
+                400, ErrorKind.BAD_REQUEST, f"malformed multipart body: {type(error).__name__}: {error}"
+            ) from error
         collector.close()
         if not collector._file_done:
             raise ServiceError(
-                400, "no_file", "the multipart body has no complete file part: send the video as field 'file'"
+                422,
+                ErrorKind.INVALID_ARGUMENT,
+                "the multipart body has no complete file part: send the video in the form field 'file'",
             )
-    except ServiceError:
-        collector.close()
-        collector.path.unlink(missing_ok=True)
-        raise
-    except Exception as error:  # a malformed body, a client that went away: nothing may be left behind
-        collector.close()
-        collector.path.unlink(missing_ok=True)
-        if type(error).__name__ == "ClientDisconnect":
-            raise
-        raise ServiceError(400, "bad_multipart", f"malformed multipart body: {error}") from error
-    return StoredUpload(
-        collector.path, collector.filename, collector.size, collector.container or "", collector.fields
-    )

@@ -3,6 +3,9 @@
 Every video (a synchronous ``POST /score`` or a job) goes through this queue, so concurrent requests never run
 two models on the GPU or oversubscribe the CPU; a full queue is refused at once (503 + Retry-After by the
 routes) instead of piling up memory. Jobs re-queued after a restart bypass the bound (they were accepted before).
+Failures leave the worker as ``ServiceError`` s (``service.problems.from_exception``) whose messages name the
+client's file, never the server's path. Uploaded files are handed back to the ``UploadGate`` once scored (a
+completed job keeps its video, for the review page, until the job expires).
 """
 
 from __future__ import annotations
@@ -12,46 +15,37 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from models.errors import ErrorKind, ServiceError
 from pipeline.files import atomic_write_bytes
 from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics
+from service.problems import from_exception
+from service.uploads import UploadGate
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
-PROGRESS_INTERVAL_S = 0.5
 
 
 class QueueFullError(Exception):
-    """The worker's queue holds ``queue_size`` videos already."""
+    """The worker's queue holds ``queue_size`` videos already (or the worker is stopping)."""
 
 
 class ScorerLike(Protocol):
     def score_video(self, source: Any, **options: Any) -> VideoScore: ...
 
 
-def error_kind(error: BaseException) -> str:
-    """The short label of an error: a VideoError's ``kind``, else ``internal``."""
-    kind = getattr(error, "kind", None)
-    return kind if isinstance(kind, str) else "internal"
-
-
-def is_video_error(error: BaseException) -> bool:
-    """Errors caused by the video itself (decode, probe, timeout, spec/shape problems), not by the server."""
-    from pipeline.video import VideoError
-
-    return isinstance(error, VideoError)
-
-
 @dataclass
 class ScoreRequest:
-    """A synchronous request: the route awaits ``future``; the worker removes ``path`` when done."""
+    """A synchronous request: the route awaits ``future`` and sets ``cancel`` when its client goes away; the
+    worker discards ``path`` when done."""
 
     path: Path
     name: str
@@ -80,15 +74,20 @@ class InferenceWorker:
         *,
         jobs_dir: Path,
         queue_size: int,
+        uploads: UploadGate,
+        on_job_end: Callable[[str], None] | None = None,
     ):
         self.scorer = scorer
         self.store = store
         self.metrics = metrics
         self.jobs_dir = jobs_dir
         self.queue_size = queue_size
+        self.uploads = uploads
+        self.on_job_end = on_job_end
         self._queue: deque[ScoreRequest | JobTask] = deque()
         self._condition = threading.Condition()
         self._running_jobs: dict[str, threading.Event] = {}
+        self._running_request: ScoreRequest | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="lanp-inference", daemon=True)
 
@@ -99,21 +98,28 @@ class InferenceWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop: the running video is interrupted (a job goes back to pending), queued synchronous requests
-        fail, queued jobs stay pending for the next start."""
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop: the running video is interrupted at its next snippet batch (a job goes back to pending), queued
+        synchronous requests fail (503), queued jobs stay pending for the next start. False when the running video
+        did not stop within ``timeout_s`` (closing the scorer then kills its decoding)."""
         with self._condition:
             self._stopping = True
             for event in self._running_jobs.values():
                 event.set()
+            if self._running_request is not None:
+                self._running_request.cancel.set()
             self._condition.notify_all()
         self._thread.join(timeout_s)
+        shutting_down = ServiceError(
+            503, ErrorKind.CANCELED, "the server is shutting down", headers={"Retry-After": "5"}
+        )
         for item in self._queue:
             if isinstance(item, ScoreRequest):
-                item.path.unlink(missing_ok=True)
+                self.uploads.discard(item.path)
                 if not item.future.done():
-                    item.future.set_exception(RuntimeError("the server is shutting down"))
+                    item.future.set_exception(shutting_down)
         self._queue.clear()
+        return not self._thread.is_alive()
 
     def _put(self, item: ScoreRequest | JobTask, *, bounded: bool) -> None:
         with self._condition:
@@ -143,9 +149,9 @@ class InferenceWorker:
                 event.set()
                 return True
             job = self.store.get(job_id)
-            if job is None or not self.store.finish(job_id, CANCELED, error_kind="canceled", error="canceled"):
+            if job is None or not self.store.finish(job_id, CANCELED, error_kind=ErrorKind.CANCELED, error="canceled"):
                 return False
-        self._remove_input(job.source_kind, Path(job.input_path))
+        self._job_ended(job.id, job.source_kind, Path(job.input_path))
         return True
 
     def _run(self) -> None:
@@ -178,15 +184,25 @@ class InferenceWorker:
         try:
             if request.cancel.is_set() or not request.future.set_running_or_notify_cancel():
                 return
+            with self._condition:
+                self._running_request = request
             score = self._score(
                 request.path, name=request.name, threshold=request.threshold, cancel=request.cancel.is_set
             )
             request.future.set_result(score)
-        except BaseException as error:  # handed to the waiting route, which maps it to a status
+        except BaseException as error:  # handed to the waiting route as the answer it deserves
             if not request.future.done():
-                request.future.set_exception(error)
+                request.future.set_exception(self._public_error(error, request.path, repr(request.name)))
         finally:
-            request.path.unlink(missing_ok=True)
+            with self._condition:
+                self._running_request = None
+            self.uploads.discard(request.path)
+
+    def _public_error(self, error: BaseException, path: Path, shown: str) -> ServiceError:
+        public = from_exception(error, path=path, shown=shown)
+        if public.status >= 500 and not isinstance(error, ScoringCancelled):
+            log.error("scoring %s failed", shown, exc_info=error)
+        return public
 
     def _run_job(self, job_id: str) -> None:
         event = threading.Event()
@@ -195,13 +211,9 @@ class InferenceWorker:
             if job is None or not self.store.start(job_id):
                 return  # canceled (or deleted) while waiting
             self._running_jobs[job_id] = event
-        last_report = [0.0]
 
-        def report(fraction: float) -> None:
-            now = time.monotonic()
-            if now - last_report[0] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
-                last_report[0] = now
-                self.store.set_progress(job_id, round(fraction, 4))
+        def report(fraction: float) -> None:  # called once per snippet batch
+            self.store.set_progress(job_id, round(fraction, 4))
 
         try:
             score = self._score(
@@ -213,21 +225,23 @@ class InferenceWorker:
             if self._stopping:  # a shutdown, not the client: the next start runs it again
                 self.store.requeue(job_id)
             else:
-                self.store.finish(job_id, CANCELED, error_kind="canceled", error="canceled")
+                self.store.finish(job_id, CANCELED, error_kind=ErrorKind.CANCELED, error="canceled")
         except Exception as error:
-            kind = error_kind(error)
-            if kind == "internal" and not is_video_error(error):
-                log.exception("job %s failed", job_id)
-            self.metrics.errors.labels(kind=kind).inc()
-            self.store.finish(job_id, FAILED, error_kind=kind, error=f"{type(error).__name__}: {error}")
+            public = self._public_error(error, Path(job.input_path), repr(job.video))
+            self.metrics.errors.labels(kind=public.kind).inc()
+            self.store.finish(job_id, FAILED, error_kind=public.kind, error=public.message)
         finally:
             with self._condition:
                 self._running_jobs.pop(job_id, None)
             ended = self.store.get(job_id)
-            if ended is None or (ended.is_terminal and ended.status != COMPLETED):  # a result keeps its video
-                self._remove_input(job.source_kind, Path(job.input_path))
+            if ended is None or ended.is_terminal:
+                self._job_ended(job_id, job.source_kind, Path(job.input_path), keep_input=ended is not None
+                                and ended.status == COMPLETED)
 
-    @staticmethod
-    def _remove_input(source_kind: str, path: Path) -> None:
+    def _job_ended(self, job_id: str, source_kind: str, path: Path, *, keep_input: bool = False) -> None:
+        """A job ended: its upload is removed, or kept (a completed job's video, for the review page) and no longer
+        counted as in flight; its webhook is queued."""
         if source_kind == "upload":
-            path.unlink(missing_ok=True)
+            (self.uploads.release if keep_input else self.uploads.discard)(path)
+        if self.on_job_end is not None:
+            self.on_job_end(job_id)

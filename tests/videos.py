@@ -52,8 +52,10 @@ def write_video(
     content: Content = moving_square,
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,
+    positions: Sequence[int] | None = None,
 ) -> Path:
-    """Encode ``num_frames`` frames of ``content`` with ``codec`` into ``path`` (suffix picks the container)."""
+    """Encode ``num_frames`` frames of ``content`` with ``codec`` into ``path`` (suffix picks the container);
+    ``positions`` places frame ``i`` at timeline position ``positions[i]`` (gaps: frames never recorded)."""
     _, encoder, pixel_format = CODECS[codec]
     path = Path(path)
     with av.open(str(path), mode="w", options=container_options or {}) as container:
@@ -64,6 +66,8 @@ def write_video(
             stream.options = {"deadline": "realtime", "cpu-used": "8", **stream.options}
         for index in range(num_frames):
             frame = av.VideoFrame.from_ndarray(content(index, height, width), format="rgb24")
+            if positions is not None:
+                frame.pts = positions[index]
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
@@ -138,21 +142,9 @@ def patch_avi_codec(path: Path, fourcc: bytes = b"ZZZZ") -> Path:
     return Path(path)
 
 
-def write_dropped_frames_avi(path: Path, *, stored: Sequence[int], fps: int = 10, width: int = 64,
-                             height: int = 48) -> Path:
+def write_dropped_frames_avi(path: Path, *, stored: Sequence[int], fps: int = 10) -> Path:
     """An MPEG-4 AVI that stores only the frames at positions ``stored`` of its timeline, as a recorder that drops
     frames writes it: FFmpeg's AVI muxer fills each timestamp gap with empty chunks, so the header counts
     ``stored[-1] + 1`` frames while ``len(stored)`` pictures decode (OpenCV's ``tree.avi`` is such a file).
     Stored frame ``i`` shows ``moving_square(i)``."""
-    path = Path(path)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index, position in enumerate(stored):
-            frame = av.VideoFrame.from_ndarray(moving_square(index, height, width), format="rgb24")
-            frame.pts = position
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, codec="mpeg4", num_frames=len(stored), fps=fps, positions=stored)

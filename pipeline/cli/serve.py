@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a model over HTTP (POST /score, /jobs, /metrics, ...)",
         description="Serve a model directory over HTTP. Every LANP_* environment setting applies "
-        "(see docker/README.md); the options here override LANP_MODEL_DIR and LANP_DEVICE.",
+        "(see docker/README.md); the options here override LANP_MODEL_DIR and LANP_DEVICE. The model is loaded "
+        "and warmed up before the port opens; a bad model directory is refused in one line (exit 2).",
     )
     parser.add_argument("--model", help="model directory (default: $LANP_MODEL_DIR)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (default: $LANP_DEVICE or auto)")
@@ -22,11 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
     from pydantic import ValidationError
 
     from models.errors import UserError
-    from service.app import create_app
+    from service.app import load_scorer
+    from service.server import serve
     from service.settings import Settings
 
     overrides = {key: value for key, value in (("model_dir", args.model), ("device", args.device)) if value}
@@ -35,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
-        raise UserError(f"invalid LANP_* setting: {error}") from error
-    # One worker process: the model and its device belong to one inference thread (see service.worker).
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, workers=1)
+        problems = "; ".join(f"LANP_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise UserError(f"invalid setting: {problems}", kind="invalid_config") from error
+    try:
+        scorer = load_scorer(settings)
+    except UserError as error:  # a bad model directory: one line (its message may quote a multi-line parser error)
+        raise UserError(" ".join(str(error).split()), kind=error.kind) from error
+    serve(settings, scorer, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     result = train_lanp(
         features, config, ground_truth=ground_truth, progress=not args.no_progress, eval_fn=evaluator
     )
-    out = save_model(args.out, result.model, features.spec, config, result.metadata)
+    out = save_model(args.out, result.model, features.spec, config, result.metadata,
+                     feature_stats=result.feature_stats)
     summary = {"model": str(out), "threshold": result.metadata["threshold"], **result.metadata.get("metrics", {})}
     json.dump(summary, sys.stdout)
     sys.stdout.write("\n")

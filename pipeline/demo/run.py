@@ -228,7 +228,8 @@ def run_demo(
     scores = snippet_scores(trained.model, features)
     archive_metrics = frame_metrics(scores, ground_truth, {entry.video_id: entry.num_frames for entry in features})
     metadata = {**trained.metadata, "metrics": {"demo_archive": archive_metrics}}
-    model_dir = save_model(out_dir / "model", trained.model, features.spec, config, metadata)
+    model_dir = save_model(out_dir / "model", trained.model, features.spec, config, metadata,
+                           feature_stats=trained.feature_stats)
     seconds["evaluate"] = time.perf_counter() - mark
     report(f"frame AUC {archive_metrics['auc_roc']:.4f} on the archive")
 
@@ -238,7 +239,8 @@ def run_demo(
     scored = scorer.score_video(held_path, name=held_path.name)
     held_json = out_dir / "held_out" / f"{held_plan.video_id}.json"
     held_json.write_text(json.dumps(scored.to_dict()))
-    held_plot = plot_scores(scored, out_dir / "held_out" / f"{held_plan.video_id}.png")
+    held_plot = plot_scores(scored, out_dir / "held_out" / f"{held_plan.video_id}.png",
+                            ground_truth=held_plan.frame_labels())
     held_metrics = metrics_from_frames(scored.frame_scores, held_plan.frame_labels())
     seconds["score"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started

@@ -44,6 +44,11 @@ class FeatureSpec(BaseModel):
     layer: str = "pooled"
     fps: float | None = Field(None, description="resampled frame rate; None keeps the source rate")
     max_side: int | None = Field(None, description="frames downscaled so no side exceeds this before resizing")
+    decode_short_side: int | None = Field(
+        None,
+        description="frames scaled down while decoding (FFmpeg bilinear) so the short side is at most this, before "
+        "the resize; None: decoded at full size (every spec written before this setting existed)",
+    )
 
     @classmethod
     def external(cls, dim: int, crops: Literal[1, 10] = 1, name: str = "external") -> FeatureSpec:

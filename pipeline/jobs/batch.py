@@ -57,6 +57,9 @@ def run_batch(videos: list[VideoInput], model_dir: str | Path, out_dir: str | Pa
     config = config.model_copy(update={"device": device})  # run.json records what the run used
     outputs = BatchOutputs(Path(out_dir), model=model_identity(model_dir), config=config)
     outputs.check_paths(videos)
+    if outputs.scoring_changed:
+        log.info("new event settings: recomputing the events of %d finished video(s) from their JSON",
+                 outputs.resegment())
     outputs.save_run()
     todo = [
         video for video in videos

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models.errors import ErrorKind, UserError
+from pipeline.scoring.config import EvidenceConfig, ScoringConfig
 
 Engine = Literal["local", "ray"]
 
@@ -40,8 +41,10 @@ class BatchConfig(BaseModel):
     engine: Engine = "local"
     workers: int = Field(1, ge=1, description="worker processes (local) or actors (ray)")
     device: str = Field("auto", description="auto (GPU when present), cpu, cuda or cuda:N")
-    threshold: float | None = Field(None, ge=0.0, le=1.0, description="event threshold; default: the model's")
+    scoring: ScoringConfig = Field(ScoringConfig(), description="threshold and event rules (the decode timeout is "
+                                   "the engines' own: timeout_s)")
     plots: bool = Field(False, description="write plots/<video_id>.png")
+    evidence: EvidenceConfig = Field(EvidenceConfig(), description="events/<video_id>/<n>.jpg, .mp4 (clips)")
     timeout_s: float | None = Field(None, gt=0, description="give up on a video that takes longer than this")
     retry_failed: bool = Field(False, description="score again the videos that failed in earlier runs")
     ray: RayConfig = RayConfig()

@@ -33,7 +33,8 @@ def _score_worker(link: WorkerLink, model_dir: str, threads: int, config: BatchC
     torch.set_num_threads(threads)
     try:
         # decoding in-process: this worker is the isolation, killed by the pool when it hangs or overruns
-        scorer = Scorer.from_model_dir(Path(model_dir), device=config.device, decode_timeout_s=None)
+        scorer = Scorer.from_model_dir(Path(model_dir), device=config.device,
+                                       config=config.scoring.model_copy(update={"decode_timeout_s": None}))
     except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the run with it
         link.send(("load-error", f"{type(error).__name__}: {error}"))
         return

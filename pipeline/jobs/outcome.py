@@ -50,7 +50,7 @@ def score_one(scorer: Any, video: VideoInput, config: BatchConfig) -> VideoOutco
     start = time.perf_counter()
     deadline = None if config.timeout_s is None else time.monotonic() + config.timeout_s
     try:
-        score = scorer.score_video(video.path, threshold=config.threshold,
+        score = scorer.score_video(video.path, config=config.scoring,
                                    cancel=None if deadline is None else lambda: time.monotonic() > deadline)
         document = score.to_dict()
         plot = None

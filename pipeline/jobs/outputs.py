@@ -2,14 +2,20 @@
 
 Layout::
 
-    run.json            the model (hash of its files) and threshold the folder belongs to, and the last run's
-                        settings (``BatchConfig``)
+    run.json            the model (hash of its files) the folder belongs to, the event settings every result follows
+                        (``scoring``), and the last run's settings (``BatchConfig``)
     manifest.jsonl      one fsynced line per event (started / ok / failed); the latest line per video wins
     videos/<id>.json    the ``POST /score`` document of each scored video: the source of truth
     plots/<id>.png      score curves (``--plots``)
+    events/<id>/<n>.jpg the peak frame of event n (``evidence.thumbnails``); ``<n>.mp4`` its clip (``--clips``)
     snippets.parquet    video_id, path, snippet, start_frame, end_frame, start_s, end_s, score, model, spec_hash
-    segments.csv        video_id, segment, start_frame, end_frame, start_s, end_s, peak, mean, threshold
-    summary.csv         one row per video: duration, fps, snippets, max score, segments, status, error
+    segments.csv        video_id, segment, start_frame, end_frame, start_s, end_s, peak, peak_frame, mean, threshold
+    summary.csv         one row per video: duration, fps, snippets, max score, segments, domain shift, warnings,
+                        status, error
+
+A run with other event settings (threshold, smoothing, minimum duration, gap merging) than the folder's first
+recomputes the events of the finished videos from their JSONs (``resegment``, no decoding); a folder of another
+model is refused.
 
 A video's JSON (and plot) is written atomically before its ``ok`` line, so a killed run never leaves a result that
 a rerun would take for finished. The three tables are rebuilt from the JSONs and the manifest at the end of every
@@ -22,26 +28,31 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import ErrorKind
+from models.errors import ErrorKind, VideoError
 from pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl, sha256_file
 from pipeline.jobs.config import BatchConfig, BatchError
 from pipeline.jobs.outcome import VideoOutcome
 from pipeline.training.model_dir import MODEL_DIR_FILES
 from pipeline.video.inputs import VideoInput
 
+log = logging.getLogger(__name__)
+
 RUN_FILE = "run.json"
 SUMMARY_COLUMNS = (
-    "video_id", "path", "duration_s", "fps", "num_frames", "snippets", "max_score", "num_segments", "status", "error",
+    "video_id", "path", "duration_s", "fps", "num_frames", "snippets", "max_score", "num_segments", "domain_shift",
+    "warnings", "status", "error",
 )
-SEGMENT_COLUMNS = ("video_id", "segment", "start_frame", "end_frame", "start_s", "end_s", "peak", "mean", "threshold")
+SEGMENT_COLUMNS = ("video_id", "segment", "start_frame", "end_frame", "start_s", "end_s", "peak", "peak_frame", "mean",
+                   "threshold")
 SNIPPET_COLUMNS = (
     "video_id", "path", "snippet", "start_frame", "end_frame", "start_s", "end_s", "score", "model", "spec_hash",
 )
@@ -84,30 +95,72 @@ class BatchOutputs:
         self.root = Path(out_dir)
         self.videos_dir = self.root / "videos"
         self.plots_dir = self.root / "plots"
+        self.events_dir = self.root / "events"
         self.root.mkdir(parents=True, exist_ok=True)
         self.model, self.config = model, config
-        self._check_run()
+        self.scoring_changed = self._check_run()
         self.manifest = Manifest(self.root / "manifest.jsonl")
 
-    def _check_run(self) -> None:
-        """Refuse a folder of another model or threshold (its scores would not compare). Only these two must
-        match: workers, engine or timeout may change when a run is resumed."""
-        model, config = self.model, self.config
+    def _check_run(self) -> bool:
+        """Refuse a folder of another model (its scores would not compare); whether the event settings differ from
+        the folder's (then ``resegment``). Workers, engine or timeout may change when a run is resumed."""
         run_file = self.root / RUN_FILE
-        if run_file.exists():
-            recorded = json.loads(run_file.read_text())
-            if (recorded.get("model"), recorded.get("threshold")) != (model, config.threshold):
-                raise BatchError(
-                    f"{self.root} holds results of model {recorded.get('model')} with threshold "
-                    f"{recorded.get('threshold')}, not model {model} with threshold {config.threshold}: "
-                    "use another --out folder (nothing was changed)",
-                    kind=ErrorKind.CONFLICT,
-                )
+        if not run_file.exists():
+            return False
+        recorded = json.loads(run_file.read_text())
+        if recorded.get("model") != self.model:
+            raise BatchError(
+                f"{self.root} holds results of model {recorded.get('model')}, not of model {self.model}: "
+                "use another --out folder (nothing was changed)",
+                kind=ErrorKind.CONFLICT,
+            )
+        return recorded.get("scoring") != self._scoring_record()
+
+    def _scoring_record(self) -> dict[str, Any]:
+        scoring = self.config.scoring
+        return scoring.model_dump(include={"threshold", *scoring.segments.model_dump()})
 
     def save_run(self) -> None:
-        """``run.json``: the model and threshold this folder belongs to, and the settings of the latest run."""
-        run = {"model": self.model, "threshold": self.config.threshold, "config": self.config.model_dump(mode="json")}
+        """``run.json``: the model this folder belongs to, its event settings and the settings of the latest run."""
+        run = {"model": self.model, "scoring": self._scoring_record(), "config": self.config.model_dump(mode="json")}
         atomic_write_bytes(self.root / RUN_FILE, json.dumps(run, indent=2).encode())
+
+    def resegment(self, *, plots: bool | None = None, plot: Callable[[Any], bytes] | None = None) -> int:
+        """Recompute the events of every finished video under ``config.scoring`` from its JSON (no decoding), its
+        plot when it has one (or when ``plots``; ``plot(VideoScore)`` draws it, default ``plot_png``) and its
+        evidence; then ``run.json``. Returns how many videos; the tables are rebuilt by ``rebuild_tables``."""
+        from pipeline.scoring.plot import plot_png
+        from pipeline.scoring.result import VideoScore, resegment
+
+        count = 0
+        for video_id, record in sorted(self.manifest.latest.items()):
+            if not self.is_done(video_id):
+                continue
+            path = self.videos_dir / f"{video_id}.json"
+            document = resegment(json.loads(path.read_text()), self.config.scoring)
+            atomic_write_bytes(path, json.dumps(document).encode())
+            plot_path = self.plots_dir / f"{video_id}.png"
+            if plots or (plots is None and plot_path.exists()):
+                atomic_write_bytes(plot_path, (plot or plot_png)(VideoScore.from_dict(document)))
+            self.write_evidence(video_id, record["path"], document)
+            count += 1
+        self.save_run()
+        return count
+
+    def write_evidence(self, video_id: str, source: str, document: dict[str, Any]) -> None:
+        """``events/<id>/``: the evidence of a video's events (replacing older evidence of it), when asked for."""
+        evidence = self.config.evidence
+        if not (evidence.thumbnails or evidence.clips):
+            return
+        from pipeline.scoring.evidence import write_evidence
+
+        folder = self.events_dir / video_id
+        for old in folder.glob("*"):
+            old.unlink()
+        try:
+            write_evidence(document, source, folder, evidence)
+        except (VideoError, OSError) as error:  # the scores stand; only the pictures are missing
+            log.warning("%s: no event evidence: %s", video_id, error)
 
     def is_done(self, video_id: str) -> bool:
         record = self.manifest.latest.get(video_id)
@@ -139,6 +192,7 @@ class BatchOutputs:
             assert outcome.document is not None
             if outcome.plot_png is not None:
                 atomic_write_bytes(self.plots_dir / f"{outcome.video_id}.png", outcome.plot_png)
+            self.write_evidence(outcome.video_id, outcome.path, outcome.document)
             atomic_write_bytes(self.videos_dir / f"{outcome.video_id}.json", json.dumps(outcome.document).encode())
             record["snippets"] = outcome.num_snippets
         else:
@@ -167,7 +221,7 @@ class BatchOutputs:
                     if record["status"] != "ok" or not self.is_done(video_id):
                         error = (f"{record.get('error_kind')}: {record.get('error')}" if record["status"] == "failed"
                                  else f"missing: videos/{video_id}.json was removed; rerun to score it again")
-                        summary_writer.writerow([video_id, record["path"], "", "", "", "", "", "", "failed", error])
+                        summary_writer.writerow([video_id, record["path"], *[""] * 8, "failed", error])
                         continue
                     document = json.loads((self.videos_dir / f"{video_id}.json").read_text())
                     tables = document_tables(video_id, record["path"], document)
@@ -209,11 +263,11 @@ def document_tables(video_id: str, path: str, document: dict[str, Any]) -> Docum
         return float(timestamps[-1]) + 1.0 / fps if timestamps else frame / fps
 
     segment_rows = [
-        [video_id, index, segment["start_frame"], segment["end_frame"], segment["start_s"], segment["end_s"],
-         segment["peak"], segment["mean"], threshold]
-        for index, segment in enumerate(document["segments"])
+        [video_id, segment["index"], segment["start_frame"], segment["end_frame"], segment["start_s"],
+         segment["end_s"], segment["peak"], segment["peak_frame"], segment["mean"], threshold]
+        for segment in document["segments"]
     ]
-    model = f"{document['model']['name']}@{document['model']['sha256'][:12]}"
+    model = document["model"]["id"]
     starts = [index * stride for index in range(len(scores))]
     ends = [min(start + length, num_frames) for start in starts]
     snippets = {
@@ -228,6 +282,8 @@ def document_tables(video_id: str, path: str, document: dict[str, Any]) -> Docum
         "model": [model] * len(scores),
         "spec_hash": [spec["hash"]] * len(scores),
     }
+    shift = document.get("domain_shift")
     summary = [video_id, path, document["duration_s"], fps, num_frames, len(scores),
-               max(scores) if scores else "", len(segment_rows), "ok", ""]
+               max(scores) if scores else "", len(segment_rows), "" if shift is None else shift["score"],
+               ";".join(warning["kind"] for warning in document.get("warnings", ())), "ok", ""]
     return DocumentTables(summary, segment_rows, snippets)

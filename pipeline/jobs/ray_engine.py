@@ -74,7 +74,8 @@ class RayVideoScorer:
         self.config = BatchConfig.model_validate_json(config_json)
         # with a timeout, the Scorer's decode watchdog (a child process per video) guards the actor against a
         # decoder hung in native code; without one, decoding stays in the actor (no process start per video)
-        self.scorer = Scorer.from_model_dir(Path(model_dir), device=device, decode_timeout_s=self.config.timeout_s)
+        self.scorer = Scorer.from_model_dir(Path(model_dir), device=device, config=self.config.scoring.model_copy(
+            update={"decode_timeout_s": self.config.timeout_s}))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = [score_one(self.scorer, video, self.config) for video in _videos_of(batch)]
@@ -172,10 +173,12 @@ def _rows(ray: Any, dataset: Any, plan: ActorPlan, ray_config: RayConfig) -> Ite
             cause = cause.__cause__ or cause.__context__
         if not any(isinstance(item, ray.exceptions.GetTimeoutError) for item in chain):
             raise
+        free = ray.available_resources()
         raise BatchError(
             f"the Ray cluster did not start {plan.workers} actor(s) of {plan.num_cpus:g} CPU"
             f"{' + 1 GPU' if plan.num_gpus else ''} within {ray_config.placement_timeout_s:g} s "
-            f"(free now: {ray.available_resources()}): lower --workers or --cpus-per-actor, or free the cluster",
+            f"(free now: {free.get('CPU', 0.0):g} CPU, {free.get('GPU', 0.0):g} GPU): lower --workers or "
+            "--cpus-per-actor, or free the cluster",
             kind=ErrorKind.NO_RESOURCES,
         ) from error
 

@@ -12,127 +12,42 @@ snippet's score, so every decoded frame still has exactly one score).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
+from models.errors import ErrorKind, UserError
 from pipeline.features.extract import FeatureExtractor, resolve_device
 from pipeline.features.spec import FeatureSpec
 from pipeline.files import sha256_file
-from pipeline.scoring.segments import (
-    DEFAULT_MERGE_GAP_S,
-    DEFAULT_MIN_DURATION_S,
-    DEFAULT_SMOOTH_S,
-    Segment,
-    find_segments,
-    frame_times,
+from pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
+from pipeline.scoring.evidence import container_start_time
+from pipeline.scoring.result import (
+    DomainShift,
+    ScoringCancelled,
+    VideoScore,
+    domain_shift_warning,
+    event_segments,
+    model_id,
+    saturation_warning,
 )
+from pipeline.scoring.segments import frame_times
+from pipeline.training.domain import SHIFT_WARN_AT, FeatureStats
 from pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
 from pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_DECODE_TIMEOUT_S = 120.0
-
 ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
 
-
-class ScoringCancelled(Exception):
-    """The caller's cancel callback asked to stop; nothing was produced."""
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """How per-frame scores become event segments (see ``pipeline.scoring.segments``)."""
-
-    smooth_s: float = DEFAULT_SMOOTH_S
-    min_duration_s: float = DEFAULT_MIN_DURATION_S
-    merge_gap_s: float = DEFAULT_MERGE_GAP_S
-
-
-@dataclass
-class VideoScore:
-    """Everything known about one scored video; ``to_dict`` is the JSON of ``POST /score``."""
-
-    video: str
-    fps: float
-    num_frames: int
-    duration_s: float
-    threshold: float
-    model: dict[str, Any]
-    feature_spec: dict[str, Any]
-    snippet_scores: np.ndarray
-    frame_scores: np.ndarray
-    frame_snippets: np.ndarray
-    timestamps: np.ndarray
-    segments: list[Segment] = field(default_factory=list)
-    decoder: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "video": self.video,
-            "fps": self.fps,
-            "num_frames": self.num_frames,
-            "duration_s": self.duration_s,
-            "threshold": self.threshold,
-            "model": self.model,
-            "feature_spec": self.feature_spec,
-            "decoder": self.decoder,
-            "num_snippets": int(self.snippet_scores.size),
-            "snippet_scores": self.snippet_scores.tolist(),
-            "frame_scores": self.frame_scores.tolist(),
-            "frame_snippets": self.frame_snippets.tolist(),
-            "timestamps": self.timestamps.tolist(),
-            "segments": [segment.to_dict() for segment in self.segments],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VideoScore:
-        """Rebuild from ``to_dict`` output (a stored job result)."""
-        return cls(
-            video=data["video"],
-            fps=float(data["fps"]),
-            num_frames=int(data["num_frames"]),
-            duration_s=float(data["duration_s"]),
-            threshold=float(data["threshold"]),
-            model=data["model"],
-            feature_spec=data["feature_spec"],
-            snippet_scores=np.asarray(data["snippet_scores"], dtype=np.float64),
-            frame_scores=np.asarray(data["frame_scores"], dtype=np.float64),
-            frame_snippets=np.asarray(data["frame_snippets"], dtype=np.int64),
-            timestamps=np.asarray(data["timestamps"], dtype=np.float64),
-            segments=[Segment(**segment) for segment in data["segments"]],
-            decoder=data.get("decoder", ""),
-        )
-
-    def frames_csv(self) -> str:
-        """One row per decoded frame: ``frame,time_s,snippet,score,in_segment``."""
-        in_segment = np.zeros(self.num_frames, dtype=bool)
-        for segment in self.segments:
-            in_segment[segment.start_frame : segment.end_frame] = True
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["frame", "time_s", "snippet", "score", "in_segment"])
-        for frame in range(self.num_frames):
-            writer.writerow(
-                [
-                    frame,
-                    repr(float(self.timestamps[frame])),
-                    int(self.frame_snippets[frame]),
-                    repr(float(self.frame_scores[frame])),
-                    int(in_segment[frame]),
-                ]
-            )
-        return buffer.getvalue()
+# Re-exported for callers of the scorer that predate pipeline.scoring.result.
+__all__ = ["Scorer", "ScoringCancelled", "VideoScore", "build_extractor", "check_threshold"]
 
 
 def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.device) -> FeatureExtractor:
@@ -158,6 +73,7 @@ def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.dev
         pad_last=spec.pad_last,
         target_fps=spec.fps,
         max_side=spec.max_side,
+        decode_short_side=spec.decode_short_side,
     )
 
 
@@ -186,7 +102,7 @@ def _model_threshold(metadata: dict[str, Any], model_dir: Path) -> tuple[float, 
 def check_threshold(threshold: float) -> float:
     """A per-call threshold override: a finite number in [0, 1]."""
     if not (isinstance(threshold, int | float) and 0.0 <= float(threshold) <= 1.0):
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        raise UserError(f"threshold must be a number in [0, 1], got {threshold!r}", kind=ErrorKind.INVALID_ARGUMENT)
     return float(threshold)
 
 
@@ -202,8 +118,8 @@ class Scorer:
         extractor: FeatureExtractor,
         metadata: dict[str, Any],
         device: torch.device,
-        segment_options: SegmentOptions | None = None,
-        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
+        config: ScoringConfig | None = None,
+        feature_stats: FeatureStats | None = None,
     ):
         self.model_dir = model_dir
         self.classifier = classifier.to(device).eval()
@@ -211,10 +127,14 @@ class Scorer:
         self.extractor = extractor
         self.metadata = metadata
         self.device = device
-        self.segment_options = segment_options or SegmentOptions()
-        self.decode_timeout_s = decode_timeout_s
+        self.config = config or ScoringConfig()
+        self.feature_stats = feature_stats
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
         self.model_sha256 = sha256_file(model_dir / MODEL_FILE)
+
+    @property
+    def decode_timeout_s(self) -> float | None:
+        return self.config.decode_timeout_s
 
     @classmethod
     def from_model_dir(
@@ -223,15 +143,15 @@ class Scorer:
         *,
         device: str = "auto",
         weights: str | None = None,
-        segment_options: SegmentOptions | None = None,
-        decode_timeout_s: float | None = DEFAULT_DECODE_TIMEOUT_S,
+        config: ScoringConfig | None = None,
     ) -> Scorer:
         """Load ``model_dir`` and build the extractor its spec names (``weights`` overrides where they live).
 
-        With ``decode_timeout_s`` (the default) every video is decoded in a worker process that is killed when it
-        makes no progress for that long, so a hostile or broken file can neither hang nor crash the caller; the
-        process is started once and reused (``close()`` or ``with`` stops it). ``None`` decodes in this process
-        (for trusted inputs). Both give the same numbers."""
+        ``config`` holds the defaults of every ``score_video`` call (threshold, segment rules) and the decode
+        timeout: with ``decode_timeout_s`` set (the default) every video is decoded in a worker process that is
+        killed when it makes no progress for that long, so a hostile or broken file can neither hang nor crash
+        the caller; the process is started once and reused (``close()`` or ``with`` stops it). ``None`` decodes
+        in this process (for trusted inputs). Both give the same numbers."""
         model_dir = Path(model_dir)
         loaded = load_model(model_dir)
         torch_device = resolve_device(device)
@@ -244,14 +164,15 @@ class Scorer:
             extractor=extractor,
             metadata=dict(loaded.metadata),
             device=torch_device,
-            segment_options=segment_options,
-            decode_timeout_s=decode_timeout_s,
+            config=config,
+            feature_stats=FeatureStats.load(model_dir),
         )
 
     @property
     def identity(self) -> dict[str, Any]:
         """Which model and which features made a score: part of every result."""
         return {
+            "id": model_id(self.model_dir.name, self.model_sha256),
             "name": self.model_dir.name,
             "sha256": self.model_sha256,
             "threshold": self.threshold,
@@ -301,13 +222,21 @@ class Scorer:
         *,
         name: str | None = None,
         threshold: float | None = None,
+        config: ScoringConfig | None = None,
+        start_time: datetime | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelCallback | None = None,
     ) -> VideoScore:
         """Decode, extract, classify and segment one video.
 
-        ``progress`` receives the done fraction; ``cancel`` is polled after every snippet batch (ScoringCancelled
-        when it returns True)."""
+        ``config`` replaces the scorer's settings for this call (threshold ``None``: the model's); ``threshold``
+        is a shorthand that overrides the config's. ``start_time`` is the wall-clock time of the first frame
+        (default: the container's ``creation_time`` when it has one). ``progress`` receives the done fraction;
+        ``cancel`` is polled after every snippet batch (``ScoringCancelled``, a ``Canceled``, when it returns
+        True)."""
+        config = config or self.config
+        if threshold is None:
+            threshold = config.threshold
         threshold = self.threshold if threshold is None else check_threshold(threshold)
         if cancel is not None and cancel():
             raise ScoringCancelled("canceled before scoring started")
@@ -318,28 +247,26 @@ class Scorer:
             if progress is not None and total:
                 progress(min(done / total, 0.99))
 
-        extracted = self.extractor.extract_video(
-            source, timeout_s=self.decode_timeout_s, progress=on_progress
-        )
+        extracted = self.extractor.extract_video(source, timeout_s=self.decode_timeout_s, progress=on_progress)
         snippet_scores = self.classify(extracted.features)
         info, plan = extracted.info, extracted.plan
         frame_to_snippet = np.asarray(plan.frame_to_snippet)
         num_frames = int(frame_to_snippet.size)
         frame_scores = frame_scores_from_snippets(snippet_scores, frame_to_snippet)
         times = frame_times(num_frames, info.fps, info.timestamps_s)
-        options = self.segment_options
-        segments = find_segments(
-            frame_scores,
-            info.fps,
-            threshold,
-            smooth_s=options.smooth_s,
-            min_duration_s=options.min_duration_s,
-            merge_gap_s=options.merge_gap_s,
-            timestamps_s=times[:-1],
-        )
+        segments = event_segments(frame_scores, info.fps, threshold, config.segments, times[:-1])
+        warnings = [warning for warning in (saturation_warning(frame_scores),) if warning is not None]
+        shift = None
+        if self.feature_stats is not None:
+            figure = self.feature_stats.shift(extracted.features)
+            shift = DomainShift(score=figure, threshold=SHIFT_WARN_AT, out_of_distribution=figure > SHIFT_WARN_AT)
+            if shift.out_of_distribution:
+                warnings.append(domain_shift_warning(shift))
         if progress is not None:
             progress(1.0)
         label = name or (Path(source).name if isinstance(source, str | Path) else "upload")
+        if start_time is None and isinstance(source, str | Path):
+            start_time = container_start_time(source)
         return VideoScore(
             video=label,
             fps=float(info.fps),
@@ -354,4 +281,8 @@ class Scorer:
             timestamps=times[:-1],
             segments=segments,
             decoder=str(getattr(info, "backend", "")),
+            segment_config=config.segments,
+            start_time=None if start_time is None else start_time.isoformat(),
+            domain_shift=shift,
+            warnings=warnings,
         )

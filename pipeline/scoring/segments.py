@@ -1,7 +1,8 @@
 """Event segments: runs of frames whose (lightly smoothed) anomaly score lies above a threshold.
 
 A segment is what an operator wants to jump to: ``start_frame`` (inclusive) to ``end_frame`` (EXCLUSIVE), the
-same span in seconds, and the peak and mean of the raw scores inside. Pure numpy.
+same span in seconds, the peak of the raw scores inside and the frame where it is (the event's thumbnail), and
+their mean. Pure numpy.
 
 Steps: a centred moving average over ``smooth_s`` seconds (edges padded with the edge value) -> frames
 strictly above ``threshold`` -> runs separated by at most ``merge_gap_s`` seconds merged -> runs shorter than
@@ -29,6 +30,7 @@ class Segment:
     start_s: float
     end_s: float
     peak: float
+    peak_frame: int
     mean: float
 
     @property
@@ -111,6 +113,7 @@ def find_segments(
             start_s=float(times[start]),
             end_s=float(times[end]),
             peak=float(scores[start:end].max()),
+            peak_frame=start + int(np.argmax(scores[start:end])),
             mean=float(scores[start:end].mean()),
         )
         for start, end in runs

@@ -5,6 +5,7 @@ model.safetensors   classifier weights (safetensors: loading runs no code)
 feature_spec.json   the features the model was trained on (pipeline.features.spec.FeatureSpec)
 config.json         every switch of the method (models.config.LANPConfig)
 metadata.json       training data summary, pseudo-label stats, default threshold, metrics, versions, time
+feature_stats.safetensors   optional: statistics of the training features (pipeline.training.domain)
 ```
 Saving writes into a temporary sibling folder and renames it into place, so a failed or killed save leaves either
 the previous model or nothing, never a half-written directory.
@@ -32,6 +33,7 @@ from models.classifier import LANPClassifier
 from models.config import LANPConfig
 from models.errors import ErrorKind, UserError
 from pipeline.features.spec import SPEC_FILE, FeatureSpec
+from pipeline.training.domain import FeatureStats
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -86,8 +88,11 @@ def save_model(
     spec: FeatureSpec,
     config: LANPConfig,
     metadata: dict[str, Any],
+    *,
+    feature_stats: FeatureStats | None = None,
 ) -> Path:
-    """Write a model directory atomically; ``metadata`` gets ``versions`` and ``created`` added."""
+    """Write a model directory atomically; ``metadata`` gets ``versions`` and ``created`` added, and
+    ``feature_stats`` (``TrainResult.feature_stats``) lets scoring warn about footage unlike the training's."""
     target = Path(directory)
     if model.dim != spec.dim:
         raise ModelDirError(f"the classifier takes {model.dim}-d features but the feature spec says {spec.dim}")
@@ -104,6 +109,8 @@ def save_model(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (staged / METADATA_FILE).write_text(json.dumps(record, indent=2, allow_nan=False))
+        if feature_stats is not None:
+            feature_stats.save(staged)
         _replace_directory(staged, target)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)

@@ -38,6 +38,7 @@ from models.reweighting import loss_weights, normal_list
 from models.sampling import segment_indices
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
+from pipeline.training.domain import FeatureStats, fit_feature_stats
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class TrainResult:
     history: list[dict[str, float]]
     pseudo_labels: PseudoLabels
     metadata: dict[str, Any] = field(default_factory=dict)
+    feature_stats: FeatureStats | None = None  # saved with the model: the domain-shift check at scoring time
 
 
 def resolve_device(device: str) -> torch.device:
@@ -205,7 +207,7 @@ def train_lanp(
     }
     if eval_fn is not None:
         metadata["metrics"] = epoch_metrics(history)
-    return TrainResult(model, history, labels, metadata)
+    return TrainResult(model, history, labels, metadata, fit_feature_stats(arrays, seed=train.seed))
 
 
 def fit_classifier(

@@ -27,6 +27,7 @@ from pipeline.video.errors import (
     ResolutionTooLargeError,
     UnsupportedCodecError,
 )
+from pipeline.video.reader import VideoInfo, build_info
 from pipeline.video.sniff import sniff_container
 
 VideoSource = str | Path | BinaryIO
@@ -169,12 +170,13 @@ def check_complete(name: str, header: StreamHeader, timestamps: np.ndarray | Non
     """Refuse a stream that ends clearly before the time its header announces (a truncated file).
 
     Frames are trusted as stored: gaps in the timestamps (frames the recorder dropped) are no damage, as long as
-    the stream still reaches the announced end. Without timestamps the frame count at ``fps`` stands in.
+    the stream still reaches the announced end. Without distinct timestamps the frame count at ``fps`` stands in.
     """
     if not header.announced_s:
         return
     frame_s = 1.0 / fps
-    if timestamps is not None and len(timestamps) and np.all(np.isfinite(timestamps)):
+    usable = timestamps is not None and len(timestamps) and np.all(np.isfinite(timestamps))
+    if usable and np.unique(timestamps).size == len(timestamps):  # repeated stamps say nothing about time
         covered_s = float(timestamps.max() - timestamps.min()) + frame_s
     else:
         covered_s = count * frame_s
@@ -183,6 +185,33 @@ def check_complete(name: str, header: StreamHeader, timestamps: np.ndarray | Non
             f"{name}: the header announces {header.announced_s:.2f} s of video but the stream ends after "
             f"{covered_s:.2f} s ({count} frames; truncated)"
         )
+
+
+def stream_info(
+    source: MediaSource,
+    header: StreamHeader,
+    *,
+    backend: str,
+    timestamps: np.ndarray | None,
+    count: int,
+    fps: float,
+    out_size: tuple[int, int] | None,
+    target_fps: float | None,
+) -> VideoInfo:
+    """A container reader's ``VideoInfo``, once the stream is known to reach its announced end."""
+    check_complete(source.name, header, timestamps, count, fps)
+    return build_info(
+        name=source.name,
+        backend=backend,
+        count=count,
+        fps=fps,
+        timestamps=timestamps,
+        size=(header.width, header.height),
+        out_size=out_size or (header.width, header.height),
+        target_fps=target_fps,
+        codec=header.codec,
+        container=header.container,
+    )
 
 
 def check_resolution(name: str, width: int, height: int, max_pixels: int) -> None:

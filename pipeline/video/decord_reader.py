@@ -12,10 +12,10 @@ import logging
 
 import numpy as np
 
-from pipeline.video.container import MediaSource, StreamHeader, check_complete, frame_rate
+from pipeline.video.container import MediaSource, StreamHeader, frame_rate, stream_info
 from pipeline.video.errors import CorruptVideoError
 from pipeline.video.pyav_reader import PyAVReader
-from pipeline.video.reader import VideoReader, build_info, scale_rgb
+from pipeline.video.reader import VideoReader, scale_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +44,9 @@ class DecordReader(VideoReader):
         if timestamps is not None and not np.all(np.isfinite(timestamps)):
             timestamps = None
         fps = frame_rate(source.name, header.rate or self._reader.get_avg_fps(), timestamps, count)
-        check_complete(source.name, header, timestamps, count, fps)
-        self.info = build_info(
-            name=source.name,
-            backend="decord",
-            count=count,
-            fps=fps,
-            timestamps=timestamps,
-            size=(header.width, header.height),
-            out_size=out_size or (header.width, header.height),
+        self.info = stream_info(
+            source, header, backend="decord", timestamps=timestamps, count=count, fps=fps, out_size=out_size,
             target_fps=target_fps,
-            codec=header.codec,
-            container=header.container,
         )
         self._group = max(1, FULL_SIZE_GROUP_BYTES // (header.width * header.height * 3))
         self._fallback: PyAVReader | None = None

@@ -64,14 +64,3 @@ VIDEO_ERRORS: tuple[type[VideoError], ...] = (
 )
 """Every kind of video failure, for code that rebuilds an error from its kind (a worker reports kinds)."""
 
-__all__ = [
-    "VIDEO_ERRORS",
-    "CorruptVideoError",
-    "DecodeTimeoutError",
-    "EmptyFileError",
-    "NoVideoStreamError",
-    "NotAVideoError",
-    "ResolutionTooLargeError",
-    "UnsupportedCodecError",
-    "VideoError",
-]

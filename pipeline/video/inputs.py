@@ -9,7 +9,9 @@ Rules, applied to each input in order:
 - a folder is searched recursively: files with a video extension are videos, and a folder that directly holds
   image files (``.jpg``, ``.png``, ...) is one video made of frames (it is not searched further);
 - a pattern with ``*``, ``?`` or ``[`` is expanded (``**`` spans folders): matching folders are searched as
-  above, matching files are videos when they have a video extension and skipped otherwise;
+  above, matching files are videos when they have a video extension or the extension the pattern spells out
+  (``'calls/*.m4a'`` names its files as surely as typing them: they are reported, not dropped), and skipped
+  otherwise;
 - a file named explicitly (on the command line or in a list) is taken as a video whatever its extension: the
   decoder decides, and a file that is not a video is then reported as a failed video rather than dropped.
 
@@ -115,6 +117,13 @@ def _scan_folder(root: Path) -> tuple[list[tuple[str, Path, bool]], list[Path]]:
     return found, skipped
 
 
+def _spelled_out(pattern: str, match: Path) -> bool:
+    """Whether ``pattern`` names ``match``'s extension literally (``*.m4a``), so the user asked for such files."""
+    suffix = Path(pattern).suffix.lower()
+    return (bool(suffix) and not _GLOB_CHARACTERS.search(suffix) and suffix == match.suffix.lower()
+            and suffix not in LIST_EXTENSIONS)
+
+
 class _Expander:
     """Accumulates videos across inputs, keeping first-seen order and one entry per real path."""
 
@@ -139,7 +148,7 @@ class _Expander:
             if not matches:
                 raise InputError("the pattern matches no file or folder", f"{where}{item}")
             for match in map(Path, matches):
-                if match.is_dir() or match.suffix.lower() in VIDEO_EXTENSIONS:
+                if match.is_dir() or match.suffix.lower() in VIDEO_EXTENSIONS or _spelled_out(item, match):
                     self._take(match, item, where, allow_list=False)
                 else:
                     self.skipped.append(match)

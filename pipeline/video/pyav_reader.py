@@ -11,9 +11,9 @@ import av
 import av.error
 import numpy as np
 
-from pipeline.video.container import MediaSource, StreamHeader, check_complete, frame_rate, open_container
+from pipeline.video.container import MediaSource, StreamHeader, frame_rate, open_container, stream_info
 from pipeline.video.errors import CorruptVideoError
-from pipeline.video.reader import VideoReader, build_info, rgb_at_size
+from pipeline.video.reader import VideoReader, rgb_at_size
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +32,9 @@ class PyAVReader(VideoReader):
         timestamps = self._packet_timestamps()
         fps = frame_rate(source.name, header.rate, timestamps, len(timestamps))
         finite = timestamps if np.all(np.isfinite(timestamps)) else None
-        check_complete(source.name, header, finite, len(timestamps), fps)
-        self.info = build_info(
-            name=source.name,
-            backend="pyav",
-            count=len(timestamps),
-            fps=fps,
-            timestamps=finite,
-            size=(header.width, header.height),
-            out_size=out_size or (header.width, header.height),
+        self.info = stream_info(
+            source, header, backend="pyav", timestamps=finite, count=len(timestamps), fps=fps, out_size=out_size,
             target_fps=target_fps,
-            codec=header.codec,
-            container=header.container,
         )
         self._container: av.container.InputContainer | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
@@ -71,18 +62,26 @@ class PyAVReader(VideoReader):
         return np.sort(np.asarray(stamps, dtype=np.float64))
 
     def _decode_source_frames(self, source_indices: np.ndarray) -> np.ndarray:
+        """Decoded frames are written straight into the result; frames kept from the previous call (overlapping
+        snippets) are views of its result, so nothing is held twice."""
         first = int(source_indices[0])
         if any(int(i) < self._next_index and int(i) not in self._kept for i in source_indices):
             self._restart()
-        self._kept = {i: frame for i, frame in self._kept.items() if i >= first}
-        wanted = set(source_indices.tolist())
+        kept = {i: frame for i, frame in self._kept.items() if i >= first}
+        out = np.empty((len(source_indices), self.info.height, self.info.width, 3), dtype=np.uint8)
+        position = {int(index): slot for slot, index in enumerate(source_indices)}
+        for index, frame in kept.items():
+            if index in position:
+                out[position[index]] = frame
+        self._kept = {}  # the previous result is released as soon as the caller lets go of it
         last = int(source_indices[-1])
         while self._next_index <= last:
             frame = self._next_frame()
-            if self._next_index in wanted:
-                self._kept[self._next_index] = rgb_at_size(frame, self.info.width, self.info.height)
+            if self._next_index in position:
+                out[position[self._next_index]] = rgb_at_size(frame, self.info.width, self.info.height)
             self._next_index += 1
-        return np.stack([self._kept[int(i)] for i in source_indices])
+        self._kept = {int(index): out[slot] for slot, index in enumerate(source_indices)}
+        return out
 
     def _next_frame(self) -> av.VideoFrame:
         if self._frames is None:

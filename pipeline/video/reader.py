@@ -74,14 +74,20 @@ class VideoReader:
                 yield snippet, frames[position * plan.length : (position + 1) * plan.length]
 
     def read_frames(self, indices: np.ndarray | list[int]) -> np.ndarray:
-        """Delivered frames ``indices`` (any order, repeats allowed) as uint8 ``(len, H, W, 3)``."""
+        """Delivered frames ``indices`` (any order, repeats allowed) as uint8 ``(len, H, W, 3)``.
+
+        A reader may read the returned array again on its next call (frames shared by overlapping snippets are
+        not decoded twice): copy it before modifying it in place."""
         wanted = np.asarray(indices, dtype=np.int64)
         if wanted.size and (wanted.min() < 0 or wanted.max() >= self.info.num_frames):
             raise IndexError(f"{self.info.source}: frame index out of range 0..{self.info.num_frames - 1}")
         unique, inverse = np.unique(self.info.source_indices[wanted], return_inverse=True)
         if unique.size == 0:
             return np.zeros((0, self.info.height, self.info.width, 3), dtype=np.uint8)
-        return self._decode_source_frames(unique)[inverse.reshape(-1)]
+        frames = self._decode_source_frames(unique)
+        if unique.size == wanted.size and np.array_equal(unique, self.info.source_indices[wanted]):
+            return frames  # each frame once, in order: no copy (full-size frames are large)
+        return frames[inverse.reshape(-1)]
 
     def _decode_source_frames(self, source_indices: np.ndarray) -> np.ndarray:
         """Source frames at sorted unique ``source_indices``, uint8 RGB at the delivered size (``info``)."""

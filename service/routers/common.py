@@ -1,15 +1,20 @@
-"""Helpers the routers share: the multipart request body in OpenAPI, video checks, result formats."""
+"""Helpers the routers share: the multipart request body and error answers in OpenAPI, the header checks, the
+wait for a result that a client may abandon, result formats."""
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from models.errors import ErrorKind, ServiceError
 from pipeline.scoring.scorer import VideoScore
-from service.errors import ServiceError
+from service.problems import Problem, client_closed, from_exception
+from service.schemas import ScoreResult
 from service.state import ServiceState
 
 ResultFormat = Literal["json", "csv"]
@@ -24,41 +29,101 @@ MULTIPART_VIDEO_BODY: dict[str, Any] = {
     }
 }
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or wrong X-API-Key"},
-    413: {"description": "upload larger than LANP_MAX_UPLOAD_MB (or, for /score, longer than LANP_MAX_SYNC_SECONDS)"},
-    415: {"description": "not multipart/form-data, or the file is not a video"},
-    422: {"description": "the video cannot be decoded; 'kind' says why"},
-    503: {"description": "queue full or model not ready; see Retry-After"},
+
+def problem(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry whose body is a problem document (``docs.typed_openapi`` sets its media type)."""
+    return {"description": description, "model": Problem}
+
+
+PROTECTED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem("missing or wrong X-API-Key"),
+    422: problem("invalid parameters"),
+    503: problem("the model is not ready; see Retry-After"),
 }
 
 
-def video_error(error: Exception) -> ServiceError:
-    """422 for a video the decoder refuses, naming the reason."""
-    kind = getattr(error, "kind", "invalid")
-    return ServiceError(422, f"video_{kind}", f"the video cannot be scored ({kind}): {error}")
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem("missing or wrong X-API-Key"),
+    408: problem("the upload stalled for LANP_BODY_TIMEOUT_S"),
+    413: problem("too large: the upload, or (for /score) the video's length; 'limit' names the setting"),
+    415: problem("not multipart/form-data, or the file is not a video"),
+    422: problem("the request or the video is invalid; 'kind' says why"),
+    500: problem("the server failed (e.g. its decoding worker crashed)"),
+    503: problem("queue or upload budget full, model not ready, or shutting down; see Retry-After"),
+}
+
+RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ScoreResult,
+        "description": "the result (JSON), or one row per frame (?format=csv)",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    },
+}
 
 
 def queue_full(state: ServiceState, depth: int) -> ServiceError:
     return ServiceError(
         503,
-        "queue_full",
+        ErrorKind.QUEUE_FULL,
         f"the inference queue is full ({depth} videos waiting); retry after {state.settings.retry_after_s} s",
-        {"Retry-After": str(state.settings.retry_after_s)},
+        headers={"Retry-After": str(state.settings.retry_after_s)},
+        extra={"limit": "queue_size"},
     )
 
 
-async def probe_duration(path: Path, state: ServiceState) -> float:
-    """The video's duration in seconds, read by the scorer's persistent probe process, which is killed on a hang
-    (422 on failure). At most ``LANP_PROBE_CONCURRENCY`` requests wait for it at once."""
-    from pipeline.video import VideoError
+def _too_much(shown: str, what: str, limit: str) -> ServiceError:
+    return ServiceError(
+        413,
+        ErrorKind.TOO_LARGE,
+        f"{shown} {what}, more than POST /score accepts (LANP_{limit.upper()}): submit it to POST /jobs instead",
+        extra={"limit": limit},
+    )
 
+
+async def check_sync_limits(path: Path, shown: str, state: ServiceState) -> None:
+    """413 naming the limit when the video is too much work for a synchronous answer: its seconds, frames or
+    pixels x frames, from its header (read by the scorer's persistent probe process, killed on a hang)."""
+    settings = state.settings
     try:
         async with state.probe_slots:  # a burst of uploads must not tie up every thread of the pool
-            info = await asyncio.to_thread(state.scorer.probe, path, state.settings.probe_timeout_s)
-    except VideoError as error:
-        raise video_error(error) from error
-    return float(info.duration_s or (info.num_frames / info.fps if info.fps else 0.0))
+            info = await asyncio.to_thread(state.scorer.probe, path, settings.probe_timeout_s)
+    except Exception as error:
+        raise from_exception(error, path=path, shown=shown) from error
+    frames = info.num_frames or round(info.duration_s * info.fps)
+    duration = float(info.duration_s or (frames / info.fps if info.fps else 0.0))
+    megapixel_frames = info.width * info.height * frames / 1e6
+    if duration > settings.max_sync_seconds:
+        raise _too_much(shown, f"lasts {duration:.1f} s", "max_sync_seconds")
+    if frames > settings.max_sync_frames:
+        snippets = -(-frames // state.scorer.spec.snippet_length)
+        raise _too_much(shown, f"has {frames} frames ({snippets} snippets)", "max_sync_frames")
+    if megapixel_frames > settings.max_sync_megapixel_frames:
+        raise _too_much(
+            shown, f"holds {megapixel_frames:.0f} megapixel-frames ({info.width}x{info.height})",
+            "max_sync_megapixel_frames",
+        )
+
+
+async def await_unless_disconnected(request: Request, future: Future, on_disconnect: Any) -> Any:
+    """The result of ``future``; when the client hangs up first, ``on_disconnect()`` is called (it cancels the
+    work) and a 499 is raised."""
+    result = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({result, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not result.done():
+        on_disconnect()
+        result.cancel()
+        raise client_closed("scoring")
+    return result.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body is read already: the next message is the end)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def score_response(score: VideoScore | dict[str, Any], result_format: ResultFormat) -> Response:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
 
-from service.state import ServiceState, get_state
+from service.routers.common import problem
+from service.schemas import Health, Readiness
+from service.state import ServiceState, ready_state
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive and answering")
+@router.get("/healthz", summary="The process is alive and answering", response_model=Health)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -18,11 +19,9 @@ def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="The model is loaded on its device and warmed up",
-    responses={503: {"description": "still loading, or loading failed"}},
+    response_model=Readiness,
+    responses={503: problem("still loading, or loading failed")},
 )
-def readyz(state: ServiceState = Depends(get_state)) -> JSONResponse:
-    if state.ready:
-        info = state.model_info
-        return JSONResponse({"status": "ready", "model": info.get("name"), "device": info.get("device")})
-    reason = state.startup_error or "the model is still loading"
-    return JSONResponse({"status": "not ready", "detail": reason, "kind": "not_ready"}, status_code=503)
+def readyz(state: ServiceState = Depends(ready_state)) -> dict[str, str | None]:
+    info = state.model_info
+    return {"status": "ready", "model": info.get("name"), "device": info.get("device")}

@@ -1,4 +1,6 @@
-"""Asynchronous jobs for long videos: submit (upload or server-side path), poll, fetch the result, cancel."""
+"""Asynchronous jobs for long videos: submit (upload or server-side path), list, poll, fetch the result, cancel.
+
+A job may name a ``callback_url``: when it ends, a signed notice is POSTed there (see ``service.webhooks``)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,31 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
+from models.errors import ErrorKind, ServiceError
 from pipeline.files import atomic_write_bytes
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import VideoScore
-from service.errors import ServiceError
 from service.jobs import COMPLETED, Job
-from service.routers.common import ERROR_RESPONSES, MULTIPART_VIDEO_BODY, ResultFormat, queue_full, score_response
+from service.routers.common import (
+    ERROR_RESPONSES,
+    MULTIPART_VIDEO_BODY,
+    PROTECTED_RESPONSES,
+    RESULT_RESPONSES,
+    ResultFormat,
+    problem,
+    queue_full,
+    score_response,
+)
+from service.schemas import JobPage, JobStatus, JobStatusName
 from service.state import ServiceState, ready_state, require_api_key
-from service.uploads import SNIFF_BYTES, check_declared_length, receive_upload
+from service.uploads import SNIFF_BYTES, check_declared_length, idle_timed_chunks
 from service.worker import QueueFullError, result_path
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
+)
 
 MAX_JSON_BYTES = 16 * 1024
 
@@ -33,19 +47,7 @@ class PathJobRequest(BaseModel):
 
     path: str = Field(min_length=1, max_length=4096, description="absolute, or relative to the data root")
     threshold: float | None = Field(None, ge=0, le=1)
-
-
-class JobStatus(BaseModel):
-    id: str
-    status: str = Field(description="pending, running, completed, failed or canceled")
-    video: str
-    threshold: float | None
-    progress: float
-    error_kind: str | None
-    error: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
+    callback_url: AnyHttpUrl | None = Field(None, description="POSTed a signed notice when the job ends")
 
 
 def _status(job: Job) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def _job_or_404(state: ServiceState, job_id: str) -> Job:
     assert state.store is not None
     job = state.store.get(job_id)
     if job is None:
-        raise ServiceError(404, "job_not_found", f"no job with id {job_id!r}")
+        raise ServiceError(404, ErrorKind.NOT_FOUND, f"no job with id {job_id!r} (it may have expired)")
     return job
 
 
@@ -64,7 +66,10 @@ def completed_job(state: ServiceState, job_id: str) -> Job:
     job = _job_or_404(state, job_id)
     if job.status != COMPLETED:
         detail = f": {job.error}" if job.error else ""
-        raise ServiceError(409, f"job_{job.status}", f"job {job_id} is {job.status}, it has no result{detail}")
+        raise ServiceError(
+            409, ErrorKind.CONFLICT, f"job {job_id} is {job.status}, it has no result{detail}",
+            extra={"status_of_job": job.status},
+        )
     return job
 
 
@@ -72,16 +77,18 @@ def resolve_under_root(state: ServiceState, requested: str) -> Path:
     """The real path of ``requested`` (symlinks resolved) if it lies under the data root; 403/404 otherwise."""
     root = state.settings.data_root
     if root is None:
-        raise ServiceError(403, "paths_disabled", "server-side paths are disabled (LANP_DATA_ROOT is not set)")
+        raise ServiceError(
+            403, ErrorKind.FORBIDDEN, "server-side paths are disabled (LANP_DATA_ROOT is not set)"
+        )
     if "\x00" in requested:
-        raise ServiceError(400, "bad_path", "the path contains a NUL byte")
+        raise ServiceError(400, ErrorKind.BAD_REQUEST, "the path contains a NUL byte")
     real_root = root.resolve()
     candidate = Path(requested)
     resolved = (candidate if candidate.is_absolute() else real_root / candidate).resolve()
     if not resolved.is_relative_to(real_root):
-        raise ServiceError(403, "outside_data_root", f"{requested!r} is outside the allowed data root")
+        raise ServiceError(403, ErrorKind.FORBIDDEN, f"{requested!r} is outside the allowed data root")
     if not resolved.is_file():
-        raise ServiceError(404, "file_not_found", f"{requested!r} is not a file under the data root")
+        raise ServiceError(404, ErrorKind.NOT_FOUND, f"{requested!r} is not a file under the data root")
     return resolved
 
 
@@ -91,22 +98,36 @@ def _sniff_file(path: Path, shown: str) -> None:
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
     if not head:
-        raise ServiceError(422, "empty_file", f"{shown!r} is empty")
+        raise ServiceError(422, ErrorKind.EMPTY, f"{shown!r} is empty")
     if sniff_container(head) is None:
-        raise ServiceError(415, "not_a_video", f"{shown!r} is not a video: its first bytes match no video container")
+        raise ServiceError(
+            415, ErrorKind.NOT_VIDEO, f"{shown!r} is not a video: its first bytes match no video container"
+        )
 
 
-async def _read_json(request: Request) -> PathJobRequest:
+async def _read_json(request: Request, idle_timeout_s: float) -> PathJobRequest:
     body = b""
-    async for chunk in request.stream():
+    async for chunk in idle_timed_chunks(request, idle_timeout_s):
         body += chunk
         if len(body) > MAX_JSON_BYTES:
-            raise ServiceError(413, "too_large", "a JSON job request is at most 16 KiB")
+            raise ServiceError(413, ErrorKind.TOO_LARGE, "a JSON job request is at most 16 KiB")
     try:
         return PathJobRequest.model_validate_json(body)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
-        raise ServiceError(422, "invalid_request", f"invalid job request: {problems}") from error
+        raise ServiceError(422, ErrorKind.INVALID_ARGUMENT, f"invalid job request: {problems}") from error
+
+
+@router.get("", response_model=JobPage, summary="The jobs, newest first, one page at a time")
+def list_jobs(
+    status: JobStatusName | None = Query(None, description="only jobs in this status"),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=2**31),
+    state: ServiceState = Depends(ready_state),
+) -> dict[str, Any]:
+    assert state.store is not None
+    jobs, total = state.store.list(status=status, limit=limit, offset=offset)
+    return {"jobs": [_status(job) for job in jobs], "total": total, "limit": limit, "offset": offset}
 
 
 @router.post(
@@ -123,11 +144,16 @@ async def _read_json(request: Request) -> PathJobRequest:
             },
         }
     },
-    responses={**ERROR_RESPONSES, 403: {"description": "path outside the data root"}},
+    responses={
+        **ERROR_RESPONSES,
+        403: problem("path outside the data root, or paths disabled"),
+        404: problem("no such file under the data root"),
+    },
 )
 async def submit_job(
     request: Request,
     threshold: float | None = Query(None, ge=0, le=1, description="override the default threshold (uploads)"),
+    callback_url: AnyHttpUrl | None = Query(None, description="POSTed a signed notice when the job ends (uploads)"),
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """202 with ``Location: /jobs/{id}``; poll it, then fetch ``/jobs/{id}/result``."""
@@ -140,27 +166,37 @@ async def submit_job(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         check_declared_length(request, MAX_JSON_BYTES)
-        job_request = await _read_json(request)
+        job_request = await _read_json(request, settings.body_timeout_s)
         path = resolve_under_root(state, job_request.path)
         _sniff_file(path, job_request.path)
         source_kind, video = "path", job_request.path
         threshold = job_request.threshold if job_request.threshold is not None else threshold
+        callback_url = job_request.callback_url or callback_url
     else:
-        inputs = settings.jobs_dir / "inputs"
-        upload = await receive_upload(request, inputs, settings.max_upload_bytes, sniff_container)
+        upload = await state.uploads.receive(request, settings.jobs_dir / "inputs", sniff_container)
         path, source_kind, video = upload.path, "upload", upload.filename
-    job = state.store.create(video=video, source_kind=source_kind, input_path=path, threshold=threshold)
+    callback = str(callback_url) if callback_url else None
+    job = state.store.create(
+        video=video,
+        source_kind=source_kind,
+        input_path=path,
+        threshold=threshold,
+        callback_url=callback,
+        webhook=bool(callback or settings.webhook_url),
+    )
     try:
         state.worker.submit_job(job.id)
     except QueueFullError as error:
         state.store.delete(job.id)
         if source_kind == "upload":
-            path.unlink(missing_ok=True)
+            state.uploads.discard(path)
         raise queue_full(state, state.worker.depth) from error
     return JSONResponse(_status(job), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
 
-@router.get("/{job_id}", response_model=JobStatus, summary="A job's status and progress")
+@router.get(
+    "/{job_id}", response_model=JobStatus, summary="A job's status and progress", responses={404: problem("no job")}
+)
 def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
     return _status(_job_or_404(state, job_id))
 
@@ -168,7 +204,7 @@ def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str
 @router.get(
     "/{job_id}/result",
     summary="A completed job's result (the POST /score document, or CSV of frames)",
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}, 409: {"description": "not completed"}},
+    responses={**RESULT_RESPONSES, 404: problem("no job"), 409: problem("not completed"), 410: problem("gone")},
 )
 async def get_result(
     job_id: str, format: ResultFormat = Query("json"), state: ServiceState = Depends(ready_state)
@@ -176,7 +212,7 @@ async def get_result(
     completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
-        raise ServiceError(410, "result_missing", f"the result file of job {job_id} is gone")
+        raise ServiceError(410, ErrorKind.GONE, f"the result file of job {job_id} is gone")
     if format == "json":
         return FileResponse(path, media_type="application/json")
     data = await asyncio.to_thread(lambda: json.loads(path.read_text()))
@@ -186,7 +222,7 @@ async def get_result(
 @router.get(
     "/{job_id}/plot.png",
     summary="The score curve with threshold and event segments",
-    responses={200: {"content": {"image/png": {}}}, 409: {"description": "not completed"}},
+    responses={200: {"content": {"image/png": {}}}, 404: problem("no job"), 409: problem("not completed")},
     response_class=Response,
 )
 async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> Response:
@@ -208,14 +244,16 @@ async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> R
     status_code=202,
     response_model=JobStatus,
     summary="Cancel a job (a running one stops at its next snippet batch)",
-    responses={409: {"description": "the job already ended"}},
+    responses={404: problem("no job"), 409: problem("the job already ended")},
 )
 def cancel_job(job_id: str, state: ServiceState = Depends(ready_state)) -> Response:
     assert state.worker is not None and state.store is not None
     job = _job_or_404(state, job_id)
     if job.is_terminal or not state.worker.cancel_job(job_id):
         job = _job_or_404(state, job_id)
-        raise ServiceError(409, f"job_{job.status}", f"job {job_id} already ended ({job.status})")
+        raise ServiceError(
+            409, ErrorKind.CONFLICT, f"job {job_id} already ended ({job.status})", extra={"status_of_job": job.status}
+        )
     return JSONResponse(_status(_job_or_404(state, job_id)), status_code=202)
 
 

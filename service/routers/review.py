@@ -1,5 +1,6 @@
 """The review page (``/``, offline: its assets ship in the package) and the job resources it shows: the source
-video, events recomputed at another threshold."""
+video, events recomputed at another threshold, and each event's evidence (thumbnail, clip with pre/post roll)
+cut from the kept source video on first request and cached in the job's folder."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.errors import ServiceError
+from models.errors import ErrorKind, ServiceError
+from service.routers.common import PROTECTED_RESPONSES, problem
 from service.routers.jobs import completed_job
+from service.schemas import ResegmentedEvents
 from service.state import ServiceState, ready_state, require_api_key
 from service.worker import result_path
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
 page = APIRouter(tags=["review page"])
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
+)
 
 
 def static_files() -> StaticFiles:
@@ -38,32 +43,120 @@ def review_page() -> FileResponse:
     "/{job_id}/video",
     summary="The source video of a completed job (byte ranges supported, for seeking)",
     response_class=FileResponse,
-    responses={200: {"content": {"video/*": {}}}, 409: {"description": "not completed"}, 410: {"description": "gone"}},
+    responses={
+        200: {"content": {"video/*": {}}},
+        404: problem("no job"),
+        409: problem("not completed"),
+        410: problem("the video is gone"),
+    },
 )
 def get_video(job_id: str, state: ServiceState = Depends(ready_state)) -> FileResponse:
     job = completed_job(state, job_id)
     source = Path(job.input_path)
     if not source.is_file():
-        raise ServiceError(410, "gone", f"the source video of job {job_id} is no longer kept")
+        raise ServiceError(410, ErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
     return FileResponse(source, filename=Path(job.video).name)
 
 
-@router.get("/{job_id}/segments", summary="The job's events recomputed at another threshold (no decoding)")
+async def _document(state: ServiceState, job_id: str, threshold: float | None) -> dict[str, Any]:
+    """The job's stored result, its events recomputed at ``threshold`` when one is given."""
+    from pipeline.scoring.result import resegment
+
+    completed_job(state, job_id)
+    path = result_path(state.settings.jobs_dir, job_id)
+    if not path.is_file():
+        raise ServiceError(410, ErrorKind.GONE, f"the result file of job {job_id} is gone")
+    document = await asyncio.to_thread(lambda: json.loads(path.read_text()))
+    if threshold is None:
+        return document
+    return resegment(document, state.scorer.config.model_copy(update={"threshold": threshold}))
+
+
+@router.get(
+    "/{job_id}/segments",
+    summary="The job's events recomputed at another threshold (no decoding)",
+    response_model=ResegmentedEvents,
+    responses={404: problem("no job"), 409: problem("not completed"), 410: problem("the result is gone")},
+)
 async def get_segments(
     job_id: str,
     threshold: float = Query(ge=0, le=1),
     state: ServiceState = Depends(ready_state),
 ) -> dict[str, Any]:
-    from pipeline.scoring.segments import find_segments
+    return {"threshold": threshold, "segments": (await _document(state, job_id, threshold))["segments"]}
 
-    completed_job(state, job_id)
-    path = result_path(state.settings.jobs_dir, job_id)
-    if not path.is_file():
-        raise ServiceError(410, "gone", f"the result file of job {job_id} is gone")
-    document = await asyncio.to_thread(lambda: json.loads(path.read_text()))
-    options = state.scorer.segment_options
-    segments = find_segments(
-        document["frame_scores"], document["fps"], threshold, smooth_s=options.smooth_s,
-        min_duration_s=options.min_duration_s, merge_gap_s=options.merge_gap_s, timestamps_s=document["timestamps"],
-    )
-    return {"threshold": threshold, "segments": [segment.to_dict() for segment in segments]}
+
+def _event(document: dict[str, Any], job_id: str, number: int) -> dict[str, Any]:
+    segments = document["segments"]
+    if not 1 <= number <= len(segments):
+        raise ServiceError(
+            404, ErrorKind.NOT_FOUND, f"job {job_id} has {len(segments)} event(s) at this threshold, not #{number}"
+        )
+    return segments[number - 1]
+
+
+def _source(state: ServiceState, job_id: str) -> Path:
+    source = Path(completed_job(state, job_id).input_path)
+    if not source.is_file():
+        raise ServiceError(410, ErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
+    return source
+
+
+def _cached(state: ServiceState, job_id: str, name: str) -> Path:
+    folder = result_path(state.settings.jobs_dir, job_id).parent / "evidence"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+@router.get(
+    "/{job_id}/events/{number}/thumbnail.jpg",
+    summary="The peak frame of event NUMBER (from 1), at the job's threshold or ?threshold=",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}, 404: problem("no such job or event"),
+               409: problem("not completed"), 410: problem("the source video is gone")},
+)
+async def get_thumbnail(
+    job_id: str,
+    number: int,
+    threshold: float | None = Query(None, ge=0, le=1),
+    state: ServiceState = Depends(ready_state),
+) -> FileResponse:
+    from pipeline.files import atomic_write_bytes
+    from pipeline.scoring.evidence import render_thumbnail
+
+    document = await _document(state, job_id, threshold)
+    event = _event(document, job_id, number)
+    peak_s = document["timestamps"][event["peak_frame"]]
+    cached = _cached(state, job_id, f"frame-{event['peak_frame']}.jpg")
+    if not cached.is_file():
+        source = _source(state, job_id)
+        await asyncio.to_thread(lambda: atomic_write_bytes(cached, render_thumbnail(source, peak_s)))
+    return FileResponse(cached, media_type="image/jpeg")
+
+
+@router.get(
+    "/{job_id}/events/{number}/clip.mp4",
+    summary="An H.264 clip of event NUMBER with pre- and post-roll, at the job's threshold or ?threshold=",
+    response_class=FileResponse,
+    responses={200: {"content": {"video/mp4": {}}}, 404: problem("no such job or event"),
+               409: problem("not completed"), 410: problem("the source video is gone")},
+)
+async def get_clip(
+    job_id: str,
+    number: int,
+    threshold: float | None = Query(None, ge=0, le=1),
+    pre_roll: float = Query(3.0, ge=0, le=60, description="seconds before the event"),
+    post_roll: float = Query(3.0, ge=0, le=60, description="seconds after the event"),
+    state: ServiceState = Depends(ready_state),
+) -> FileResponse:
+    from pipeline.scoring.evidence import write_event_clip
+
+    event = _event(await _document(state, job_id, threshold), job_id, number)
+    start_s, end_s = event["start_s"], event["end_s"]
+    cached = _cached(state, job_id, f"clip-{start_s:.3f}-{end_s:.3f}-{pre_roll:g}-{post_roll:g}.mp4")
+    if not cached.is_file():
+        source = _source(state, job_id)
+        await asyncio.to_thread(
+            write_event_clip, source, cached, start_s, end_s, pre_roll_s=pre_roll, post_roll_s=post_roll
+        )
+    return FileResponse(cached, media_type="video/mp4", filename=f"{job_id}-event-{number}.mp4")

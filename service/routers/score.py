@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from pipeline.scoring.scorer import ScoringCancelled
-from service.errors import ServiceError
 from service.routers.common import (
     ERROR_RESPONSES,
     MULTIPART_VIDEO_BODY,
+    PROTECTED_RESPONSES,
+    RESULT_RESPONSES,
     ResultFormat,
-    probe_duration,
+    await_unless_disconnected,
+    check_sync_limits,
     queue_full,
     score_response,
-    video_error,
 )
 from service.state import ServiceState, ready_state, require_api_key
-from service.uploads import receive_upload
-from service.worker import QueueFullError, is_video_error
+from service.worker import QueueFullError
 
-router = APIRouter(tags=["score"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["score"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
+)
 
 
 @router.post(
     "/score",
     summary="Score an uploaded video now",
     openapi_extra={"requestBody": {"required": True, "content": MULTIPART_VIDEO_BODY}},
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}, **ERROR_RESPONSES},
+    responses={**RESULT_RESPONSES, **ERROR_RESPONSES},
 )
 async def score(
     request: Request,
@@ -37,37 +36,25 @@ async def score(
     format: ResultFormat = Query("json", description="json: the full result; csv: one row per frame"),
     state: ServiceState = Depends(ready_state),
 ) -> Response:
-    """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity."""
+    """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity.
+
+    A client that hangs up stops the scoring at the next snippet batch (the worker is free for the next one)."""
     from pipeline.video import sniff_container
 
-    settings = state.settings
-    upload = await receive_upload(request, settings.uploads_dir, settings.max_upload_bytes, sniff_container)
+    upload = await state.uploads.receive(request, state.settings.uploads_dir, sniff_container)
+    shown = repr(upload.filename)
     submitted = None
     try:
-        duration = await probe_duration(upload.path, state)
-        if duration > settings.max_sync_seconds:
-            raise ServiceError(
-                413,
-                "too_long",
-                f"{upload.filename!r} lasts {duration:.1f} s, more than the {settings.max_sync_seconds:g} s "
-                "POST /score accepts: submit it to POST /jobs instead",
-            )
+        await check_sync_limits(upload.path, shown, state)
         assert state.worker is not None
         try:
             submitted = state.worker.submit_score(upload.path, upload.filename, threshold)
         except QueueFullError as error:
             raise queue_full(state, state.worker.depth) from error
-        try:
-            result = await asyncio.wrap_future(submitted.future)
-        except ScoringCancelled as error:
-            raise ServiceError(503, "canceled", "the server stopped scoring this video") from error
-        except Exception as error:
-            if is_video_error(error):
-                raise video_error(error) from error
-            raise
+        result = await await_unless_disconnected(request, submitted.future, submitted.cancel.set)
         return score_response(result, format)
     finally:
         if submitted is not None:
-            submitted.cancel.set()  # a client that went away stops the worker at the next snippet batch
+            submitted.cancel.set()  # also when this task is canceled (a shutdown past its grace period)
         else:
-            upload.path.unlink(missing_ok=True)  # the worker removes the files it was given
+            state.uploads.discard(upload.path)  # the worker hands back the files it was given

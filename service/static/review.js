@@ -149,6 +149,20 @@ function renderEvents() {
     const label = document.createElement("div");
     label.innerHTML = `<span class="n">#${index + 1}</span> ${segment.start_s.toFixed(1)}–${segment.end_s.toFixed(1)} s`
       + ` · frames ${segment.start_frame}–${segment.end_frame - 1} · peak ${segment.peak.toFixed(2)}`;
+    const clip = document.createElement("a");
+    clip.textContent = "clip";
+    clip.className = "clip";
+    clip.href = `jobs/${id}/events/${index + 1}/clip.mp4?threshold=${$("threshold").value}`;
+    clip.addEventListener("click", async (event) => { // with a key, fetch it (links cannot send headers)
+      event.stopPropagation();
+      if (!keyField.value || clip.dataset.fetched) return;
+      event.preventDefault();
+      clip.href = await mediaUrl(clip.href);
+      clip.download = `${state.doc.video}-event-${index + 1}.mp4`;
+      clip.dataset.fetched = "1";
+      clip.click();
+    });
+    label.append(" · ", clip);
     item.append(thumbnail, label);
     item.addEventListener("click", () => seek(segment.start_s));
     return item;

@@ -1,12 +1,10 @@
-"""Fixtures for the pipeline tests: one torch thread for tiny models, and the batch-job ones (a tiny model, a
-real-clip archive, a reference run)."""
+"""Fixtures for the pipeline tests: one torch thread for tiny models (the batch-job fixtures live in
+tests/pipeline/jobs/conftest.py)."""
 
 from collections.abc import Iterator
 
 import pytest
 import torch
-
-from tests.pipeline.jobs.batch_fixtures import archive, model_dir, reference  # noqa: F401
 
 
 @pytest.fixture

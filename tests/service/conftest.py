@@ -139,31 +139,49 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    """An allowed root holding one small clip, plus a symlink that points outside it (to a real Ped2 clip)."""
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An allowed root holding one small clip, plus a symlink that points to a clip outside it."""
     root = tmp_path_factory.mktemp("data-root")
     write_video(root / "clip.mp4", num_frames=20, fps=10)
-    (root / "escape.mp4").symlink_to(shared_data / "ucsd-ped2/videos/test/01.mp4")
+    outside = write_video(tmp_path_factory.mktemp("outside") / "secret.mp4", num_frames=20, fps=10)
+    (root / "escape.mp4").symlink_to(outside)
     return root
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, data_root: Path) -> Iterator[LiveServer]:
-    work = tmp_path_factory.mktemp("service-work")
+def start_server(work: Path, model_dir: Path, **settings: str) -> LiveServer:
+    """A started server on ``work`` with the API key set; ``settings``: more ``LANP_*`` variables."""
+    work.mkdir(parents=True, exist_ok=True)
     live = LiveServer(
         {
-            "LANP_MODEL_DIR": str(tiny_model_dir),
+            "LANP_MODEL_DIR": str(model_dir),
             "LANP_DEVICE": "cpu",
             "LANP_WORK_DIR": str(work),
-            "LANP_DATA_ROOT": str(data_root),
             "LANP_API_KEY": API_KEY,
-            "LANP_MAX_UPLOAD_MB": "2",
-            "LANP_MAX_SYNC_SECONDS": "30",
-            "LANP_QUEUE_SIZE": "2",
-            "LANP_RETRY_AFTER_S": "7",
+            **settings,
         },
         work / "server.log",
     )
     live.start()
+    return live
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, data_root: Path) -> Iterator[LiveServer]:
+    live = start_server(
+        tmp_path_factory.mktemp("service-work"),
+        tiny_model_dir,
+        LANP_DATA_ROOT=str(data_root),
+        LANP_MAX_UPLOAD_MB="2",
+        LANP_MAX_SYNC_SECONDS="30",
+        LANP_MAX_SYNC_FRAMES="10000",
+        LANP_MAX_SYNC_MEGAPIXEL_FRAMES="50",
+        LANP_QUEUE_SIZE="2",
+        LANP_RETRY_AFTER_S="7",
+        LANP_HEADER_TIMEOUT_S="2",
+        LANP_BODY_TIMEOUT_S="2",
+        LANP_MAX_CONCURRENT_UPLOADS="2",
+        LANP_MAX_UPLOADS_IN_FLIGHT_MB="3",
+        LANP_SHUTDOWN_GRACE_S="2",
+    )
     yield live
     live.stop()

@@ -113,6 +113,10 @@ def test_upload_review_rethreshold_and_seek(page_server: LiveServer, browser, tm
     _wait(lambda: abs(_current_time(browser) - start) < 0.15, 30, "a seek to the event")
     assert float(canvas.get_attribute("data-cursor")) == pytest.approx(start, abs=0.15)
 
+    _wait(lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#events img')].every(i => i.complete && i.naturalWidth > 0)"),
+        60, "the event thumbnails")
+
     shots = Path(os.environ.get("LANP_SCREENSHOT_DIR", tmp_path))
     browser.save_screenshot(str(shots / "review-page.png"))
 
@@ -126,6 +130,31 @@ def client_segments(server: LiveServer, job_id: str, threshold: float) -> list[d
         response = client.get(f"/jobs/{job_id}/segments", params={"threshold": threshold})
     response.raise_for_status()
     return response.json()["segments"]
+
+
+def test_event_evidence_thumbnail_and_clip_with_roll(page_server: LiveServer, tmp_path: Path) -> None:
+    import av
+
+    clip = write_video(tmp_path / "yard.mp4", num_frames=150, width=96, height=64, fps=10)
+    with httpx.Client(base_url=page_server.url, headers={"X-API-Key": API_KEY}, timeout=120) as client:
+        with clip.open("rb") as stream:
+            job = client.post("/jobs", files={"file": ("yard.mp4", stream, "video/mp4")}).json()
+        _wait(lambda: client.get(f"/jobs/{job['id']}").json()["status"] == "completed", what="the job")
+        scores = client.get(f"/jobs/{job['id']}/result").json()["frame_scores"]
+        threshold = float(np.median(scores))
+        (event, *_) = client.get(f"/jobs/{job['id']}/segments", params={"threshold": threshold}).json()["segments"]
+        thumbnail = client.get(f"/jobs/{job['id']}/events/1/thumbnail.jpg", params={"threshold": threshold})
+        assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"  # a JPEG
+        response = client.get(f"/jobs/{job['id']}/events/1/clip.mp4",
+                              params={"threshold": threshold, "pre_roll": 1, "post_roll": 1})
+        assert response.status_code == 200
+        missing = client.get(f"/jobs/{job['id']}/events/99/thumbnail.jpg", params={"threshold": threshold})
+        assert missing.status_code == 404
+    (tmp_path / "event.mp4").write_bytes(response.content)
+    with av.open(str(tmp_path / "event.mp4")) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    expected = min(15.0, event["end_s"] + 1) - max(0.0, event["start_s"] - 1)  # the roll, clamped to the video
+    assert frames == pytest.approx(expected * 10, abs=2)
 
 
 def test_the_page_and_its_assets_are_served_offline(page_server: LiveServer) -> None:

@@ -70,7 +70,8 @@ def test_stream_lifecycle(stream_server: LiveServer, camera: str) -> None:
         stream = created.json()["id"]
         refused = client.post("/streams", json={"url": camera})
         assert refused.status_code == 429 and refused.json()["kind"] == "too_many_streams"
-        assert client.post("/streams", json={"url": "rtsp://127.0.0.1/x"}).json()["kind"] == "forbidden_scheme"
+        forbidden = client.post("/streams", json={"url": "rtsp://127.0.0.1/x"})
+        assert forbidden.status_code == 403 and "LANP_STREAM_SCHEMES" in forbidden.json()["detail"]
         assert client.post("/streams", json={"url": "/etc/hostname"}).status_code == 403
 
         seen: list[tuple[int, str, dict]] = []

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.features.spec import SpecMismatchError
+from pipeline.scoring.config import ScoringConfig
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import Scorer, ScoringCancelled, VideoScore, check_threshold, frame_scores_from_snippets
 from pipeline.training.model_dir import ModelDirError
@@ -23,7 +24,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def scorer(model_dir: Path) -> Scorer:
-    return Scorer.from_model_dir(model_dir, device="cpu", decode_timeout_s=None)
+    return Scorer.from_model_dir(model_dir, device="cpu", config=ScoringConfig(decode_timeout_s=None))
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,28 @@ def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with(
     try:
         assert rebuilt.spec == original.spec
         assert rebuilt.decode == original.decode
+        assert original.decode.max_short_side == original.spec.decode_short_side == 1080  # the default bound
     finally:
         original.close()
+        rebuilt.close()
+
+
+def test_a_spec_from_before_the_decode_bound_is_scored_at_full_size() -> None:
+    """Models saved before ``decode_short_side`` existed were trained on full-size decodes: keep their pixels."""
+    import torch
+
+    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.spec import FeatureSpec
+    from pipeline.scoring.scorer import build_extractor
+
+    current = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=1, crop_size=64)
+    saved_before = current.spec.model_dump(mode="json")
+    del saved_before["decode_short_side"]
+    old_spec = FeatureSpec.model_validate(saved_before)
+    rebuilt = build_extractor(old_spec, weights=None, device=torch.device("cpu"))
+    try:
+        assert old_spec.decode_short_side is None and rebuilt.decode.max_short_side is None
+        assert rebuilt.spec == old_spec and current.spec != old_spec
+    finally:
+        current.close()
         rebuilt.close()

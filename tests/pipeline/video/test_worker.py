@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,23 +149,26 @@ def test_heartbeat_waits_between_videos_and_beats_while_decoding(tmp_path: Path)
     beating = start_worker(SETTINGS, slot_bytes=16 << 20, slots=1, chunk=1)
     try:
         assert list(beating.run("probe", "warm-up", long_clip))[0][0] == "info"
-        deadline = time.monotonic() + REPLY_S
-        while beating.heartbeat.value != WAITING:
-            assert time.monotonic() < deadline, "an idle worker must not look stalled"
-            time.sleep(0.05)
+        _wait_until(lambda: beating.heartbeat.value == WAITING, "an idle worker must not look stalled")
         beating.inbox.put(("decode", "long", str(long_clip)))
         assert beating.receive()[0] == "start"
         assert beating.receive()[0] == "chunk"  # the only slot is now taken: the worker waits for it, not stalled
-        time.sleep(0.5)
-        assert beating.heartbeat.value == WAITING
+        _wait_until(lambda: beating.heartbeat.value == WAITING, "a worker waiting for a slot must not look stalled")
+        time.sleep(1.0)
+        assert beating.heartbeat.value == WAITING and not beating.receiver.poll(0)
         freed = time.monotonic()
-        beating.free_slots.put(0)
-        beats = set()
-        while not beating.receiver.poll(0) and time.monotonic() < freed + REPLY_S:
-            beats.add(beating.heartbeat.value)  # decoding the next chunk: a beat on the parent's clock
-        assert any(math.isfinite(beat) and freed <= beat <= time.monotonic() for beat in beats), beats
+        beating.free_slots.put(0)  # the worker sends the chunk, then decodes the next one: beating meanwhile
+        _wait_until(lambda: math.isfinite(beating.heartbeat.value), "a decoding worker must beat")
+        assert freed <= beating.heartbeat.value <= time.monotonic()  # the parent's clock, as its stall check needs
     finally:
         beating.process.kill()
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + REPLY_S
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
 
 
 def test_the_worker_exits_when_its_parent_dies(tmp_path: Path) -> None:

@@ -1,0 +1,81 @@
+"""The Python API: the same pipeline functions as the ``lanp`` command line, in a few calls.
+
+    from pipeline import api
+
+    model = api.train("feats/", "model/")                        # LANP without labels -> model directory
+    result = api.score_video("clip.mp4", model)                  # one video -> VideoScore (result.to_dict())
+    report = api.score_archive(["archive/"], model, "results/")  # resumable batch job -> BatchReport
+    document = api.resegment(result.to_dict(), api.ScoringConfig(threshold=0.7))  # new events, no decoding
+
+Safe from a plain script or a notebook without ``if __name__ == "__main__":``: the worker processes it starts
+never re-run the calling script (``pipeline.workers.start_process``). Errors are the product's own
+(``models.errors``): ``UserError`` for bad arguments and files, ``VideoError`` for a video that cannot be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.scoring.config import EvidenceConfig, ScoringConfig
+from pipeline.scoring.result import VideoScore, resegment
+
+__all__ = [
+    "EvidenceConfig", "ScoringConfig", "VideoScore", "load_scorer", "resegment", "score_archive", "score_video",
+    "train",
+]
+
+
+def load_scorer(model: str | Path, *, device: str = "auto", config: ScoringConfig | None = None) -> Any:
+    """A loaded ``Scorer`` (``pipeline.scoring.scorer``) to score many videos with one model; use it in a
+    ``with`` block (or call ``close()``) to stop its decode worker."""
+    from pipeline.scoring.scorer import Scorer
+
+    return Scorer.from_model_dir(model, device=device, config=config)
+
+
+def score_video(
+    video: str | Path, model: str | Path | Any, *, config: ScoringConfig | None = None, device: str = "auto",
+) -> VideoScore:
+    """Score one video file with a model directory (or a scorer from ``load_scorer``): per-frame scores, events,
+    warnings. ``config``: threshold and segment rules (default: the model's threshold)."""
+    if not isinstance(model, str | Path):
+        return model.score_video(video, config=config)
+    with load_scorer(model, device=device, config=config) as scorer:
+        return scorer.score_video(video)
+
+
+def score_archive(
+    inputs: Sequence[str | Path], model: str | Path, out_dir: str | Path, *, config: ScoringConfig | None = None,
+    plots: bool = False, evidence: EvidenceConfig | None = EvidenceConfig(), workers: int = 1,
+    device: str = "auto", engine: str = "local", progress: bool = False,
+) -> Any:
+    """``lanp score INPUTS --out OUT_DIR``: every video of ``inputs`` (files, folders, globs, path lists) into the
+    resumable output folder; returns the ``BatchReport`` (counts and failed video ids)."""
+    from pipeline.jobs.batch import run_batch
+    from pipeline.jobs.config import BatchConfig
+    from pipeline.video.inputs import expand_inputs
+
+    batch = BatchConfig.build(engine=engine, workers=workers, device=device, scoring=config or ScoringConfig(),
+                              plots=plots, evidence=evidence or EvidenceConfig(thumbnails=False))
+    return run_batch(expand_inputs([str(item) for item in inputs]), model, out_dir, batch, progress=progress)
+
+
+def train(
+    features: str | Path, out_dir: str | Path, *, preset: str = "reference", overrides: Sequence[str] = (),
+    progress: bool = False,
+) -> Path:
+    """``lanp train --features FEATURES --out OUT_DIR``: LANP without labels on a feature folder; returns the
+    model directory. ``overrides`` are ``section.key=value`` settings, as ``--set`` takes them."""
+    from models.config import apply_overrides
+    from models.config import preset as named_preset
+    from pipeline.features.featureset import open_feature_set
+    from pipeline.training.model_dir import save_model
+    from pipeline.training.trainer import train_lanp
+
+    config = apply_overrides(named_preset(preset), list(overrides))
+    feature_set = open_feature_set(features)
+    result = train_lanp(feature_set, config, progress=progress)
+    return save_model(out_dir, result.model, feature_set.spec, config, result.metadata,
+                      feature_stats=result.feature_stats)

@@ -1,0 +1,111 @@
+"""RFC 9457 problem details: every error the service answers, and how any exception becomes one.
+
+The body is ``application/problem+json`` with ``type`` (``urn:lanp:problem:<kind>``), ``title``, ``status``,
+``detail`` and our ``kind`` (the ``models.errors.ErrorKind`` that the CLI, manifests and job records use too),
+plus ``limit`` when a setting was hit (which one a 413 or 503 refers to). A client that hung up gets status 499
+(nginx's "client closed request"): logged at info and counted apart from errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.errors import Canceled, ErrorKind, InternalError, LANPError, ServiceError, UserError, VideoError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+CLIENT_CLOSED = 499
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="urn:lanp:problem:<kind>")
+    title: str = Field(description="short summary of the kind")
+    status: int = Field(description="the HTTP status")
+    detail: str = Field(description="what went wrong with this request, in one line")
+    kind: ErrorKind = Field(description="stable machine-readable kind, the same on every surface")
+    limit: str | None = Field(None, description="the setting a 413 or 503 hit (e.g. max_sync_frames)")
+
+
+def problem_body(error: ServiceError) -> dict[str, object]:
+    kind = ErrorKind(error.kind)
+    return {
+        "type": f"urn:lanp:problem:{kind.value}",
+        "title": kind.value.replace("_", " ").capitalize(),
+        "status": error.status,
+        "detail": error.message,
+        "kind": kind.value,
+        **error.extra,
+    }
+
+
+def problem_response(error: ServiceError) -> JSONResponse:
+    return JSONResponse(problem_body(error), status_code=error.status, headers=error.headers,
+                        media_type=PROBLEM_MEDIA_TYPE)
+
+
+def client_closed(stage: str) -> ServiceError:
+    """The answer to a client that hung up during ``stage`` (``upload`` or ``scoring``): never sent, but logged
+    and counted by stage."""
+    return ServiceError(
+        CLIENT_CLOSED,
+        ErrorKind.CANCELED,
+        f"the client closed the connection during {stage}",
+        extra={"stage": stage},
+    )
+
+
+def redact(message: str, path: Path | None, shown: str) -> str:
+    """``message`` with the server-side ``path`` (and its bare file name) replaced by the client's name."""
+    if path is None:
+        return message
+    for private in (str(path), str(path.resolve()), path.name):
+        message = message.replace(private, shown)
+    return message
+
+
+def from_exception(error: BaseException, *, path: Path | None = None, shown: str = "the video") -> ServiceError:
+    """The answer ``error`` deserves, its message free of ``path`` (a server file shown to the client as ``shown``).
+
+    A decode worker that crashed is our failure (500 ``worker_crashed``), a video the decoder refuses is 422 with
+    the decoder's kind, a shutdown that stopped the work is 503 ``canceled``, anything unknown is 500 ``internal``
+    (its class name only: internals stay in the log)."""
+    from pipeline.scoring.scorer import ScoringCancelled
+
+    if isinstance(error, ServiceError):
+        return error
+    message = redact(str(error), path, shown)
+    if isinstance(error, InternalError):
+        if error.kind == ErrorKind.WORKER_CRASHED:
+            return ServiceError(500, error.kind, f"the decoding worker crashed on {shown}: {message}")
+        return ServiceError(500, error.kind, f"internal error: {message}")
+    if isinstance(error, VideoError):
+        return ServiceError(422, error.kind, f"the video cannot be scored ({error.kind.value}): {message}")
+    if isinstance(error, Canceled | ScoringCancelled):
+        return ServiceError(503, ErrorKind.CANCELED, "the server stopped scoring this video (it is shutting down)",
+                            headers={"Retry-After": "5"})
+    if isinstance(error, UserError | LANPError):
+        return ServiceError(422, error.kind, message)
+    return ServiceError(500, ErrorKind.INTERNAL, f"internal error ({type(error).__name__})")
+
+
+def status_error(status: int, detail: str, headers: dict[str, str] | None = None) -> ServiceError:
+    """A framework HTTP error (unknown route, wrong method, ...) as one of ours."""
+    kinds = {
+        400: ErrorKind.BAD_REQUEST,
+        401: ErrorKind.UNAUTHORIZED,
+        403: ErrorKind.FORBIDDEN,
+        404: ErrorKind.NOT_FOUND,
+        405: ErrorKind.METHOD_NOT_ALLOWED,
+        409: ErrorKind.CONFLICT,
+        410: ErrorKind.GONE,
+        413: ErrorKind.TOO_LARGE,
+        415: ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+    }
+    kind = kinds.get(status, ErrorKind.INTERNAL if status >= 500 else ErrorKind.BAD_REQUEST)
+    return ServiceError(status, kind, detail, headers=headers)

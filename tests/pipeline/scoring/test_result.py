@@ -1,0 +1,113 @@
+"""The result document: re-thresholding without decoding equals a fresh score, schema and version, warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from models.errors import Canceled, ErrorKind, UserError
+from pipeline.features.extract import FeatureExtractor
+from pipeline.scoring.config import ScoringConfig, make_config
+from pipeline.scoring.result import (
+    SCHEMA_VERSION,
+    ScoringCancelled,
+    VideoScore,
+    WarningKind,
+    document_schema,
+    generated_schema,
+    parse_document,
+    resegment,
+    saturation_warning,
+)
+from pipeline.scoring.scorer import Scorer
+from tests.service.tiny_model import make_tiny_model
+from tests.videos import write_video
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
+    model_dir = make_tiny_model(tmp_path_factory.mktemp("result") / "tiny")
+    return Scorer.from_model_dir(model_dir, device="cpu", config=ScoringConfig(decode_timeout_s=None))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=120, fps=10)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [ScoringConfig(threshold=0.0), ScoringConfig(smooth_s=0, min_duration_s=0, merge_gap_s=0),
+     ScoringConfig(threshold=0.5, smooth_s=2.0, min_duration_s=0.2, merge_gap_s=3.0), ScoringConfig(threshold=1.0)],
+)
+def test_resegmenting_a_stored_result_equals_a_fresh_score_and_decodes_nothing(
+    scorer: Scorer, clip: Path, config: ScoringConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = json.loads(json.dumps(scorer.score_video(clip).to_dict()))
+    fresh = scorer.score_video(clip, config=config).to_dict()
+    calls: list[object] = []
+    real_extract = FeatureExtractor.extract_video
+    monkeypatch.setattr(FeatureExtractor, "extract_video", lambda *a, **k: calls.append(a) or real_extract(*a, **k))
+    assert resegment(stored, config) == fresh
+    assert calls == []  # nothing was decoded
+    if config.threshold is None:
+        assert fresh["threshold"] == stored["model"]["threshold"]
+
+
+def test_the_median_threshold_gives_events_to_compare(scorer: Scorer, clip: Path) -> None:
+    """Guard for the test above: a threshold inside the score range makes events that the settings change."""
+    scores = scorer.score_video(clip).frame_scores
+    middle = float(np.median(scores))
+    raw = scorer.score_video(clip, config=ScoringConfig(threshold=middle, smooth_s=0, min_duration_s=0,
+                                                        merge_gap_s=0))
+    merged = resegment(raw.to_dict(), ScoringConfig(threshold=middle, smooth_s=0, min_duration_s=0, merge_gap_s=60))
+    assert len(raw.segments) >= 1 and len(merged["segments"]) <= len(raw.segments)
+    assert [s["index"] for s in merged["segments"]] == list(range(1, len(merged["segments"]) + 1))
+
+
+def test_the_document_validates_against_the_shipped_schema(scorer: Scorer, clip: Path) -> None:
+    assert document_schema() == generated_schema(), (
+        "regenerate: python -m pipeline.scoring.result > pipeline/scoring/score_document.schema.json"
+    )
+    document = json.loads(json.dumps(scorer.score_video(clip, threshold=0.0).to_dict()))
+    jsonschema.validate(document, document_schema())
+    assert document["schema_version"] == SCHEMA_VERSION
+    assert document["model"]["id"] == f"tiny@{document['model']['sha256'][:12]}"
+    assert VideoScore.from_dict(document).to_dict() == document
+    broken = {**document, "segments": [{"start_frame": "x"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, document_schema())
+    with pytest.raises(UserError, match="segments") as error:
+        parse_document(broken)
+    assert error.value.kind == ErrorKind.INVALID_INPUT
+
+
+def test_an_unversioned_document_is_upgraded(scorer: Scorer, clip: Path) -> None:
+    """Results written before schema_version (no model id, no event index / peak frame) still re-threshold."""
+    document = scorer.score_video(clip, threshold=0.0).to_dict()
+    old = {key: value for key, value in document.items()
+           if key not in ("schema_version", "segment_config", "start_time", "domain_shift", "warnings")}
+    old["model"] = {key: value for key, value in old["model"].items() if key != "id"}
+    old["segments"] = [{k: v for k, v in s.items() if k not in ("index", "peak_frame")} for s in old["segments"]]
+    upgraded = VideoScore.from_dict(old).to_dict()
+    assert upgraded["model"]["id"] == document["model"]["id"] and upgraded["segments"] == document["segments"]
+
+
+def test_saturated_scores_warn_and_ordinary_ones_do_not() -> None:
+    assert saturation_warning(np.full(100, 0.99)).kind == WarningKind.SATURATED
+    assert "of 0" in saturation_warning(np.full(100, 0.01)).message
+    assert saturation_warning(np.linspace(0, 1, 100)) is None
+    assert saturation_warning(np.r_[np.full(80, 0.99), np.full(20, 0.5)]) is None
+
+
+def test_config_errors_are_user_errors_and_a_cancel_is_canceled() -> None:
+    with pytest.raises(UserError, match="threshold") as error:
+        make_config(ScoringConfig, threshold=1.5)
+    assert error.value.kind == ErrorKind.INVALID_CONFIG
+    assert make_config(ScoringConfig, threshold=None, smooth_s=2.0) == ScoringConfig(smooth_s=2.0)
+    assert issubclass(ScoringCancelled, Canceled)
+    assert ScoringCancelled("x").kind == ErrorKind.CANCELED

@@ -1,0 +1,85 @@
+"""HTTP on a bare socket, for what a well-behaved client never does: hang up mid-request, send headers a byte at a
+time, stall in the middle of a body. Used by the service tests and by ``bench/drills.py``."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+BOUNDARY = "lanp-raw-boundary"
+
+
+def multipart_file(content: bytes, *, filename: str = "clip.mp4", field: str = "file") -> tuple[bytes, bytes]:
+    """(head, tail) of a multipart body holding ``content`` as ``field``: send head + content + tail."""
+    head = (
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head, f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def request_head(path: str, *, port: int, length: int, api_key: str | None) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}",
+        f"Content-Length: {length}",
+    ]
+    if api_key:
+        lines.append(f"X-API-Key: {api_key}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def connect(port: int, timeout_s: float = 30.0) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+
+
+def send_upload(port: int, path: str, content: bytes, *, api_key: str | None, sent_fraction: float = 1.0,
+                filename: str = "clip.mp4") -> socket.socket:
+    """Open a connection and send an upload of ``content`` (only ``sent_fraction`` of the body); the socket stays
+    open for the caller to read, stall or close."""
+    head, tail = multipart_file(content, filename=filename)
+    body = head + content + tail
+    connection = connect(port)
+    try:
+        connection.sendall(request_head(path, port=port, length=len(body), api_key=api_key))
+        connection.sendall(body[: int(len(body) * sent_fraction)])
+    except (BrokenPipeError, ConnectionResetError):  # the server answered (and closed) before the end
+        pass
+    return connection
+
+
+def read_status(connection: socket.socket) -> int | None:
+    """The status code of the answer on ``connection`` (None when the server closed it without one)."""
+    data = b""
+    try:
+        while b"\r\n" not in data:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        return None
+    return int(data.split(b" ", 2)[1])
+
+
+def closed_by_server(connection: socket.socket, within_s: float) -> float | None:
+    """Seconds until the server closed ``connection`` (reading nothing), None if it stayed open ``within_s``."""
+    started = time.monotonic()
+    connection.settimeout(0.2)
+    while time.monotonic() - started < within_s:
+        try:
+            if connection.recv(4096) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return time.monotonic() - started
+    return None
+
+
+def partial_headers(port: int) -> socket.socket:
+    """A slow-loris connection: the request line and one header, then nothing (the headers never end)."""
+    connection = connect(port)
+    connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    return connection
