@@ -86,10 +86,11 @@ def plain_worker(url: str, model: Path, seconds: float, out: Path, threads: int)
 
     torch.set_num_threads(threads)
 
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
     from pipeline.video.worker import snippet_frame_offsets
 
-    scorer = Scorer.from_model_dir(model, device="cpu", decode_timeout_s=None)
+    scorer = Scorer.from_model_dir(model, device="cpu", config=ScoringConfig(decode_timeout_s=None))
     offsets = snippet_frame_offsets(16, scorer.extractor.decode.frames_per_snippet)
     scorer.warm_up()
     frames, arrivals, stamps = [], [], []

@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from pipeline.cli import positive
-from pipeline.cli.score import _threshold
+from pipeline.cli.score import unit_interval
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="rtsp://, http(s)://, udp://, srt://... URL, a device or a (growing) file")
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model directory (lanp train)")
     parser.add_argument("--out", metavar="FILE", help="append the JSON lines here instead of stdout")
-    parser.add_argument("--threshold", type=_threshold, help="event threshold in [0, 1] (default: the model's)")
+    parser.add_argument("--threshold", type=unit_interval, help="event threshold in [0, 1] (default: the model's)")
     parser.add_argument("--thumbnails", metavar="DIR", help="write event thumbnails here (default: inline base64)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
     parser.add_argument("--backlog", type=positive(int), default=4, metavar="SNIPPETS",
@@ -63,6 +63,7 @@ def _options(pairs: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from pipeline.live.source import SourceConfig
     from pipeline.live.watcher import WatchConfig, Watcher
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
 
     config = WatchConfig(
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    scorer = Scorer.from_model_dir(args.model, device=args.device, decode_timeout_s=None)
+    scorer = Scorer.from_model_dir(args.model, device=args.device, config=ScoringConfig(decode_timeout_s=None))
     out = sys.stdout if args.out is None else open(args.out, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
     lock = threading.Lock()
 

@@ -83,7 +83,8 @@ class LiveSegmenter:
         for run in runs:
             start, end = self.region + run.start_frame, self.region + run.end_frame
             raw = self.scores[start - self.base : end - self.base]
-            segment = Segment(start, end, self._time(start), self._time(end), float(raw.max()), float(raw.mean()))
+            segment = Segment(start_frame=start, end_frame=end, start_s=self._time(start), end_s=self._time(end),
+                              peak=float(raw.max()), peak_frame=start + int(raw.argmax()), mean=float(raw.mean()))
             if start in self.ended:
                 continue
             if start not in self.announced:

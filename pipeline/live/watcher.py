@@ -196,7 +196,7 @@ class Watcher:
 
     def _segmenter_for(self, snippet: Snippet) -> LiveSegmenter:
         if self._segmenter is None:
-            options = self.scorer.segment_options
+            options = self.scorer.config  # the scorer's segment rules (lanp score's defaults)
             self._segmenter = LiveSegmenter(snippet.fps, self.threshold, smooth_s=options.smooth_s,
                                             min_duration_s=options.min_duration_s, merge_gap_s=options.merge_gap_s)
         return self._segmenter

@@ -229,6 +229,7 @@ def test_watch_drops_whole_snippets_when_inference_falls_behind(clip: Path, heav
 
     from pipeline.live.source import SourceConfig
     from pipeline.live.watcher import WatchConfig, Watcher
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
 
     port = free_port()
@@ -237,7 +238,7 @@ def test_watch_drops_whole_snippets_when_inference_falls_behind(clip: Path, heav
     processes.append(process)
     assert process.stdout.readline().startswith("PORT")
     records: list[dict] = []
-    scorer = Scorer.from_model_dir(heavy_model, device="cpu", decode_timeout_s=None)
+    scorer = Scorer.from_model_dir(heavy_model, device="cpu", config=ScoringConfig(decode_timeout_s=None))
     config = WatchConfig(backlog_snippets=1, batch_snippets=1, source=SourceConfig(max_reconnects=0))
     watcher = Watcher(scorer, f"http://127.0.0.1:{port}/camera.ts", records.append, config)
     backlog_sizes: list[int] = []
@@ -271,10 +272,11 @@ def test_watch_over_udp_scores_like_offline(clip: Path, model: Path, processes: 
 
     from pipeline.live.source import SourceConfig
     from pipeline.live.watcher import WatchConfig, Watcher
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
 
     port, records = free_port(), []
-    scorer = Scorer.from_model_dir(model, device="cpu", decode_timeout_s=None)
+    scorer = Scorer.from_model_dir(model, device="cpu", config=ScoringConfig(decode_timeout_s=None))
     scorer.warm_up()
     config = WatchConfig(backlog_snippets=1000, source=SourceConfig(open_timeout_s=120, read_timeout_s=3,
                                                                      max_reconnects=0))
