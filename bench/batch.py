@@ -138,11 +138,12 @@ def measure(videos: list[VideoInput], model: Path, work: Path, *, engine: str, w
 
 def measure_plain(videos: list[VideoInput], model: Path, out: Path, *, device: str) -> dict:
     """The plain loop: one in-process Scorer, one JSON per video (model loading included, as in the engines)."""
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
 
     with PeakMemory() as memory:
         start = time.perf_counter()
-        scorer = Scorer.from_model_dir(model, device=device, decode_timeout_s=None)
+        scorer = Scorer.from_model_dir(model, device=device, config=ScoringConfig(decode_timeout_s=None))
         snippets, video_seconds = 0, 0.0
         for video in videos:
             document = scorer.score_video(video.path).to_dict()
