@@ -51,10 +51,11 @@ def load() -> str:
 def make_model(directory: Path) -> Path:
     from models.classifier import create_classifier
     from models.config import LANPConfig
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.training.model_dir import save_model
 
-    spec = FeatureExtractor("efficientnet_lite0", frames_per_snippet=4, crop_size=160, device="cpu").spec
+    spec = FeatureExtractor(ExtractionConfig(frames_per_snippet=4, crop_size=160, device="cpu")).spec
     config = LANPConfig()
     classifier = create_classifier(dim=spec.dim, config=config.classifier, seed=0)
     return save_model(directory, classifier, spec, config, {"threshold": 0.5, "note": "benchmark head"})

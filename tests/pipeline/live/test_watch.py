@@ -211,10 +211,11 @@ def heavy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model's head over every frame of a snippet at 160 px: inference far slower than decoding."""
     from models.classifier import create_classifier
     from models.config import ClassifierConfig, LANPConfig
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.training.model_dir import save_model
 
-    spec = FeatureExtractor("efficientnet_lite0", frames_per_snippet=16, crop_size=160, device="cpu").spec
+    spec = FeatureExtractor(ExtractionConfig(frames_per_snippet=16, crop_size=160, device="cpu")).spec
     config = LANPConfig(classifier=ClassifierConfig(hidden=32, dropout=0.0))
     classifier = create_classifier(dim=spec.dim, config=config.classifier, seed=3)
     return save_model(tmp_path_factory.mktemp("heavy") / "heavy", classifier, spec, config, {"threshold": 0.5})
