@@ -1,7 +1,12 @@
 # LANP scoring service. Build:  docker build -t lanp .   Run: see docker/README.md (model directory as a volume).
 
+# The base: any Debian-like image with Python 3.11 and venv. Users take python:3.11-slim; where no registry can be
+# reached, scripts/container-test.sh builds one from Debian packages and passes --build-arg BASE_IMAGE=....
+ARG BASE_IMAGE=python:3.11-slim
+
 # --- build stage: a venv with the pinned runtime dependencies and the project -----------------------------------
-FROM python:3.11-slim AS build
+FROM ${BASE_IMAGE} AS build
+LABEL org.opencontainers.image.title=lanp-vad
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 RUN python -m venv /opt/venv
@@ -14,10 +19,13 @@ COPY pyproject.toml README.md ./
 COPY models models
 COPY pipeline pipeline
 COPY service service
-RUN pip install --no-deps .
+# The project becomes a wheel installed in the runtime stage: the venv layer (GBs, torch) stays cached when only
+# the sources change.
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # --- runtime stage: the venv, an unprivileged user, settings from the environment --------------------------------
-FROM python:3.11-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
+LABEL org.opencontainers.image.title=lanp-vad
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LANP_MODEL_DIR=/models \
@@ -27,6 +35,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --gid 10001 lanp && useradd --create-home --uid 10001 --gid 10001 lanp \
     && mkdir -p /var/lib/lanp && chown 10001:10001 /var/lib/lanp
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /wheels /tmp/wheels
+RUN pip install --no-cache-dir --no-deps --no-index /tmp/wheels/*.whl && rm -r /tmp/wheels
 COPY docker/entrypoint.sh /app/docker/entrypoint.sh
 WORKDIR /app
 USER 10001:10001

@@ -43,12 +43,13 @@ def make_model(directory: Path, backbone: str, crop: int | None, frames: int | N
 
     from models.classifier import LANPClassifier
     from models.config import LANPConfig
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.training.model_dir import save_model
 
     torch.manual_seed(0)
-    spec = FeatureExtractor(backbone, weights="random-init:0", device=device, crop_size=crop,
-                            frames_per_snippet=frames).spec
+    spec = FeatureExtractor(ExtractionConfig(backbone=backbone, weights="random-init:0", device=device,
+                                             crop_size=crop, frames_per_snippet=frames)).spec
     config = LANPConfig()
     return save_model(directory, LANPClassifier(spec.dim, config.classifier), spec, config, {"threshold": 0.5})
 
@@ -138,11 +139,12 @@ def measure(videos: list[VideoInput], model: Path, work: Path, *, engine: str, w
 
 def measure_plain(videos: list[VideoInput], model: Path, out: Path, *, device: str) -> dict:
     """The plain loop: one in-process Scorer, one JSON per video (model loading included, as in the engines)."""
+    from pipeline.scoring.config import ScoringConfig
     from pipeline.scoring.scorer import Scorer
 
     with PeakMemory() as memory:
         start = time.perf_counter()
-        scorer = Scorer.from_model_dir(model, device=device, decode_timeout_s=None)
+        scorer = Scorer.from_model_dir(model, device=device, config=ScoringConfig(decode_timeout_s=None))
         snippets, video_seconds = 0, 0.0
         for video in videos:
             document = scorer.score_video(video.path).to_dict()

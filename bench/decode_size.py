@@ -78,11 +78,11 @@ def _ours(path: str, bound: int | None) -> int:
 
 
 def _extract(path: str, bound: int | None) -> int:
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
 
-    extractor = FeatureExtractor(
-        "efficientnet_lite0", weights="random-init:0", device="cpu", frames_per_snippet=4, decode_short_side=bound
-    )
+    extractor = FeatureExtractor(ExtractionConfig(weights="random-init:0", device="cpu", frames_per_snippet=4,
+                                                  decode_short_side=bound))
     return extractor.extract_video(path).features.shape[0]
 
 
@@ -147,14 +147,15 @@ def _compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def features(data: Path, factor: int, oversample: int | None) -> None:
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
 
     source = data / "ucsd-ped2/videos/test/01.mp4"
     if not source.exists():
         sys.exit(f"no clip at {source}")
-    full = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=4, decode_short_side=None)
-    bounded = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=4,
-                               decode_short_side=oversample * full.spec.resize if oversample else "auto")
+    full = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=4, decode_short_side=None))
+    bound = oversample * full.spec.resize if oversample else "auto"
+    bounded = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=4, decode_short_side=bound))
     with tempfile.TemporaryDirectory() as folder:
         big = upscale(source, Path(folder) / "01_big.mp4", factor)
         again = upscale(big, Path(folder) / "01_big_again.mp4", 1)

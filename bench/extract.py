@@ -1,88 +1,49 @@
-"""Benchmark: ``lanp extract``'s engine versus a naive loop, and peak memory on a one-hour video.
+"""Benchmark: ``lanp extract``'s engine beside the plain loop a user would write, per inference runtime.
 
-1. Speed, side by side on the same videos and the same backbone/transform: the engine (worker decoding,
-   cross-video batches) versus the naive loop (pytorchvideo ``EncodedVideo.get_clip`` with the PyAV decoder for
-   every 16-frame clip, one forward per clip). Prints snippets/s, real-time factor and the ratio (medians).
-2. Memory: RSS (this process plus its decoding workers) while extracting a generated one-hour 320x240 video at
-   10 fps (Ped2's rate), sampled at 10 %, 50 % and 100 % of the snippets: it must stay flat.
+For one spec (``--spec default``: EfficientNet-Lite0, 16 frames a snippet at 224 px, what ``lanp extract`` does by
+default; ``demo``: 4 frames at 160 px, what ``lanp demo`` does; ``x3d``: X3D-XS, its own 4 frames at 160 px) it
+runs, each in a fresh process so that peak RSS and CPU times are its own:
 
-CPU timings on a shared machine are noisy: few repetitions, medians quoted. Example:
-    python bench/extract.py --videos ../shared/data/ucsd-ped2/videos/test --limit 4 --repeats 1 --json out.json
+- ``engine``: ``extract_archive`` (decoding worker processes, cross-video batches) with ``--runtime R``;
+- ``plain``: one in-process loop: PyAV decodes every frame, the snippet's frames are picked, resized, cropped and
+  normalised with the same transform, and batches of ~64 frames go through the backbone in runtime R.
+
+It prints video frames/s, the real-time factor, peak RSS (process and children) and user/system CPU seconds of
+each, then engine(R) / plain(torch eager) and engine(R) / plain(R). ``--memory-minutes M`` also extracts a
+generated M-minute 320x240 video through the decoding worker, sampling RSS at 10 / 50 / 100 % (it must stay flat).
+CPU timings on a shared machine are noisy: quote medians with the load average. Example (the issue's
+measurement, 4 Ped2 test clips, 70 s of video):
+
+    python bench/extract.py --spec default --runtimes torch onnxruntime openvino --limit 4 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from pathlib import Path
-
-import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.features.extract import FeatureExtractor, extract_archive  # noqa: E402
-
-warnings.filterwarnings("ignore", category=FutureWarning)
-
-
-def _encoded_video_class() -> type:
-    """pytorchvideo's EncodedVideo; its import needs the old torchvision module name (aliased here only)."""
-    import torchvision.transforms._functional_tensor as functional_tensor
-
-    sys.modules.setdefault("torchvision.transforms.functional_tensor", functional_tensor)
-    from pytorchvideo.data.encoded_video import EncodedVideo
-
-    return EncodedVideo
+SPECS = {
+    "default": {},
+    "demo": {"frames_per_snippet": 4, "crop_size": 160, "resize": 160},
+    "x3d": {"backbone": "x3d_xs", "weights": "random-init:0", "frames_per_snippet": 4, "crop_size": 160,
+            "resize": 160},
+}
+PLAIN_BATCH_FRAMES = 64
 
 
-def naive_loop(videos: list[Path], extractor: FeatureExtractor) -> tuple[int, float]:
-    """One get_clip (PyAV) and one forward per 16-frame clip; returns (snippets, video seconds)."""
-    encoded_video = _encoded_video_class()
-    offsets = None
-    snippets, seconds = 0, 0.0
-    for path in videos:
-        video = encoded_video.from_path(str(path), decoder="pyav", decode_audio=False)
-        fps = float(video._container.streams.video[0].average_rate)
-        duration = float(video.duration)
-        clip_s = 16 / fps
-        for index in range(math.ceil(duration / clip_s - 1e-6)):
-            frames = video.get_clip(index * clip_s, (index + 1) * clip_s)["video"]  # (3, L, H, W) float 0-255
-            if frames is None or frames.shape[1] == 0:
-                break
-            snippet = frames.permute(1, 2, 3, 0).to(torch.uint8)
-            if offsets is None:
-                length = extractor.spec.snippet_length
-                count = extractor.spec.frames_per_snippet
-                offsets = (np.arange(count) + 0.5) * length / count
-            picked = snippet[np.minimum(offsets.astype(int), snippet.shape[0] - 1)]
-            extractor.features(picked[None])
-            snippets += 1
-        seconds += duration
-        video.close()
-    return snippets, seconds
-
-
-def engine(videos: list[Path], extractor: FeatureExtractor, workers: int) -> tuple[int, float]:
-    with tempfile.TemporaryDirectory() as out:
-        report = extract_archive(videos, out, extractor=extractor, workers=workers, progress=False)
-    if report.failed:
-        raise RuntimeError(report.summary())
-    return report.snippets, report.video_seconds
-
-
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> float:
     """RSS of ``pid`` and all its descendants, from /proc (MiB)."""
-    total = 0
-    pending = [pid]
+    total, pending = 0, [pid]
     while pending:
         current = pending.pop()
         try:
@@ -96,9 +57,28 @@ def _rss_mib(pid: int) -> float:
     return total / 1024
 
 
+class PeakRss:
+    """Samples the RSS of this process and its children every 0.2 s while in the ``with`` block."""
+
+    def __enter__(self) -> PeakRss:
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, rss_mib(os.getpid()))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def write_long_video(path: Path, minutes: float, fps: int = 10) -> Path:
     """A 320x240 H.264 video of cheap moving content (a bright square over a gradient)."""
     import av
+    import numpy as np
 
     rows = np.linspace(0, 120, 240, dtype=np.uint8)[:, None, None]
     background = np.broadcast_to(rows, (240, 320, 3)).copy()
@@ -117,34 +97,112 @@ def write_long_video(path: Path, minutes: float, fps: int = 10) -> Path:
     return path
 
 
-def memory_profile(extractor: FeatureExtractor, minutes: float) -> dict[str, float]:
-    """RSS at 10 / 50 / 100 % of the snippets of a long video, extracted through a decoding worker."""
+def memory_profile(runtime: str, spec: str, minutes: float) -> dict[str, float]:
+    """RSS at 10 / 50 / 100 % of the snippets of a generated long video, extracted through the decoding worker."""
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
+
+    extractor = FeatureExtractor(ExtractionConfig(device="cpu", runtime=runtime, **SPECS[spec]))
     with tempfile.TemporaryDirectory() as folder:
         video = write_long_video(Path(folder) / "long.mp4", minutes)
-        total = math.ceil(minutes * 60 * 10 / 16)
         marks: dict[str, float] = {}
-        peak = [0.0]
-        stop = threading.Event()
 
-        def sample() -> None:
-            while not stop.wait(0.2):
-                peak[0] = max(peak[0], _rss_mib(os.getpid()))
+        def progress(done: int, total: int) -> None:
+            for percent in (10, 50, 100):
+                if f"rss_mib_at_{percent}pct" not in marks and done * 100 >= percent * total:
+                    marks[f"rss_mib_at_{percent}pct"] = round(rss_mib(os.getpid()), 1)
 
-        def progress(done: int, _: int) -> None:
-            for fraction in (0.1, 0.5, 1.0):
-                key = f"rss_mib_at_{int(fraction * 100)}pct"
-                if key not in marks and done >= fraction * total:
-                    marks[key] = round(_rss_mib(os.getpid()), 1)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
         started = time.perf_counter()
-        extractor.extract_video(video, timeout_s=600, progress=progress)
+        with PeakRss() as peak:
+            extractor.extract_video(video, timeout_s=600, progress=progress)
         elapsed = time.perf_counter() - started
-        stop.set()
-        sampler.join()
-    return {**marks, "peak_rss_mib": round(peak[0], 1), "video_minutes": minutes, "seconds": round(elapsed, 1),
-            "realtime_factor": round(minutes * 60 / elapsed, 1)}
+    return {**marks, "peak_rss_mib": round(peak.peak, 1), "video_minutes": minutes, "seconds": round(elapsed, 1),
+            "realtime_factor": round(minutes * 60 / elapsed, 1), "runtime": extractor.runtime}
+
+
+def plain_loop(videos: list[Path], extractor: object) -> tuple[int, float]:
+    """Decode every frame with PyAV, pick each snippet's frames, transform and forward in ~64-frame batches."""
+    import av
+    import numpy as np
+
+    from pipeline.video.worker import snippet_frame_offsets
+
+    length, picked = extractor.spec.snippet_length, extractor.spec.frames_per_snippet  # type: ignore[attr-defined]
+    offsets = snippet_frame_offsets(length, picked)
+    per_batch = max(1, PLAIN_BATCH_FRAMES // picked)
+    frames, seconds = 0, 0.0
+    for path in videos:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            snippet: list[np.ndarray] = []
+            batch: list[np.ndarray] = []
+            count = 0
+            for frame in container.decode(stream):
+                snippet.append(frame.to_ndarray(format="rgb24"))
+                count += 1
+                if len(snippet) == length:
+                    batch.append(np.stack([snippet[index] for index in offsets]))
+                    snippet = []
+                if len(batch) == per_batch:
+                    extractor.features(np.stack(batch))  # type: ignore[attr-defined]
+                    batch = []
+            if snippet:  # the last partial snippet, padded with its last frame
+                snippet += [snippet[-1]] * (length - len(snippet))
+                batch.append(np.stack([snippet[index] for index in offsets]))
+            if batch:
+                extractor.features(np.stack(batch))  # type: ignore[attr-defined]
+            frames += count
+            seconds += count / float(stream.average_rate)
+    return frames, seconds
+
+
+def run_one(mode: str, runtime: str, spec: str, videos: list[Path], workers: int) -> dict[str, object]:
+    """One measurement in this process: the extractor is built (and its export cached) before the clock starts."""
+    import resource
+
+    from pipeline.features.archive import extract_archive
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
+
+    extractor = FeatureExtractor(ExtractionConfig(device="cpu", runtime=runtime, **SPECS[spec]))
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    started = time.perf_counter()
+    with PeakRss() as peak:
+        if mode == "engine":
+            with tempfile.TemporaryDirectory() as out:
+                report = extract_archive(videos, out, extractor, workers=workers, progress=False)
+            if report.failed:
+                raise SystemExit(report.summary())
+            frames, seconds = report.frames, report.video_seconds
+        else:
+            frames, seconds = plain_loop(videos, extractor)
+    elapsed = time.perf_counter() - started
+    after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return {
+        "mode": mode, "runtime": extractor.runtime, "spec": spec, "frames": frames, "seconds": round(elapsed, 2),
+        "frames_per_s": round(frames / elapsed, 2), "realtime_factor": round(seconds / elapsed, 2),
+        "peak_rss_mib": round(peak.peak, 1),
+        "user_s": round(sum(a.ru_utime - b.ru_utime for a, b in zip(after, usage, strict=True)), 1),
+        "system_s": round(sum(a.ru_stime - b.ru_stime for a, b in zip(after, usage, strict=True)), 1),
+    }
+
+
+def measure(mode: str, runtime: str, args: argparse.Namespace, videos: list[Path]) -> dict[str, object]:
+    """The median (by wall time) of ``--repeats`` runs of ``mode``, each in a fresh process."""
+    runs = []
+    for _ in range(args.repeats):
+        command = [sys.executable, __file__, "--one", mode, runtime, "--spec", args.spec,
+                   "--workers", str(args.workers), *map(str, videos)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{mode} / {runtime} failed:\n{done.stderr[-3000:]}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    runs.sort(key=lambda run: run["seconds"])
+    result = {**runs[len(runs) // 2], "all_seconds": [run["seconds"] for run in runs]}
+    print(f"{mode:6s} {result['runtime']:11s} {result['frames_per_s']:7.1f} frames/s  "
+          f"{result['realtime_factor']:5.2f}x real time  peak RSS {result['peak_rss_mib']:6.0f} MiB  "
+          f"user {result['user_s']} s  system {result['system_s']} s  (wall {result['all_seconds']})", flush=True)
+    return result
 
 
 def main() -> None:
@@ -152,43 +210,42 @@ def main() -> None:
     default_videos = Path(__file__).resolve().parents[2] / "shared/data/ucsd-ped2/videos/test"
     parser.add_argument("--videos", type=Path, default=default_videos)
     parser.add_argument("--limit", type=int, default=4, help="first N videos of the folder")
+    parser.add_argument("--spec", choices=sorted(SPECS), default="default")
+    parser.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime", "openvino"])
+    parser.add_argument("--workers", type=int, default=1, help="the engine's decoding processes")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--weights", default="pretrained")
-    parser.add_argument("--frames-per-snippet", type=int, default=4)
-    parser.add_argument("--size", type=int, default=112)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--memory-minutes", type=float, default=60.0, help="length of the generated video (0: skip)")
+    parser.add_argument("--memory-minutes", type=float, default=0.0,
+                        help="also extract a generated video this long through the worker, sampling RSS (0: skip)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--one", nargs=2, metavar=("MODE", "RUNTIME"), help=argparse.SUPPRESS)
+    parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(*args.one, args.spec, args.paths, args.workers)))
+        return
 
     videos = sorted(args.videos.glob("*.mp4"))[: args.limit]
-    extractor = FeatureExtractor(args.backbone, weights=args.weights, device="cpu",
-                                 frames_per_snippet=args.frames_per_snippet, crop_size=args.size, batch_size=16)
-    results: dict[str, object] = {"spec": extractor.spec.model_dump(mode="json"), "videos": [str(v) for v in videos],
-                                  "cpu_threads": torch.get_num_threads(), "repeats": args.repeats}
-    runs = (("naive", lambda: naive_loop(videos, extractor)),
-            ("engine", lambda: engine(videos, extractor, args.workers)))
-    for name, run in runs:
-        times, snippets, seconds = [], 0, 0.0
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            snippets, seconds = run()
-            times.append(time.perf_counter() - started)
-        median = statistics.median(times)
-        results[name] = {"snippets": snippets, "median_s": round(median, 2),
-                         "snippets_per_s": round(snippets / median, 2), "realtime_factor": round(seconds / median, 2),
-                         "times_s": [round(t, 2) for t in times]}
-        print(f"{name:7s} {snippets} snippets, median {median:.1f} s: {snippets / median:.1f} snippets/s, "
-              f"{seconds / median:.1f}x real time", flush=True)
-    ratio = results["engine"]["snippets_per_s"] / results["naive"]["snippets_per_s"]  # type: ignore[index]
-    results["speedup_engine_vs_naive"] = round(ratio, 2)
-    print(f"engine / naive: {ratio:.2f}x")
+    if not videos:
+        raise SystemExit(f"no .mp4 videos in {args.videos}")
+    load = os.getloadavg()
+    print(f"spec {args.spec}, {len(videos)} videos, {os.cpu_count()} CPUs, load average {load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f}", flush=True)
+    results: dict[str, object] = {"spec": args.spec, "videos": [str(v) for v in videos], "load_average": load}
+    plain_torch = measure("plain", "torch", args, videos)
+    results["plain_torch"] = plain_torch
+    for runtime in args.runtimes:
+        plain = plain_torch if runtime == "torch" else measure("plain", runtime, args, videos)
+        engine = measure("engine", runtime, args, videos)
+        ratios = {"engine_vs_plain_torch": round(engine["frames_per_s"] / plain_torch["frames_per_s"], 2),
+                  "engine_vs_plain_same_runtime": round(engine["frames_per_s"] / plain["frames_per_s"], 2)}
+        results[runtime] = {"plain": plain, "engine": engine, **ratios}
+        print(f"  {runtime}: engine / plain loop (torch eager) {ratios['engine_vs_plain_torch']:.2f}x, "
+              f"engine / plain loop ({runtime}) {ratios['engine_vs_plain_same_runtime']:.2f}x", flush=True)
     if args.memory_minutes > 0:
-        memory = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=1, crop_size=112,
-                                  batch_size=16)
-        results["memory"] = memory_profile(memory, args.memory_minutes)
-        print("memory:", results["memory"])
+        results["memory"] = memory_profile(args.runtimes[-1], args.spec, args.memory_minutes)
+        print("memory:", results["memory"], flush=True)
+    results["load_average_after"] = os.getloadavg()
+    print(f"load average after: {statistics.fmean(results['load_average_after']):.2f} (1/5/15 min mean)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -30,8 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.features.extract import DecodeSettings, FeatureExtractor, extract_archive  # noqa: E402
+from pipeline.features.archive import extract_archive  # noqa: E402
+from pipeline.features.config import ExtractionConfig  # noqa: E402
+from pipeline.features.extractor import FeatureExtractor  # noqa: E402
 from pipeline.video import open_video  # noqa: E402
+from pipeline.video.worker import DecodeSettings  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -171,10 +174,11 @@ def device_split(extractor: FeatureExtractor, height: int, width: int, repeats: 
 
 def run_setting(files: list[Path], seconds: float, *, crops: int, args: argparse.Namespace, size: tuple[int, int]
                 ) -> dict[str, object]:
-    extractor = FeatureExtractor(args.backbone, weights=args.weights, crops=crops, device=args.device,
-                                 batch_size=args.batch_size, crop_size=args.crop_size)
+    extractor = FeatureExtractor(ExtractionConfig(backbone=args.backbone, weights=args.weights, crops=crops,
+                                                  device=args.device, batch_size=args.batch_size,
+                                                  crop_size=args.crop_size))
     with tempfile.TemporaryDirectory() as out, UtilisationSampler() as sampler:
-        report = extract_archive(files, out, extractor=extractor, workers=args.workers, progress=False)
+        report = extract_archive(files, out, extractor, workers=args.workers, progress=False)
     frames_per_s = report.frames / report.seconds
     result: dict[str, object] = {
         "crops": crops, "resolution": f"{size[0]}x{size[1]}", "videos": len(files),

@@ -35,8 +35,9 @@ from models.propagation import propagate
 from models.pseudo_labels import make_pseudo_labels
 from models.reweighting import loss_weights, normal_list
 from models.sampling import segment_indices
+from pipeline.device import resolve_device
 from pipeline.research.synthetic import make_synthetic_features
-from pipeline.training.trainer import fit_classifier, resolve_device
+from pipeline.training.trainer import fit_classifier
 
 
 class OfficialStyleVideos(Dataset):

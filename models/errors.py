@@ -45,6 +45,9 @@ class ErrorKind(StrEnum):
     TOO_LARGE = "too_large"
     TOO_SHORT = "too_short"
     TIMEOUT = "timeout"
+    # a live stream
+    SOURCE_UNREACHABLE = "source_unreachable"
+    STREAM_LOST = "stream_lost"
     # requests to the service
     BAD_REQUEST = "bad_request"
     UNAUTHORIZED = "unauthorized"
@@ -54,6 +57,7 @@ class ErrorKind(StrEnum):
     GONE = "gone"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     QUEUE_FULL = "queue_full"
+    TOO_MANY_STREAMS = "too_many_streams"
     NOT_READY = "not_ready"
     # the machines: a cluster that cannot place the work asked of it
     NO_RESOURCES = "no_resources"
@@ -61,6 +65,7 @@ class ErrorKind(StrEnum):
     CANCELED = "canceled"
     INTERRUPTED = "interrupted"
     # ours
+    MISSING_DEPENDENCY = "missing_dependency"
     WORKER_CRASHED = "worker_crashed"
     OUT_OF_MEMORY = "out_of_memory"
     INTERNAL = "internal"

@@ -29,9 +29,10 @@ from models.errors import ErrorKind, ServiceError
 from service.jobs import JobStore
 from service.metrics import ServiceMetrics
 from service.problems import CLIENT_CLOSED, problem_response, status_error
-from service.routers import docs, health, jobs, metrics, models, review, score
+from service.routers import docs, health, jobs, metrics, models, review, score, streams
 from service.settings import Settings
 from service.state import ServiceState
+from service.streams import StreamManager
 from service.uploads import UploadGate
 from service.webhooks import WebhookSender
 from service.worker import InferenceWorker, result_path
@@ -165,12 +166,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         len(failed),
     )
     state.probe_slots = asyncio.Semaphore(settings.probe_concurrency)
+    state.streams = StreamManager(scorer, max_streams=settings.max_streams, schemes=settings.stream_schemes,
+                                  data_root=settings.data_root)
     janitor = asyncio.create_task(_janitor(state)) if settings.job_ttl_hours is not None else None
     state.ready = True
     try:
         yield
     finally:
         state.ready = False
+        await asyncio.to_thread(state.streams.close)
         if janitor is not None:
             janitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -214,7 +218,8 @@ def create_app(settings: Settings | None = None, *, scorer: Any = None) -> FastA
         retry_after_s=settings.retry_after_s,
     )
     app.state.lanp = ServiceState(settings=settings, metrics=service_metrics, uploads=uploads, scorer=scorer)
-    for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page):
+    for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page,
+                   streams.router):
         app.include_router(router)
     app.mount("/static", review.static_files(), name="static")
     docs.install(app)

@@ -1,7 +1,7 @@
 """Response models of every route: what the OpenAPI document promises and the schemathesis run checks.
 
-The result document is defined here (``ScoreResult``) until the scoring room publishes its pydantic result
-models; it mirrors ``VideoScore.to_dict`` field for field (``tests/service`` checks a real result against it).
+The result document is the scoring room's own pydantic model (``ScoreDocument``, the same schema as the JSON
+Schema shipped with the package), so ``lanp score`` and ``POST /score`` cannot drift apart.
 """
 
 from __future__ import annotations
@@ -10,48 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from pipeline.scoring.result import ModelRef, SegmentDoc
+
 JobStatusName = Literal["pending", "running", "completed", "failed", "canceled"]
 WebhookState = Literal["none", "pending", "delivered", "failed"]
-
-
-class SegmentResult(BaseModel):
-    """One event: frames ``start_frame`` (inclusive) to ``end_frame`` (exclusive) above the threshold."""
-
-    start_frame: int
-    end_frame: int
-    start_s: float
-    end_s: float
-    peak: float
-    mean: float
-
-
-class ModelIdentity(BaseModel):
-    """Which model made a score."""
-
-    name: str
-    sha256: str
-    threshold: float
-    threshold_source: str
-    device: str
-
-
-class ScoreResult(BaseModel):
-    """The result of scoring one video: the same document as ``lanp score VIDEO``."""
-
-    video: str
-    fps: float
-    num_frames: int
-    duration_s: float
-    threshold: float
-    model: ModelIdentity
-    feature_spec: dict[str, Any] = Field(description="hash and fields of the feature spec the model expects")
-    decoder: str
-    num_snippets: int
-    snippet_scores: list[float]
-    frame_scores: list[float]
-    frame_snippets: list[int]
-    timestamps: list[float]
-    segments: list[SegmentResult]
 
 
 class JobStatus(BaseModel):
@@ -76,7 +38,7 @@ class ResegmentedEvents(BaseModel):
     """A completed job's events at another threshold."""
 
     threshold: float
-    segments: list[SegmentResult]
+    segments: list[SegmentDoc]
 
 
 class JobPage(BaseModel):
@@ -88,7 +50,7 @@ class JobPage(BaseModel):
     offset: int
 
 
-class LoadedModel(ModelIdentity):
+class LoadedModel(ModelRef):
     feature_spec: dict[str, Any]
     segments: dict[str, float] = Field(description="event segment options (smoothing, minimum duration, gap)")
     metadata: dict[str, Any]

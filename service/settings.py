@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of the service; ``LANP_<NAME>`` in the environment sets ``<name>``."""
 
-    model_config = SettingsConfigDict(env_prefix="LANP_", extra="ignore")
+    # An empty variable (compose's `${LANP_API_KEY:-}`) means "not set", not an empty key that locks every client out.
+    model_config = SettingsConfigDict(env_prefix="LANP_", extra="ignore", env_ignore_empty=True)
 
     model_dir: Path = Field(description="model directory to serve (model.safetensors, feature_spec.json, ...)")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N: the one device the inference worker owns")
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     jobs_db: Path | None = Field(None, description="SQLite job store (default: <work_dir>/jobs.sqlite)")
     data_root: Path | None = Field(None, description="server-side paths for POST /jobs must lie under it")
     api_key: SecretStr | None = Field(None, description="when set, every route but the probes needs X-API-Key")
+    max_streams: int = Field(4, ge=0, description="live streams watched at once (POST /streams answers 429 beyond)")
+    stream_schemes: list[str] = Field(
+        ["rtsp", "rtsps", "http", "https", "udp", "srt"],
+        description="URL schemes POST /streams accepts (JSON list); file and device paths must lie under data_root",
+    )
     max_job_attempts: int = Field(
         2, ge=1, description="a job interrupted by a server death is re-queued until it has started this often"
     )

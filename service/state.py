@@ -34,6 +34,7 @@ class ServiceState:
     startup_error: str | None = None
     model_info: dict[str, Any] = field(default_factory=dict)
     probe_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    streams: Any = None  # service.streams.StreamManager once the model is loaded
 
 
 def get_state(request: Request) -> ServiceState:

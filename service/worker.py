@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from models.errors import ErrorKind, ServiceError
+from models.errors import ErrorKind, LANPError, ServiceError
 from pipeline.files import atomic_write_bytes
 from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
 
 
-class QueueFullError(Exception):
-    """The worker's queue holds ``queue_size`` videos already (or the worker is stopping)."""
+class QueueFullError(LANPError):
+    """The worker's queue holds ``queue_size`` videos already (or the worker is stopping); routes answer 503."""
+
+    kind = ErrorKind.QUEUE_FULL
 
 
 class ScorerLike(Protocol):

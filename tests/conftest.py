@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +18,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real fixture data not found at {SHARED_DATA} (see README: Tests)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def export_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Backbones exported for the CPU runtimes go to a folder of this run (subprocesses inherit it), not ``~``."""
+    folder = tmp_path_factory.mktemp("lanp-cache")
+    previous = os.environ.get("LANP_CACHE_DIR")
+    os.environ["LANP_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("LANP_CACHE_DIR", None)
+    else:
+        os.environ["LANP_CACHE_DIR"] = previous

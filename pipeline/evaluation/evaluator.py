@@ -17,8 +17,9 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from models.classifier import LANPClassifier
 from models.errors import ErrorKind, UserError
-from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth
+from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 
 class EvaluationError(UserError):

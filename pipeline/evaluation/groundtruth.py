@@ -31,9 +31,9 @@ from typing import Literal
 import numpy as np
 
 from models.errors import ErrorKind, UserError
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 GT_FORMATS = ("auto", "shanghaitech", "ucf-lanp", "ucf-rtfm", "ped2", "csv")
-SNIPPET_LENGTH = 16
 
 
 class GroundTruthError(UserError):

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.errors import ErrorKind, UserError
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 SPEC_FILE = "feature_spec.json"
 
@@ -32,9 +33,9 @@ class FeatureSpec(BaseModel):
     backbone: str
     weights: str
     dim: int = Field(ge=1)
-    snippet_length: int = Field(16, ge=1)
-    stride: int = Field(16, ge=1)
-    frames_per_snippet: int = Field(16, ge=1, description="frames fed to the backbone per snippet")
+    snippet_length: int = Field(SNIPPET_LENGTH, ge=1)
+    stride: int = Field(SNIPPET_LENGTH, ge=1)
+    frames_per_snippet: int = Field(SNIPPET_LENGTH, ge=1, description="frames fed to the backbone per snippet")
     pad_last: bool = Field(True, description="last partial snippet padded with its last frame (else dropped)")
     resize: int | None = Field(None, description="short-side resize before cropping")
     crop_size: int | None = None

@@ -48,7 +48,7 @@ def run_batch(videos: list[VideoInput], model_dir: str | Path, out_dir: str | Pa
     model_dir = Path(model_dir)
     if not (model_dir / MODEL_FILE).exists():
         raise BatchError(f"{model_dir} is not a model directory (no {MODEL_FILE})", kind=ErrorKind.INVALID_MODEL)
-    from pipeline.scoring.scorer import resolve_device
+    from pipeline.device import resolve_device
 
     device = str(resolve_device(config.device))
     if device.startswith("cuda") and config.workers > 1 and config.engine == "local":

@@ -33,7 +33,7 @@ from pipeline.jobs.outcome import VideoOutcome, score_one
 from pipeline.video.inputs import VideoInput
 
 if TYPE_CHECKING:
-    from pipeline.features.extract import ExtractionReport
+    from pipeline.features.archive import ExtractionReport
     from pipeline.features.spec import FeatureSpec
 
 INSTALL_HINT = "pip install 'lanp-vad[ray]'"
@@ -202,17 +202,16 @@ class RayVideoExtractor:
     """A Ray Data actor: the extractor a spec describes, built once per actor, extracting one video at a time."""
 
     def __init__(self, spec_json: str, weights: str | None, device: str, batch_size: int, timeout_s: float | None,
-                 threads: int):
+                 threads: int, runtime: str = "auto"):
         import torch
 
+        from pipeline.features.extractor import FeatureExtractor
         from pipeline.features.spec import FeatureSpec
-        from pipeline.scoring.scorer import build_extractor
 
         torch.set_num_threads(threads)
         spec = FeatureSpec.model_validate_json(spec_json)
-        self.extractor = build_extractor(spec, weights=weights, device=torch.device(device))
-        spec.check_compatible(self.extractor.spec, what="archive", other_what="actor's extractor")
-        self.extractor.batch_size = batch_size
+        self.extractor = FeatureExtractor.from_spec(spec, weights=weights, device=device, batch_size=batch_size,
+                                                    runtime=runtime, what="archive")
         self.timeout_s = timeout_s
 
     def _extract(self, video: VideoInput) -> dict[str, Any]:
@@ -243,6 +242,7 @@ def ray_extract_archive(
     workers: int,
     device: str = "auto",
     batch_size: int = 16,
+    runtime: str = "auto",
     timeout_s: float | None = 600.0,
     ray_config: RayConfig | None = None,
     progress: bool = True,
@@ -254,9 +254,9 @@ def ray_extract_archive(
     """
     from tqdm import tqdm
 
-    from pipeline.features.extract import ExtractionReport
+    from pipeline.device import resolve_device
+    from pipeline.features.archive import ExtractionReport
     from pipeline.features.featureset import FeatureStore
-    from pipeline.scoring.scorer import resolve_device
     from pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs([str(item) for item in inputs])
@@ -272,6 +272,7 @@ def ray_extract_archive(
         plan = plan_actors(_alive_nodes(ray), device=device, workers=workers, ray_config=ray_config)
         dataset = _map_with_actors(ray, todo, RayVideoExtractor, plan, ray_config, {
             "spec_json": spec.model_dump_json(), "weights": weights, "device": device, "batch_size": batch_size,
+            "runtime": runtime,
             "timeout_s": timeout_s,
         })
         with tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress) as bar:

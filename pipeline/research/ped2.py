@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.evaluation.groundtruth import SNIPPET_LENGTH, GroundTruth, VideoAnnotation, load_ground_truth
+from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
 from pipeline.research.accuracy import AccuracyDataset, AccuracyError, Region, store_arrays, subset
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ PED2_DATASETS = ("ped2", "ped2-long", "ped2-control", "ped2-continuous")
 
 def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> FeatureSet:
     """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store."""
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
 
     videos = data_dir / "ucsd-ped2" / "videos"
     sources = {
@@ -45,7 +47,7 @@ def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> Fea
     if len(sources) != 28:
         raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
     folder = cache_dir / "ped2-efficientnet_lite0"
-    extractor = FeatureExtractor("efficientnet_lite0", weights="pretrained", device=device)
+    extractor = FeatureExtractor(ExtractionConfig(backbone="efficientnet_lite0", weights="pretrained", device=device))
     store = FeatureStore(folder, extractor.spec)
     for video_id, path in sources.items():
         if store.is_done(video_id):

@@ -33,12 +33,12 @@ import numpy as np
 
 from models.errors import UserError
 from pipeline.files import atomic_write_bytes
+from pipeline.video.snippets import SNIPPET_LENGTH
 
 Scale = Literal["tiny", "shanghaitech", "ucf-crime"]
-SNIPPET_FRAMES = 16
 SPLITS = {
-    "shanghaitech": ("shanghaitech/splits/train_split.txt", lambda n: n // 16),
-    "ucf-crime": ("ucf-crime/splits/Anomaly_Train.txt", lambda n: math.ceil(n / 16)),
+    "shanghaitech": ("shanghaitech/splits/train_split.txt", lambda n: n // SNIPPET_LENGTH),
+    "ucf-crime": ("ucf-crime/splits/Anomaly_Train.txt", lambda n: math.ceil(n / SNIPPET_LENGTH)),
 }
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside the checkout
 _SCENES = 6
@@ -62,7 +62,7 @@ class SyntheticVideo:
         """Abnormal frame intervals, 0-based, end-exclusive."""
         edges = np.diff(np.concatenate([[0], self.snippet_labels.astype(np.int8), [0]]))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        return [(int(s) * SNIPPET_FRAMES, int(e) * SNIPPET_FRAMES) for s, e in zip(starts, ends, strict=True)]
+        return [(int(s) * SNIPPET_LENGTH, int(e) * SNIPPET_LENGTH) for s, e in zip(starts, ends, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def iter_synthetic_videos(
             pattern = patterns[rng.integers(_ABNORMAL_PATTERNS)]
             base[start : start + span] += salience * normal_distance * pattern
         np.maximum(base, 0, out=base)
-        yield SyntheticVideo(f"{scale}_{index:05d}", base, label, snippet_labels, SNIPPET_FRAMES * length)
+        yield SyntheticVideo(f"{scale}_{index:05d}", base, label, snippet_labels, SNIPPET_LENGTH * length)
 
 
 def make_synthetic_features(

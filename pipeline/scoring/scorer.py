@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from models.errors import ErrorKind, UserError
-from pipeline.features.extract import FeatureExtractor, resolve_device
+from pipeline.device import resolve_device
+from pipeline.features.extractor import FeatureExtractor
 from pipeline.features.spec import FeatureSpec
 from pipeline.files import sha256_file
 from pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
@@ -47,34 +48,7 @@ ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
 
 # Re-exported for callers of the scorer that predate pipeline.scoring.result.
-__all__ = ["Scorer", "ScoringCancelled", "VideoScore", "build_extractor", "check_threshold"]
-
-
-def build_extractor(spec: FeatureSpec, *, weights: str | None, device: torch.device) -> FeatureExtractor:
-    """The extractor that makes ``spec``'s features: the same backbone, snippet and transform settings, with the
-    spec's weights (``random-init:SEED`` rebuilt from the seed; otherwise ``weights`` or the pretrained file)."""
-    if spec.weights == "external":
-        raise ModelDirError(
-            f"the model was trained on external features ({spec.describe()}); videos can only be scored by a "
-            "model trained on features this project extracts"
-        )
-    if spec.weights.startswith("random-init"):
-        weights = spec.weights
-    return FeatureExtractor(
-        spec.backbone,
-        weights=weights or "pretrained",
-        crops=spec.crops,
-        device=str(device),
-        frames_per_snippet=spec.frames_per_snippet,
-        crop_size=spec.crop_size,
-        resize=spec.resize,
-        snippet_length=spec.snippet_length,
-        stride=spec.stride,
-        pad_last=spec.pad_last,
-        target_fps=spec.fps,
-        max_side=spec.max_side,
-        decode_short_side=spec.decode_short_side,
-    )
+__all__ = ["Scorer", "ScoringCancelled", "VideoScore", "check_threshold"]
 
 
 def frame_scores_from_snippets(snippet_scores: np.ndarray, frame_to_snippet: np.ndarray) -> np.ndarray:
@@ -155,8 +129,8 @@ class Scorer:
         model_dir = Path(model_dir)
         loaded = load_model(model_dir)
         torch_device = resolve_device(device)
-        extractor = build_extractor(loaded.spec, weights=weights, device=torch_device)
-        loaded.spec.check_compatible(extractor.spec, what=f"model {model_dir.name}", other_what="extractor")
+        extractor = FeatureExtractor.from_spec(loaded.spec, weights=weights, device=str(torch_device),
+                                               what=f"model {model_dir.name}")
         return cls(
             model_dir=model_dir,
             classifier=loaded.classifier,
@@ -178,6 +152,7 @@ class Scorer:
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "device": str(self.device),
+            "runtime": self.extractor.runtime,
         }
 
     @property

@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
@@ -27,7 +28,8 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from models.classifier import LANPClassifier
 from models.config import LANPConfig
@@ -97,10 +99,16 @@ def save_model(
     if model.dim != spec.dim:
         raise ModelDirError(f"the classifier takes {model.dim}-d features but the feature spec says {spec.dim}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    # Not mkdtemp: its 0700 would make the model unreadable to other users (the image's uid 10001); mkdir
+    # leaves the mode to the umask.
+    staged = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex}")
+    staged.mkdir()
     try:
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-        save_file(state, str(staged / MODEL_FILE), metadata={"format": "lanp-classifier", "dim": str(model.dim)})
+        # safetensors' save_file writes 0600 whatever the umask; its bytes written by Python follow the umask.
+        (staged / MODEL_FILE).write_bytes(
+            save_safetensors(state, metadata={"format": "lanp-classifier", "dim": str(model.dim)})
+        )
         spec.save(staged)
         (staged / CONFIG_FILE).write_text(config.to_json())
         record = {

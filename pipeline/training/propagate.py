@@ -16,9 +16,10 @@ import numpy as np
 from models.config import LANPConfig
 from models.propagation import MIN_SNIPPETS, PropagationError, propagate
 from models.pseudo_labels import make_pseudo_labels
+from pipeline.device import resolve_device
 from pipeline.features.featureset import FeatureSet
 from pipeline.files import atomic_write_bytes
-from pipeline.training.trainer import load_training_features, resolve_device
+from pipeline.training.trainer import load_training_features
 
 
 @dataclass(frozen=True)

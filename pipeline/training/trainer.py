@@ -38,6 +38,7 @@ from models.propagation import MIN_SNIPPETS, propagate_videos
 from models.pseudo_labels import PseudoLabels, make_pseudo_labels
 from models.reweighting import loss_weights, normal_list
 from models.sampling import segment_indices
+from pipeline.device import resolve_device
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
 from pipeline.training.domain import FeatureStats, fit_feature_stats
@@ -62,13 +63,6 @@ class TrainResult:
     pseudo_labels: PseudoLabels
     metadata: dict[str, Any] = field(default_factory=dict)
     feature_stats: FeatureStats | None = None  # saved with the model: the domain-shift check at scoring time
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_training_features(features: FeatureSet) -> list[np.ndarray]:

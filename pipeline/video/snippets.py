@@ -24,6 +24,11 @@ import numpy as np
 
 from models.errors import ErrorKind, UserError
 
+SNIPPET_LENGTH = 16
+"""Frames per snippet (and the default stride): the field's convention, shared by extraction, ground truth and
+evaluation (a frame's score is its snippet's, repeated this many times)."""
+
+
 
 class SnippetPlanError(UserError):
     """A snippet plan that cannot be built (no frames, non-positive length, or no complete snippet)."""
@@ -36,8 +41,8 @@ class SnippetPlan:
     """The snippets of one video of ``num_frames`` frames; build it with :meth:`build`."""
 
     num_frames: int
-    length: int = 16
-    stride: int = 16
+    length: int = SNIPPET_LENGTH
+    stride: int = SNIPPET_LENGTH
     pad_last: bool = True
     pad_exact: bool = False
 
@@ -46,8 +51,8 @@ class SnippetPlan:
         cls,
         num_frames: int,
         *,
-        length: int = 16,
-        stride: int = 16,
+        length: int = SNIPPET_LENGTH,
+        stride: int = SNIPPET_LENGTH,
         pad_last: bool = True,
         pad_exact: bool = False,
     ) -> SnippetPlan:

@@ -2,7 +2,7 @@
 
 Kept free of torch on purpose: a decode worker is a spawned process, and importing only this module (numpy, PyAV,
 ``pipeline.video.decode``) starts in about half a second and ~50 MiB, where importing torch costs ~5 s and ~650 MiB on
-these machines. The main process (``pipeline.features.extract``) owns the workers; see ``_DecodePool`` there.
+these machines. The main process (``pipeline.features.engine``) owns the workers; see ``DecodePool`` there.
 
 Protocol: the worker takes ``(task, video_id, path)`` from its inbox (``None`` stops it). ``task`` is ``"decode"``
 (send ``start`` with the header and snippet plan, then ``chunk``/``inline`` snippets, then ``done``) or ``"probe"``
@@ -26,11 +26,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from models.errors import ErrorKind, InternalError, LANPError, UserError, error_kind
+from models.errors import Canceled, ErrorKind, InternalError, LANPError, UserError, error_kind
 from pipeline.video.decode import Backend, open_video
 from pipeline.video.errors import VIDEO_ERRORS, VideoError
 from pipeline.video.reader import VideoReader
-from pipeline.video.snippets import SnippetPlan, SnippetPlanError
+from pipeline.video.snippets import SNIPPET_LENGTH, SnippetPlan, SnippetPlanError
 
 WAITING = float("inf")
 """Heartbeat value while a worker waits for work or for a free slot (not a stall)."""
@@ -74,10 +74,10 @@ def snippet_frame_offsets(length: int, frames: int) -> np.ndarray:
 class DecodeSettings:
     """The decoding half of an extractor (picklable: worker processes receive it)."""
 
-    snippet_length: int = 16
-    stride: int = 16
+    snippet_length: int = SNIPPET_LENGTH
+    stride: int = SNIPPET_LENGTH
     pad_last: bool = True
-    frames_per_snippet: int = 16
+    frames_per_snippet: int = SNIPPET_LENGTH
     target_fps: float | None = None
     max_side: int | None = None
     # PyAV by default: on these clips it decoded 1.28x faster than decord (num_threads=1) and spares every worker
@@ -125,8 +125,8 @@ class DecodeSettings:
             yield first, frames.reshape(len(snippets), self.frames_per_snippet, *frames.shape[1:])
 
 
-class ParentGone(Exception):
-    """The process that started this worker died: nobody will read what the worker sends."""
+class ParentGone(Canceled):
+    """The process that started this worker died: nobody will read what the worker sends, so it stops."""
 
 
 def _wait_for(channel: Any) -> Any:

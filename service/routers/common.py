@@ -12,9 +12,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from models.errors import ErrorKind, ServiceError
+from pipeline.scoring.result import ScoreDocument
 from pipeline.scoring.scorer import VideoScore
 from service.problems import Problem, client_closed, from_exception
-from service.schemas import ScoreResult
 from service.state import ServiceState
 
 ResultFormat = Literal["json", "csv"]
@@ -54,7 +54,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "model": ScoreResult,
+        "model": ScoreDocument,
         "description": "the result (JSON), or one row per frame (?format=csv)",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     },

@@ -271,7 +271,7 @@ video.addEventListener("seeked", draw);
 // --- start ------------------------------------------------------------------------------------------------
 fetch("models", { headers: headers() }).then((r) => (r.ok ? r.json() : null)).then((body) => {
   const model = body && (body.models ? body.models[0] : body);
-  if (model && model.name) $("model").textContent = `model ${model.name}`;
+  if (model && model.name) $("model").textContent = `model ${model.id || model.name}`;
 }).catch(() => {});
 refreshJobs();
 setInterval(refreshJobs, 1000);

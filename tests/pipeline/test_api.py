@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.features.extract import extract_archive
+from pipeline.features.archive import extract_archive
 from tests.conftest import REPO_ROOT
 from tests.service.tiny_model import tiny_extractor
 from tests.videos import moving_square, write_video
@@ -35,7 +35,7 @@ def test_the_readme_example_runs_as_a_plain_script(tmp_path: Path) -> None:
                     content=_with_flash if number % 2 else moving_square)
     extractor = tiny_extractor()
     try:
-        report = extract_archive([archive], tmp_path / "feats", extractor=extractor, workers=1, progress=False)
+        report = extract_archive([archive], tmp_path / "feats", extractor, workers=1, progress=False)
     finally:
         extractor.close()
     assert not report.failed

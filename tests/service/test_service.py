@@ -17,10 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
-from pipeline.scoring.result import segment_document
+from pipeline.scoring.result import ScoreDocument, segment_document
 from pipeline.scoring.scorer import Scorer
 from pipeline.scoring.segments import find_segments
-from service.schemas import ScoreResult
 from tests.service import raw_http
 from tests.service.conftest import API_KEY, LiveServer, still_running
 from tests.videos import write_video
@@ -110,7 +109,7 @@ def test_one_score_per_decoded_frame_same_as_the_scorer(
     with Scorer.from_model_dir(tiny_model_dir, device="cpu") as scorer:
         direct = scorer.score_video(medium_clip, threshold=0.5)
     assert direct.to_dict() == {**medium_result, "video": direct.video}
-    assert ScoreResult.model_validate(medium_result).model_dump() == medium_result  # the declared schema is exact
+    assert ScoreDocument.model_validate(medium_result).model_dump() == medium_result  # the declared schema is exact
 
 
 def test_segments_are_the_pipelines_for_the_requested_threshold(
@@ -358,7 +357,7 @@ def test_docs_are_offline_and_behind_the_api_key(server: LiveServer) -> None:
             assert assets and all(browser.get(asset).status_code == 200 for asset in assets)
         schema = browser.get("/openapi.json").json()
     score_ok = schema["paths"]["/score"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
-    assert score_ok == {"$ref": "#/components/schemas/ScoreResult"}
+    assert score_ok == {"$ref": "#/components/schemas/ScoreDocument"}
     assert "application/problem+json" in schema["paths"]["/score"]["post"]["responses"]["422"]["content"]
 
 

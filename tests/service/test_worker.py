@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ServiceError
+from pipeline.scoring.config import ScoringConfig
 from pipeline.scoring.scorer import Scorer
 from service.jobs import CANCELED, COMPLETED, FAILED, PENDING, JobStore
 from service.metrics import ServiceMetrics
@@ -35,7 +36,7 @@ class RecordingStore(JobStore):
 
 @pytest.fixture(scope="module")
 def scorer(tiny_model_dir: Path) -> Iterator[Scorer]:
-    with Scorer.from_model_dir(tiny_model_dir, device="cpu", decode_timeout_s=None) as loaded:
+    with Scorer.from_model_dir(tiny_model_dir, device="cpu", config=ScoringConfig(decode_timeout_s=None)) as loaded:
         yield loaded
 
 

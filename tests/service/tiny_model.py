@@ -10,14 +10,15 @@ from pathlib import Path
 
 from models.classifier import create_classifier
 from models.config import ClassifierConfig, LANPConfig
-from pipeline.features.extract import FeatureExtractor
+from pipeline.features.config import ExtractionConfig
+from pipeline.features.extractor import FeatureExtractor
 from pipeline.training.model_dir import save_model
 
 THRESHOLD = 0.5
 
 
 def tiny_extractor(device: str = "cpu") -> FeatureExtractor:
-    return FeatureExtractor("efficientnet_lite0", frames_per_snippet=1, crop_size=64, device=device)
+    return FeatureExtractor(ExtractionConfig(frames_per_snippet=1, crop_size=64, device=device))
 
 
 def make_tiny_model(directory: Path) -> Path:

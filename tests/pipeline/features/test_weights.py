@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 
 from models.backbones import build_backbone
 from pipeline.features import weights
-from pipeline.features.extract import FeatureExtractor
+from pipeline.features.config import ExtractionConfig
+from pipeline.features.extractor import FeatureExtractor
 from pipeline.features.weights import WeightsError, create_backbone, hub_checkpoint_path
 
 
@@ -50,7 +51,7 @@ def test_zoo_file_in_hub_cache_loads_offline_and_its_sha256_lands_in_the_spec(
     assert loaded.weights == f"X3D_XS.pyth:{digest}"
     assert torch.equal(_features(loaded.backbone), _features(source))
 
-    extractor = FeatureExtractor("x3d_xs", weights="pretrained", device="cpu")
+    extractor = FeatureExtractor(ExtractionConfig(backbone="x3d_xs", weights="pretrained", device="cpu"))
     assert extractor.spec.weights == f"X3D_XS.pyth:{digest}"
 
 

@@ -37,12 +37,14 @@ def build_tiny_model(directory: Path, calibration_clip: Path) -> Path:
 
     from models.classifier import LANPClassifier
     from models.config import LANPConfig
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.scoring.scorer import Scorer
     from pipeline.training.model_dir import save_model
 
     torch.manual_seed(0)
-    spec = FeatureExtractor("x3d_xs", weights="random-init:0", device="cpu", crop_size=64, frames_per_snippet=2).spec
+    spec = FeatureExtractor(ExtractionConfig(backbone="x3d_xs", weights="random-init:0", device="cpu", crop_size=64,
+                                             frames_per_snippet=2)).spec
     config = LANPConfig()
     classifier = LANPClassifier(spec.dim, config.classifier)
     save_model(directory, classifier, spec, config, {"threshold": 0.5})

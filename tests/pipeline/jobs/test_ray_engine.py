@@ -100,7 +100,8 @@ def test_ray_engine_matches_the_local_engine(local_ray: object, archive: Path, m
 
 def test_ray_extraction_fills_the_same_feature_store_as_the_local_engine(local_ray: object, archive: Path,
                                                                          model_dir: Path, tmp_path: Path) -> None:
-    from pipeline.features.extract import extract_archive
+    from pipeline.features.archive import extract_archive
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.features.featureset import open_feature_set
     from pipeline.features.spec import FeatureSpec
     from pipeline.jobs.ray_engine import ray_extract_archive
@@ -108,9 +109,8 @@ def test_ray_extraction_fills_the_same_feature_store_as_the_local_engine(local_r
     spec = FeatureSpec.load(model_dir)
     clips = archive / "clips"
     inputs = [clips / "yard.avi", clips / "night" / "entrance.mp4", archive / "bad" / "notes.mp4"]
-    options = {"weights": spec.weights, "crop_size": spec.crop_size, "frames_per_snippet": spec.frames_per_snippet}
-    local = extract_archive(inputs, tmp_path / "local", workers=1, progress=False, backbone=spec.backbone,
-                            device="cpu", **options)
+    local = extract_archive(inputs, tmp_path / "local", FeatureExtractor.from_spec(spec, device="cpu"), workers=1,
+                            progress=False)
     distributed = ray_extract_archive(inputs, tmp_path / "ray", spec=spec, weights=None, workers=2, device="cpu",
                                       progress=False)
     assert sorted(distributed.extracted) == sorted(local.extracted) == ["entrance", "yard"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.errors import Canceled, ErrorKind, UserError
-from pipeline.features.extract import FeatureExtractor
+from pipeline.features.extractor import FeatureExtractor
 from pipeline.scoring.config import ScoringConfig, make_config
 from pipeline.scoring.result import (
     SCHEMA_VERSION,

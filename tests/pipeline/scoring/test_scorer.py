@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.errors import UserError
 from pipeline.features.spec import SpecMismatchError
 from pipeline.scoring.config import ScoringConfig
 from pipeline.scoring.plot import plot_png
 from pipeline.scoring.scorer import Scorer, ScoringCancelled, VideoScore, check_threshold, frame_scores_from_snippets
-from pipeline.training.model_dir import ModelDirError
 from tests.service.tiny_model import THRESHOLD, make_tiny_model
 from tests.videos import write_video
 
@@ -92,20 +92,18 @@ def test_a_model_of_other_features_is_refused_naming_both_specs(model_dir: Path,
         Scorer.from_model_dir(other, device="cpu")
     assert spec["weights"].split(":")[0] in str(error.value)
     (other / "feature_spec.json").write_text(json.dumps({**spec, "weights": "external"}))
-    with pytest.raises(ModelDirError, match="external features"):
+    with pytest.raises(UserError, match="external features"):
         Scorer.from_model_dir(other, device="cpu")
 
 
 def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with() -> None:
     """A model trained on features extracted with --max-side / --fps must be scored with the same settings."""
-    import torch
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
 
-    from pipeline.features.extract import FeatureExtractor
-    from pipeline.scoring.scorer import build_extractor
-
-    original = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=1, crop_size=64,
-                                max_side=48, target_fps=5.0)
-    rebuilt = build_extractor(original.spec, weights=None, device=torch.device("cpu"))
+    original = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=1, crop_size=64, max_side=48,
+                                                 fps=5.0))
+    rebuilt = FeatureExtractor.from_spec(original.spec, device="cpu")
     try:
         assert rebuilt.spec == original.spec
         assert rebuilt.decode == original.decode
@@ -117,17 +115,15 @@ def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with(
 
 def test_a_spec_from_before_the_decode_bound_is_scored_at_full_size() -> None:
     """Models saved before ``decode_short_side`` existed were trained on full-size decodes: keep their pixels."""
-    import torch
-
-    from pipeline.features.extract import FeatureExtractor
+    from pipeline.features.config import ExtractionConfig
+    from pipeline.features.extractor import FeatureExtractor
     from pipeline.features.spec import FeatureSpec
-    from pipeline.scoring.scorer import build_extractor
 
-    current = FeatureExtractor("efficientnet_lite0", device="cpu", frames_per_snippet=1, crop_size=64)
+    current = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=1, crop_size=64))
     saved_before = current.spec.model_dump(mode="json")
     del saved_before["decode_short_side"]
     old_spec = FeatureSpec.model_validate(saved_before)
-    rebuilt = build_extractor(old_spec, weights=None, device=torch.device("cpu"))
+    rebuilt = FeatureExtractor.from_spec(old_spec, device="cpu")
     try:
         assert old_spec.decode_short_side is None and rebuilt.decode.max_short_side is None
         assert rebuilt.spec == old_spec and current.spec != old_spec

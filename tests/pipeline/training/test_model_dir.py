@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,17 @@ def test_loading_refuses_broken_directories(tmp_path: Path) -> None:
     (tmp_path / "w" / "feature_spec.json").write_text(json.dumps({**spec, "dim": 13}))
     with pytest.raises(ModelDirError, match="13-d"):
         load_model(tmp_path / "w")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
+def test_model_directory_permissions_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    """A model directory must be readable by another user (the image's uid 10001 reads a host-written model)."""
+    previous = os.umask(umask)
+    try:
+        target = save_model(tmp_path / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5})
+        save_model(target, _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5})  # the replace path too
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask
+    for name in MODEL_DIR_FILES:
+        assert stat.S_IMODE((target / name).stat().st_mode) == 0o666 & ~umask, name

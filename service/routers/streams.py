@@ -1,0 +1,71 @@
+"""Live streams: ``POST /streams`` starts watching a URL, ``GET /streams[/{id}]`` reports, ``DELETE`` stops,
+``GET /streams/{id}/events`` streams the watcher's records (scores, events, connection changes) as Server-Sent
+Events. See ``service.streams``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from service.state import ServiceState, ready_state, require_api_key
+
+router = APIRouter(tags=["streams"], dependencies=[Depends(require_api_key)])
+
+
+class StreamRequest(BaseModel):
+    url: str = Field(description="rtsp://, http(s)://, udp://, srt://... (LANP_STREAM_SCHEMES) or a path under "
+                     "LANP_DATA_ROOT", min_length=1)
+
+
+@router.post("/streams", status_code=201, summary="Start watching a live stream")
+def start_stream(body: StreamRequest, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
+    return state.streams.start(body.url).summary()
+
+
+@router.get("/streams", summary="The streams being watched (and the last few stopped ones)")
+def list_streams(state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
+    return {"streams": [run.summary() for run in list(state.streams.runs.values())]}
+
+
+@router.get("/streams/{stream_id}", summary="One stream: status, counts, last score and event")
+def get_stream(stream_id: str, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
+    return state.streams.get(stream_id).summary()
+
+
+@router.delete("/streams/{stream_id}", summary="Stop watching (the last partial snippet is scored, events closed)")
+async def stop_stream(stream_id: str, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
+    run = await asyncio.to_thread(state.streams.stop, stream_id)
+    return run.summary()
+
+
+@router.get("/streams/{stream_id}/events", summary="The stream's records as Server-Sent Events",
+            response_class=StreamingResponse)
+async def stream_events(
+    stream_id: str,
+    request: Request,
+    last_event_id: int = Header(0, alias="Last-Event-ID", description="resume after this record"),
+    state: ServiceState = Depends(ready_state),
+) -> StreamingResponse:
+    run = state.streams.get(stream_id)
+
+    async def events() -> AsyncIterator[str]:
+        sequence = last_event_id
+        while True:
+            records, ended = await asyncio.to_thread(run.after, sequence, 1.0)
+            for sequence, record in records:
+                yield f"id: {sequence}\nevent: {record['type']}\ndata: {json.dumps(record)}\n\n"
+            if ended and not records:
+                return
+            if not records:
+                yield ": keep-alive\n\n"
+            if await request.is_disconnected():
+                return
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,13 @@
+"""Fixtures of the features tests: one cheap extractor shared by a module."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.features.extractor import FeatureExtractor
+from tests.pipeline.features.fast import FAST
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor(FAST)

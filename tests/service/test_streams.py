@@ -1,0 +1,107 @@
+"""Live streams in the real server: POST /streams on a clip played over HTTP by a source process, the records as
+Server-Sent Events (and resumed with Last-Event-ID), the concurrent-stream limit, the scheme allow-list and the
+data root, DELETE ending the stream cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.service.conftest import LiveServer, free_port
+from tests.videos import write_video
+
+
+@pytest.fixture(scope="module")
+def stream_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[LiveServer]:
+    work = tmp_path_factory.mktemp("streams-work")
+    (work / "root").mkdir()
+    live = LiveServer({"LANP_MODEL_DIR": str(tiny_model_dir), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work),
+                       "LANP_DATA_ROOT": str(work / "root"), "LANP_API_KEY": "k", "LANP_MAX_STREAMS": "1",
+                       "LANP_STREAM_SCHEMES": '["http"]'}, work / "server.log")
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def camera(tmp_path: Path) -> Iterator[str]:
+    clip = write_video(tmp_path / "clip.mp4", num_frames=120, width=160, height=120, fps=25)
+    port = free_port()
+    source = subprocess.Popen(
+        [sys.executable, "-m", "tests.pipeline.live.stream_source", str(clip), "--port", str(port), "--loop"],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.PIPE, text=True,
+    )
+    assert source.stdout.readline().startswith("PORT")
+    yield f"http://127.0.0.1:{port}/camera.ts"
+    source.kill()
+    source.wait()
+
+
+def _events(response: httpx.Response) -> Iterator[tuple[int, str, dict]]:
+    """(id, event, data) of each Server-Sent Event of the response, comments skipped."""
+    fields: dict[str, str] = {}
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue
+        if not line:
+            if fields:
+                yield int(fields["id"]), fields["event"], json.loads(fields["data"])
+            fields = {}
+            continue
+        name, _, value = line.partition(": ")
+        fields[name] = value
+
+
+@pytest.mark.timeout(300)
+def test_stream_lifecycle(stream_server: LiveServer, camera: str) -> None:
+    headers = {"X-API-Key": "k"}
+    with httpx.Client(base_url=stream_server.url, headers=headers, timeout=120) as client:
+        assert httpx.post(f"{stream_server.url}/streams", json={"url": camera}).status_code == 401
+        created = client.post("/streams", json={"url": camera})
+        assert created.status_code == 201, created.text
+        stream = created.json()["id"]
+        refused = client.post("/streams", json={"url": camera})
+        assert refused.status_code == 429 and refused.json()["kind"] == "too_many_streams"
+        forbidden = client.post("/streams", json={"url": "rtsp://127.0.0.1/x"})
+        assert forbidden.status_code == 403 and "LANP_STREAM_SCHEMES" in forbidden.json()["detail"]
+        assert client.post("/streams", json={"url": "/etc/hostname"}).status_code == 403
+
+        seen: list[tuple[int, str, dict]] = []
+        with client.stream("GET", f"/streams/{stream}/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for event in _events(response):
+                seen.append(event)
+                if sum(kind == "snippet" for _, kind, _ in seen) >= 3:
+                    break
+        kinds = [kind for _, kind, _ in seen]
+        assert kinds[:2] == ["start", "connected"] and "snippet" in kinds
+        scores = [data["score"] for _, kind, data in seen if kind == "snippet"]
+        assert all(0.0 <= score <= 1.0 for score in scores)
+        assert [data["snippet"] for _, kind, data in seen if kind == "snippet"][:3] == [0, 1, 2]
+
+        with client.stream("GET", f"/streams/{stream}/events", headers={"Last-Event-ID": str(seen[1][0])}) as resumed:
+            first = next(_events(resumed))
+        assert first[0] == seen[2][0] and first[1:] == seen[2][1:]
+
+        listed = client.get("/streams").json()["streams"]
+        assert [s["id"] for s in listed] == [stream] and listed[0]["status"] == "live"
+        assert client.get(f"/streams/{stream}").json()["snippets_scored"] >= 3
+
+        stopped = client.delete(f"/streams/{stream}")
+        assert stopped.status_code == 200 and stopped.json()["running"] is False
+        assert stopped.json()["status"] == "stopped"
+        with client.stream("GET", f"/streams/{stream}/events", headers={"Last-Event-ID": str(seen[-1][0])}) as rest:
+            tail = list(_events(rest))  # ends by itself: the stream is over
+        assert tail[-1][1] == "stopped" and "disconnected" in [kind for _, kind, _ in tail]
+        assert client.get("/streams/nope").status_code == 404
+        again = client.post("/streams", json={"url": camera})  # the limit counts running streams only
+        assert again.status_code == 201
+        client.delete(f"/streams/{again.json()['id']}")
