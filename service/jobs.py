@@ -12,6 +12,7 @@ written by an older version gains the new columns when opened.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -50,6 +51,7 @@ _ADDED_COLUMNS = (
     ("webhook_status", f"TEXT NOT NULL DEFAULT '{NO_WEBHOOK}'"),
     ("webhook_attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("webhook_error", "TEXT"),
+    ("event_options", "TEXT"),
 )
 
 
@@ -75,16 +77,23 @@ class Job:
     webhook_status: str
     webhook_attempts: int
     webhook_error: str | None
+    event_options: str | None  # JSON of the event rules the job overrides (ScoringConfig field names)
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def events(self) -> dict[str, float]:
+        """The event rules this job overrides (empty: the model's)."""
+        return json.loads(self.event_options) if self.event_options else {}
 
     def public(self) -> dict[str, Any]:
         """The fields a client sees (no server paths)."""
         data = asdict(self)
         for private in ("input_path", "source_kind", "attempts", "callback_url"):
             data.pop(private)
+        data["event_options"] = self.events
         return data
 
 
@@ -122,12 +131,13 @@ class JobStore:
         threshold: float | None,
         callback_url: str | None = None,
         webhook: bool = False,
+        events: dict[str, float] | None = None,
     ) -> Job:
         """A new pending job; ``webhook``: someone (its ``callback_url`` or the server-wide URL) awaits its end."""
         job_id = uuid.uuid4().hex
         self._execute(
             "INSERT INTO jobs (id, status, video, source_kind, input_path, threshold, created_at, callback_url, "
-            "webhook_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "webhook_status, event_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job_id,
                 PENDING,
@@ -138,6 +148,7 @@ class JobStore:
                 time.time(),
                 callback_url,
                 WEBHOOK_PENDING if webhook else NO_WEBHOOK,
+                json.dumps(events) if events else None,
             ),
         )
         job = self.get(job_id)

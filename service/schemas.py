@@ -32,6 +32,9 @@ class JobStatus(BaseModel):
     webhook_status: WebhookState = Field(description="none: no webhook; else the delivery state")
     webhook_attempts: int
     webhook_error: str | None
+    event_options: dict[str, float] = Field(
+        description="event rules this job overrides (smooth_s, min_duration_s, merge_gap_s); empty: the model's"
+    )
 
 
 class ResegmentedEvents(BaseModel):

@@ -52,6 +52,7 @@ class ScoreRequest:
     path: Path
     name: str
     threshold: float | None
+    events: dict[str, float]
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future = field(default_factory=Future)
 
@@ -133,9 +134,12 @@ class InferenceWorker:
             self.metrics.queue_depth.set(len(self._queue))
             self._condition.notify()
 
-    def submit_score(self, path: Path, name: str, threshold: float | None) -> ScoreRequest:
-        """Queue a synchronous scoring; QueueFullError when full (the caller then still owns ``path``)."""
-        request = ScoreRequest(path, name, threshold)
+    def submit_score(
+        self, path: Path, name: str, threshold: float | None, events: dict[str, float] | None = None
+    ) -> ScoreRequest:
+        """Queue a synchronous scoring (``events``: event rules that override the model's); QueueFullError when
+        full (the caller then still owns ``path``)."""
+        request = ScoreRequest(path, name, threshold, events or {})
         self._put(request, bounded=True)
         return request
 
@@ -173,6 +177,10 @@ class InferenceWorker:
             except Exception:  # the worker must outlive any single video
                 log.exception("inference worker: unexpected error")
 
+    def _config(self, events: dict[str, float]) -> Any:
+        """The scorer's ScoringConfig with a request's event rules applied (None: the scorer's own)."""
+        return self.scorer.config.model_copy(update=events) if events else None
+
     def _score(self, path: Path, **options: Any) -> VideoScore:
         started = time.perf_counter()
         score = self.scorer.score_video(path, **options)
@@ -189,7 +197,8 @@ class InferenceWorker:
             with self._condition:
                 self._running_request = request
             score = self._score(
-                request.path, name=request.name, threshold=request.threshold, cancel=request.cancel.is_set
+                request.path, name=request.name, threshold=request.threshold, cancel=request.cancel.is_set,
+                config=self._config(request.events),
             )
             request.future.set_result(score)
         except BaseException as error:  # handed to the waiting route as the answer it deserves
@@ -219,7 +228,8 @@ class InferenceWorker:
 
         try:
             score = self._score(
-                Path(job.input_path), name=job.video, threshold=job.threshold, progress=report, cancel=event.is_set
+                Path(job.input_path), name=job.video, threshold=job.threshold, progress=report, cancel=event.is_set,
+                config=self._config(job.events),
             )
             atomic_write_bytes(result_path(self.jobs_dir, job_id), json.dumps(score.to_dict()).encode())
             self.store.finish(job_id, COMPLETED)

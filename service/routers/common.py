@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from models.errors import ErrorKind, ServiceError
@@ -59,6 +59,16 @@ RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     },
 }
+
+
+def event_options(
+    smooth: float | None = Query(None, ge=0, le=60, description="moving average over this many seconds"),
+    min_duration: float | None = Query(None, ge=0, le=3600, description="drop events shorter than this (s)"),
+    merge_gap: float | None = Query(None, ge=0, le=3600, description="merge events this close together (s)"),
+) -> dict[str, float]:
+    """The event rules a request overrides (the ``ScoringConfig`` field names); unset ones keep the model's."""
+    given = {"smooth_s": smooth, "min_duration_s": min_duration, "merge_gap_s": merge_gap}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def queue_full(state: ServiceState, depth: int) -> ServiceError:

@@ -24,6 +24,7 @@ from service.routers.common import (
     PROTECTED_RESPONSES,
     RESULT_RESPONSES,
     ResultFormat,
+    event_options,
     problem,
     queue_full,
     score_response,
@@ -47,6 +48,9 @@ class PathJobRequest(BaseModel):
 
     path: str = Field(min_length=1, max_length=4096, description="absolute, or relative to the data root")
     threshold: float | None = Field(None, ge=0, le=1)
+    smooth: float | None = Field(None, ge=0, le=60, description="moving average over this many seconds")
+    min_duration: float | None = Field(None, ge=0, le=3600, description="drop events shorter than this (s)")
+    merge_gap: float | None = Field(None, ge=0, le=3600, description="merge events this close together (s)")
     callback_url: AnyHttpUrl | None = Field(None, description="POSTed a signed notice when the job ends")
 
 
@@ -154,6 +158,7 @@ async def submit_job(
     request: Request,
     threshold: float | None = Query(None, ge=0, le=1, description="override the default threshold (uploads)"),
     callback_url: AnyHttpUrl | None = Query(None, description="POSTed a signed notice when the job ends (uploads)"),
+    events: dict[str, float] = Depends(event_options),
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """202 with ``Location: /jobs/{id}``; poll it, then fetch ``/jobs/{id}/result``."""
@@ -172,6 +177,7 @@ async def submit_job(
         source_kind, video = "path", job_request.path
         threshold = job_request.threshold if job_request.threshold is not None else threshold
         callback_url = job_request.callback_url or callback_url
+        events = {**events, **event_options(job_request.smooth, job_request.min_duration, job_request.merge_gap)}
     else:
         upload = await state.uploads.receive(request, settings.jobs_dir / "inputs", sniff_container)
         path, source_kind, video = upload.path, "upload", upload.filename
@@ -183,6 +189,7 @@ async def submit_job(
         threshold=threshold,
         callback_url=callback,
         webhook=bool(callback or settings.webhook_url),
+        events=events,
     )
     try:
         state.worker.submit_job(job.id)

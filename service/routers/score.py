@@ -13,6 +13,7 @@ from service.routers.common import (
     ResultFormat,
     await_unless_disconnected,
     check_sync_limits,
+    event_options,
     queue_full,
     score_response,
 )
@@ -34,6 +35,7 @@ async def score(
     request: Request,
     threshold: float | None = Query(None, ge=0, le=1, description="override the model's default threshold"),
     format: ResultFormat = Query("json", description="json: the full result; csv: one row per frame"),
+    events: dict[str, float] = Depends(event_options),
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity.
@@ -48,7 +50,7 @@ async def score(
         await check_sync_limits(upload.path, shown, state)
         assert state.worker is not None
         try:
-            submitted = state.worker.submit_score(upload.path, upload.filename, threshold)
+            submitted = state.worker.submit_score(upload.path, upload.filename, threshold, events)
         except QueueFullError as error:
             raise queue_full(state, state.worker.depth) from error
         result = await await_unless_disconnected(request, submitted.future, submitted.cancel.set)

@@ -124,6 +124,32 @@ def test_segments_are_the_pipelines_for_the_requested_threshold(
     assert medium_result["segments"] == [segment_document(index, s) for index, s in enumerate(expected, 1)]
 
 
+def test_event_rules_are_request_options_of_score_and_jobs(
+    server: LiveServer, medium_clip: Path, medium_result: dict[str, Any]
+) -> None:
+    """``smooth`` / ``min_duration`` / ``merge_gap`` on POST /score and POST /jobs give the events that the same
+    ScoringConfig gives offline (resegment), and a job records what it overrode."""
+    from pipeline.scoring.config import ScoringConfig
+    from pipeline.scoring.result import resegment
+
+    scores = np.asarray(medium_result["frame_scores"])
+    threshold = float(np.median(scores))
+    options = {"smooth": 0, "min_duration": 0.2, "merge_gap": 0}
+    config = ScoringConfig(threshold=threshold, smooth_s=0, min_duration_s=0.2, merge_gap_s=0)
+    expected = resegment(medium_result, config)
+    with server.client() as client:
+        scored = upload(client, "/score", medium_clip.read_bytes(), "medium.mp4", threshold=threshold, **options)
+        assert scored.status_code == 200, scored.text
+        job = upload(client, "/jobs", medium_clip.read_bytes(), "medium.mp4", threshold=threshold, **options).json()
+        assert job["event_options"] == {"smooth_s": 0, "min_duration_s": 0.2, "merge_gap_s": 0}
+        assert wait_for_job(client, job["id"])["status"] == "completed"
+        stored = client.get(f"/jobs/{job['id']}/result").json()
+        refused = upload(client, "/score", medium_clip.read_bytes(), "medium.mp4", merge_gap=-1)
+    assert scored.json()["segments"] == stored["segments"] == expected["segments"]
+    assert scored.json()["segment_config"] == stored["segment_config"] == config.segments.model_dump()
+    assert refused.status_code == 422 and refused.json()["kind"] == "invalid_argument"
+
+
 def test_api_key_is_required(server: LiveServer, small_clip: bytes) -> None:
     with server.client(key=None) as client:
         response = upload(client, "/score", small_clip)
