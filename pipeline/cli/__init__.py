@@ -32,6 +32,14 @@ def positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def add_video_inputs(parser: argparse.ArgumentParser) -> None:
+    """The INPUT... argument of every command that reads videos (expanded by ``pipeline.video.inputs``)."""
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="video files, folders (searched recursively), glob patterns, frame folders or .txt lists of paths",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lanp", description="Unsupervised video anomaly detection with LANP (ECCV 2024)."

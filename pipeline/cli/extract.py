@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli import positive
+from pipeline.cli import add_video_inputs, positive
 from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
 from pipeline.video.snippets import SNIPPET_LENGTH
 
@@ -23,10 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT",
-        help="video files, folders (searched recursively), glob patterns, frame folders or .txt lists of paths",
-    )
+    add_video_inputs(parser)
     parser.add_argument("--out", required=True, metavar="FEATURE_DIR", help="feature folder (created or resumed)")
     parser.add_argument("--backbone", default="efficientnet_lite0",
                         help="backbone name (default efficientnet_lite0: real ImageNet weights, offline)")

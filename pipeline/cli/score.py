@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import positive
+from pipeline.cli import add_video_inputs, positive
 from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
 
 
@@ -152,10 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT",
-        help="video files, folders (searched recursively), glob patterns, frame folders or .txt lists of paths",
-    )
+    add_video_inputs(parser)
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model directory (lanp train)")
     parser.add_argument("--out", metavar="OUT_DIR", help="run the batch job writing its outputs here (resumable)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,17 @@ from tests.service.tiny_model import make_tiny_model
 from tests.videos import write_video
 
 API_KEY = "test-key"
+
+
+def wait_for(condition: Any, timeout_s: float = 30.0, what: str = "the condition") -> Any:
+    """Poll ``condition`` until it returns something truthy (returned); AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import LiveServer, free_port, start_server
+from tests.service.conftest import LiveServer, free_port, start_server, wait_for
 from tests.service.test_service import upload, wait_for_job
 from tests.videos import write_video
 
@@ -83,16 +83,6 @@ def api_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, r
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_video(tmp_path_factory.mktemp("api-clips") / "clip.mp4", num_frames=20, fps=10).read_bytes()
-
-
-def wait_for(condition: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout_s} s")
 
 
 def test_jobs_are_listed_newest_first_with_paging_and_a_status_filter(api_server: LiveServer, clip: bytes) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.service.conftest import API_KEY, LiveServer
+from tests.service.conftest import API_KEY, LiveServer, wait_for
 from tests.videos import write_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,16 +55,6 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
-def _wait(condition, timeout_s: float = 120.0, what: str = "condition"):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_upload_review_rethreshold_and_seek(page_server: LiveServer, browser, tmp_path: Path) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
 
@@ -77,11 +66,12 @@ def test_upload_review_rethreshold_and_seek(page_server: LiveServer, browser, tm
     browser.find_element(By.ID, "file").send_keys(str(clip))
     browser.find_element(By.CSS_SELECTOR, "#upload button[type=submit]").click()
 
-    item = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs li[data-status=completed]"), what="the job")[0]
+    item = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#jobs li[data-status=completed]"), 120,
+                    what="the job")[0]
     job_id = item.get_attribute("data-job")
     item.click()
-    _wait(lambda: browser.execute_script("return window.review.doc !== null"), what="the result")
-    _wait(lambda: browser.execute_script("return document.getElementById('video').readyState >= 1"),
+    wait_for(lambda: browser.execute_script("return window.review.doc !== null"), 120, what="the result")
+    wait_for(lambda: browser.execute_script("return document.getElementById('video').readyState >= 1"),
           what="the video to load in the browser")
 
     with httpx.Client(base_url=page_server.url, headers={"X-API-Key": API_KEY}) as client:
@@ -98,7 +88,7 @@ def test_upload_review_rethreshold_and_seek(page_server: LiveServer, browser, tm
     browser.execute_script(
         "const s = document.getElementById('threshold'); s.value = arguments[0];"
         "s.dispatchEvent(new Event('input'))", threshold)
-    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#events li")) == len(expected), 30, "re-drawn events")
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#events li")) == len(expected), 30, "re-drawn events")
     assert canvas.get_attribute("data-drawn-events") == str(len(expected))
 
     # A click on the curve seeks there; a click on an event seeks to its start.
@@ -106,14 +96,14 @@ def test_upload_review_rethreshold_and_seek(page_server: LiveServer, browser, tm
     webdriver.ActionChains(browser).move_to_element_with_offset(canvas, -int(width * 0.25), 0).click().perform()
     quarter = browser.execute_script("return window.review.toSeconds(0.25 * arguments[0])",
                                      canvas.get_attribute("width"))
-    _wait(lambda: abs(_current_time(browser) - quarter) < 0.3, 30, "a seek from the curve")
+    wait_for(lambda: abs(_current_time(browser) - quarter) < 0.3, 30, "a seek from the curve")
     last = browser.find_elements(By.CSS_SELECTOR, "#events li")[-1]
     last.click()
     start = float(last.get_attribute("data-start"))
-    _wait(lambda: abs(_current_time(browser) - start) < 0.15, 30, "a seek to the event")
+    wait_for(lambda: abs(_current_time(browser) - start) < 0.15, 30, "a seek to the event")
     assert float(canvas.get_attribute("data-cursor")) == pytest.approx(start, abs=0.15)
 
-    _wait(lambda: browser.execute_script(
+    wait_for(lambda: browser.execute_script(
         "return [...document.querySelectorAll('#events img')].every(i => i.complete && i.naturalWidth > 0)"),
         60, "the event thumbnails")
 
@@ -139,7 +129,7 @@ def test_event_evidence_thumbnail_and_clip_with_roll(page_server: LiveServer, tm
     with httpx.Client(base_url=page_server.url, headers={"X-API-Key": API_KEY}, timeout=120) as client:
         with clip.open("rb") as stream:
             job = client.post("/jobs", files={"file": ("yard.mp4", stream, "video/mp4")}).json()
-        _wait(lambda: client.get(f"/jobs/{job['id']}").json()["status"] == "completed", what="the job")
+        wait_for(lambda: client.get(f"/jobs/{job['id']}").json()["status"] == "completed", 120, what="the job")
         scores = client.get(f"/jobs/{job['id']}/result").json()["frame_scores"]
         threshold = float(np.median(scores))
         (event, *_) = client.get(f"/jobs/{job['id']}/segments", params={"threshold": threshold}).json()["segments"]
