@@ -81,6 +81,7 @@ def load_scorer(settings: Settings) -> Any:
         device=settings.device,
         weights=settings.weights,
         config=ScoringConfig(decode_timeout_s=settings.decode_timeout_s if settings.isolate_decode else None),
+        runtime=settings.runtime,
     )
     scorer.warm_up()
     return scorer

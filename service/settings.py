@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,9 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(description="model directory to serve (model.safetensors, feature_spec.json, ...)")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N: the one device the inference worker owns")
+    runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = Field(
+        "auto", description="the backbone's inference runtime (auto: torch on CUDA, else the fastest installed)"
+    )
     weights: str | None = Field(None, description="backbone weights file when the spec's weights live elsewhere")
     max_upload_mb: float = Field(512.0, gt=0, description="largest accepted upload (413 above)")
     max_sync_seconds: float = Field(

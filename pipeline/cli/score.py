@@ -164,6 +164,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="worker processes (local) or actors (ray); on a GPU one process owns the device")
     parser.add_argument("--retry-failed", action="store_true", help="score again the videos that failed before")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
+    parser.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime", "openvino"),
+                        help="inference runtime of the backbone for one video (scores do not depend on it)")
     parser.add_argument("--timeout", type=positive(float), metavar="SECONDS",
                         help="give up on (and record as failed) a video that takes longer than this")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -185,7 +187,7 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
 
     plot = plotter(args)  # reads the ground truth first: a bad --gt costs no scoring
     config = scoring_config(args)
-    with Scorer.from_model_dir(args.model, device=args.device, config=config) as scorer:
+    with Scorer.from_model_dir(args.model, device=args.device, config=config, runtime=args.runtime) as scorer:
         try:
             deadline = None if args.timeout is None else time.monotonic() + args.timeout
             score = scorer.score_video(video.path, start_time=args.start_time,

@@ -118,6 +118,7 @@ class Scorer:
         device: str = "auto",
         weights: str | None = None,
         config: ScoringConfig | None = None,
+        runtime: str = "auto",
     ) -> Scorer:
         """Load ``model_dir`` and build the extractor its spec names (``weights`` overrides where they live).
 
@@ -125,12 +126,13 @@ class Scorer:
         timeout: with ``decode_timeout_s`` set (the default) every video is decoded in a worker process that is
         killed when it makes no progress for that long, so a hostile or broken file can neither hang nor crash
         the caller; the process is started once and reused (``close()`` or ``with`` stops it). ``None`` decodes
-        in this process (for trusted inputs). Both give the same numbers."""
+        in this process (for trusted inputs). Both give the same numbers. ``runtime`` is the backbone's inference
+        runtime (``ExtractionConfig.runtime``; features do not depend on it)."""
         model_dir = Path(model_dir)
         loaded = load_model(model_dir)
         torch_device = resolve_device(device)
         extractor = FeatureExtractor.from_spec(loaded.spec, weights=weights, device=str(torch_device),
-                                               what=f"model {model_dir.name}")
+                                               runtime=runtime, what=f"model {model_dir.name}")
         return cls(
             model_dir=model_dir,
             classifier=loaded.classifier,

@@ -13,9 +13,11 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from service.routers.common import PROTECTED_RESPONSES, problem
 from service.state import ServiceState, ready_state, require_api_key
 
-router = APIRouter(tags=["streams"], dependencies=[Depends(require_api_key)])
+router = APIRouter(tags=["streams"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES)
+NO_STREAM = {404: problem("no such stream")}
 
 
 class StreamRequest(BaseModel):
@@ -23,7 +25,17 @@ class StreamRequest(BaseModel):
                      "LANP_DATA_ROOT", min_length=1)
 
 
-@router.post("/streams", status_code=201, summary="Start watching a live stream")
+@router.post(
+    "/streams",
+    status_code=201,
+    summary="Start watching a live stream",
+    responses={
+        403: problem("scheme not allowed, or a path outside the data root"),
+        404: problem("no such file under the data root"),
+        422: problem("the source cannot be opened"),
+        429: problem("LANP_MAX_STREAMS streams are running"),
+    },
+)
 def start_stream(body: StreamRequest, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
     return state.streams.start(body.url).summary()
 
@@ -33,19 +45,23 @@ def list_streams(state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
     return {"streams": [run.summary() for run in list(state.streams.runs.values())]}
 
 
-@router.get("/streams/{stream_id}", summary="One stream: status, counts, last score and event")
+@router.get("/streams/{stream_id}", summary="One stream: status, counts, last score and event", responses=NO_STREAM)
 def get_stream(stream_id: str, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
     return state.streams.get(stream_id).summary()
 
 
-@router.delete("/streams/{stream_id}", summary="Stop watching (the last partial snippet is scored, events closed)")
+@router.delete(
+    "/streams/{stream_id}",
+    summary="Stop watching (the last partial snippet is scored, events closed)",
+    responses=NO_STREAM,
+)
 async def stop_stream(stream_id: str, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
     run = await asyncio.to_thread(state.streams.stop, stream_id)
     return run.summary()
 
 
 @router.get("/streams/{stream_id}/events", summary="The stream's records as Server-Sent Events",
-            response_class=StreamingResponse)
+            response_class=StreamingResponse, responses=NO_STREAM)
 async def stream_events(
     stream_id: str,
     request: Request,

@@ -106,7 +106,7 @@ def test_one_score_per_decoded_frame_same_as_the_scorer(
     assert medium_result["num_snippets"] == -(-frames // 16)  # the last partial snippet is padded, not dropped
     assert medium_result["model"]["name"] == tiny_model_dir.name and len(medium_result["model"]["sha256"]) == 64
     assert medium_result["feature_spec"]["backbone"] == "efficientnet_lite0"
-    with Scorer.from_model_dir(tiny_model_dir, device="cpu") as scorer:
+    with Scorer.from_model_dir(tiny_model_dir, device="cpu", runtime="torch") as scorer:  # the server's runtime
         direct = scorer.score_video(medium_clip, threshold=0.5)
     assert direct.to_dict() == {**medium_result, "video": direct.video}
     assert ScoreDocument.model_validate(medium_result).model_dump() == medium_result  # the declared schema is exact

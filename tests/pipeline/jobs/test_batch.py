@@ -129,7 +129,7 @@ def test_good_videos_scored_bad_ones_recorded_and_tables_match_the_json(archive:
 
 def test_run_json_records_the_model_and_the_settings_of_the_run(reference: Path) -> None:
     run = json.loads((reference / "run.json").read_text())
-    assert len(run["model"]) == 16 and run["threshold"] is None
+    assert len(run["model"]) == 16 and run["scoring"]["threshold"] is None
     assert BatchConfig.model_validate(run["config"]) == BatchConfig(workers=2, plots=True, device="cpu")
 
 
