@@ -96,6 +96,8 @@ class StreamManager:
         self.lock = threading.Lock()
 
     def _check(self, url: str) -> str:
+        if "\x00" in url:
+            raise ServiceError(400, ErrorKind.BAD_REQUEST, "the stream URL contains a NUL byte")
         scheme, separator, _ = url.partition("://")
         if separator:
             if scheme.lower() not in self.schemes:
@@ -104,7 +106,7 @@ class StreamManager:
             return url
         if self.data_root is None:
             raise ServiceError(403, ErrorKind.FORBIDDEN, "file and device sources need LANP_DATA_ROOT on the server")
-        path = Path(url).resolve()
+        path = (self.data_root / url).resolve()  # relative paths are under the root; an absolute one replaces it
         if not path.is_relative_to(self.data_root.resolve()):
             raise ServiceError(403, ErrorKind.FORBIDDEN, f"{url} is not under the server's data root")
         if not path.exists():

@@ -30,6 +30,7 @@ class StreamRequest(BaseModel):
     status_code=201,
     summary="Start watching a live stream",
     responses={
+        400: problem("a malformed URL (e.g. a NUL byte)"),
         403: problem("scheme not allowed, or a path outside the data root"),
         404: problem("no such file under the data root"),
         422: problem("the source cannot be opened"),
