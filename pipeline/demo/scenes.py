@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
@@ -126,16 +130,30 @@ def write_ground_truth(plans: Sequence[ClipPlan], ground_truth_csv: Path, frames
 
 
 def write_archive(
-    root: str | Path, plans: Sequence[ClipPlan], settings: SceneSettings = SceneSettings(), *, scene_seed: int = 0
+    root: str | Path,
+    plans: Sequence[ClipPlan],
+    settings: SceneSettings = SceneSettings(),
+    *,
+    scene_seed: int = 0,
+    workers: int | None = None,
 ) -> SyntheticArchive:
     """Write every planned clip as ``<root>/<video_id>.mp4`` plus ``ground_truth.csv``, ``frames.csv`` and
-    ``clips.json`` (the plans and the scene settings) beside them."""
+    ``clips.json`` (the plans and the scene settings) beside them.
+
+    Clips are rendered and encoded by ``workers`` processes (default: one per core this process may use): each
+    clip depends only on its plan and the scene seed, so the files are byte for byte those of a sequential run."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    paths = {
-        plan.video_id: write_clip(root / f"{plan.video_id}.mp4", plan, settings, scene_seed=scene_seed)
-        for plan in plans
-    }
+    targets = [root / f"{plan.video_id}.mp4" for plan in plans]
+    workers = min(workers or len(os.sched_getaffinity(0)), len(plans))
+    write = partial(write_clip, settings=settings, scene_seed=scene_seed)
+    if workers > 1:
+        # spawned, not forked: the caller may hold torch's threads, which a fork would copy in a locked state
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            written = list(pool.map(write, targets, plans))
+    else:
+        written = list(map(write, targets, plans))
+    paths = {plan.video_id: path for plan, path in zip(plans, written, strict=True)}
     write_ground_truth(plans, root / GROUND_TRUTH_FILE, root / FRAMES_FILE)
     description = {"scene_seed": scene_seed, "settings": asdict(settings), "clips": [asdict(p) for p in plans]}
     (root / CLIPS_FILE).write_text(json.dumps(description, indent=2))
