@@ -3,8 +3,8 @@ on the loaded model in its own thread; its records are kept in a bounded buffer 
 streams as Server-Sent Events (resumable with ``Last-Event-ID`` while the records are still buffered).
 
 Sources must use an allowed URL scheme (``LANP_STREAM_SCHEMES``) or be a path under ``LANP_DATA_ROOT``; at most
-``LANP_MAX_STREAMS`` run at once. The watchers share the model with the inference worker (both only run it
-forward); they do not queue behind uploads and jobs.
+``LANP_MAX_STREAMS`` run at once. Each watcher runs its inference batches on the device's turn
+(``service.scheduler``, group ``streams``), shared fairly with the inference worker's uploads and jobs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from models.errors import ErrorKind, ServiceError, UserError
 from pipeline.live.watcher import WatchConfig, Watcher
+from service.scheduler import STREAMS, DeviceScheduler
 
 RECORDS_KEPT = 2048
 """Records buffered per stream for event clients (older ones are forgotten)."""
@@ -28,7 +29,7 @@ STOPPED_KEPT = 16
 class StreamRun:
     """One watched stream: its watcher thread and the records it wrote."""
 
-    def __init__(self, url: str, scorer: Any, config: WatchConfig):
+    def __init__(self, url: str, scorer: Any, config: WatchConfig, scheduler: DeviceScheduler):
         self.id = uuid.uuid4().hex[:12]
         self.url = url
         self.created = time.time()
@@ -36,7 +37,8 @@ class StreamRun:
         self.sequence = 0
         self.latest: dict[str, dict[str, Any]] = {}  # the last record of each type
         self.condition = threading.Condition()
-        self.watcher = Watcher(scorer, url, self._append, config)
+        self.device = scheduler.client(STREAMS, f"stream {self.id}")
+        self.watcher = Watcher(scorer, url, self._append, config, device_turn=self.device.turn)
         self.thread = threading.Thread(target=self._run, name=f"lanp-stream-{self.id}", daemon=True)
         self.error: str | None = None
 
@@ -87,8 +89,10 @@ class StreamRun:
 class StreamManager:
     """The service's streams: start (checked, limited), list, stop."""
 
-    def __init__(self, scorer: Any, *, max_streams: int, schemes: list[str], data_root: Path | None):
+    def __init__(self, scorer: Any, *, max_streams: int, schemes: list[str], data_root: Path | None,
+                 scheduler: DeviceScheduler):
         self.scorer = scorer
+        self.scheduler = scheduler
         self.max_streams = max_streams
         self.schemes = {scheme.lower() for scheme in schemes}
         self.data_root = data_root
@@ -122,7 +126,7 @@ class StreamManager:
                                    f"(LANP_MAX_STREAMS {self.max_streams}); stop one first",
                                    headers={"Retry-After": "30"}, extra={"limit": "LANP_MAX_STREAMS"})
             try:
-                run = StreamRun(source, self.scorer, WatchConfig())
+                run = StreamRun(source, self.scorer, WatchConfig(), self.scheduler)
             except UserError as error:  # a source the pipeline cannot open
                 raise ServiceError(422, error.kind, str(error)) from error
             self.runs[run.id] = run
