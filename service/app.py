@@ -171,7 +171,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     state.probe_slots = asyncio.Semaphore(settings.probe_concurrency)
     state.streams = StreamManager(scorer, max_streams=settings.max_streams, schemes=settings.stream_schemes,
-                                  data_root=settings.data_root, scheduler=scheduler)
+                                  data_root=settings.data_root, scheduler=scheduler,
+                                  webhooks=state.webhooks)
     janitor = asyncio.create_task(_janitor(state)) if settings.job_ttl_hours is not None else None
     state.ready = True
     try:

@@ -110,6 +110,7 @@ function renderJobs() {
 async function openJob(id) {
   state.open = id;
   renderJobs();
+  if (window.live) window.live.close();
   const doc = await (await api(`jobs/${id}/result`)).json();
   state.doc = doc;
   state.segments = doc.segments;
