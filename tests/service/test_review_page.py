@@ -2,7 +2,8 @@
 
 Uploads a clip through the page, waits for the job, opens the result, and checks that the curve and the events
 render, that the threshold slider re-draws the events from the server, and that clicking the curve or an event
-seeks the video. Set ``LANP_SCREENSHOT_DIR=docs`` to refresh the README's screenshot.
+seeks the video; starts a live stream from the page and follows its curve and events. Set
+``LANP_SCREENSHOT_DIR=docs`` to refresh the README's screenshots.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def client_segments(server: LiveServer, job_id: str, threshold: float) -> list[d
 
 
 def test_a_live_stream_grows_its_curve_and_events_on_the_page(page_server: LiveServer, browser,  # noqa: ANN001
-                                                               camera: str) -> None:
+                                                               camera: str, tmp_path: Path) -> None:
     """Start a stream from the page, watch its curve grow and an event open from the Server-Sent Events, stop it
     and see the event close with its thumbnail: the page's figures equal the API's."""
     from selenium.webdriver.common.by import By
@@ -146,6 +147,10 @@ def test_a_live_stream_grows_its_curve_and_events_on_the_page(page_server: LiveS
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#live-events li.open"), 30, what="an open event")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#streams li[data-stream='{stream_id}']"), 10,
              what="the stream in the list")
+
+    if "LANP_SCREENSHOT_DIR" in os.environ:  # a longer curve for the README
+        wait_for(lambda: int(canvas.get_attribute("data-points")) >= 12, 60, what="a longer curve")
+    browser.save_screenshot(str(Path(os.environ.get("LANP_SCREENSHOT_DIR", tmp_path)) / "live-stream.png"))
 
     browser.find_element(By.ID, "live-stop").click()
     wait_for(lambda: browser.find_element(By.ID, "live").get_attribute("data-status") == "stopped", 60,
