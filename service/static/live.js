@@ -1,7 +1,7 @@
 // The review page's live streams: start one, list them, and watch one's score curve grow and its events arrive.
 // The records come from GET /streams/{id}/events (Server-Sent Events), read with fetch so that the API key can
 // go in a header (EventSource cannot send one); a dropped connection resumes with Last-Event-ID.
-// Uses review.js's helpers ($, api, headers).
+// Uses review.js's helpers ($, api, listItem).
 "use strict";
 
 const POINTS_KEPT = 4000; // snippets drawn at most (the curve shows the current session, oldest dropped)
@@ -44,17 +44,9 @@ async function refreshStreams() {
 
 function renderStreams() {
   $("streams").replaceChildren(...live.streams.map((stream) => {
-    const item = document.createElement("li");
-    item.dataset.stream = stream.id;
-    item.dataset.status = stream.status;
-    item.className = stream.id === live.open ? "open" : "";
-    const title = document.createElement("span");
-    title.textContent = stream.url;
-    const status = document.createElement("span");
-    status.className = `status-${stream.status}`;
-    status.textContent = `${stream.status} · ${stream.snippets_scored} snippets`
-      + (stream.snippets_dropped ? ` (${stream.snippets_dropped} dropped)` : "");
-    item.append(title, status);
+    const item = listItem({ stream: stream.id, status: stream.status }, stream.id === live.open, stream.url,
+      stream.status, `${stream.status} · ${stream.snippets_scored} snippets`
+        + (stream.snippets_dropped ? ` (${stream.snippets_dropped} dropped)` : ""));
     item.addEventListener("click", () => openStream(stream.id));
     return item;
   }));
