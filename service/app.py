@@ -141,6 +141,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         segments_of=lambda job_id: _segments_of(settings, job_id),
     )
     scheduler = DeviceScheduler(observe=state.metrics.device_turn)
+    scorer.extractor.forward_gate = scheduler.gate  # every forward pass takes its turn on the one device
     state.worker = InferenceWorker(
         scorer,
         store,

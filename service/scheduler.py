@@ -10,19 +10,22 @@ cannot starve ``POST /score``, and a long job cannot starve the streams); the st
 round-robin; a group alone gets all of it (the device never idles while someone waits). A group that was idle
 does not bank credit: it comes back level with the least-served busy group.
 
-A turn is one batch. The worker passes the turn on after every snippet batch of a video (``DeviceClient.share``,
-called from the scorer's per-batch callback), a stream holds it for the snippets waiting in its backlog. A long
-job therefore delays a stream's snippets by about one batch, never its whole duration; meanwhile the stream's
-bounded backlog drops its oldest snippets as before (reported with their lag).
+A turn is one forward pass. The service sets ``gate`` as the extractor's ``forward_gate``: a thread bound to a
+client (``DeviceClient.bound``: the inference worker while it scores a video) takes a turn for each backbone batch
+of that video and lets go while its next batch decodes; a stream holds its turn (``DeviceClient.turn``) for the
+snippets waiting in its backlog, its forward passes inside it. A long job therefore delays a stream's snippets by
+about one batch, never its whole duration; meanwhile the stream's bounded backlog drops its oldest snippets as
+before (reported with their lag).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from models.errors import InternalError
@@ -72,6 +75,18 @@ class DeviceScheduler:
         self._order = itertools.count()
         self._observe = observe
         self.usage: dict[str, GroupUsage] = {group: GroupUsage() for group in GROUPS}
+        self._bound = threading.local()  # the client (and its cancel) of the calling thread
+        self._unbound = DeviceClient(self, REQUESTS, "unbound thread")
+
+    def gate(self) -> AbstractContextManager[object]:
+        """What the extractor enters around a forward pass: the calling thread's client takes a turn for it (the
+        pass runs at once when that client holds the turn already; a thread bound to no client uses the
+        ``requests`` group's default one)."""
+        client = getattr(self._bound, "client", None) or self._unbound
+        holder = self._holder
+        if holder is not None and holder.client is client:
+            return contextlib.nullcontext()
+        return client.turn(getattr(self._bound, "cancel", None))
 
     def client(self, group: str, name: str) -> DeviceClient:
         if group not in GROUPS:
@@ -146,19 +161,6 @@ class DeviceScheduler:
             self._grant()
             self._wait_for_turn(waiter, cancel)
 
-    def _share(self, client: DeviceClient, cancel: Callable[[], bool] | None) -> None:
-        with self._condition:
-            holder = self._holder
-            if holder is None or holder.client is not client:
-                raise InternalError(f"{client.name} shares a turn it does not hold")
-            if not self._waiting:
-                self._charge(time.monotonic())
-                return
-            waiter = self._join(client)  # in line before the turn ends: still busy, no idle lift
-            self._end_turn()
-            self._grant()
-            self._wait_for_turn(waiter, cancel)
-
     def _release(self, client: DeviceClient) -> None:
         with self._condition:
             if self._holder is not None and self._holder.client is client:
@@ -168,7 +170,8 @@ class DeviceScheduler:
 
 
 class DeviceClient:
-    """One user of the device (the inference worker, or one stream): ``with client.turn(): <forward passes>``."""
+    """One user of the device (the inference worker, or one stream): ``with client.turn(): <forward passes>``,
+    or ``with client.bound(): <code whose forward passes go through the gate>``."""
 
     def __init__(self, scheduler: DeviceScheduler, group: str, name: str):
         self.scheduler = scheduler
@@ -177,13 +180,22 @@ class DeviceClient:
 
     @contextmanager
     def turn(self, cancel: Callable[[], bool] | None = None) -> Iterator[None]:
-        """Hold the device for the block; waiting for it ends with ``ScoringCancelled`` once ``cancel()`` is true."""
+        """Hold the device for the block (the forward passes of this thread inside it run at once); waiting for
+        it ends with ``ScoringCancelled`` once ``cancel()`` is true."""
         self.scheduler._acquire(self, cancel)
         try:
-            yield
+            with self.bound(cancel):
+                yield
         finally:
             self.scheduler._release(self)
 
-    def share(self, cancel: Callable[[], bool] | None = None) -> None:
-        """Inside ``turn``: between two batches, let the next client in line run one turn if anyone waits."""
-        self.scheduler._share(self, cancel)
+    @contextmanager
+    def bound(self, cancel: Callable[[], bool] | None = None) -> Iterator[None]:
+        """Inside the block, the forward passes of this thread take their turns as this client (``gate``)."""
+        binding = self.scheduler._bound
+        before = getattr(binding, "client", None), getattr(binding, "cancel", None)
+        binding.client, binding.cancel = self, cancel
+        try:
+            yield
+        finally:
+            binding.client, binding.cancel = before

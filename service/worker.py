@@ -1,9 +1,9 @@
 """The one inference worker: a thread that scores uploads and jobs one at a time, fed by a bounded queue.
 
 Every video (a synchronous ``POST /score`` or a job) goes through this queue, and each of its snippet batches
-runs on the device's turn (``service.scheduler``), which the worker shares fairly with the live streams: it
-passes the turn on after every batch, so a long job never holds the streams up for its whole duration, and the
-streams cannot starve it. A full queue is refused at once (503 + Retry-After by the routes) instead of piling up
+runs on the device's turn (``service.scheduler``), which the worker shares fairly with the live streams: it takes
+a turn per batch, so a long job never holds the streams up for its whole duration, and the streams cannot starve
+it. A full queue is refused at once (503 + Retry-After by the routes) instead of piling up
 memory. Jobs re-queued after a restart bypass the bound (they were accepted before).
 Failures leave the worker as ``ServiceError`` s (``service.problems.from_exception``) whose messages name the
 client's file, never the server's path. Uploaded files are handed back to the ``UploadGate`` once scored (a
@@ -187,16 +187,10 @@ class InferenceWorker:
         return self.scorer.config.model_copy(update=events) if events else None
 
     def _score(self, path: Path, *, cancel: Callable[[], bool], **options: Any) -> VideoScore:
-        """Score ``path`` on the device's turn, passing it on after every snippet batch (the scorer polls
-        ``cancel`` there)."""
-
-        def after_batch() -> bool:
-            self.device.share(cancel)
-            return cancel()
-
-        with self.device.turn(cancel):
+        """Score ``path``, each backbone batch on the device's turn (the extractor's gate)."""
+        with self.device.bound(cancel):
             started = time.perf_counter()
-            score = self.scorer.score_video(path, cancel=after_batch, **options)
+            score = self.scorer.score_video(path, cancel=cancel, **options)
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         self.metrics.videos_scored.inc()
         self.metrics.snippets_scored.inc(int(score.snippet_scores.size))

@@ -1,6 +1,6 @@
 """The device scheduler with real threads: one holder at a time, the device's time split fairly between uploads /
-jobs and streams however many streams there are, a long job passing the turn after every batch, no banked credit
-after idling, and a waiter whose caller gives up leaving the line."""
+jobs and streams however many streams there are, a long job taking a turn per batch (and none while it decodes),
+no banked credit after idling, and a waiter whose caller gives up leaving the line."""
 
 from __future__ import annotations
 
@@ -31,21 +31,24 @@ class Holders:
             self.now -= 1
 
 
-def _job(scheduler: DeviceScheduler, holders: Holders, stop: threading.Event, batches: list[float]) -> None:
-    """A long job: one turn, a batch at a time, sharing after each (as the inference worker does)."""
-    client = scheduler.client(REQUESTS, "worker")
-    with client.turn():
+def _job(scheduler: DeviceScheduler, holders: Holders, stop: threading.Event, batches: list[float],
+         decode_s: float = 0.0) -> None:
+    """A long job as the inference worker runs one: bound to its client, each batch's forward pass through the
+    gate (as the extractor does), its next batch decoding (``decode_s``) off the device."""
+    with scheduler.client(REQUESTS, "worker").bound():
         while not stop.is_set():
-            holders.work(BATCH_S)
+            with scheduler.gate():
+                holders.work(BATCH_S)
             batches.append(time.monotonic())
-            client.share()
+            time.sleep(decode_s)
 
 
 def _stream(scheduler: DeviceScheduler, name: str, holders: Holders, stop: threading.Event,
             turns: list[float]) -> None:
+    """A stream: a turn per backlog batch, its forward pass (through the gate) inside it."""
     client = scheduler.client(STREAMS, name)
     while not stop.is_set():
-        with client.turn():
+        with client.turn(), scheduler.gate():  # the gate lets the holder's own pass through
             holders.work(BATCH_S)
             turns.append(time.monotonic())
 
@@ -101,6 +104,19 @@ def test_a_group_alone_gets_the_whole_device_and_banks_no_credit() -> None:
     # the requests group comes back level, not 0.6 s ahead: the stream keeps about half of the device at once
     assert len(during) >= 0.25 * len(batches) > 0, (len(during), len(batches))
     assert batches[0] - arrived < 5 * BATCH_S
+
+
+def test_a_job_does_not_hold_the_device_while_its_next_batch_decodes() -> None:
+    scheduler, holders, stop = DeviceScheduler(), Holders(), threading.Event()
+    batches: list[float] = []
+    turns: list[float] = []
+    threads = [threading.Thread(target=_job, args=(scheduler, holders, stop, batches, 10 * BATCH_S)),
+               threading.Thread(target=_stream, args=(scheduler, "s", holders, stop, turns))]
+    _run(threads, 1.0, stop)
+    assert holders.most == 1
+    # decoding takes 10x the forward pass: the stream runs meanwhile, it does not wait for the decoding
+    assert len(turns) > 3 * len(batches) > 0, (len(turns), len(batches))
+    assert scheduler.snapshot()[REQUESTS]["held_s"] < 0.5 * 1.0
 
 
 def test_a_caller_that_gives_up_leaves_the_line() -> None:
