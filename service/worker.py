@@ -1,8 +1,10 @@
-"""The one inference worker: a thread that owns the model and the device, fed by a bounded queue.
+"""The one inference worker: a thread that scores uploads and jobs one at a time, fed by a bounded queue.
 
-Every video (a synchronous ``POST /score`` or a job) goes through this queue, so concurrent requests never run
-two models on the GPU or oversubscribe the CPU; a full queue is refused at once (503 + Retry-After by the
-routes) instead of piling up memory. Jobs re-queued after a restart bypass the bound (they were accepted before).
+Every video (a synchronous ``POST /score`` or a job) goes through this queue, and each of its snippet batches
+runs on the device's turn (``service.scheduler``), which the worker shares fairly with the live streams: it takes
+a turn per batch, so a long job never holds the streams up for its whole duration, and the streams cannot starve
+it. A full queue is refused at once (503 + Retry-After by the routes) instead of piling up
+memory. Jobs re-queued after a restart bypass the bound (they were accepted before).
 Failures leave the worker as ``ServiceError`` s (``service.problems.from_exception``) whose messages name the
 client's file, never the server's path. Uploaded files are handed back to the ``UploadGate`` once scored (a
 completed job keeps its video, for the review page, until the job expires).
@@ -27,6 +29,7 @@ from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics
 from service.problems import from_exception
+from service.scheduler import REQUESTS, DeviceScheduler
 from service.uploads import UploadGate
 
 log = logging.getLogger(__name__)
@@ -79,8 +82,10 @@ class InferenceWorker:
         queue_size: int,
         uploads: UploadGate,
         on_job_end: Callable[[str], None] | None = None,
+        scheduler: DeviceScheduler | None = None,
     ):
         self.scorer = scorer
+        self.device = (scheduler or DeviceScheduler()).client(REQUESTS, "inference worker")
         self.store = store
         self.metrics = metrics
         self.jobs_dir = jobs_dir
@@ -181,9 +186,11 @@ class InferenceWorker:
         """The scorer's ScoringConfig with a request's event rules applied (None: the scorer's own)."""
         return self.scorer.config.model_copy(update=events) if events else None
 
-    def _score(self, path: Path, **options: Any) -> VideoScore:
-        started = time.perf_counter()
-        score = self.scorer.score_video(path, **options)
+    def _score(self, path: Path, *, cancel: Callable[[], bool], **options: Any) -> VideoScore:
+        """Score ``path``, each backbone batch on the device's turn (the extractor's gate)."""
+        with self.device.bound(cancel):
+            started = time.perf_counter()
+            score = self.scorer.score_video(path, cancel=cancel, **options)
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         self.metrics.videos_scored.inc()
         self.metrics.snippets_scored.inc(int(score.snippet_scores.size))
