@@ -47,6 +47,14 @@ class ScorerLike(Protocol):
     def score_video(self, source: Any, **options: Any) -> VideoScore: ...
 
 
+@dataclass(frozen=True)
+class SnippetBudget:
+    """The most snippets a ``POST /score`` may decode, and the setting (``max_sync_*``) that makes it the tightest."""
+
+    snippets: int
+    limit: str
+
+
 @dataclass
 class ScoreRequest:
     """A synchronous request: the route awaits ``future`` and sets ``cancel`` when its client goes away; the
@@ -56,6 +64,7 @@ class ScoreRequest:
     name: str
     threshold: float | None
     events: dict[str, float]
+    budget: SnippetBudget | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future = field(default_factory=Future)
 
@@ -140,11 +149,12 @@ class InferenceWorker:
             self._condition.notify()
 
     def submit_score(
-        self, path: Path, name: str, threshold: float | None, events: dict[str, float] | None = None
+        self, path: Path, name: str, threshold: float | None, events: dict[str, float] | None = None,
+        budget: SnippetBudget | None = None,
     ) -> ScoreRequest:
-        """Queue a synchronous scoring (``events``: event rules that override the model's); QueueFullError when
-        full (the caller then still owns ``path``)."""
-        request = ScoreRequest(path, name, threshold, events or {})
+        """Queue a synchronous scoring (``events``: event rules that override the model's; ``budget``: the most
+        snippets it may decode); QueueFullError when full (the caller then still owns ``path``)."""
+        request = ScoreRequest(path, name, threshold, events or {}, budget)
         self._put(request, bounded=True)
         return request
 
@@ -206,6 +216,7 @@ class InferenceWorker:
             score = self._score(
                 request.path, name=request.name, threshold=request.threshold, cancel=request.cancel.is_set,
                 config=self._config(request.events),
+                **({"max_snippets": request.budget.snippets, "limit": request.budget.limit} if request.budget else {}),
             )
             request.future.set_result(score)
         except BaseException as error:  # handed to the waiting route as the answer it deserves
