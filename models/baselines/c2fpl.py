@@ -10,7 +10,6 @@ density is abnormal, the rest normal. A per-snippet MLP is then trained on those
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -22,6 +21,7 @@ from torch import nn
 from models.baselines.common import (
     BaselineError,
     EpochCallback,
+    PeerPseudoLabels,
     SnippetHead,
     Standardize,
     check_videos,
@@ -63,14 +63,6 @@ class C2FPLConfig(BaseModel):
     min_steps: int = Field(
         0, ge=0, description="repeat epochs and milestones by one factor until training takes this many steps"
     )
-
-
-@dataclass
-class C2FPLPseudoLabels:
-    """Video bags and per-snippet 0/1 labels (float32 (T,) per video, 1 = abnormal)."""
-
-    abnormal: np.ndarray
-    snippet_labels: list[np.ndarray]
 
 
 def snippet_statistic(features: np.ndarray) -> np.ndarray:
@@ -141,7 +133,7 @@ def abnormal_window(density: np.ndarray, ratio: float, *, at_least_one: bool = T
 
 def make_c2fpl_labels(
     features: Sequence[np.ndarray], config: C2FPLConfig, seed: int = 0
-) -> C2FPLPseudoLabels:
+) -> PeerPseudoLabels:
     """Coarse video bags and fine snippet labels for a set of unlabeled videos."""
     check_videos(features)
     statistics = [snippet_statistic(video) for video in features]
@@ -156,7 +148,7 @@ def make_c2fpl_labels(
             continue
         density = np.exp(-0.5 * ((stat - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
         labels.append(abnormal_window(density, config.window_ratio, at_least_one=config.variant != "authors"))
-    return C2FPLPseudoLabels(abnormal=abnormal, snippet_labels=labels)
+    return PeerPseudoLabels(abnormal=abnormal, snippet_labels=labels)
 
 
 def train_c2fpl(
@@ -166,7 +158,7 @@ def train_c2fpl(
     seed: int = 0,
     device: str = "cpu",
     on_epoch: EpochCallback | None = None,
-) -> tuple[nn.Module, C2FPLPseudoLabels]:
+) -> tuple[nn.Module, PeerPseudoLabels]:
     """Make C2FPL's pseudo labels and train its snippet MLP on them (SGD, nesterov, step schedule)."""
     videos = check_videos(features)
     pseudo = make_c2fpl_labels(videos, config, seed)

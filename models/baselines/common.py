@@ -7,6 +7,7 @@ The heads follow the classifier's forward contract, ``(..., T, D) -> (..., T)`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,6 +23,14 @@ class BaselineError(UserError):
     """Input a baseline cannot learn from; names the offending video where one is to blame."""
 
     kind = ErrorKind.TRAINING_DATA
+
+
+@dataclass
+class PeerPseudoLabels:
+    """A peer's pseudo labels: abnormal videos (bool (N,)) and per-snippet 0/1 labels (float32 (T,), 1 = abnormal)."""
+
+    abnormal: np.ndarray
+    snippet_labels: list[np.ndarray]
 
 
 def crop_average(features: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ the discriminator's output.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch import nn
 
 from models.baselines.common import (
     EpochCallback,
+    PeerPseudoLabels,
     SnippetHead,
     Standardize,
     check_videos,
@@ -68,14 +68,6 @@ class GCLConfig(BaseModel):
     )
 
 
-@dataclass
-class GCLPseudoLabels:
-    """The generator's pseudo labels of the last cooperative epoch, per video (float32 (T,), 1 = abnormal)."""
-
-    abnormal: np.ndarray
-    snippet_labels: list[np.ndarray]
-
-
 class Generator(nn.Module):
     """Snippet autoencoder D -> hidden widths (shares of D) -> D."""
 
@@ -116,8 +108,12 @@ def train_gcl(
     seed: int = 0,
     device: str = "cpu",
     on_epoch: EpochCallback | None = None,
-) -> tuple[nn.Module, GCLPseudoLabels]:
-    """Train generator and discriminator cooperatively on unlabeled videos; the discriminator and G's labels."""
+) -> tuple[nn.Module, PeerPseudoLabels]:
+    """Train generator and discriminator cooperatively on unlabeled videos.
+
+    Returns the discriminator (behind the input standardisation) and the generator's pseudo labels of the last
+    cooperative epoch (``abnormal``: videos with any labelled snippet).
+    """
     videos = check_videos(features)
     raw = torch.as_tensor(np.concatenate(videos), device=device)
     scaling = Standardize(raw).to(device) if config.standardize else nn.Identity()
@@ -182,4 +178,4 @@ def train_gcl(
     scored.eval()
     per_video = np.split(labels.cpu().numpy().astype(np.float32), np.cumsum([len(v) for v in videos])[:-1])
     abnormal = np.array([video.any() for video in per_video])
-    return scored, GCLPseudoLabels(abnormal=abnormal, snippet_labels=per_video)
+    return scored, PeerPseudoLabels(abnormal=abnormal, snippet_labels=per_video)
