@@ -21,6 +21,7 @@ from models.baselines import (
 )
 from models.baselines.c2fpl import abnormal_window, snippet_statistic, split_videos
 from models.baselines.common import epoch_factor
+from models.baselines.gcl import batch_indices
 from models.config import PropagationConfig, PseudoLabelConfig, ReweightConfig
 from models.propagation import propagate
 from models.pseudo_labels import make_pseudo_labels
@@ -112,6 +113,15 @@ def test_gcl_scores_a_clear_anomaly_above_the_normal_snippets_of_uncentred_featu
     assert scores[flat_truth].mean() > scores[~flat_truth].mean()
     assert [len(video) for video in labels.snippet_labels] == [len(video) for video in train]
     assert set(np.unique(np.concatenate(labels.snippet_labels))) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("batching", ["shuffled", "consecutive"])
+def test_gcl_batches_cover_every_snippet_once(batching: str) -> None:
+    config = GCLConfig(batching=batching, batch_size=4)
+    batches = batch_indices(10, config, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(10)) and [len(batch) for batch in batches].count(2) == 1
+    if batching == "consecutive":  # runs of neighbours
+        assert all(batch.tolist() == list(range(batch[0], batch[0] + len(batch))) for batch in batches)
 
 
 def test_epoch_factor_stretches_a_schedule_to_a_minimum_of_steps() -> None:

@@ -68,7 +68,7 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
 
 def test_peer_overrides_set_the_peers_config_and_bad_ones_are_named() -> None:
     assert peer_config("c2fpl", ["variant=authors", "epochs=3"]) == C2FPLConfig(variant="authors", epochs=3)
-    assert peer_config("gcl", ["standardize=false", "batching=shuffled"]).batching == "shuffled"
+    assert peer_config("gcl", ["standardize=false", "batching=consecutive"]).batching == "consecutive"
     with pytest.raises(ConfigError, match="not of the form key=value"):
         peer_config("gcl", ["standardize"])
     with pytest.raises(ConfigError, match="variant"):
