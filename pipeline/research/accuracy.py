@@ -69,7 +69,8 @@ def method_rows(
 ) -> list[MethodRow]:
     """The table's rows. ``base`` overrides apply to every ablation row (the configuration being ablated).
 
-    ``include``: ``all`` (every row), ``product`` (the presets, the default's switches, the baselines),
+    ``include``: ``all`` (every row), ``product`` (the presets, the default's switches, the baselines), ``peers``
+    (the baselines and the peers' switches),
     ``affinity`` (presets, affinity variants, baselines), ``ablation`` (the ablation rows and the random scorer)
     or ``core`` (the default and reference presets and the baselines: the CI configuration).
     """
@@ -113,11 +114,17 @@ def method_rows(
     baselines = [
         MethodRow("naive seed contrast (no training)", "seed_contrast", group="baselines"),
         MethodRow("C2FPL", "c2fpl", group="baselines"),
+        MethodRow("C2FPL (authors' code)", "c2fpl", overrides=("variant=authors",), group="baselines"),
         MethodRow("GCL-style", "gcl", group="baselines"),
         MethodRow("random scorer", "random", group="baselines"),
     ]
+    peer_variants = [  # the audit of the peers: what the switches change (docs/ACCURACY.md, "The peers, audited")
+        MethodRow("C2FPL, raw features", "c2fpl", overrides=("standardize=false",), group="peers"),
+        MethodRow("GCL-style, raw features", "gcl", overrides=("standardize=false",), group="peers"),
+    ]
     groups = {
-        "all": presets + switches + variants + ablations + baselines,
+        "all": presets + switches + variants + ablations + baselines + peer_variants,
+        "peers": baselines + peer_variants,
         "product": presets + switches + baselines,
         "affinity": presets + variants + baselines,
         "ablation": ablations + baselines[-1:],
@@ -339,6 +346,7 @@ def run_cell(
             eval_fn=dataset.epoch_eval(device),
             measure=dataset.measure,
             device=device,
+            overrides=row.overrides,
         )
         history, pseudo = outcome.history, outcome.pseudo_quality
     seconds = round(time.perf_counter() - started, 2)

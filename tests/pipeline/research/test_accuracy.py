@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.baselines import C2FPLConfig
+from models.config import ConfigError
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation
 from pipeline.features.featureset import FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
@@ -21,6 +23,7 @@ from pipeline.research.accuracy import (
     summarize,
     synthetic_dataset,
 )
+from pipeline.research.baselines import peer_config
 from pipeline.research.ped2 import synthetic_clip_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -46,8 +49,10 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
         assert "error" not in record, record
         assert 0 <= record["final"]["auc_roc"] <= 1 and 0 <= record["final"]["ap"] <= 1
         assert record["best"]["auc_roc"] >= record["final"]["auc_roc"]
-        has_pseudo_labels = record["kind"] in ("lanp", "c2fpl")
+        has_pseudo_labels = record["kind"] in ("lanp", "c2fpl", "gcl")
         assert (record["pseudo_labels"] is not None) == has_pseudo_labels, record["method"]
+    authors = next(record for record in records if record["method"] == "C2FPL (authors' code)")
+    assert {"video_share", "video_precision", "video_recall"} <= set(authors["pseudo_labels"])
     lanp = next(record for record in records if record["kind"] == "lanp")
     assert lanp["final"]["epoch"] == 3 and lanp["best"]["epoch"] in (2, 3)  # evaluated every 2nd and the last
     whole, part = (next(r for r in records if r["dataset"] == c and r["kind"] == "seed_contrast") for c in columns[1:])
@@ -59,6 +64,17 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     restored = json.loads(report.to_json())
     assert restored["summary"]["random scorer"][tiny.name]["seeds"] == 1
     assert restored["settings"]["lanp_epochs"] == 3
+
+
+def test_peer_overrides_set_the_peers_config_and_bad_ones_are_named() -> None:
+    assert peer_config("c2fpl", ["variant=authors", "epochs=3"]) == C2FPLConfig(variant="authors", epochs=3)
+    assert peer_config("gcl", ["standardize=false", "batching=consecutive"]).batching == "consecutive"
+    with pytest.raises(ConfigError, match="not of the form key=value"):
+        peer_config("gcl", ["standardize"])
+    with pytest.raises(ConfigError, match="variant"):
+        peer_config("c2fpl", ["variant=theirs"])
+    with pytest.raises(ConfigError, match="no_such_switch"):
+        peer_config("gcl", ["no_such_switch=1"])
 
 
 def test_summary_reports_mean_and_std_over_seeds() -> None:
