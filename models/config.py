@@ -37,6 +37,14 @@ class PropagationConfig(_Section):
             "random: as many random snippets as reference; data_driven: the snippets of lowest local contrast"
         ),
     )
+    prior: Literal["seeds", "soft"] = Field(
+        "seeds",
+        description=(
+            "the right-hand side y: seeds: 1 on the seed snippets, 0 elsewhere (paper, code); soft: "
+            "exp(-d^2 / (2 b^2)) with d each snippet's distance to the seeds' mean and b its median over the "
+            "video (scale-free; see models.prior)"
+        ),
+    )
     method: Literal["propagate", "direct"] = Field(
         "propagate", description="direct: similarity to the seeds instead of propagation (Table 3 ablation)"
     )
@@ -64,6 +72,10 @@ class PropagationConfig(_Section):
     cg_maxiter: int | None = Field(10, ge=1, description="None: iterate to tolerance; 10 in the official code")
     postprocess: bool = Field(True, description="clip z < 0 to 0 and set the seeds to max(z) (code)")
 
+    def model_post_init(self, __context: Any) -> None:
+        if self.prior == "soft" and self.method == "direct":
+            raise ConfigError("propagation.prior=soft needs propagation.method=propagate (direct has no y)")
+
 
 class PseudoLabelConfig(_Section):
     """Turning propagated normality z into video and snippet pseudo labels."""
@@ -82,6 +94,28 @@ class PseudoLabelConfig(_Section):
         description="share of videos taken as abnormal (by std(z)); code: 0.5 UCF, 64/238 SH; auto: estimated",
     )
     snippet_ratio: float = Field(0.4, gt=0, lt=1, description="r: share of lowest-z snippets labelled abnormal")
+    adaptive_snippet_ratio: bool = Field(
+        False,
+        description=(
+            "per abnormal video, the share of snippets labelled abnormal is the low group of a 2-means split of "
+            "the snippet score, bounded to [5 %, 50 %] of the video, instead of the fixed snippet_ratio"
+        ),
+    )
+    snippet_score: Literal["z", "null_ratio", "prior"] = Field(
+        "z",
+        description=(
+            "what ranks the snippets of an abnormal video (lowest = abnormal): z (code); null_ratio: z / z_null(T) "
+            "(what position alone would give removed); prior: the propagation's right-hand side y (with "
+            "propagation.prior=soft: each snippet's resemblance to the seeds, before smoothing)"
+        ),
+    )
+    second_stage: bool = Field(
+        False,
+        description=(
+            "two-stage manifold ranking: propagate abnormality on the same graph from the snippets whose score is "
+            "below their video's mean, and rank the snippets of abnormal videos by it"
+        ),
+    )
     confident_normal_ratio: float = Field(
         0.1, gt=0, le=1, description="h: share of pseudo-normal videos that form the normal list"
     )
@@ -133,6 +167,15 @@ class TrainConfig(_Section):
             "None: whole videos (code). Seconds = snippets * 16 / fps"
         ),
     )
+    self_training_rounds: int = Field(
+        0,
+        ge=0,
+        description=(
+            "after training, relabel the snippets of the pseudo-abnormal videos by the classifier's scores "
+            "smoothed on the same graph (alpha = self_training_alpha) and train a fresh classifier, this many times"
+        ),
+    )
+    self_training_alpha: float = Field(0.5, gt=0, lt=1, description="alpha of the graph smoothing of self-training")
     num_segments: int = Field(32, ge=1, description="snippets sampled per video: floor(i * T / n)")
     lr: float = Field(1e-4, gt=0)
     momentum: float = Field(0.6, ge=0)

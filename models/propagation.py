@@ -43,7 +43,7 @@ import torch
 from models.config import PropagationConfig
 from models.errors import ErrorKind, InternalError, UserError
 from models.graph import Graph, affinity, median_scale, prepare
-from models.prior import postprocess, seed_indices
+from models.prior import postprocess, prior_vector, seed_indices
 from models.propagation_batches import propagate_banded, propagate_complete
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,12 @@ def _chunks(order: list[int], sizes: list[int], budget: int) -> list[list[int]]:
 
 @dataclass(frozen=True)
 class Propagation:
-    """z per video (float64, (T,)) and the indices of the videos that had no feature graph (W = 0)."""
+    """z per video (float64, (T,)), the indices of the videos that had no feature graph (W = 0), and the
+    right-hand side y each was propagated from (the prior: seed indicator, soft prior, or given)."""
 
     z: list[np.ndarray]
     featureless: list[int]
+    prior: list[np.ndarray]
 
 
 def propagate(
@@ -108,11 +110,13 @@ def propagate(
     seed: int = 0,
     video_ids: Sequence[str] | None = None,
     chunk_elements: int = 48_000_000,
+    priors: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Normality z (float64, shape (T,)) for each video's (T, D) features; see ``propagate_videos``."""
     return propagate_videos(
-        features, config, device=device, seed=seed, video_ids=video_ids, chunk_elements=chunk_elements
-    ).z
+        features, config, device=device, seed=seed, video_ids=video_ids, chunk_elements=chunk_elements,
+        priors=priors,
+    ).z  # fmt: skip
 
 
 def _check_videos(names: list[str], features: Sequence[np.ndarray | torch.Tensor]) -> int:
@@ -144,19 +148,28 @@ def propagate_videos(
     seed: int = 0,
     video_ids: Sequence[str] | None = None,
     chunk_elements: int = 48_000_000,
+    priors: Sequence[np.ndarray] | None = None,
 ) -> Propagation:
     """Normality z for each video's (T, D) features, computed in memory-bounded batches.
 
     ``seed`` drives the ``random`` seeds ablation; ``video_ids`` name videos in errors and warnings;
     ``chunk_elements`` bounds the graph entries held at once (about 16 bytes each). Raises PropagationError for
     T < 3 or bad shapes. A video with no feature graph (W = 0) is propagated on the temporal graph alone, with a
-    warning, and listed in ``featureless``.
+    warning, and listed in ``featureless``. ``priors`` (one (T,) vector per video) replaces the right-hand side
+    the config's prior gives: the same graph then smooths any per-snippet values (the two-stage ranking, the
+    self-training relabelling), post-processed as ``config.postprocess`` says.
     """
     names = list(video_ids) if video_ids is not None else [f"video #{i}" for i in range(len(features))]
     if len(names) != len(features):
         raise InternalError(f"{len(names)} video ids for {len(features)} videos")
     target = torch.device(device) if device is not None else torch.device("cpu")
     dim = _check_videos(names, features)
+    if priors is not None and (len(priors) != len(features) or config.method == "direct"):
+        raise InternalError("priors need one vector per video and method=propagate")
+    if priors is not None:
+        for name, video, prior in zip(names, features, priors, strict=True):
+            if np.shape(prior) != (video.shape[0],):
+                raise InternalError(f"{name}: a prior of shape {np.shape(prior)} for {video.shape[0]} snippets")
     graphs = [Graph.of(int(video.shape[0]), config) for video in features]
     if config.method == "propagate":
         for name, graph in zip(names, graphs, strict=True):
@@ -167,17 +180,19 @@ def propagate_videos(
                     name,
                 )
     results: list[np.ndarray | None] = [None] * len(features)
+    rhs: list[np.ndarray | None] = [None] * len(features)
     featureless: list[int] = []
     with torch.no_grad():
         if config.method == "direct":
             for index, video in enumerate(features):
                 prepared = prepare(video, config, target)
-                rng = np.random.default_rng([seed, index])
-                results[index] = _propagate_direct(prepared, seed_indices(prepared, config, rng), config)
-            return Propagation([np.asarray(z, dtype=np.float64) for z in results], [])
+                seeds = seed_indices(prepared, config, np.random.default_rng([seed, index]))
+                results[index] = _propagate_direct(prepared, seeds, config)
+                rhs[index] = prior_vector(prepared, seeds, config).cpu().numpy()
+            return Propagation([np.asarray(z, dtype=np.float64) for z in results], [], rhs)
         complete = sorted((i for i, g in enumerate(graphs) if g.complete), key=lambda i: graphs[i].length)
         banded = sorted((i for i, g in enumerate(graphs) if not g.complete), key=lambda i: graphs[i].length)
-        work: list[tuple[Callable[..., tuple[list[np.ndarray], list[bool]]], list[int]]] = []
+        work: list[tuple[Callable[..., tuple[list[np.ndarray], list[bool], list[np.ndarray]]], list[int]]] = []
         dense_sizes = [g.length * (g.length + dim) for g in graphs]
         band_sizes = [g.length * (2 * g.window + dim // 4) for g in graphs]
         # Dense batches pad to the longest member, so bound count * longest^2 by sorting on length.
@@ -185,9 +200,12 @@ def propagate_videos(
         work += [(propagate_banded, group) for group in _chunks(banded, band_sizes, chunk_elements)]
         for solver, group in work:
             rngs = [np.random.default_rng([seed, i]) for i in group]
-            outputs, empty = solver([features[i] for i in group], [graphs[i] for i in group], rngs, config, target)
-            for index, z, no_graph in zip(group, outputs, empty, strict=True):
-                results[index] = z
+            given = None if priors is None else [priors[i] for i in group]
+            outputs, empty, ys = solver(
+                [features[i] for i in group], [graphs[i] for i in group], rngs, config, target, given
+            )
+            for index, z, no_graph, y in zip(group, outputs, empty, ys, strict=True):
+                results[index], rhs[index] = z, y
                 if no_graph and config.feature_similarity:
                     featureless.append(index)
     if featureless:
@@ -198,7 +216,10 @@ def propagate_videos(
             ", ..." if len(featureless) > 5 else "",
         )  # fmt: skip
         temporal = config.model_copy(update={"feature_similarity": False})
-        redone = propagate([features[i] for i in featureless], temporal, device=target, seed=seed)
+        redone = propagate(
+            [features[i] for i in featureless], temporal, device=target, seed=seed,
+            priors=None if priors is None else [priors[i] for i in featureless],
+        )  # fmt: skip
         for index, z in zip(featureless, redone, strict=True):
             results[index] = z
-    return Propagation([np.asarray(z, dtype=np.float64) for z in results], featureless)
+    return Propagation([np.asarray(z, dtype=np.float64) for z in results], featureless, rhs)

@@ -3,8 +3,9 @@
 The banded kernel never builds a T x T matrix: snippet dot products are taken block by block with matrix products
 (float32, on mean-centred features for the distance kernels) and kept as a band of 2 Lw - 1 diagonals; the
 conjugate gradient runs for all videos of a chunk at once with per-video step sizes. Videos whose graph is complete
-(T <= Lw) are padded into batches of dense T x T matrices instead. Each returns z per video and whether its
-feature graph was empty (W = 0).
+(T <= Lw) are padded into batches of dense T x T matrices instead. Each returns z per video, whether its
+feature graph was empty (W = 0) and the right-hand side y it solved for; ``priors`` replaces the config's y
+(one vector per video).
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ import torch
 
 from models.config import PropagationConfig
 from models.graph import Graph, affinity, load_into, median_scale, window_starts
-from models.prior import postprocess, seed_indices
+from models.prior import postprocess, prior_vector, seed_indices
 from models.solvers import segment_sum, solve
+
+
+def _prior(
+    features: torch.Tensor, seeds: np.ndarray, config: PropagationConfig, priors: list[np.ndarray] | None, index: int
+) -> torch.Tensor:
+    """The right-hand side y of one video: the given prior, else the config's (``prior_vector``)."""
+    if priors is None:
+        return prior_vector(features, seeds, config)
+    return torch.as_tensor(np.asarray(priors[index], dtype=np.float64), device=features.device)
 
 
 def propagate_complete(
@@ -26,15 +36,17 @@ def propagate_complete(
     rngs: list[np.random.Generator],
     config: PropagationConfig,
     device: torch.device,
-) -> tuple[list[np.ndarray], list[bool]]:
+    priors: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[bool], list[np.ndarray]]:
     """Videos with complete graphs, padded into one dense batch (n, Tmax, Tmax); z and whether W = 0, per video."""
     count, longest, dim = len(videos), max(g.length for g in graphs), int(videos[0].shape[1])
     batch = torch.empty(count, longest, dim, dtype=torch.float32, device=device)
-    seeds = []
+    seeds, ys = [], []
     for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
         load_into(batch[index, : g.length], video, config)
         batch[index, g.length :] = 0
         seeds.append(seed_indices(batch[index, : g.length], config, rng))
+        ys.append(_prior(batch[index, : g.length], seeds[-1], config, priors, index))
     lengths = torch.tensor([g.length for g in graphs], device=device)
     positions = torch.arange(longest, device=device)
     valid = positions[None, :] < lengths[:, None]
@@ -57,8 +69,8 @@ def propagate_complete(
     inverse_root = torch.where(degree == 0, 1.0, degree).rsqrt()
     normalised = inverse_root[:, :, None] * weights * inverse_root[:, None, :]
     rhs = torch.zeros(count, longest, dtype=torch.float64, device=device)
-    for index, seed in enumerate(seeds):
-        rhs[index, torch.as_tensor(seed, device=device)] = 1.0
+    for index, (y, g) in enumerate(zip(ys, graphs, strict=True)):
+        rhs[index, : g.length] = y
     segments = torch.arange(count, device=device).repeat_interleave(longest)
     solution = solve(
         lambda p: torch.bmm(normalised, p.view(count, longest, 1)).view(-1),
@@ -71,7 +83,7 @@ def propagate_complete(
     return [
         postprocess(solution[index, : g.length].cpu().numpy(), seeds[index], config)
         for index, g in enumerate(graphs)
-    ], empty
+    ], empty, [y.cpu().numpy() for y in ys]
 
 
 def propagate_banded(
@@ -80,7 +92,8 @@ def propagate_banded(
     rngs: list[np.random.Generator],
     config: PropagationConfig,
     device: torch.device,
-) -> tuple[list[np.ndarray], list[bool]]:
+    priors: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[bool], list[np.ndarray]]:
     """Videos longer than their window (all with the same Lw = 2h), concatenated and kept as a band.
 
     Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
@@ -93,11 +106,12 @@ def propagate_banded(
     offsets = np.concatenate([[0], np.cumsum(padded_lengths)]).astype(int)
     total = int(offsets[-1])
     stacked = torch.empty(total + half, dim, dtype=torch.float32, device=device)
-    seeds = []
+    seeds, ys = [], []
     for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
         start = offsets[index]
         load_into(stacked[start : start + g.length], video, config)
         seeds.append(seed_indices(stacked[start : start + g.length], config, rng))
+        ys.append(_prior(stacked[start : start + g.length], seeds[-1], config, priors, index))
     # Per-row metadata, vectorised: owner video, position in it, its length (0 on padding rows).
     padded = torch.tensor(padded_lengths + [half], device=device)
     owner = torch.arange(len(graphs) + 1, device=device).repeat_interleave(padded)
@@ -207,8 +221,8 @@ def propagate_banded(
         return dense
 
     rhs = torch.zeros(total, dtype=torch.float64, device=device)
-    for index, seed in enumerate(seeds):
-        rhs[offsets[index] + torch.as_tensor(seed, device=device)] = 1.0
+    for index, (y, g) in enumerate(zip(ys, graphs, strict=True)):
+        rhs[offsets[index] : offsets[index] + g.length] = y
     real = length_of[:total] > 0
     solution = torch.zeros(total, dtype=torch.float64, device=device)
     if config.solver == "exact":
@@ -218,4 +232,4 @@ def propagate_banded(
     return [
         postprocess(solution[offsets[i] : offsets[i] + g.length].cpu().numpy(), seeds[i], config)
         for i, g in enumerate(graphs)
-    ], empty
+    ], empty, [y.cpu().numpy() for y in ys]

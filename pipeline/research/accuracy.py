@@ -57,9 +57,22 @@ SWITCHES: dict[str, tuple[str, ...]] = {
     "video score std ratio": ("pseudo.video_score=std_ratio",),
     "video score deficit": ("pseudo.video_score=deficit",),
     "video score std (official)": ("pseudo.video_score=std",),
+    "soft prior": ("propagation.prior=soft",),
+    "snippets by z/z_null": ("pseudo.snippet_score=null_ratio",),
+    "soft prior, snippets by prior": ("propagation.prior=soft", "pseudo.snippet_score=prior"),
+    "two-stage ranking": ("pseudo.second_stage=true",),
+    "adaptive snippet labels": ("pseudo.adaptive_snippet_ratio=true",),
+    "self-training": ("train.self_training_rounds=1",),
+    "soft prior, snippets by prior, adaptive": (
+        "propagation.prior=soft", "pseudo.snippet_score=prior", "pseudo.adaptive_snippet_ratio=true",
+    ),
+    "soft prior, snippets by prior, self-training": (
+        "propagation.prior=soft", "pseudo.snippet_score=prior", "train.self_training_rounds=1",
+    ),
     "pseudo-videos of 8 snippets": ("train.pseudo_video_snippets=8",),
     "pseudo-videos of 16 snippets": ("train.pseudo_video_snippets=16",),
     "pseudo-videos of 32 snippets": ("train.pseudo_video_snippets=32",),
+    "pseudo-videos of 48 snippets": ("train.pseudo_video_snippets=48",),
 }
 """Method switches measured on top of the default preset (row name -> overrides)."""
 
