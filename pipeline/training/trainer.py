@@ -194,7 +194,8 @@ def _sample(arrays: list[np.ndarray], num_segments: int) -> np.ndarray:
 def _score_videos(model: LANPClassifier, arrays: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
     """The classifier's score of every snippet of every (T, D) video (eval mode, no gradients)."""
     with torch.no_grad():
-        return [model(torch.from_numpy(np.asarray(a, np.float32))[None].to(device))[0].cpu().numpy() for a in arrays]
+        batches = (torch.tensor(np.asarray(array), dtype=torch.float32)[None].to(device) for array in arrays)
+        return [model(batch)[0].cpu().numpy() for batch in batches]
 
 
 def train_lanp(
