@@ -1,7 +1,8 @@
 """``lanp propagate``: normality z, video scores and pseudo labels of a feature set, written as JSON.
 
-For inspecting what the trainer will learn from: per video ``z``, ``video_score`` (std z), ``abnormal``,
-``confident_normal`` and the 0/1 ``pseudo_labels``, plus the propagation and pseudo-label config used.
+For inspecting what the trainer will learn from: per video ``z``, ``video_score`` (the preset's
+``pseudo.video_score``), ``abnormal``, ``confident_normal`` and the 0/1 ``pseudo_labels``, plus the propagation
+and pseudo-label config used.
 """
 
 from __future__ import annotations
@@ -9,22 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli.train import add_feature_arguments
+from pipeline.cli.train import add_feature_arguments, add_method_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from models.config import PRESETS
-
     parser = subparsers.add_parser(
         "propagate", help="write z, video scores and pseudo labels of a feature set", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_feature_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write (atomically)")
-    parser.add_argument("--preset", choices=PRESETS, default="default",
-                        help="starting configuration (default: the product's; reference*: the official code's)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config field, e.g. propagation.affinity=cosine (repeatable)")
+    add_method_arguments(parser, example="propagation.affinity=cosine")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda or cuda:N")
     parser.add_argument("--skip-short", action="store_true",
                         help="leave out videos of fewer than 3 snippets (listed) instead of failing")

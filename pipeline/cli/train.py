@@ -32,19 +32,24 @@ def add_gt_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, requi
     parser.add_argument(f"{flag}frames", metavar="CSV", help="per-video frame counts: video_id,num_frames")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def add_method_arguments(parser: argparse.ArgumentParser, *, example: str) -> None:
+    """--preset / --set: the method's configuration (a preset, then field overrides), as train and propagate take."""
     from models.config import PRESETS
 
+    parser.add_argument("--preset", choices=PRESETS, default="default",
+                        help="starting configuration (default: the product's; reference*: the official code's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help=f"override a config field, e.g. {example} (repeatable)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a model on unlabeled features", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_feature_arguments(parser)
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write (atomically)")
-    parser.add_argument("--preset", choices=PRESETS, default="default",
-                        help="starting configuration (default: the product's; reference*: the official code's)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config field, e.g. train.epochs=50 (repeatable)")
+    add_method_arguments(parser, example="train.epochs=50")
     parser.add_argument("--device", help="auto (GPU when present), cpu, cuda or cuda:N (train.device)")
     add_gt_arguments(parser)
     add_feature_arguments(parser, "eval-")

@@ -2,8 +2,8 @@
 
 Layout::
 
-    run.json            the model (hash of its files) the folder belongs to, the event settings every result follows
-                        (``scoring``), and the last run's settings (``BatchConfig``)
+    run.json            the model (its id and a hash of its files) the folder belongs to, the event settings every
+                        result follows (``scoring``), and the last run's settings (``BatchConfig``)
     manifest.jsonl      one fsynced line per event (started / ok / failed); the latest line per video wins
     videos/<id>.json    the ``POST /score`` document of each scored video: the source of truth
     plots/<id>.png      score curves (``--plots``)
@@ -41,7 +41,8 @@ from models.errors import ErrorKind, VideoError
 from pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl, sha256_file
 from pipeline.jobs.config import BatchConfig, BatchError
 from pipeline.jobs.outcome import VideoOutcome
-from pipeline.training.model_dir import MODEL_DIR_FILES
+from pipeline.scoring.result import model_id
+from pipeline.training.model_dir import MODEL_DIR_FILES, MODEL_FILE
 from pipeline.video.inputs import VideoInput
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,20 @@ SNIPPET_COLUMNS = (
 )
 
 
-def model_identity(model_dir: Path) -> str:
-    """A short hash of the model directory's files: what makes two runs' scores comparable."""
+def model_identity(model_dir: Path) -> dict[str, str]:
+    """The model a folder belongs to: ``id``, the one id every result document and table names it by
+    (``name@sha256[:12]`` of its weights), and ``files_sha256``, a short hash of all its files (weights, spec,
+    config, metadata: a recalibrated model keeps its id but its scores do not compare), which ``run.json`` checks."""
+    model_dir = Path(model_dir)
     digest = hashlib.sha256()
     for name in MODEL_DIR_FILES:
-        path = Path(model_dir) / name
+        path = model_dir / name
         if path.exists():
             digest.update(name.encode())
             digest.update(bytes.fromhex(sha256_file(path)))
-    return digest.hexdigest()[:16]
+    weights = model_dir / MODEL_FILE
+    weights_sha256 = sha256_file(weights) if weights.exists() else digest.hexdigest()
+    return {"id": model_id(model_dir.name, weights_sha256), "files_sha256": digest.hexdigest()[:16]}
 
 
 class Manifest:
@@ -91,7 +97,7 @@ class Manifest:
 class BatchOutputs:
     """The output folder: per-video files, the manifest, and the tables rebuilt from them."""
 
-    def __init__(self, out_dir: Path, *, model: str, config: BatchConfig):
+    def __init__(self, out_dir: Path, *, model: dict[str, str], config: BatchConfig):
         self.root = Path(out_dir)
         self.videos_dir = self.root / "videos"
         self.plots_dir = self.root / "plots"
@@ -108,10 +114,13 @@ class BatchOutputs:
         if not run_file.exists():
             return False
         recorded = json.loads(run_file.read_text())
-        if recorded.get("model") != self.model:
+        model = recorded.get("model")
+        files = model.get("files_sha256") if isinstance(model, dict) else model  # round 2 wrote the hash alone
+        if files != self.model["files_sha256"]:
+            named = model.get("id", files) if isinstance(model, dict) else model
             raise BatchError(
-                f"{self.root} holds results of model {recorded.get('model')}, not of model {self.model}: "
-                "use another --out folder (nothing was changed)",
+                f"{self.root} holds results of model {named}, not of model {self.model['id']} (or of another "
+                "version of its files): use another --out folder (nothing was changed)",
                 kind=ErrorKind.CONFLICT,
             )
         return recorded.get("scoring") != self._scoring_record()

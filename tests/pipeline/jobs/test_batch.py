@@ -129,7 +129,9 @@ def test_good_videos_scored_bad_ones_recorded_and_tables_match_the_json(archive:
 
 def test_run_json_records_the_model_and_the_settings_of_the_run(reference: Path) -> None:
     run = json.loads((reference / "run.json").read_text())
-    assert len(run["model"]) == 16 and run["scoring"]["threshold"] is None
+    document = json.loads(next((reference / "videos").glob("*.json")).read_text())
+    assert run["model"]["id"] == document["model"]["id"]  # one model id in run.json, the JSON and the Parquet
+    assert len(run["model"]["files_sha256"]) == 16 and run["scoring"]["threshold"] is None
     assert BatchConfig.model_validate(run["config"]) == BatchConfig(workers=2, plots=True, device="cpu")
 
 
