@@ -70,6 +70,10 @@ SWITCHES: dict[str, tuple[str, ...]] = {
     "soft prior, snippets by prior, self-training": (
         "propagation.prior=soft", "pseudo.snippet_score=prior", "train.self_training_rounds=1",
     ),
+    "soft prior, snippets by prior, adaptive, self-training": (
+        "propagation.prior=soft", "pseudo.snippet_score=prior", "pseudo.adaptive_snippet_ratio=true",
+        "train.self_training_rounds=1",
+    ),
     "pseudo-videos of 8 snippets": ("train.pseudo_video_snippets=8",),
     "pseudo-videos of 16 snippets": ("train.pseudo_video_snippets=16",),
     "pseudo-videos of 32 snippets": ("train.pseudo_video_snippets=32",),
