@@ -33,7 +33,7 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     (long,) = synthetic_clip_datasets(tiny, tmp_path / "derived", ("long",))
     assert long.columns == ["syn-tiny s=2-long", "syn-tiny s=2-long test part"]
     rows = method_rows(include="core")
-    assert {"naive seed contrast (no training)", "LANP default (std(z) / null)"} <= {row.name for row in rows}
+    assert {"naive seed contrast (no training)", "LANP default (z vs null, two-stage)"} <= {row.name for row in rows}
     records = []
     report = run_table([tiny, long], rows, seeds=(0,), epochs=3, eval_every=2, on_record=records.append)
 
