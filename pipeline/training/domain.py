@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 STATS_FILE = "feature_stats.safetensors"
 VARIANCE_KEPT = 0.9
@@ -55,12 +55,12 @@ class FeatureStats:
         return float(np.median(distances)) if distances.size else 0.0
 
     def save(self, directory: str | Path) -> Path:
+        """Write ``feature_stats.safetensors`` with the umask's mode (safetensors' ``save_file`` writes 0600, which
+        the image's uid 10001 cannot read from a host-written model)."""
         path = Path(directory) / STATS_FILE
-        save_file(
-            {"mean": self.mean.astype(np.float32), "components": self.components.astype(np.float32),
-             "reference": np.asarray([self.reference], dtype=np.float64)},
-            str(path), metadata={"format": "lanp-feature-stats", "statistic": "pca-residual"},
-        )
+        tensors = {"mean": self.mean.astype(np.float32), "components": self.components.astype(np.float32),
+                   "reference": np.asarray([self.reference], dtype=np.float64)}
+        path.write_bytes(save(tensors, metadata={"format": "lanp-feature-stats", "statistic": "pca-residual"}))
         return path
 
     @classmethod

@@ -129,9 +129,20 @@ def save_model(
 def load_model(directory: str | Path) -> LoadedModel:
     """Read a model directory (never unpickles) into an eval-mode classifier on the CPU."""
     directory = Path(directory)
-    missing = [name for name in MODEL_DIR_FILES if not (directory / name).is_file()]
+    # safetensors reports an unreadable file as "No such file or directory": name the real cause.
+    fix = f"make the model directory readable, e.g. chmod -R a+rX {directory}"
+    try:
+        missing = [name for name in MODEL_DIR_FILES if not (directory / name).is_file()]
+        unreadable = [path.name for path in sorted(directory.iterdir())
+                      if path.is_file() and not os.access(path, os.R_OK)]
+    except PermissionError as error:
+        raise ModelDirError(f"{directory} cannot be read by this process (uid {os.getuid()}): {fix}") from error
     if missing:
         raise ModelDirError(f"{directory} is not a model directory: missing {', '.join(missing)}")
+    if unreadable:
+        raise ModelDirError(
+            f"{directory}: {', '.join(unreadable)} cannot be read by this process (uid {os.getuid()}): {fix}"
+        )
     try:
         spec = FeatureSpec.load(directory)
     except ValidationError as error:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from models.classifier import create_classifier
 from models.config import apply_overrides, preset
 from pipeline.features.spec import FeatureSpec
-from pipeline.training.model_dir import MODEL_DIR_FILES, ModelDirError, load_model, save_model
+from pipeline.training.domain import STATS_FILE, fit_feature_stats
+from pipeline.training.model_dir import MODEL_DIR_FILES, MODEL_FILE, ModelDirError, load_model, save_model
+from tests.conftest import REPO_ROOT
 
 CONFIG = apply_overrides(preset("reference-sh"), ["classifier.hidden=16", "train.epochs=7"])
 SPEC = FeatureSpec.external(dim=12, crops=10)
@@ -86,10 +93,33 @@ def test_model_directory_permissions_follow_the_umask(tmp_path: Path, umask: int
     """A model directory must be readable by another user (the image's uid 10001 reads a host-written model)."""
     previous = os.umask(umask)
     try:
-        target = save_model(tmp_path / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5})
-        save_model(target, _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5})  # the replace path too
+        stats = fit_feature_stats([np.random.default_rng(0).normal(size=(40, SPEC.dim))])
+        target = save_model(tmp_path / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5},
+                            feature_stats=stats)
+        save_model(target, _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5},  # the replace path too
+                   feature_stats=stats)
     finally:
         os.umask(previous)
     assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask
-    for name in MODEL_DIR_FILES:
+    written = sorted(path.name for path in target.iterdir())
+    assert set(MODEL_DIR_FILES) | {STATS_FILE} == set(written)
+    for name in written:  # every file: the container's uid 10001 reads them all (feature_stats was 0600)
         assert stat.S_IMODE((target / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.parametrize("private", ["file", "directory"])
+def test_an_unreadable_model_is_named_not_reported_missing(private: str) -> None:
+    """safetensors says "No such file or directory" for a file it may not read, and a private directory raised a
+    bare PermissionError: the error must say what is wrong and how to fix it."""
+    with tempfile.TemporaryDirectory() as folder:  # not pytest's tmp_path: its parent is private to root
+        Path(folder).chmod(0o755)
+        target = save_model(Path(folder) / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5})
+        (target / MODEL_FILE if private == "file" else target).chmod(0o600 if private == "file" else 0o700)
+        code = f"from pipeline.training.model_dir import load_model; load_model({str(target)!r})"
+        result = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                 sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
+                                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert "ModelDirError" in result.stderr and "cannot be read by this process (uid 65534)" in result.stderr, (
+        result.stderr)
+    assert (MODEL_FILE in result.stderr.splitlines()[-1]) == (private == "file")
