@@ -27,7 +27,8 @@ import numpy as np
 
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
-from pipeline.research.accuracy import AccuracyDataset, AccuracyError, Region, store_arrays, subset
+from pipeline.research.accuracy import AccuracyError
+from pipeline.research.datasets import AccuracyDataset, Region, store_arrays, subset
 from pipeline.video.snippets import SNIPPET_LENGTH
 
 log = logging.getLogger(__name__)

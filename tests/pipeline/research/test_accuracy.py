@@ -11,16 +11,8 @@ import pytest
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation
 from pipeline.features.featureset import FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
-from pipeline.research.accuracy import (
-    AccuracyDataset,
-    Region,
-    SyntheticSpec,
-    markdown_tables,
-    method_rows,
-    run_table,
-    summarize,
-    synthetic_dataset,
-)
+from pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize
+from pipeline.research.datasets import AccuracyDataset, Region, SyntheticSpec, synthetic_dataset
 from pipeline.research.ped2 import synthetic_clip_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
