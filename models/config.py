@@ -113,8 +113,8 @@ class PseudoLabelConfig(_Section):
     second_stage: bool = Field(
         False,
         description=(
-            "two-stage manifold ranking: propagate abnormality on the same graph from the snippets whose score is "
-            "below their video's mean, and rank the snippets of abnormal videos by it"
+            "two-stage manifold ranking: smooth abnormality on the same graph from the snippets whose score is "
+            "below their video's mean, and rank the snippets of abnormal videos by it (default preset)"
         ),
     )
     confident_normal_ratio: float = Field(

@@ -11,9 +11,12 @@ The alternatives (``pseudo.snippet_score``; lower = more abnormal in every case)
   resemblance to the seeds, before the graph smooths it (the naive seed contrast inside the chosen videos).
 
 ``second_stage`` (two-stage manifold ranking, Yang et al. CVPR 2013, the paper's reference [45]) then takes the
-snippets whose normality is below their video's mean as abnormal queries, propagates *abnormality* from them on
-the same graph, and ranks by that instead. ``smooth_on_graph`` is the graph smoothing self-training uses: the
-propagation of any per-snippet values divided by the propagation of ones (a weighted average over the graph).
+snippets whose normality is below their video's mean as abnormal queries, smooths their indicator on the same
+graph (``smooth_on_graph`` at the graph's alpha) and ranks by that abnormality instead: the labels then follow
+what the least-normal part looks like, not where it lies (the ``default`` preset's ranking since round 3).
+``smooth_on_graph`` (also what self-training uses) is the propagation of any per-snippet values divided by the
+propagation of ones: a weighted average over the graph, without the degree profile that dominates
+(I - alpha S)^-1 v at alpha near 1.
 """
 
 from __future__ import annotations
