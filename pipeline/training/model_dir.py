@@ -133,8 +133,9 @@ def load_model(directory: str | Path) -> LoadedModel:
     fix = f"make the model directory readable, e.g. chmod -R a+rX {directory}"
     try:
         missing = [name for name in MODEL_DIR_FILES if not (directory / name).is_file()]
-        unreadable = [path.name for path in sorted(directory.iterdir())
-                      if path.is_file() and not os.access(path, os.R_OK)]
+        unreadable = [] if missing else [
+            path.name for path in sorted(directory.iterdir()) if path.is_file() and not os.access(path, os.R_OK)
+        ]
     except PermissionError as error:
         raise ModelDirError(f"{directory} cannot be read by this process (uid {os.getuid()}): {fix}") from error
     if missing:
