@@ -27,7 +27,8 @@ import numpy as np
 
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
-from pipeline.research.accuracy import AccuracyDataset, AccuracyError, Region, store_arrays, subset
+from pipeline.research.accuracy import AccuracyError
+from pipeline.research.datasets import AccuracyDataset, Region, store_arrays, subset
 from pipeline.video.snippets import SNIPPET_LENGTH
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> Fea
     }
     if len(sources) != 28:
         raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
-    folder = cache_dir / "ped2-efficientnet_lite0"
     extractor = FeatureExtractor(ExtractionConfig(backbone="efficientnet_lite0", weights="pretrained", device=device))
+    # Named by the spec: a cache extracted under another spec (an older decode rule) is left alone, not refused.
+    folder = cache_dir / f"ped2-efficientnet_lite0-{extractor.spec.digest()}"
     store = FeatureStore(folder, extractor.spec)
     for video_id, path in sources.items():
         if store.is_done(video_id):
@@ -127,7 +129,8 @@ def ped2_datasets(
     test_ids = [video_id for video_id in features.video_ids if video_id.startswith("test_")]
     truth = _ped2_truth(data_dir, train_ids, test_ids)
     kinds = [name.removeprefix("ped2").removeprefix("-") or "clips" for name in names]
-    return clip_datasets("Ped2", features, truth, train_ids, test_ids, cache_dir / "ped2-derived", kinds, pairing)
+    derived = cache_dir / f"ped2-derived-{features.spec.digest()}"
+    return clip_datasets("Ped2", features, truth, train_ids, test_ids, derived, kinds, pairing)
 
 
 CLIP_KINDS = ("clips", "long", "control", "continuous")

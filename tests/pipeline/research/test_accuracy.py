@@ -13,17 +13,9 @@ from models.config import ConfigError
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation
 from pipeline.features.featureset import FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
-from pipeline.research.accuracy import (
-    AccuracyDataset,
-    Region,
-    SyntheticSpec,
-    markdown_tables,
-    method_rows,
-    run_table,
-    summarize,
-    synthetic_dataset,
-)
+from pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize
 from pipeline.research.baselines import peer_config
+from pipeline.research.datasets import AccuracyDataset, Region, SyntheticSpec, synthetic_dataset
 from pipeline.research.ped2 import synthetic_clip_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -36,7 +28,7 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     (long,) = synthetic_clip_datasets(tiny, tmp_path / "derived", ("long",))
     assert long.columns == ["syn-tiny s=2-long", "syn-tiny s=2-long test part"]
     rows = method_rows(include="core")
-    assert {"naive seed contrast (no training)", "LANP default (std(z) / null)"} <= {row.name for row in rows}
+    assert {"naive seed contrast (no training)", "LANP default (z vs null, two-stage)"} <= {row.name for row in rows}
     records = []
     report = run_table([tiny, long], rows, seeds=(0,), epochs=3, eval_every=2, on_record=records.append)
 
