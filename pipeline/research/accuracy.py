@@ -228,6 +228,8 @@ def run_cell(
                       "epoch": int(final.get("epoch", 1))},
             "best": {"auc_roc": best[f"{prefix}auc_roc"], "ap": best[f"{prefix}ap"],
                      "epoch": int(best.get("epoch", 1))},
+            "events": {key.removeprefix("events:"): value for key, value in final.items()
+                       if not prefix and key.startswith("events:")} or None,
             "pseudo_labels": pseudo,
             "seconds": seconds,
         })  # fmt: skip
@@ -251,6 +253,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
             "ap_final": [run["final"]["ap"] for run in runs],
             "pl_precision": [run["pseudo_labels"]["precision"] for run in runs if run["pseudo_labels"]],
             "pl_recall": [run["pseudo_labels"]["recall"] for run in runs if run["pseudo_labels"]],
+            **{name: [run["events"][name] for run in runs if (run.get("events") or {}).get(name) is not None]
+               for name in EVENT_COLUMNS},
         }
         summary.setdefault(method, {})[dataset] = {
             "seeds": len(runs),
@@ -269,13 +273,22 @@ _TABLES = {
     "ap_final": "Frame AP (average precision), final epoch (%)",
     "pl_precision": "Snippet pseudo-label precision on the training videos (%)",
     "pl_recall": "Snippet pseudo-label recall on the training videos (%)",
+    "event_recall": "Event recall at score 0.5, final epoch (%): real footage only (frame rate known)",
+    "event_precision": "Event precision at score 0.5, final epoch (%)",
+    "false_alarms_per_hour": "False alarms per hour at score 0.5, final epoch",
+    "recall_within_budget": "Event recall with at most 60 false alarms per hour, final epoch (%): the threshold is "
+                            "chosen on the test videos (like a best epoch), so methods of any score scale compare",
 }
+EVENT_COLUMNS = ("event_recall", "event_precision", "false_alarms_per_hour", "recall_within_budget")
+_SCALE = {"false_alarms_per_hour": 1.0}  # every other metric is a fraction shown in %
 
 
 def markdown_tables(summary: dict[str, dict[str, dict[str, Any]]], datasets: Sequence[str]) -> str:
     """One Markdown table per metric: rows = methods, columns = data sets, cells = mean ± std over seeds."""
     blocks = []
     for metric, title in _TABLES.items():
+        if not any(metric in cell for cells in summary.values() for cell in cells.values()):
+            continue  # e.g. event metrics of a run on synthetic sets only
         lines = [f"### {title}", "", "| method | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
         for method, cells in summary.items():
             row = []
@@ -283,7 +296,8 @@ def markdown_tables(summary: dict[str, dict[str, dict[str, Any]]], datasets: Seq
                 cell = cells.get(dataset, {})
                 stats = cell.get(metric)
                 failed = "failed (see JSON)" if "error" in cell else "—"
-                row.append(f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" if stats else failed)
+                scale = _SCALE.get(metric, 100.0)
+                row.append(f"{scale * stats['mean']:.1f} ± {scale * stats['std']:.1f}" if stats else failed)
             lines.append(f"| {method} | " + " | ".join(row) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -15,10 +15,45 @@ from typing import Any
 import numpy as np
 
 from pipeline.evaluation.evaluator import Evaluator, frame_metrics
+from pipeline.evaluation.events import EventVideo, event_counts, suggest_threshold, sweep
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
 from pipeline.research.synthetic import Scale, describe_lengths, iter_synthetic_videos
+from pipeline.scoring.config import ScoringConfig
+from pipeline.scoring.result import event_segments
+from pipeline.video.snippets import SNIPPET_LENGTH
+
+EVENT_THRESHOLD = 0.5
+"""The score threshold of the table's event metrics: the classifier's own decision boundary, the same for every
+method (a model's calibrated threshold would make the methods' events incomparable). Scores that are not
+probabilities (the naive contrast, the random scorer) are better compared by ``EVENT_FALSE_ALARM_BUDGET``."""
+EVENT_FALSE_ALARM_BUDGET = 60.0
+"""False alarms per hour (one a minute) allowed to the threshold-free event figure: the best event recall along
+the threshold sweep within this budget (chosen on the test videos, like a best epoch)."""
+
+
+def event_metrics(scores: dict[str, np.ndarray], ground_truth: GroundTruth, fps: float) -> dict[str, float]:
+    """Event recall, precision and false alarms per hour of per-snippet scores at ``EVENT_THRESHOLD``, and the best
+    event recall within ``EVENT_FALSE_ALARM_BUDGET``, with the events ``lanp score`` makes by default
+    (``ScoringConfig().segments``) and ``lanp evaluate``'s overlap rule."""
+    segments = ScoringConfig().segments
+
+    def segmenter(frame_scores: np.ndarray, video_fps: float, threshold: float) -> list[tuple[int, int]]:
+        return [(s.start_frame, s.end_frame)
+                for s in event_segments(frame_scores, video_fps, threshold, segments, None)]
+
+    videos = []
+    for video_id, values in scores.items():
+        labels = ground_truth.frame_labels_for(video_id, len(values))
+        frames = np.repeat(np.asarray(values, dtype=np.float64), SNIPPET_LENGTH)[: labels.size]
+        videos.append(EventVideo(video_id, frames, labels[: frames.size], fps))
+    counts = event_counts(videos, EVENT_THRESHOLD, segmenter).to_dict()
+    metrics = {f"events:{name}": float(counts[name]) for name in ("event_recall", "event_precision",
+                                                                   "false_alarms_per_hour") if counts[name] is not None}
+    within = suggest_threshold(sweep(videos, segmenter), EVENT_FALSE_ALARM_BUDGET)
+    recall = within.to_dict()["event_recall"] if within is not None else 0.0
+    return {**metrics, "events:recall_within_budget": float(recall or 0.0)}
 
 
 @dataclass(frozen=True)
@@ -46,6 +81,7 @@ class AccuracyDataset:
     train_truth: bool = False
     regions: tuple[Region, ...] = ()
     overrides: tuple[str, ...] = ()
+    fps: float | None = None  # known for real footage: the whole videos also get event metrics
 
     @property
     def columns(self) -> list[str]:
@@ -53,8 +89,11 @@ class AccuracyDataset:
         return [self.name] + [f"{self.name} {region.name}" for region in self.regions]
 
     def measure(self, scores: dict[str, np.ndarray]) -> dict[str, float]:
-        """Frame metrics of per-snippet scores of the evaluation videos; a region's keys are prefixed by it."""
+        """Frame metrics of per-snippet scores of the evaluation videos (and event metrics when the frame rate is
+        known); a region's keys are prefixed by it."""
         metrics = frame_metrics(scores, self.ground_truth)
+        if self.fps:
+            metrics.update(event_metrics(scores, self.ground_truth, self.fps))
         for region in self.regions:
             part = {video_id: values[slice(*region.slices[video_id])] for video_id, values in scores.items()}
             metrics.update({f"{region.name}:{key}": value for key, value in frame_metrics(part, region.truth).items()})

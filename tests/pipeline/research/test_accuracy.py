@@ -15,7 +15,7 @@ from pipeline.features.featureset import FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
 from pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize
 from pipeline.research.baselines import peer_config
-from pipeline.research.datasets import AccuracyDataset, Region, SyntheticSpec, synthetic_dataset
+from pipeline.research.datasets import AccuracyDataset, Region, SyntheticSpec, event_metrics, synthetic_dataset
 from pipeline.research.ped2 import synthetic_clip_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -110,3 +110,17 @@ def test_sliced_evaluation_judges_only_the_test_part(tmp_path: Path) -> None:
     assert metrics["test part:auc_roc"] == 1.0
     assert metrics["test part:frames"] == 16 * (4 + 3) and metrics["test part:abnormal_frames"] == 32
     assert metrics["frames"] == 16 * 18 and metrics["auc_roc"] < 1.0  # the whole videos: the adversarial parts count
+
+
+def test_event_metrics_of_real_footage_columns_count_events_as_lanp_evaluate_does() -> None:
+    """One true event in frames [16, 32) of a 64-frame video at 10 fps: a score on its snippet finds it (no false
+    alarm); scores on the other snippets make two false alarms and miss it, at 0.5 and at every threshold within
+    the false-alarm budget."""
+    truth = GroundTruth({"v": VideoAnnotation(intervals=((16, 32),), num_frames=64)}, "pad_last", source="hand-made")
+    found = event_metrics({"v": np.array([0.1, 0.9, 0.1, 0.1])}, truth, fps=10.0)
+    assert found == {"events:event_recall": 1.0, "events:event_precision": 1.0, "events:false_alarms_per_hour": 0.0,
+                     "events:recall_within_budget": 1.0}
+    missed = event_metrics({"v": np.array([0.9, 0.1, 0.9, 0.9])}, truth, fps=10.0)
+    assert missed["events:event_recall"] == 0.0 and missed["events:event_precision"] == 0.0
+    assert missed["events:false_alarms_per_hour"] == pytest.approx(2 / (6.4 / 3600))
+    assert missed["events:recall_within_budget"] == 0.0  # inverted: no threshold finds it without a false alarm
