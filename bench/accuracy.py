@@ -23,16 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.research.accuracy import (  # noqa: E402
-    AccuracyDataset,
-    SyntheticSpec,
-    markdown_tables,
-    method_rows,
-    public_dataset,
-    run_table,
-    summarize,
-    synthetic_dataset,
-)
+from pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize  # noqa: E402
+from pipeline.research.datasets import AccuracyDataset, SyntheticSpec, public_dataset, synthetic_dataset  # noqa: E402
 from pipeline.research.ped2 import PED2_DATASETS, ped2_datasets, synthetic_clip_datasets  # noqa: E402
 
 SYNTHETIC = {

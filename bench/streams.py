@@ -19,8 +19,12 @@ source through full socket buffers does not look fast); the real-time factor is 
 seconds. k grows until a stream falls behind. The first stream's resident memory is sampled while it streams
 (flat = bounded buffers). Medians; the machine may be shared (the load average is printed).
 
+Contention (``--contention N``, in ``bench/service_contention.py``): a real ``lanp serve`` with N streams on
+its one device scheduler; ``POST /score`` latency of a short clip alone and with the N streams running, and the
+streams' snippet latency alone, while uploads come in and while a long job runs, side by side.
+
     python bench/streams.py [--clip PATH] [--seconds 20] [--max-streams 6] [--max-lag 6] [--threads 1]
-                            [--json out.json]
+                            [--contention N] [--only-contention] [--json out.json]
 """
 
 from __future__ import annotations
@@ -206,6 +210,9 @@ def main() -> None:
     parser.add_argument("--max-lag", type=float, default=6.0, help="a stream keeps up if its last scores lag less")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stream process (both kinds)")
+    parser.add_argument("--contention", type=int, default=2, metavar="N",
+                        help="streams beside uploads and a long job in a real server (0: skip)")
+    parser.add_argument("--only-contention", action="store_true", help="skip the lanp watch / plain figures")
     parser.add_argument("--plain-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_worker:
@@ -219,35 +226,48 @@ def main() -> None:
         work = Path(temp)
         model = make_model(work / "model")
         print(f"model: EfficientNet-Lite0, 4 of 16 frames at 160 px; clip {args.clip.name}; {load()}")
-        for kind in ("watch", "plain"):
-            RSS_MIB.pop(kind, None)
-            latencies = frame_latencies(run_streams(kind, 1, args.clip, model, args.seconds, work, args.threads)[0])
-            rss = RSS_MIB.get(kind) or [float("nan")]
-            results[f"{kind}_rss_mib_first_last"] = [rss[0], rss[-1]]
-            p50, p95 = (np.percentile(latencies, [50, 95]) if latencies.size else (np.nan, np.nan))
-            results[f"{kind}_latency_p50_s"], results[f"{kind}_latency_p95_s"] = float(p50), float(p95)
-            print(f"{kind:5s} 1 stream: frame-to-score latency p50 {p50:.2f} s, p95 {p95:.2f} s "
-                  f"({latencies.size} frames); RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB while streaming ({load()})")
-        for kind in ("watch", "plain"):
-            sustained = 0
-            for count in range(1, args.max_streams + 1):
-                streams = [summarise(r, args.max_lag) for r in
-                           run_streams(kind, count, args.clip, model, args.seconds, work, args.threads)]
-                rtf = float(np.median([s["rtf"] for s in streams]))
-                ok = all(s["keeps_up"] for s in streams)
-                print(f"{kind:5s} {count} stream(s): median real-time factor {rtf:.2f}, "
-                      f"dropped {sum(s['dropped'] for s in streams)}, keeps up: {ok} ({load()})")
-                results[f"{kind}_{count}_streams"] = streams
-                if not ok:
-                    break
-                sustained = count
-            results[f"{kind}_sustained_streams"] = sustained
-        ratio = results["watch_sustained_streams"] / max(results["plain_sustained_streams"], 1)
-        print(f"sustained real-time streams: lanp watch {results['watch_sustained_streams']}, plain "
-              f"{results['plain_sustained_streams']} (ratio {ratio:.2f}); latency p50 ratio (plain / watch) "
-              f"{results['plain_latency_p50_s'] / results['watch_latency_p50_s']:.2f}")
+        if args.contention:
+            from bench.service_contention import measure_contention
+
+            results["contention"] = measure_contention(args.clip, model, work, streams=args.contention,
+                                                       seconds=args.seconds, start_source=start_source)
+        if not args.only_contention:
+            results.update(watch_and_plain(args, model, work))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def watch_and_plain(args: argparse.Namespace, model: Path, work: Path) -> dict[str, Any]:
+    """Latency and sustained streams of ``lanp watch`` beside the plain loop (see the module docstring)."""
+    results: dict[str, Any] = {}
+    for kind in ("watch", "plain"):
+        RSS_MIB.pop(kind, None)
+        latencies = frame_latencies(run_streams(kind, 1, args.clip, model, args.seconds, work, args.threads)[0])
+        rss = RSS_MIB.get(kind) or [float("nan")]
+        results[f"{kind}_rss_mib_first_last"] = [rss[0], rss[-1]]
+        p50, p95 = (np.percentile(latencies, [50, 95]) if latencies.size else (np.nan, np.nan))
+        results[f"{kind}_latency_p50_s"], results[f"{kind}_latency_p95_s"] = float(p50), float(p95)
+        print(f"{kind:5s} 1 stream: frame-to-score latency p50 {p50:.2f} s, p95 {p95:.2f} s "
+              f"({latencies.size} frames); RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB while streaming ({load()})")
+    for kind in ("watch", "plain"):
+        sustained = 0
+        for count in range(1, args.max_streams + 1):
+            streams = [summarise(r, args.max_lag) for r in
+                       run_streams(kind, count, args.clip, model, args.seconds, work, args.threads)]
+            rtf = float(np.median([s["rtf"] for s in streams]))
+            ok = all(s["keeps_up"] for s in streams)
+            print(f"{kind:5s} {count} stream(s): median real-time factor {rtf:.2f}, "
+                  f"dropped {sum(s['dropped'] for s in streams)}, keeps up: {ok} ({load()})")
+            results[f"{kind}_{count}_streams"] = streams
+            if not ok:
+                break
+            sustained = count
+        results[f"{kind}_sustained_streams"] = sustained
+    ratio = results["watch_sustained_streams"] / max(results["plain_sustained_streams"], 1)
+    print(f"sustained real-time streams: lanp watch {results['watch_sustained_streams']}, plain "
+          f"{results['plain_sustained_streams']} (ratio {ratio:.2f}); latency p50 ratio (plain / watch) "
+          f"{results['plain_latency_p50_s'] / results['watch_latency_p50_s']:.2f}")
+    return results
 
 
 if __name__ == "__main__":

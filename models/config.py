@@ -1,7 +1,8 @@
 """Typed configuration of every switch of the LANP method.
 
 Every field is saved in a model directory's ``config.json``. ``default`` is the product's preset: the official
-recipe with a length-neutral video score and the settings that let any archive of two or more videos train.
+recipe with a length-neutral video score, two-stage snippet ranking and the settings that let any archive of two
+or more videos train.
 The others name the behaviours worth reproducing: ``paper`` (the text of the ECCV 2024 paper) and ``reference`` /
 ``reference-sh`` (what the official code does on UCF-Crime / ShanghaiTech). ``apply_overrides`` turns
 ``key=value`` strings (dotted paths) into a new config.
@@ -37,6 +38,14 @@ class PropagationConfig(_Section):
             "random: as many random snippets as reference; data_driven: the snippets of lowest local contrast"
         ),
     )
+    prior: Literal["seeds", "soft"] = Field(
+        "seeds",
+        description=(
+            "the right-hand side y: seeds: 1 on the seed snippets, 0 elsewhere (paper, code); soft: "
+            "exp(-d^2 / (2 b^2)) with d each snippet's distance to the seeds' mean and b its median over the "
+            "video (scale-free; see models.prior)"
+        ),
+    )
     method: Literal["propagate", "direct"] = Field(
         "propagate", description="direct: similarity to the seeds instead of propagation (Table 3 ablation)"
     )
@@ -64,6 +73,10 @@ class PropagationConfig(_Section):
     cg_maxiter: int | None = Field(10, ge=1, description="None: iterate to tolerance; 10 in the official code")
     postprocess: bool = Field(True, description="clip z < 0 to 0 and set the seeds to max(z) (code)")
 
+    def model_post_init(self, __context: Any) -> None:
+        if self.prior == "soft" and self.method == "direct":
+            raise ConfigError("propagation.prior=soft needs propagation.method=propagate (direct has no y)")
+
 
 class PseudoLabelConfig(_Section):
     """Turning propagated normality z into video and snippet pseudo labels."""
@@ -82,6 +95,28 @@ class PseudoLabelConfig(_Section):
         description="share of videos taken as abnormal (by std(z)); code: 0.5 UCF, 64/238 SH; auto: estimated",
     )
     snippet_ratio: float = Field(0.4, gt=0, lt=1, description="r: share of lowest-z snippets labelled abnormal")
+    adaptive_snippet_ratio: bool = Field(
+        False,
+        description=(
+            "per abnormal video, the share of snippets labelled abnormal is the low group of a 2-means split of "
+            "the snippet score, bounded to [5 %, 50 %] of the video, instead of the fixed snippet_ratio"
+        ),
+    )
+    snippet_score: Literal["z", "null_ratio", "prior"] = Field(
+        "z",
+        description=(
+            "what ranks the snippets of an abnormal video (lowest = abnormal): z (code); null_ratio: z / z_null(T) "
+            "(what position alone would give removed); prior: the propagation's right-hand side y (with "
+            "propagation.prior=soft: each snippet's resemblance to the seeds, before smoothing)"
+        ),
+    )
+    second_stage: bool = Field(
+        False,
+        description=(
+            "two-stage manifold ranking: smooth abnormality on the same graph from the snippets whose score is "
+            "below their video's mean, and rank the snippets of abnormal videos by it (default preset)"
+        ),
+    )
     confident_normal_ratio: float = Field(
         0.1, gt=0, le=1, description="h: share of pseudo-normal videos that form the normal list"
     )
@@ -133,6 +168,15 @@ class TrainConfig(_Section):
             "None: whole videos (code). Seconds = snippets * 16 / fps"
         ),
     )
+    self_training_rounds: int = Field(
+        0,
+        ge=0,
+        description=(
+            "after training, relabel the snippets of the pseudo-abnormal videos by the classifier's scores "
+            "smoothed on the same graph (alpha = self_training_alpha) and train a fresh classifier, this many times"
+        ),
+    )
+    self_training_alpha: float = Field(0.5, gt=0, lt=1, description="alpha of the graph smoothing of self-training")
     num_segments: int = Field(32, ge=1, description="snippets sampled per video: floor(i * T / n)")
     lr: float = Field(1e-4, gt=0)
     momentum: float = Field(0.6, ge=0)
@@ -167,11 +211,12 @@ class LANPConfig(_Section):
 
 
 _PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
-    # The product: the official UCF-Crime recipe with a length-neutral video score, trainable on any archive of
-    # two or more videos (batches of min(30, N): the last partial batch is kept; at least one confident normal;
-    # videos too short to propagate are skipped and listed).
+    # The product: the official UCF-Crime recipe with a length-neutral video score and two-stage snippet ranking
+    # (abnormality smoothed on the graph from the least-normal snippets; measured in docs/ACCURACY.md, round 3),
+    # trainable on any archive of two or more videos (batches of min(30, N): the last partial batch is kept; at
+    # least one confident normal; videos too short to propagate are skipped and listed).
     "default": {
-        "pseudo": {"video_score": "decorrelation", "min_confident_normal": 1},
+        "pseudo": {"video_score": "decorrelation", "min_confident_normal": 1, "second_stage": True},
         "train": {"drop_last": False, "skip_short": True},
     },
     # The official code on UCF-Crime: RMS-distance kernel, half the videos abnormal, cosine re-weighting.

@@ -166,7 +166,8 @@ wait_healthy() {
     die "the HEALTHCHECK did not report $1 healthy"
 }
 
-# The service's document must equal `lanp score`'s, except the model's name (the mount's folder name).
+# The service's document must equal `lanp score`'s, except the model's name (the mount's folder name), which is
+# also the first part of its id (name@sha256): the weights' part of the id must be equal.
 same_as_host() {
     python3 - "$WORK/host.json" "$1" <<'EOF'
 import json, sys
@@ -174,6 +175,7 @@ import json, sys
 host, served = (json.load(open(path)) for path in sys.argv[1:3])
 for document in (host, served):
     document["model"].pop("name")
+    document["model"]["id"] = document["model"]["id"].rpartition("@")[2]
 different = sorted(key for key in host.keys() | served.keys() if host.get(key) != served.get(key))
 if different:
     sys.exit(f"the container's document differs from `lanp score` in {different}")

@@ -30,6 +30,7 @@ from service.jobs import JobStore
 from service.metrics import ServiceMetrics
 from service.problems import CLIENT_CLOSED, problem_response, status_error
 from service.routers import docs, health, jobs, metrics, models, review, score, streams
+from service.scheduler import DeviceScheduler
 from service.settings import Settings
 from service.state import ServiceState
 from service.streams import StreamManager
@@ -139,6 +140,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         attempts=settings.webhook_attempts,
         segments_of=lambda job_id: _segments_of(settings, job_id),
     )
+    scheduler = DeviceScheduler(observe=state.metrics.device_turn)
+    scorer.extractor.forward_gate = scheduler.gate  # every forward pass takes its turn on the one device
     state.worker = InferenceWorker(
         scorer,
         store,
@@ -147,6 +150,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue_size=settings.queue_size,
         uploads=state.uploads,
         on_job_end=state.webhooks.notify,
+        scheduler=scheduler,
     )
     recovered, failed = store.recover(settings.max_job_attempts)
     for job in failed:  # interrupted too often: its upload goes, its webhook is sent
@@ -168,7 +172,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     state.probe_slots = asyncio.Semaphore(settings.probe_concurrency)
     state.streams = StreamManager(scorer, max_streams=settings.max_streams, schemes=settings.stream_schemes,
-                                  data_root=settings.data_root)
+                                  data_root=settings.data_root, scheduler=scheduler,
+                                  webhooks=state.webhooks)
     janitor = asyncio.create_task(_janitor(state)) if settings.job_ttl_hours is not None else None
     state.ready = True
     try:

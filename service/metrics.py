@@ -34,5 +34,19 @@ class ServiceMetrics:
             "lanp_scoring_seconds", "Worker time per video", buckets=LATENCY_BUCKETS, registry=self.registry
         )
 
+        self.device_seconds = Counter(
+            "lanp_device_seconds", "Seconds the device was held, by group (requests: uploads and jobs; streams)",
+            ["group"], registry=self.registry,
+        )
+        self.device_wait_seconds = Histogram(
+            "lanp_device_wait_seconds", "Wait for the device's turn, by group", ["group"], buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def device_turn(self, group: str, waited_s: float, held_s: float) -> None:
+        """One turn on the device ended (``service.scheduler``'s observer)."""
+        self.device_seconds.labels(group=group).inc(held_s)
+        self.device_wait_seconds.labels(group=group).observe(waited_s)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

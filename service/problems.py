@@ -69,17 +69,29 @@ def redact(message: str, path: Path | None, shown: str) -> str:
     return message
 
 
+def too_much_for_score(shown: str, what: str, limit: str) -> ServiceError:
+    """413 naming the ``POST /score`` limit the video exceeds (its header's figures, or what decoding found)."""
+    return ServiceError(
+        413,
+        ErrorKind.TOO_LARGE,
+        f"{shown} {what}, more than POST /score accepts (LANP_{limit.upper()}): submit it to POST /jobs instead",
+        extra={"limit": limit},
+    )
+
+
 def from_exception(error: BaseException, *, path: Path | None = None, shown: str = "the video") -> ServiceError:
     """The answer ``error`` deserves, its message free of ``path`` (a server file shown to the client as ``shown``).
 
     A decode worker that crashed is our failure (500 ``worker_crashed``), a video the decoder refuses is 422 with
     the decoder's kind, a shutdown that stopped the work is 503 ``canceled``, anything unknown is 500 ``internal``
     (its class name only: internals stay in the log)."""
-    from pipeline.scoring.scorer import ScoringCancelled
+    from pipeline.scoring.scorer import ScoringCancelled, WorkLimitExceeded
 
     if isinstance(error, ServiceError):
         return error
     message = redact(str(error), path, shown)
+    if isinstance(error, WorkLimitExceeded) and error.limit:
+        return too_much_for_score(shown, message, error.limit)
     if isinstance(error, InternalError):
         if error.kind == ErrorKind.WORKER_CRASHED:
             return ServiceError(500, error.kind, f"the decoding worker crashed on {shown}: {message}")

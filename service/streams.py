@@ -2,9 +2,12 @@
 on the loaded model in its own thread; its records are kept in a bounded buffer that ``GET /streams/{id}/events``
 streams as Server-Sent Events (resumable with ``Last-Event-ID`` while the records are still buffered).
 
+Each stream's ``event_start`` / ``event_end`` / ``stopped`` / ``failed`` records also go to the webhooks (its
+``callback_url`` and ``LANP_WEBHOOK_URL``; see ``service.webhooks``); its summary counts the deliveries.
+
 Sources must use an allowed URL scheme (``LANP_STREAM_SCHEMES``) or be a path under ``LANP_DATA_ROOT``; at most
-``LANP_MAX_STREAMS`` run at once. The watchers share the model with the inference worker (both only run it
-forward); they do not queue behind uploads and jobs.
+``LANP_MAX_STREAMS`` run at once. Each watcher runs its inference batches on the device's turn
+(``service.scheduler``, group ``streams``), shared fairly with the inference worker's uploads and jobs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 from models.errors import ErrorKind, ServiceError, UserError
 from pipeline.live.watcher import WatchConfig, Watcher
+from service.scheduler import STREAMS, DeviceScheduler
+from service.webhooks import WebhookSender
 
 RECORDS_KEPT = 2048
 """Records buffered per stream for event clients (older ones are forgotten)."""
@@ -28,15 +33,21 @@ STOPPED_KEPT = 16
 class StreamRun:
     """One watched stream: its watcher thread and the records it wrote."""
 
-    def __init__(self, url: str, scorer: Any, config: WatchConfig):
+    def __init__(self, url: str, scorer: Any, config: WatchConfig, scheduler: DeviceScheduler, *,
+                 webhooks: WebhookSender | None = None, callback_url: str | None = None):
         self.id = uuid.uuid4().hex[:12]
+        self.webhooks = webhooks
+        self.callback_url = callback_url
+        self.webhook_counts = {"delivered": 0, "failed": 0}
+        self.webhook_error: str | None = None
         self.url = url
         self.created = time.time()
         self.records: deque[tuple[int, dict[str, Any]]] = deque(maxlen=RECORDS_KEPT)
         self.sequence = 0
         self.latest: dict[str, dict[str, Any]] = {}  # the last record of each type
         self.condition = threading.Condition()
-        self.watcher = Watcher(scorer, url, self._append, config)
+        self.device = scheduler.client(STREAMS, f"stream {self.id}")
+        self.watcher = Watcher(scorer, url, self._append, config, device_turn=self.device.turn)
         self.thread = threading.Thread(target=self._run, name=f"lanp-stream-{self.id}", daemon=True)
         self.error: str | None = None
 
@@ -56,6 +67,14 @@ class StreamRun:
             self.records.append((self.sequence, record))
             self.latest[record["type"]] = record
             self.condition.notify_all()
+        if self.webhooks is not None:
+            self.webhooks.notify_stream(self.id, self.url, record, self.callback_url, self._delivered)
+
+    def _delivered(self, error: str | None) -> None:
+        """How one webhook notice went (from the sender's thread)."""
+        with self.condition:
+            self.webhook_counts["failed" if error else "delivered"] += 1
+            self.webhook_error = error or self.webhook_error
 
     @property
     def running(self) -> bool:
@@ -81,14 +100,18 @@ class StreamRun:
             "snippets_dropped": self.watcher.dropped,
             "last_snippet": snippet, "last_event": latest.get("event_end") or latest.get("event_start"),
             "error": self.error,
+            "webhooks": {**self.webhook_counts, "last_error": self.webhook_error},
         }
 
 
 class StreamManager:
     """The service's streams: start (checked, limited), list, stop."""
 
-    def __init__(self, scorer: Any, *, max_streams: int, schemes: list[str], data_root: Path | None):
+    def __init__(self, scorer: Any, *, max_streams: int, schemes: list[str], data_root: Path | None,
+                 scheduler: DeviceScheduler, webhooks: WebhookSender | None = None):
         self.scorer = scorer
+        self.scheduler = scheduler
+        self.webhooks = webhooks
         self.max_streams = max_streams
         self.schemes = {scheme.lower() for scheme in schemes}
         self.data_root = data_root
@@ -113,7 +136,9 @@ class StreamManager:
             raise ServiceError(404, ErrorKind.NOT_FOUND, f"{url} does not exist")
         return str(path)
 
-    def start(self, url: str) -> StreamRun:
+    def start(self, url: str, *, threshold: float | None = None, callback_url: str | None = None) -> StreamRun:
+        """Start watching ``url`` (``threshold``: the events', default the model's; ``callback_url``: also
+        POSTed the stream's event notices)."""
         source = self._check(url)
         with self.lock:
             running = sum(run.running for run in self.runs.values())
@@ -122,7 +147,8 @@ class StreamManager:
                                    f"(LANP_MAX_STREAMS {self.max_streams}); stop one first",
                                    headers={"Retry-After": "30"}, extra={"limit": "LANP_MAX_STREAMS"})
             try:
-                run = StreamRun(source, self.scorer, WatchConfig())
+                run = StreamRun(source, self.scorer, WatchConfig(threshold=threshold), self.scheduler,
+                                webhooks=self.webhooks, callback_url=callback_url)
             except UserError as error:  # a source the pipeline cannot open
                 raise ServiceError(422, error.kind, str(error)) from error
             self.runs[run.id] = run

@@ -1,8 +1,10 @@
-"""The one inference worker: a thread that owns the model and the device, fed by a bounded queue.
+"""The one inference worker: a thread that scores uploads and jobs one at a time, fed by a bounded queue.
 
-Every video (a synchronous ``POST /score`` or a job) goes through this queue, so concurrent requests never run
-two models on the GPU or oversubscribe the CPU; a full queue is refused at once (503 + Retry-After by the
-routes) instead of piling up memory. Jobs re-queued after a restart bypass the bound (they were accepted before).
+Every video (a synchronous ``POST /score`` or a job) goes through this queue, and each of its snippet batches
+runs on the device's turn (``service.scheduler``), which the worker shares fairly with the live streams: it takes
+a turn per batch, so a long job never holds the streams up for its whole duration, and the streams cannot starve
+it. A full queue is refused at once (503 + Retry-After by the routes) instead of piling up
+memory. Jobs re-queued after a restart bypass the bound (they were accepted before).
 Failures leave the worker as ``ServiceError`` s (``service.problems.from_exception``) whose messages name the
 client's file, never the server's path. Uploaded files are handed back to the ``UploadGate`` once scored (a
 completed job keeps its video, for the review page, until the job expires).
@@ -27,6 +29,7 @@ from pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from service.metrics import ServiceMetrics
 from service.problems import from_exception
+from service.scheduler import REQUESTS, DeviceScheduler
 from service.uploads import UploadGate
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,14 @@ class ScorerLike(Protocol):
     def score_video(self, source: Any, **options: Any) -> VideoScore: ...
 
 
+@dataclass(frozen=True)
+class SnippetBudget:
+    """The most snippets a ``POST /score`` may decode, and the setting (``max_sync_*``) that makes it the tightest."""
+
+    snippets: int
+    limit: str
+
+
 @dataclass
 class ScoreRequest:
     """A synchronous request: the route awaits ``future`` and sets ``cancel`` when its client goes away; the
@@ -53,6 +64,7 @@ class ScoreRequest:
     name: str
     threshold: float | None
     events: dict[str, float]
+    budget: SnippetBudget | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future = field(default_factory=Future)
 
@@ -79,8 +91,10 @@ class InferenceWorker:
         queue_size: int,
         uploads: UploadGate,
         on_job_end: Callable[[str], None] | None = None,
+        scheduler: DeviceScheduler | None = None,
     ):
         self.scorer = scorer
+        self.device = (scheduler or DeviceScheduler()).client(REQUESTS, "inference worker")
         self.store = store
         self.metrics = metrics
         self.jobs_dir = jobs_dir
@@ -135,11 +149,12 @@ class InferenceWorker:
             self._condition.notify()
 
     def submit_score(
-        self, path: Path, name: str, threshold: float | None, events: dict[str, float] | None = None
+        self, path: Path, name: str, threshold: float | None, events: dict[str, float] | None = None,
+        budget: SnippetBudget | None = None,
     ) -> ScoreRequest:
-        """Queue a synchronous scoring (``events``: event rules that override the model's); QueueFullError when
-        full (the caller then still owns ``path``)."""
-        request = ScoreRequest(path, name, threshold, events or {})
+        """Queue a synchronous scoring (``events``: event rules that override the model's; ``budget``: the most
+        snippets it may decode); QueueFullError when full (the caller then still owns ``path``)."""
+        request = ScoreRequest(path, name, threshold, events or {}, budget)
         self._put(request, bounded=True)
         return request
 
@@ -181,9 +196,11 @@ class InferenceWorker:
         """The scorer's ScoringConfig with a request's event rules applied (None: the scorer's own)."""
         return self.scorer.config.model_copy(update=events) if events else None
 
-    def _score(self, path: Path, **options: Any) -> VideoScore:
-        started = time.perf_counter()
-        score = self.scorer.score_video(path, **options)
+    def _score(self, path: Path, *, cancel: Callable[[], bool], **options: Any) -> VideoScore:
+        """Score ``path``, each backbone batch on the device's turn (the extractor's gate)."""
+        with self.device.bound(cancel):
+            started = time.perf_counter()
+            score = self.scorer.score_video(path, cancel=cancel, **options)
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         self.metrics.videos_scored.inc()
         self.metrics.snippets_scored.inc(int(score.snippet_scores.size))
@@ -199,6 +216,7 @@ class InferenceWorker:
             score = self._score(
                 request.path, name=request.name, threshold=request.threshold, cancel=request.cancel.is_set,
                 config=self._config(request.events),
+                **({"max_snippets": request.budget.snippets, "limit": request.budget.limit} if request.budget else {}),
             )
             request.future.set_result(score)
         except BaseException as error:  # handed to the waiting route as the answer it deserves

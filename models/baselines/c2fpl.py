@@ -10,7 +10,6 @@ density is abnormal, the rest normal. A per-snippet MLP is then trained on those
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -22,8 +21,11 @@ from torch import nn
 from models.baselines.common import (
     BaselineError,
     EpochCallback,
+    PeerPseudoLabels,
     SnippetHead,
+    Standardize,
     check_videos,
+    epoch_factor,
     seeded_generator,
 )
 
@@ -33,12 +35,22 @@ class C2FPLConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    abnormal_share: float = Field(0.5, gt=0, lt=1, description="target share of videos in the abnormal bag")
+    variant: Literal["project", "authors"] = Field(
+        "project", description="the project's reading of the paper, or the authors' code as written"
+    )
+    abnormal_share: float = Field(
+        0.5, gt=0, lt=1, description="target share of videos in the abnormal bag (the authors' code: 0.5 only)"
+    )
     move_percentile: float = Field(3.0, gt=0, lt=100, description="lowest-likelihood percentile moved")
     covariance_type: Literal["spherical", "diag", "full"] = Field(
         "spherical", description="GaussianMixture covariance of the video split"
     )
     window_ratio: float = Field(0.2, gt=0, le=1, description="abnormal window length as a share of T")
+    standardize: bool | None = Field(
+        None,
+        description="z-score the head's input with the training snippets' statistics (None: yes, except in the "
+        "authors' variant, which trains on raw features); the pseudo labels always use raw norms",
+    )
     hidden: tuple[int, ...] = (512, 32)
     dropout: float = Field(0.6, ge=0, lt=1)
     lr: float = Field(0.01, gt=0)
@@ -48,14 +60,9 @@ class C2FPLConfig(BaseModel):
     lr_decay: float = Field(0.1, gt=0, le=1)
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(128, ge=1, description="snippets per batch")
-
-
-@dataclass
-class C2FPLPseudoLabels:
-    """Video bags and per-snippet 0/1 labels (float32 (T,) per video, 1 = abnormal)."""
-
-    abnormal: np.ndarray
-    snippet_labels: list[np.ndarray]
+    min_steps: int = Field(
+        0, ge=0, description="repeat epochs and milestones by one factor until training takes this many steps"
+    )
 
 
 def snippet_statistic(features: np.ndarray) -> np.ndarray:
@@ -65,36 +72,56 @@ def snippet_statistic(features: np.ndarray) -> np.ndarray:
     return squared.mean(axis=1) if squared.ndim == 2 else squared
 
 
+def video_descriptors(statistics: Sequence[np.ndarray], config: C2FPLConfig) -> np.ndarray:
+    """(N, 2) per-video (mean, variance) of the snippet statistic; standardised per column unless ``authors``."""
+    ddof = 1 if config.variant == "authors" else 0  # the authors' np.cov is the sample variance
+    descriptors = np.array([[stat.mean(), stat.var(ddof=ddof) if len(stat) > ddof else 0.0] for stat in statistics])
+    if config.variant == "authors":
+        return descriptors
+    # Standardise so the GMM's covariance floor means the same at every feature scale.
+    return (descriptors - descriptors.mean(axis=0)) / np.maximum(descriptors.std(axis=0), 1e-12)
+
+
 def split_videos(statistics: Sequence[np.ndarray], config: C2FPLConfig, seed: int = 0) -> np.ndarray:
     """Boolean (N,) abnormal-bag mask: a GMM split, then unlikely normal-bag videos moved to the target."""
     count = len(statistics)
     if count < 4:
         raise BaselineError(f"C2FPL needs at least 4 videos to split into bags, got {count}")
-    descriptors = np.array([[stat.mean(), stat.var()] for stat in statistics])
-    # Standardise so the GMM's covariance floor means the same at every feature scale.
-    descriptors = (descriptors - descriptors.mean(axis=0)) / np.maximum(descriptors.std(axis=0), 1e-12)
+    descriptors = video_descriptors(statistics, config)
 
     def mixture() -> GaussianMixture:
         return GaussianMixture(2, covariance_type=config.covariance_type, max_iter=150, random_state=seed)
 
     assignment = mixture().fit_predict(descriptors)
-    normal = assignment == np.bincount(assignment, minlength=2).argmax()
-    target_normal = max(2, int(round(count * (1 - config.abnormal_share))))
-    if normal.sum() < target_normal:
-        normal[:] = True  # the GMM's majority is already below the target: refine from the whole set
-    while normal.sum() > target_normal:
+    if config.variant == "authors":
+        normal = assignment == 0
+        target_normal = count // 2  # move until abnormal >= normal
+    else:
+        normal = assignment == np.bincount(assignment, minlength=2).argmax()
+        target_normal = max(2, int(round(count * (1 - config.abnormal_share))))
+        if normal.sum() < target_normal:
+            normal[:] = True  # the GMM's majority is already below the target: refine from the whole set
+    while normal.sum() > max(target_normal, 2):
         members = np.flatnonzero(normal)
         likelihood = mixture().fit(descriptors[members]).score_samples(descriptors[members])
         order = np.argsort(likelihood)
-        below = int((likelihood < np.percentile(likelihood, config.move_percentile)).sum())
-        normal[members[order[: min(max(1, below), normal.sum() - target_normal)]]] = False
+        below = max(1, int((likelihood < np.percentile(likelihood, config.move_percentile)).sum()))
+        if config.variant != "authors":  # the authors' loop overshoots the 50/50 stop by up to one round
+            below = min(below, int(normal.sum()) - target_normal)
+        normal[members[order[:below]]] = False
     return ~normal
 
 
-def abnormal_window(density: np.ndarray, ratio: float) -> np.ndarray:
-    """Float32 (T,) 0/1: the window of ``ratio * T`` snippets whose density changes most within it."""
+def abnormal_window(density: np.ndarray, ratio: float, *, at_least_one: bool = True) -> np.ndarray:
+    """Float32 (T,) 0/1: the window of ``ratio * T`` snippets whose density changes most within it.
+
+    A video shorter than 1 / ratio snippets gets a one-snippet window, or none (``at_least_one=False``, the
+    authors' code, where int(ratio * T) = 0 labels nothing).
+    """
     length = len(density)
-    window = min(length, max(1, int(ratio * length)))
+    window = min(length, max(int(at_least_one), int(ratio * length)))
+    if window == 0:
+        return np.zeros(length, dtype=np.float32)
     change = np.abs(np.diff(density))
     # Summed change inside each window start..start+window-1 (window - 1 consecutive differences).
     sums = np.convolve(change, np.ones(window - 1), mode="valid") if window > 1 else np.zeros(length)
@@ -106,21 +133,22 @@ def abnormal_window(density: np.ndarray, ratio: float) -> np.ndarray:
 
 def make_c2fpl_labels(
     features: Sequence[np.ndarray], config: C2FPLConfig, seed: int = 0
-) -> C2FPLPseudoLabels:
+) -> PeerPseudoLabels:
     """Coarse video bags and fine snippet labels for a set of unlabeled videos."""
     check_videos(features)
     statistics = [snippet_statistic(video) for video in features]
     abnormal = split_videos(statistics, config, seed)
     normal_snippets = np.concatenate([s for s, bad in zip(statistics, abnormal, strict=True) if not bad])
-    mean, std = normal_snippets.mean(), max(normal_snippets.std(), 1e-12)
+    ddof = 1 if config.variant == "authors" and len(normal_snippets) > 1 else 0
+    mean, std = normal_snippets.mean(), max(normal_snippets.std(ddof=ddof), 1e-12)
     labels = []
     for stat, bad in zip(statistics, abnormal, strict=True):
         if not bad:
             labels.append(np.zeros(len(stat), dtype=np.float32))
             continue
         density = np.exp(-0.5 * ((stat - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
-        labels.append(abnormal_window(density, config.window_ratio))
-    return C2FPLPseudoLabels(abnormal=abnormal, snippet_labels=labels)
+        labels.append(abnormal_window(density, config.window_ratio, at_least_one=config.variant != "authors"))
+    return PeerPseudoLabels(abnormal=abnormal, snippet_labels=labels)
 
 
 def train_c2fpl(
@@ -130,14 +158,16 @@ def train_c2fpl(
     seed: int = 0,
     device: str = "cpu",
     on_epoch: EpochCallback | None = None,
-) -> tuple[SnippetHead, C2FPLPseudoLabels]:
+) -> tuple[nn.Module, PeerPseudoLabels]:
     """Make C2FPL's pseudo labels and train its snippet MLP on them (SGD, nesterov, step schedule)."""
     videos = check_videos(features)
     pseudo = make_c2fpl_labels(videos, config, seed)
     inputs = torch.as_tensor(np.concatenate(videos), device=device)
     targets = torch.as_tensor(np.concatenate(pseudo.snippet_labels), device=device)
     generator = seeded_generator(seed)
-    model = SnippetHead(inputs.shape[1], config.hidden, config.dropout).to(device)
+    standardize = config.standardize if config.standardize is not None else config.variant != "authors"
+    head = SnippetHead(inputs.shape[1], config.hidden, config.dropout).to(device)
+    model = nn.Sequential(Standardize(inputs), head) if standardize else head
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -145,9 +175,11 @@ def train_c2fpl(
         nesterov=True,
         weight_decay=config.weight_decay,
     )
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.milestones), gamma=config.lr_decay)
+    factor = epoch_factor(config.epochs, -(-len(inputs) // config.batch_size), config.min_steps)
+    milestones = [factor * milestone for milestone in config.milestones]
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=config.lr_decay)
     loss_fn = nn.BCELoss()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, factor * config.epochs + 1):
         model.train()
         order = torch.randperm(len(inputs), generator=generator).to(device)
         for batch in order.split(config.batch_size):

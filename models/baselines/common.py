@@ -7,6 +7,7 @@ The heads follow the classifier's forward contract, ``(..., T, D) -> (..., T)`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,6 +23,14 @@ class BaselineError(UserError):
     """Input a baseline cannot learn from; names the offending video where one is to blame."""
 
     kind = ErrorKind.TRAINING_DATA
+
+
+@dataclass
+class PeerPseudoLabels:
+    """A peer's pseudo labels: abnormal videos (bool (N,)) and per-snippet 0/1 labels (float32 (T,), 1 = abnormal)."""
+
+    abnormal: np.ndarray
+    snippet_labels: list[np.ndarray]
 
 
 def crop_average(features: np.ndarray) -> np.ndarray:
@@ -51,10 +60,35 @@ def check_videos(features: Sequence[np.ndarray], video_ids: Sequence[str] | None
     return arrays
 
 
+def epoch_factor(epochs: int, steps_per_epoch: int, min_steps: int) -> int:
+    """How many times to repeat a schedule of ``epochs`` so that it takes at least ``min_steps`` optimizer steps.
+
+    The peers' schedules are given in epochs over benchmark sets of ~10^5-10^6 snippets (thousands of steps per
+    epoch); on an archive of a few thousand snippets the same epochs are a few hundred steps and the heads stop
+    far from fitting their pseudo labels. Scaling every epoch count and milestone by one factor keeps the
+    schedule's shape.
+    """
+    if min_steps <= 0 or steps_per_epoch <= 0:
+        return 1
+    return max(1, -(-min_steps // (epochs * steps_per_epoch)))
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     """Seed torch's global RNG (dropout, init) and return a generator for shuffling, both from ``seed``."""
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+class Standardize(nn.Module):
+    """(x - mean) / std per feature with the training snippets' statistics (no labels), kept with the model."""
+
+    def __init__(self, snippets: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", snippets.mean(dim=0))
+        self.register_buffer("std", snippets.std(dim=0).clamp_min(1e-6))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
 
 
 class SnippetHead(nn.Module):

@@ -8,8 +8,11 @@ process that the extractor starts once and keeps (``close()``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -95,6 +98,9 @@ class FeatureExtractor:
                                    pin_for_cuda=self.device.type == "cuda")
         self._prober = DecodePool(self.decode, slots_per_worker=0, snippets_per_chunk=1)
         self._close = weakref.finalize(self, _close_pools, self._decoder, self._prober)
+        # Entered around every forward pass (one batch): the service sets its device scheduler's gate here, so
+        # that callers in several threads (uploads, jobs, live streams) take turns on the one device.
+        self.forward_gate: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
 
     @classmethod
     def from_spec(cls, spec: FeatureSpec, *, weights: str | None = None, what: str = "model",
@@ -159,7 +165,8 @@ class FeatureExtractor:
         return features[:, 0] if crops == 1 else features
 
     def _forward(self, clips: torch.Tensor) -> torch.Tensor:
-        return self._runner(clips)
+        with self.forward_gate():
+            return self._runner(clips)
 
     def _build_runner(self, requested: str, weights: str, crop_size: int) -> Runner:
         """The forward pass in ``self.runtime``; under ``auto`` a runtime that fails to load falls back to torch."""

@@ -57,6 +57,12 @@ class Backlog:
             self.closed = True
             self.condition.notify_all()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` for an item (or the close); whether an item is waiting."""
+        with self.condition:
+            self.condition.wait_for(lambda: self.items or self.closed, timeout)
+            return bool(self.items)
+
     def take(self, limit: int, timeout: float | None = None) -> list[Item]:
         """Up to ``limit`` items in order (waiting up to ``timeout`` for the first); [] when closed and empty."""
         with self.condition:

@@ -20,10 +20,12 @@ snippet is scored and open events are closed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +58,17 @@ class WatchConfig(BaseModel):
 
 
 class Watcher:
-    """Watch ``source`` with ``scorer``'s model, passing every record to ``emit`` (from the calling thread)."""
+    """Watch ``source`` with ``scorer``'s model, passing every record to ``emit`` (from the calling thread).
+
+    ``device_turn`` is entered around each batch of inference (backbone and classifier): the service passes its
+    scheduler's turn, so that streams share the one device fairly with uploads and jobs; ``lanp watch`` runs
+    alone and needs none. While it waits, the backlog keeps dropping the oldest snippets."""
 
     def __init__(self, scorer: Scorer, source: str, emit: Callable[[Record], None],
-                 config: WatchConfig | None = None):
+                 config: WatchConfig | None = None,
+                 device_turn: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext):
         self.scorer = scorer
+        self.device_turn = device_turn
         self.source = check_source(source)
         self.emit_record = emit
         self.config = config or WatchConfig()
@@ -151,9 +159,9 @@ class Watcher:
         reader = threading.Thread(target=self._read, name="lanp-watch-reader", daemon=True)
         reader.start()
         while True:
-            items = self.backlog.take(self.config.batch_snippets, timeout=0.25)
-            if items:
-                self._handle(items)
+            if self.backlog.wait(timeout=0.25):
+                with self.device_turn():  # what waits is taken only now: the freshest, the rest dropped meanwhile
+                    self._handle(self.backlog.take(self.config.batch_snippets, timeout=0))
             elif self.backlog.closed:
                 break
             elif self._stop.is_set():

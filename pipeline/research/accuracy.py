@@ -9,30 +9,25 @@ precision/recall on the training videos where their ground truth is known. Outpu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from models.config import LANPConfig, apply_overrides, preset
 from models.errors import ErrorKind, UserError
-from pipeline.evaluation.evaluator import Evaluator, frame_metrics
-from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
-from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
-from pipeline.features.spec import FeatureSpec
 from pipeline.research.baselines import run_baseline
-from pipeline.research.synthetic import Scale, describe_lengths, iter_synthetic_videos
+from pipeline.research.datasets import AccuracyDataset
+from pipeline.research.label_ceiling import train_on_true_labels
 from pipeline.training.trainer import train_lanp
 
 log = logging.getLogger(__name__)
 
-MethodKind = Literal["lanp", "c2fpl", "gcl", "seed_contrast", "random"]
+MethodKind = Literal["lanp", "c2fpl", "gcl", "seed_contrast", "random", "true_labels"]
 AFFINITIES = ("gaussian", "rms", "cosine", "adaptive")
 
 
@@ -57,11 +52,29 @@ SWITCHES: dict[str, tuple[str, ...]] = {
     "video score std ratio": ("pseudo.video_score=std_ratio",),
     "video score deficit": ("pseudo.video_score=deficit",),
     "video score std (official)": ("pseudo.video_score=std",),
+    "soft prior": ("propagation.prior=soft",),
+    "snippets by z/z_null": ("pseudo.snippet_score=null_ratio",),
+    "soft prior, snippets by prior": ("propagation.prior=soft", "pseudo.snippet_score=prior"),
+    "one stage (the round-2 default)": ("pseudo.second_stage=false",),
+    "adaptive snippet labels": ("pseudo.adaptive_snippet_ratio=true",),
+    "self-training": ("train.self_training_rounds=1",),
+    "soft prior, snippets by prior, adaptive": (
+        "propagation.prior=soft", "pseudo.snippet_score=prior", "pseudo.adaptive_snippet_ratio=true",
+    ),
+    "soft prior, snippets by prior, self-training": (
+        "propagation.prior=soft", "pseudo.snippet_score=prior", "train.self_training_rounds=1",
+    ),
+    "soft prior, snippets by prior, adaptive, self-training": (
+        "propagation.prior=soft", "pseudo.snippet_score=prior", "pseudo.adaptive_snippet_ratio=true",
+        "train.self_training_rounds=1",
+    ),
     "pseudo-videos of 8 snippets": ("train.pseudo_video_snippets=8",),
     "pseudo-videos of 16 snippets": ("train.pseudo_video_snippets=16",),
     "pseudo-videos of 32 snippets": ("train.pseudo_video_snippets=32",),
+    "pseudo-videos of 48 snippets": ("train.pseudo_video_snippets=48",),
 }
-"""Method switches measured on top of the default preset (row name -> overrides)."""
+"""Method switches measured on top of the default preset (row name -> overrides). docs/ACCURACY.md's round-3 table
+measured them on top of the round-2 default (one stage, before ``pseudo.second_stage`` became the default)."""
 
 
 def method_rows(
@@ -69,13 +82,14 @@ def method_rows(
 ) -> list[MethodRow]:
     """The table's rows. ``base`` overrides apply to every ablation row (the configuration being ablated).
 
-    ``include``: ``all`` (every row), ``product`` (the presets, the default's switches, the baselines),
+    ``include``: ``all`` (every row), ``product`` (the presets, the default's switches, the baselines), ``peers``
+    (the baselines and the peers' switches),
     ``affinity`` (presets, affinity variants, baselines), ``ablation`` (the ablation rows and the random scorer)
     or ``core`` (the default and reference presets and the baselines: the CI configuration).
     """
     base = tuple(base)
     presets = [
-        MethodRow("LANP default (std(z) / null)", "lanp", "default", group="presets"),
+        MethodRow("LANP default (z vs null, two-stage)", "lanp", "default", group="presets"),
         MethodRow("LANP reference code (rms, UCF)", "lanp", "reference", group="presets"),
         MethodRow("LANP reference-sh code (cosine, SH)", "lanp", "reference-sh", group="presets"),
         MethodRow("LANP paper text (gaussian)", "lanp", "paper", group="presets"),
@@ -113,175 +127,26 @@ def method_rows(
     baselines = [
         MethodRow("naive seed contrast (no training)", "seed_contrast", group="baselines"),
         MethodRow("C2FPL", "c2fpl", group="baselines"),
+        MethodRow("C2FPL (authors' code)", "c2fpl", overrides=("variant=authors",), group="baselines"),
         MethodRow("GCL-style", "gcl", group="baselines"),
         MethodRow("random scorer", "random", group="baselines"),
+        MethodRow("classifier on the true labels (ceiling)", "true_labels", "default", group="baselines"),
+    ]
+    peer_variants = [  # the audit of the peers: what the switches change (docs/ACCURACY.md, "The peers, audited")
+        MethodRow("C2FPL, raw features", "c2fpl", overrides=("standardize=false",), group="peers"),
+        MethodRow("GCL-style, raw features", "gcl", overrides=("standardize=false",), group="peers"),
     ]
     groups = {
-        "all": presets + switches + variants + ablations + baselines,
+        "all": presets + switches + variants + ablations + baselines + peer_variants,
+        "peers": baselines + peer_variants,
         "product": presets + switches + baselines,
         "affinity": presets + variants + baselines,
-        "ablation": ablations + baselines[-1:],
+        "ablation": ablations + [row for row in baselines if row.kind == "random"],
         "core": presets[:2] + baselines,
     }
     if include not in groups:
         raise AccuracyError(f"unknown row group {include!r}; choose from {', '.join(groups)}")
     return groups[include]
-
-
-@dataclass(frozen=True)
-class Region:
-    """A part of every evaluation video scored on its own: snippet range per video, judged against ``truth``."""
-
-    name: str
-    truth: GroundTruth
-    slices: dict[str, tuple[int, int]]
-
-
-@dataclass
-class AccuracyDataset:
-    """Training videos (unlabeled), evaluation videos and their ground truth.
-
-    ``ground_truth`` covers the evaluation videos (and the training videos where known: ``train_truth``); each
-    of ``regions`` is also measured on its own (Ped2-long's test part) and becomes a column of its own.
-    """
-
-    name: str
-    train: FeatureSet
-    evaluation: FeatureSet
-    ground_truth: GroundTruth
-    description: str
-    train_truth: bool = False
-    regions: tuple[Region, ...] = ()
-    overrides: tuple[str, ...] = ()
-
-    @property
-    def columns(self) -> list[str]:
-        """The table columns this data set fills: the whole evaluation videos, then each region."""
-        return [self.name] + [f"{self.name} {region.name}" for region in self.regions]
-
-    def measure(self, scores: dict[str, np.ndarray]) -> dict[str, float]:
-        """Frame metrics of per-snippet scores of the evaluation videos; a region's keys are prefixed by it."""
-        metrics = frame_metrics(scores, self.ground_truth)
-        for region in self.regions:
-            part = {video_id: values[slice(*region.slices[video_id])] for video_id, values in scores.items()}
-            metrics.update({f"{region.name}:{key}": value for key, value in frame_metrics(part, region.truth).items()})
-        return metrics
-
-    def epoch_eval(
-        self, device: str, *, every: int = 1, epochs: int | None = None
-    ) -> Callable[[Any], dict[str, float]]:
-        """The per-epoch evaluation hook: score every evaluation video with the model, then ``measure``.
-
-        With ``every`` > 1 only every ``every``-th epoch and the last (``epochs``) are evaluated (an empty record
-        otherwise): evaluation dominates the cost of a small model's epoch.
-        """
-        evaluator = Evaluator(self.evaluation, self.ground_truth, device)
-        calls = 0
-
-        def evaluate(model: Any) -> dict[str, float]:
-            nonlocal calls
-            calls += 1
-            if calls % every and calls != epochs:
-                return {}
-            return self.measure(evaluator.snippet_scores(model))
-
-        return evaluate
-
-
-def subset(features: FeatureSet, video_ids: Sequence[str]) -> FeatureSet:
-    return FeatureSet([features.entry(video_id) for video_id in video_ids], features.spec, source=features.source)
-
-
-def store_arrays(folder: Path, spec: FeatureSpec, arrays: dict[str, np.ndarray]) -> FeatureSet:
-    """Write arrays into a feature store (skipping ones already there) and open it."""
-    store = FeatureStore(folder, spec)
-    for video_id, array in arrays.items():
-        if not store.is_done(video_id):
-            store.write(video_id, array)
-    return open_feature_set(folder)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Synthetic feature sets at benchmark scale.
-
-
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """A synthetic data set: scale, salience, scenes per video, dimension, and which share of videos to keep."""
-
-    scale: Scale
-    salience: float
-    dim: int = 256
-    scenes_per_video: int = 1
-    keep_every: int = 1
-    seed: int = 0
-    length_independent: bool = False
-
-    @property
-    def name(self) -> str:
-        scale = {"tiny": "tiny", "shanghaitech": "SH", "ucf-crime": "UCF"}[self.scale]
-        scenes = f" {self.scenes_per_video} scenes" if self.scenes_per_video > 1 else ""
-        subset = f" 1/{self.keep_every}" if self.keep_every > 1 else ""
-        lengths = " len-indep" if self.length_independent else ""
-        return f"syn-{scale}{subset}{lengths} s={self.salience:g}{scenes}"
-
-
-def synthetic_dataset(spec: SyntheticSpec, cache_dir: Path, *, test_every: int = 4) -> AccuracyDataset:
-    """Generate (or reuse) a synthetic set; every ``test_every``-th kept video is held out for evaluation.
-
-    The cache folder is named by the spec and where the lengths came from, so a set generated from the fallback
-    lengths (no split file) is never reused as one from the real split.
-    """
-    source = describe_lengths(spec.scale, seed=spec.seed)
-    tag = hashlib.sha256(f"{spec!r} {source}".encode()).hexdigest()[:8]
-    folder = cache_dir / "synthetic" / f"{spec.name.replace(' ', '_').replace('/', '-').replace('=', '')}-{tag}"
-    annotations: dict[str, VideoAnnotation] = {}
-    arrays: dict[str, np.ndarray] = {}
-    videos = iter_synthetic_videos(
-        scale=spec.scale, dim=spec.dim, salience=spec.salience, seed=spec.seed,
-        scenes_per_video=spec.scenes_per_video, length_independent=spec.length_independent,
-    )  # fmt: skip
-    for index, video in enumerate(videos):
-        if index % spec.keep_every:
-            continue
-        arrays[video.video_id] = video.features
-        annotations[video.video_id] = VideoAnnotation(intervals=tuple(video.intervals), num_frames=video.num_frames)
-    features = store_arrays(folder, FeatureSpec.external(spec.dim, name=f"synthetic-{spec.scale}"), arrays)
-    ids = features.video_ids
-    test_ids = ids[::test_every]
-    train_ids = [video_id for video_id in ids if video_id not in set(test_ids)]
-    train = subset(features, train_ids)
-    return AccuracyDataset(
-        spec.name,
-        train,
-        subset(features, test_ids),
-        GroundTruth(annotations, "pad_last", source=f"synthetic {spec.name}"),
-        f"synthetic {spec.scale}-scale features ({len(train_ids)} train / {len(test_ids)} test videos, "
-        f"{spec.dim}-d, salience {spec.salience:g}, {spec.scenes_per_video} scene(s) per video"
-        + (", lengths independent of labels)" if spec.length_independent else ")"),
-        train_truth=True,
-    )
-
-
-def public_dataset(
-    name: str,
-    train: str | Path,
-    test: str | Path,
-    gt: str | Path,
-    *,
-    feature_dir: str | Path | None = None,
-    gt_format: str = "auto",
-    frames: str | Path | None = None,
-    overrides: Sequence[str] = (),
-) -> AccuracyDataset:
-    """A feature set in a public layout (RTFM lists, LANP splits + feature dir, feature folders) with its gt."""
-    train_set = open_feature_set(train, feature_dir=feature_dir)
-    test_set = open_feature_set(test, feature_dir=feature_dir)
-    truth = load_ground_truth(gt, fmt=gt_format, frames=frames)
-    return AccuracyDataset(
-        name, train_set, test_set, truth, f"public features: train {train}, test {test}, gt {gt}",
-        overrides=tuple(overrides),
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -329,6 +194,13 @@ def run_cell(
         history = [record for record in result.history if "auc_roc" in record]
         quality = result.metadata["pseudo_labels"].get("vs_ground_truth")
         pseudo = quality["snippet"] if quality else None
+    elif row.kind == "true_labels":
+        if not dataset.train_truth:
+            raise AccuracyError(f"{dataset.name}: the training videos have no ground truth for the ceiling row")
+        config = lanp_config(row, dataset, seed=seed, epochs=epochs)
+        evaluate = dataset.epoch_eval(device, every=eval_every, epochs=config.train.epochs)
+        history = train_on_true_labels(dataset.train, dataset.ground_truth, config, eval_fn=evaluate)
+        history = [record for record in history if "auc_roc" in record]
     else:
         outcome = run_baseline(
             row.kind,
@@ -339,6 +211,7 @@ def run_cell(
             eval_fn=dataset.epoch_eval(device),
             measure=dataset.measure,
             device=device,
+            overrides=row.overrides,
         )
         history, pseudo = outcome.history, outcome.pseudo_quality
     seconds = round(time.perf_counter() - started, 2)
@@ -355,6 +228,8 @@ def run_cell(
                       "epoch": int(final.get("epoch", 1))},
             "best": {"auc_roc": best[f"{prefix}auc_roc"], "ap": best[f"{prefix}ap"],
                      "epoch": int(best.get("epoch", 1))},
+            "events": {key.removeprefix("events:"): value for key, value in final.items()
+                       if not prefix and key.startswith("events:")} or None,
             "pseudo_labels": pseudo,
             "seconds": seconds,
         })  # fmt: skip
@@ -378,6 +253,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
             "ap_final": [run["final"]["ap"] for run in runs],
             "pl_precision": [run["pseudo_labels"]["precision"] for run in runs if run["pseudo_labels"]],
             "pl_recall": [run["pseudo_labels"]["recall"] for run in runs if run["pseudo_labels"]],
+            **{name: [run["events"][name] for run in runs if (run.get("events") or {}).get(name) is not None]
+               for name in EVENT_COLUMNS},
         }
         summary.setdefault(method, {})[dataset] = {
             "seeds": len(runs),
@@ -396,13 +273,22 @@ _TABLES = {
     "ap_final": "Frame AP (average precision), final epoch (%)",
     "pl_precision": "Snippet pseudo-label precision on the training videos (%)",
     "pl_recall": "Snippet pseudo-label recall on the training videos (%)",
+    "event_recall": "Event recall at score 0.5, final epoch (%): real footage only (frame rate known)",
+    "event_precision": "Event precision at score 0.5, final epoch (%)",
+    "false_alarms_per_hour": "False alarms per hour at score 0.5, final epoch",
+    "recall_within_budget": "Event recall with at most 60 false alarms per hour, final epoch (%): the threshold is "
+                            "chosen on the test videos (like a best epoch), so methods of any score scale compare",
 }
+EVENT_COLUMNS = ("event_recall", "event_precision", "false_alarms_per_hour", "recall_within_budget")
+_SCALE = {"false_alarms_per_hour": 1.0}  # every other metric is a fraction shown in %
 
 
 def markdown_tables(summary: dict[str, dict[str, dict[str, Any]]], datasets: Sequence[str]) -> str:
     """One Markdown table per metric: rows = methods, columns = data sets, cells = mean ± std over seeds."""
     blocks = []
     for metric, title in _TABLES.items():
+        if not any(metric in cell for cells in summary.values() for cell in cells.values()):
+            continue  # e.g. event metrics of a run on synthetic sets only
         lines = [f"### {title}", "", "| method | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
         for method, cells in summary.items():
             row = []
@@ -410,7 +296,8 @@ def markdown_tables(summary: dict[str, dict[str, dict[str, Any]]], datasets: Seq
                 cell = cells.get(dataset, {})
                 stats = cell.get(metric)
                 failed = "failed (see JSON)" if "error" in cell else "—"
-                row.append(f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" if stats else failed)
+                scale = _SCALE.get(metric, 100.0)
+                row.append(f"{scale * stats['mean']:.1f} ± {scale * stats['std']:.1f}" if stats else failed)
             lines.append(f"| {method} | " + " | ".join(row) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

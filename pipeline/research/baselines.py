@@ -1,21 +1,24 @@
 """Training glue for the baselines: feature sets in, per-epoch evaluation through the project's evaluator out.
 
 The same data flow as ``pipeline.training.trainer`` for LANP: crop-averaged training features (no labels),
-optional ground
-truth only to report pseudo-label quality, and an ``eval_fn`` called after every epoch with the model, so the
-table reports final- and best-epoch metrics for every method the same way.
+optional ground truth only to report pseudo-label quality, and an ``eval_fn`` called after every epoch with the
+model, so the table reports final- and best-epoch metrics for every method the same way. A row's ``overrides``
+(``key=value``) set fields of the peer's config, e.g. ``variant=authors`` for C2FPL as its authors' code has it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+from pydantic import ValidationError
 from torch import nn
 
 from models.baselines import C2FPLConfig, GCLConfig, random_scores, seed_contrast_scores, train_c2fpl, train_gcl
+from models.config import ConfigError
 from models.errors import UserError
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
@@ -27,11 +30,33 @@ BASELINES: tuple[str, ...] = ("c2fpl", "gcl", "seed_contrast", "random")
 
 @dataclass
 class BaselineOutcome:
-    """Per-epoch metrics (``epoch`` + what ``eval_fn`` returned), snippet pseudo-label quality, the model."""
+    """Per-epoch metrics (``epoch`` + what ``eval_fn`` returned), pseudo-label quality, the model.
+
+    ``pseudo_quality``: snippet ``precision`` / ``recall`` of the abnormal pseudo labels, and for C2FPL the
+    abnormal bag's ``video_share`` (of all training videos), ``video_precision`` and ``video_recall``.
+    """
 
     history: list[dict[str, float]]
     pseudo_quality: dict[str, float] | None
     model: nn.Module | None
+
+
+def peer_config(kind: str, overrides: Sequence[str] = ()) -> C2FPLConfig | GCLConfig:
+    """The peer's config with ``key=value`` overrides (JSON values where they parse, else strings)."""
+    config_type = C2FPLConfig if kind == "c2fpl" else GCLConfig
+    values: dict[str, object] = {}
+    for assignment in overrides:
+        key, separator, text = assignment.partition("=")
+        if not separator:
+            raise ConfigError(f"{kind} override {assignment!r} is not of the form key=value")
+        try:
+            values[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key.strip()] = text.strip()
+    try:
+        return config_type(**values)
+    except ValidationError as error:
+        raise ConfigError(f"invalid {kind} override {list(overrides)}: {error}") from error
 
 
 def run_baseline(
@@ -46,8 +71,12 @@ def run_baseline(
     ground_truth: GroundTruth | None = None,
     device: str = "cpu",
     config: C2FPLConfig | GCLConfig | None = None,
+    overrides: Sequence[str] = (),
 ) -> BaselineOutcome:
-    """Train a baseline on ``train`` and evaluate after every epoch (``measure`` scores the random scorer)."""
+    """Train a baseline on ``train`` and evaluate after every epoch (``measure`` scores the untrained ones).
+
+    ``config`` (else the peer's defaults with ``overrides``) configures C2FPL or GCL.
+    """
     if kind not in BASELINES:
         raise UserError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
     if kind in ("random", "seed_contrast"):  # no training: score the evaluation videos directly
@@ -64,18 +93,21 @@ def run_baseline(
     def on_epoch(epoch: int, model: nn.Module) -> None:
         history.append({"epoch": epoch, **eval_fn(model)})
 
-    quality: dict[str, Any] | None = None
-    if kind == "c2fpl":
-        c2fpl = config if isinstance(config, C2FPLConfig) else C2FPLConfig()
-        if epochs is not None:
-            c2fpl = c2fpl.model_copy(update={"epochs": epochs})
-        model, labels = train_c2fpl(arrays, c2fpl, seed=seed, device=device, on_epoch=on_epoch)
-        if ground_truth is not None:
-            lengths = [array.shape[0] for array in arrays]
-            quality = pseudo_label_quality(train, lengths, labels, ground_truth)["snippet"]
+    settings = config if config is not None else peer_config(kind, overrides)
+    if epochs is not None:
+        settings = settings.model_copy(update={"epochs": epochs})
+    if isinstance(settings, C2FPLConfig):
+        model, labels = train_c2fpl(arrays, settings, seed=seed, device=device, on_epoch=on_epoch)
     else:
-        gcl = config if isinstance(config, GCLConfig) else GCLConfig()
-        if epochs is not None:
-            gcl = gcl.model_copy(update={"epochs": epochs})
-        model = train_gcl(arrays, gcl, seed=seed, device=device, on_epoch=on_epoch)
+        model, labels = train_gcl(arrays, settings, seed=seed, device=device, on_epoch=on_epoch)
+    quality = None
+    if ground_truth is not None:
+        measured = pseudo_label_quality(train, [array.shape[0] for array in arrays], labels, ground_truth)
+        quality = dict(measured["snippet"])
+        if isinstance(settings, C2FPLConfig):
+            quality.update({
+                "video_share": float(np.mean(labels.abnormal)),
+                "video_precision": measured["video"]["precision"],
+                "video_recall": measured["video"]["recall"],
+            })  # fmt: skip
     return BaselineOutcome(history, quality, model)

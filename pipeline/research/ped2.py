@@ -27,12 +27,14 @@ import numpy as np
 
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
 from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
-from pipeline.research.accuracy import AccuracyDataset, AccuracyError, Region, store_arrays, subset
+from pipeline.research.accuracy import AccuracyError
+from pipeline.research.datasets import AccuracyDataset, Region, store_arrays, subset
 from pipeline.video.snippets import SNIPPET_LENGTH
 
 log = logging.getLogger(__name__)
 
 PED2_DATASETS = ("ped2", "ped2-long", "ped2-control", "ped2-continuous")
+PED2_FPS = 10.0  # UCSD Ped2 (../shared/data/README.md): every construction keeps the clips' frame rate
 
 
 def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> FeatureSet:
@@ -46,8 +48,9 @@ def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> Fea
     }
     if len(sources) != 28:
         raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
-    folder = cache_dir / "ped2-efficientnet_lite0"
     extractor = FeatureExtractor(ExtractionConfig(backbone="efficientnet_lite0", weights="pretrained", device=device))
+    # Named by the spec: a cache extracted under another spec (an older decode rule) is left alone, not refused.
+    folder = cache_dir / f"ped2-efficientnet_lite0-{extractor.spec.digest()}"
     store = FeatureStore(folder, extractor.spec)
     for video_id, path in sources.items():
         if store.is_done(video_id):
@@ -127,7 +130,8 @@ def ped2_datasets(
     test_ids = [video_id for video_id in features.video_ids if video_id.startswith("test_")]
     truth = _ped2_truth(data_dir, train_ids, test_ids)
     kinds = [name.removeprefix("ped2").removeprefix("-") or "clips" for name in names]
-    return clip_datasets("Ped2", features, truth, train_ids, test_ids, cache_dir / "ped2-derived", kinds, pairing)
+    derived = cache_dir / f"ped2-derived-{features.spec.digest()}"
+    return clip_datasets("Ped2", features, truth, train_ids, test_ids, derived, kinds, pairing, fps=PED2_FPS)
 
 
 CLIP_KINDS = ("clips", "long", "control", "continuous")
@@ -142,6 +146,8 @@ def clip_datasets(
     cache: Path,
     kinds: Sequence[str] = CLIP_KINDS,
     pairing: int = 0,
+    *,
+    fps: float | None = None,
 ) -> list[AccuracyDataset]:
     """Data sets made of normal clips (``train_ids``) and clips with anomalies (``test_ids``), as for Ped2.
 
@@ -155,6 +161,7 @@ def clip_datasets(
             prefix, features, subset(features, test_ids), truth,
             f"{prefix} clips; train: all {len(features)} clips unlabeled; test: the {len(test_ids)} with anomalies",
             train_truth=True,
+            fps=fps,
         ))  # fmt: skip
     train_clips = [features.entry(video_id) for video_id in train_ids]
     if "long" in kinds or "control" in kinds:
@@ -170,6 +177,7 @@ def clip_datasets(
             f"each {prefix} test clip between two normal training clips (features concatenated); scored on the "
             "whole long videos and on the test part",
             train_truth=True,
+            fps=fps,
             regions=(_test_part_region(with_tests, slices),),
         ))  # fmt: skip
     if "control" in kinds:
@@ -191,9 +199,10 @@ def clip_datasets(
             f"{prefix}-long plus as many long videos with a normal training clip in the middle; scored on all whole "
             "videos (a method that finds middles or joins flags the normal middles too)",
             train_truth=True,
+            fps=fps,
         ))  # fmt: skip
     if "continuous" in kinds:
-        datasets.append(_continuous(prefix, features, truth, train_ids, test_ids, cache))
+        datasets.append(_continuous(prefix, features, truth, train_ids, test_ids, cache, fps=fps))
     return datasets
 
 
@@ -205,6 +214,8 @@ def _continuous(
     test_ids: Sequence[str],
     cache: Path,
     recordings: int = 4,
+    *,
+    fps: float | None = None,
 ) -> AccuracyDataset:
     """All clips interleaved (train, test, train, ...) into ``recordings`` long recordings."""
     recording = _Concatenation(features, truth)
@@ -226,6 +237,7 @@ def _continuous(
         f"the clips interleaved (train, test, train, ...) into {recordings} long recordings that start and end with "
         "a training clip; trained on the recordings unlabeled, scored on the whole recordings",
         train_truth=True,
+        fps=fps,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from models.errors import Canceled, ErrorKind, UserError
+from models.errors import Canceled, ErrorKind, UserError, VideoError
 from pipeline.scoring.config import ScoringConfig, SegmentConfig
 from pipeline.scoring.segments import Segment, find_segments
 
@@ -35,6 +35,17 @@ SATURATION_SHARE = 0.9
 
 class ScoringCancelled(Canceled):
     """The caller's cancel callback asked to stop scoring; nothing was produced."""
+
+
+class WorkLimitExceeded(VideoError):
+    """The video decoded into more snippets than the caller's budget (``max_snippets``): a header that under-states
+    the frames (or none) must not turn a bounded request into unbounded work. ``limit`` names the caller's setting."""
+
+    kind = ErrorKind.TOO_LARGE
+
+    def __init__(self, message: str, *, limit: str | None = None):
+        super().__init__(message)
+        self.limit = limit
 
 
 class WarningKind(StrEnum):

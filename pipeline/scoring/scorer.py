@@ -32,6 +32,7 @@ from pipeline.scoring.result import (
     DomainShift,
     ScoringCancelled,
     VideoScore,
+    WorkLimitExceeded,
     domain_shift_warning,
     event_segments,
     model_id,
@@ -48,7 +49,7 @@ ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
 
 # Re-exported for callers of the scorer that predate pipeline.scoring.result.
-__all__ = ["Scorer", "ScoringCancelled", "VideoScore", "check_threshold"]
+__all__ = ["Scorer", "ScoringCancelled", "VideoScore", "WorkLimitExceeded", "check_threshold"]
 
 
 def frame_scores_from_snippets(snippet_scores: np.ndarray, frame_to_snippet: np.ndarray) -> np.ndarray:
@@ -203,6 +204,8 @@ class Scorer:
         start_time: datetime | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelCallback | None = None,
+        max_snippets: int | None = None,
+        limit: str | None = None,
     ) -> VideoScore:
         """Decode, extract, classify and segment one video.
 
@@ -210,7 +213,8 @@ class Scorer:
         is a shorthand that overrides the config's. ``start_time`` is the wall-clock time of the first frame
         (default: the container's ``creation_time`` when it has one). ``progress`` receives the done fraction;
         ``cancel`` is polled after every snippet batch (``ScoringCancelled``, a ``Canceled``, when it returns
-        True)."""
+        True). ``max_snippets`` bounds the work whatever the header said: ``WorkLimitExceeded`` (naming ``limit``)
+        after the first snippet batch beyond it."""
         config = config or self.config
         if threshold is None:
             threshold = config.threshold
@@ -221,6 +225,9 @@ class Scorer:
         def on_progress(done: int, total: int) -> None:
             if cancel is not None and cancel():
                 raise ScoringCancelled(f"canceled after {done} snippets")
+            if max_snippets is not None and done > max_snippets:
+                raise WorkLimitExceeded(f"decoded more than {max_snippets} snippets (more than its header said)",
+                                        limit=limit)
             if progress is not None and total:
                 progress(min(done / total, 0.99))
 

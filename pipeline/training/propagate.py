@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from models.config import LANPConfig
-from models.propagation import MIN_SNIPPETS, PropagationError, propagate
-from models.pseudo_labels import make_pseudo_labels
+from models.propagation import MIN_SNIPPETS, PropagationError, propagate_videos
+from models.snippet_ranking import pseudo_label_videos
 from pipeline.device import resolve_device
 from pipeline.features.featureset import FeatureSet
 from pipeline.files import atomic_write_bytes
@@ -78,14 +78,12 @@ def propagate_feature_set(
     if not kept:
         raise PropagationError("every video is shorter than 3 snippets", features.source or "feature set")
     video_ids = [vid for vid, _ in kept]
-    z = propagate(
-        [array for _, array in kept],
-        config.propagation,
-        device=resolve_device(config.train.device if device == "auto" else device),
-        seed=config.train.seed,
-        video_ids=video_ids,
-    )
-    labels = make_pseudo_labels(z, config.pseudo, config.propagation)
+    arrays = [array for _, array in kept]
+    target = resolve_device(config.train.device if device == "auto" else device)
+    seed = config.train.seed
+    propagation = propagate_videos(arrays, config.propagation, device=target, seed=seed, video_ids=video_ids)
+    labels = pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=target, seed=seed)
+    z = propagation.z
     return PropagationResult(
         video_ids, z, labels.video_scores, labels.abnormal, labels.confident_normal, labels.snippet_labels,
         labels.abnormal_fraction, short, config,

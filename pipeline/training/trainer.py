@@ -38,6 +38,7 @@ from models.propagation import MIN_SNIPPETS, propagate_videos
 from models.pseudo_labels import PseudoLabels, make_pseudo_labels
 from models.reweighting import loss_weights, normal_list
 from models.sampling import segment_indices
+from models.snippet_ranking import pseudo_label_videos, smooth_on_graph
 from pipeline.device import resolve_device
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
@@ -190,6 +191,13 @@ def _sample(arrays: list[np.ndarray], num_segments: int) -> np.ndarray:
     return np.stack([array[segment_indices(array.shape[0], num_segments)] for array in arrays])
 
 
+def _score_videos(model: LANPClassifier, arrays: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
+    """The classifier's score of every snippet of every (T, D) video (eval mode, no gradients)."""
+    with torch.no_grad():
+        batches = (torch.tensor(np.asarray(array), dtype=torch.float32)[None].to(device) for array in arrays)
+        return [model(batch)[0].cpu().numpy() for batch in batches]
+
+
 def train_lanp(
     features: FeatureSet,
     config: LANPConfig,
@@ -220,29 +228,43 @@ def train_lanp(
         for index, owner in enumerate(owners)
     ]
     propagation = propagate_videos(arrays, config.propagation, device=device, seed=train.seed, video_ids=piece_ids)
-    labels = make_pseudo_labels(propagation.z, config.pseudo, config.propagation)
+    labels = pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=device, seed=train.seed)
     sampled_features = _sample(arrays, train.num_segments)
-    sampled_labels = _sample(labels.snippet_labels, train.num_segments).astype(np.float32)
+    inputs = torch.from_numpy(sampled_features).to(device)
+    normals = None
     if config.reweight.enabled:
         normals = normal_list(arrays, labels.confident_normal, config.reweight, train.num_segments)
+    history: list[dict[str, float]] = []
+    quality_rounds = []
+    for round_index in range(train.self_training_rounds + 1):
+        if ground_truth is not None:
+            quality_rounds.append(pseudo_label_quality(features, lengths, labels, ground_truth, owners))
+            log.info(
+                "pseudo labels vs ground truth: video precision %.3f recall %.3f; snippet precision %.3f recall %.3f",
+                quality_rounds[-1]["video"]["precision"], quality_rounds[-1]["video"]["recall"],
+                quality_rounds[-1]["snippet"]["precision"], quality_rounds[-1]["snippet"]["recall"],
+            )  # fmt: skip
+        sampled_labels = _sample(labels.snippet_labels, train.num_segments).astype(np.float32)
         # Weights are per snippet, so weighting the sampled snippets equals sampling the full video's weights.
-        sampled_weights = loss_weights(sampled_features, sampled_labels, normals, config.reweight)
-    else:
-        sampled_weights = np.ones_like(sampled_labels)
-    quality = None
-    if ground_truth is not None:
-        quality = pseudo_label_quality(features, lengths, labels, ground_truth, owners)
-    if quality is not None:
-        log.info(
-            "pseudo labels vs ground truth: video precision %.3f recall %.3f; snippet precision %.3f recall %.3f",
-            quality["video"]["precision"], quality["video"]["recall"],
-            quality["snippet"]["precision"], quality["snippet"]["recall"],
+        sampled_weights = (
+            np.ones_like(sampled_labels) if normals is None
+            else loss_weights(sampled_features, sampled_labels, normals, config.reweight)
         )  # fmt: skip
-
-    inputs = torch.from_numpy(sampled_features).to(device)
-    targets = torch.from_numpy(sampled_labels).to(device)
-    weights = torch.from_numpy(np.asarray(sampled_weights, dtype=np.float32)).to(device)
-    model, history = fit_classifier(inputs, targets, weights, config, progress=progress, eval_fn=eval_fn)
+        targets = torch.from_numpy(sampled_labels).to(device)
+        weights = torch.from_numpy(np.asarray(sampled_weights, dtype=np.float32)).to(device)
+        model, rounds = fit_classifier(inputs, targets, weights, config, progress=progress, eval_fn=eval_fn)
+        offset = history[-1] if history else {"epoch": 0, "step": 0}
+        history += [{**record, "epoch": record["epoch"] + offset["epoch"], "step": record["step"] + offset["step"]}
+                    for record in rounds]  # fmt: skip
+        if round_index < train.self_training_rounds:  # relabel by this classifier's scores, smoothed on the graph
+            smoothed = smooth_on_graph(
+                arrays, _score_videos(model, arrays, device), config.propagation, train.self_training_alpha,
+                device=device, seed=train.seed,
+            )  # fmt: skip
+            labels = make_pseudo_labels(
+                propagation.z, config.pseudo, config.propagation, snippet_normality=[-values for values in smoothed]
+            )
+    quality = quality_rounds[-1] if quality_rounds else None
 
     with torch.no_grad():
         train_scores = model(inputs).cpu().numpy()
@@ -265,12 +287,15 @@ def train_lanp(
             "abnormal_videos": int(labels.abnormal.sum()),
             "confident_normal_videos": len(labels.confident_normal),
             "abnormal_snippet_share": float(np.concatenate(labels.snippet_labels).mean()),
+            "snippet_score": config.pseudo.snippet_score,
+            "self_training_rounds": train.self_training_rounds,
             **({"vs_ground_truth": quality} if quality is not None else {}),
+            **({"vs_ground_truth_by_round": quality_rounds} if len(quality_rounds) > 1 else {}),
         },
         "threshold": threshold,
         "threshold_rule": "midpoint of the median scores of pseudo-normal and pseudo-abnormal training snippets",
         "training": {
-            "epochs": train.epochs,
+            "epochs": train.epochs * (train.self_training_rounds + 1),
             "steps": int(history[-1]["step"]),
             "final_loss": history[-1]["loss"],
             "device": str(device),

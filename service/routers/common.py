@@ -4,6 +4,7 @@ wait for a result that a client may abandon, result formats."""
 from __future__ import annotations
 
 import asyncio
+import math
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
@@ -14,8 +15,9 @@ from fastapi.responses import JSONResponse, Response
 from models.errors import ErrorKind, ServiceError
 from pipeline.scoring.result import ScoreDocument
 from pipeline.scoring.scorer import VideoScore
-from service.problems import Problem, client_closed, from_exception
+from service.problems import Problem, client_closed, from_exception, too_much_for_score
 from service.state import ServiceState
+from service.worker import SnippetBudget
 
 ResultFormat = Literal["json", "csv"]
 
@@ -81,18 +83,12 @@ def queue_full(state: ServiceState, depth: int) -> ServiceError:
     )
 
 
-def _too_much(shown: str, what: str, limit: str) -> ServiceError:
-    return ServiceError(
-        413,
-        ErrorKind.TOO_LARGE,
-        f"{shown} {what}, more than POST /score accepts (LANP_{limit.upper()}): submit it to POST /jobs instead",
-        extra={"limit": limit},
-    )
-
-
-async def check_sync_limits(path: Path, shown: str, state: ServiceState) -> None:
+async def check_sync_limits(path: Path, shown: str, state: ServiceState) -> SnippetBudget:
     """413 naming the limit when the video is too much work for a synchronous answer: its seconds, frames or
-    pixels x frames, from its header (read by the scorer's persistent probe process, killed on a hang)."""
+    pixels x frames, from its header (read by the scorer's persistent probe process, killed on a hang).
+
+    A header can under-state its frames (or give none), so the same limits also come back as the most snippets
+    the scoring may decode, with the tightest limit's name: the worker stops there with the same 413."""
     settings = state.settings
     try:
         async with state.probe_slots:  # a burst of uploads must not tie up every thread of the pool
@@ -103,15 +99,23 @@ async def check_sync_limits(path: Path, shown: str, state: ServiceState) -> None
     duration = float(info.duration_s or (frames / info.fps if info.fps else 0.0))
     megapixel_frames = info.width * info.height * frames / 1e6
     if duration > settings.max_sync_seconds:
-        raise _too_much(shown, f"lasts {duration:.1f} s", "max_sync_seconds")
+        raise too_much_for_score(shown, f"lasts {duration:.1f} s", "max_sync_seconds")
     if frames > settings.max_sync_frames:
         snippets = -(-frames // state.scorer.spec.snippet_length)
-        raise _too_much(shown, f"has {frames} frames ({snippets} snippets)", "max_sync_frames")
+        raise too_much_for_score(shown, f"has {frames} frames ({snippets} snippets)", "max_sync_frames")
     if megapixel_frames > settings.max_sync_megapixel_frames:
-        raise _too_much(
+        raise too_much_for_score(
             shown, f"holds {megapixel_frames:.0f} megapixel-frames ({info.width}x{info.height})",
             "max_sync_megapixel_frames",
         )
+    length = state.scorer.spec.snippet_length
+    budgets = [(math.ceil(settings.max_sync_frames / length), "max_sync_frames")]
+    if info.width * info.height:
+        frames_allowed = settings.max_sync_megapixel_frames / (info.width * info.height / 1e6)
+        budgets.append((math.ceil(frames_allowed / length), "max_sync_megapixel_frames"))
+    if info.fps:
+        budgets.append((math.ceil(settings.max_sync_seconds * info.fps / length), "max_sync_seconds"))
+    return SnippetBudget(*min(budgets))
 
 
 async def await_unless_disconnected(request: Request, future: Future, on_disconnect: Any) -> Any:

@@ -47,10 +47,10 @@ async def score(
     shown = repr(upload.filename)
     submitted = None
     try:
-        await check_sync_limits(upload.path, shown, state)
+        budget = await check_sync_limits(upload.path, shown, state)
         assert state.worker is not None
         try:
-            submitted = state.worker.submit_score(upload.path, upload.filename, threshold, events)
+            submitted = state.worker.submit_score(upload.path, upload.filename, threshold, events, budget)
         except QueueFullError as error:
             raise queue_full(state, state.worker.depth) from error
         result = await await_unless_disconnected(request, submitted.future, submitted.cancel.set)

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, Field
 
 from service.routers.common import PROTECTED_RESPONSES, problem
 from service.state import ServiceState, ready_state, require_api_key
@@ -23,6 +23,9 @@ NO_STREAM = {404: problem("no such stream")}
 class StreamRequest(BaseModel):
     url: str = Field(description="rtsp://, http(s)://, udp://, srt://... (LANP_STREAM_SCHEMES) or a path under "
                      "LANP_DATA_ROOT", min_length=1)
+    threshold: float | None = Field(None, ge=0, le=1, description="the events' threshold (default: the model's)")
+    callback_url: AnyHttpUrl | None = Field(
+        None, description="POSTed a signed notice at each event_start / event_end and when the stream stops")
 
 
 @router.post(
@@ -38,7 +41,8 @@ class StreamRequest(BaseModel):
     },
 )
 def start_stream(body: StreamRequest, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
-    return state.streams.start(body.url).summary()
+    callback = str(body.callback_url) if body.callback_url else None
+    return state.streams.start(body.url, threshold=body.threshold, callback_url=callback).summary()
 
 
 @router.get("/streams", summary="The streams being watched (and the last few stopped ones)")

@@ -82,19 +82,25 @@ async function refreshJobs() {
   renderJobs();
 }
 
+// One entry of a side list (jobs, streams): its title and a status line, marked open when it is shown.
+function listItem(data, open, titleText, statusName, statusText) {
+  const item = document.createElement("li");
+  Object.assign(item.dataset, data);
+  item.className = open ? "open" : "";
+  const title = document.createElement("span");
+  title.textContent = titleText;
+  const status = document.createElement("span");
+  status.className = `status-${statusName}`;
+  status.textContent = statusText;
+  item.append(title, status);
+  return item;
+}
+
 function renderJobs() {
   const list = $("jobs");
   list.replaceChildren(...[...state.jobs.values()].map((job) => {
-    const item = document.createElement("li");
-    item.dataset.job = job.id;
-    item.dataset.status = job.status;
-    item.className = job.id === state.open ? "open" : "";
-    const title = document.createElement("span");
-    title.textContent = job.video;
-    const status = document.createElement("span");
-    status.className = `status-${job.status}`;
-    status.textContent = job.status + (job.error ? `: ${job.error}` : "");
-    item.append(title, status);
+    const item = listItem({ job: job.id, status: job.status }, job.id === state.open, job.video, job.status,
+      job.status + (job.error ? `: ${job.error}` : ""));
     if (job.status === "running" || job.status === "pending") {
       const bar = document.createElement("progress");
       bar.max = 1;
@@ -110,6 +116,7 @@ function renderJobs() {
 async function openJob(id) {
   state.open = id;
   renderJobs();
+  if (window.live) window.live.close();
   const doc = await (await api(`jobs/${id}/result`)).json();
   state.doc = doc;
   state.segments = doc.segments;

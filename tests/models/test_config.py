@@ -21,6 +21,9 @@ def test_default_preset_is_the_reference_with_a_length_neutral_score_that_trains
     assert default.pseudo.video_score == "decorrelation" and not default.train.drop_last and default.train.skip_short
     assert default.pseudo.min_confident_normal == 1 and reference.pseudo.min_confident_normal == 0
     assert default.propagation == reference.propagation
+    assert default.pseudo.second_stage and not reference.pseudo.second_stage  # round 3: two-stage ranking
+    assert not any(preset(name).train.self_training_rounds or preset(name).pseudo.adaptive_snippet_ratio
+                   for name in PRESETS)  # fmt: skip
 
 
 def test_a_config_json_written_before_the_new_switches_loads_as_the_official_behaviour():

@@ -150,6 +150,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny-model")
 
 
+@pytest.fixture
+def camera(tmp_path: Path) -> Iterator[str]:
+    """A clip looped as MPEG-TS over HTTP at real-time pace by the live test source process: its URL."""
+    clip = write_video(tmp_path / "clip.mp4", num_frames=120, width=160, height=120, fps=25)
+    port = free_port()
+    source = subprocess.Popen(
+        [sys.executable, "-m", "tests.pipeline.live.stream_source", str(clip), "--port", str(port), "--loop"],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.PIPE, text=True,
+    )
+    assert source.stdout.readline().startswith("PORT")
+    yield f"http://127.0.0.1:{port}/camera.ts"
+    source.kill()
+    source.wait()
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An allowed root holding one small clip, plus a symlink that points to a clip outside it."""

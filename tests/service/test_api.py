@@ -163,3 +163,10 @@ def test_a_bad_callback_url_is_refused(api_server: LiveServer, clip: bytes) -> N
     with httpx.Client(base_url=api_server.url, headers={"X-API-Key": "test-key"}) as client:
         response = upload(client, "/jobs", clip, callback_url="ftp://example.com/x")
     assert response.status_code == 422 and response.json()["kind"] == "invalid_argument"
+
+
+def test_stream_notices_hide_the_password_of_a_camera_url() -> None:
+    from service.webhooks import public_url
+
+    assert public_url("rtsp://admin:s3cret@10.0.0.7:554/live") == "rtsp://admin:***@10.0.0.7:554/live"
+    assert public_url("http://127.0.0.1:8080/camera.ts") == "http://127.0.0.1:8080/camera.ts"

@@ -2,7 +2,8 @@
 
 Uploads a clip through the page, waits for the job, opens the result, and checks that the curve and the events
 render, that the threshold slider re-draws the events from the server, and that clicking the curve or an event
-seeks the video. Set ``LANP_SCREENSHOT_DIR=docs`` to refresh the README's screenshot.
+seeks the video; starts a live stream from the page and follows its curve and events. Set
+``LANP_SCREENSHOT_DIR=docs`` to refresh the README's screenshots.
 """
 
 from __future__ import annotations
@@ -120,6 +121,49 @@ def client_segments(server: LiveServer, job_id: str, threshold: float) -> list[d
         response = client.get(f"/jobs/{job_id}/segments", params={"threshold": threshold})
     response.raise_for_status()
     return response.json()["segments"]
+
+
+def test_a_live_stream_grows_its_curve_and_events_on_the_page(page_server: LiveServer, browser,  # noqa: ANN001
+                                                               camera: str, tmp_path: Path) -> None:
+    """Start a stream from the page, watch its curve grow and an event open from the Server-Sent Events, stop it
+    and see the event close with its thumbnail: the page's figures equal the API's."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_server.url + "/")
+    key = browser.find_element(By.ID, "api-key")
+    key.clear()  # the page remembers the key of an earlier test
+    key.send_keys(API_KEY)
+    browser.execute_script("document.getElementById('api-key').dispatchEvent(new Event('change'))")
+    browser.find_element(By.ID, "stream-url").send_keys(camera)
+    browser.find_element(By.ID, "stream-threshold").send_keys("0")  # every snippet is above it: an event opens
+    browser.find_element(By.CSS_SELECTOR, "#watch button[type=submit]").click()
+    wait_for(lambda: browser.execute_script("return window.live.open"), 30, what="the stream to open")
+    stream_id = browser.execute_script("return window.live.open")
+    assert browser.find_element(By.ID, "live").is_displayed()
+    canvas = browser.find_element(By.ID, "live-curve")
+    wait_for(lambda: int(canvas.get_attribute("data-points") or 0) >= 2, 60, what="the first scores")
+    first = int(canvas.get_attribute("data-points"))
+    wait_for(lambda: int(canvas.get_attribute("data-points")) > first, 30, what="the curve to grow")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#live-events li.open"), 30, what="an open event")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#streams li[data-stream='{stream_id}']"), 10,
+             what="the stream in the list")
+
+    if "LANP_SCREENSHOT_DIR" in os.environ:  # a longer curve for the README
+        wait_for(lambda: int(canvas.get_attribute("data-points")) >= 12, 60, what="a longer curve")
+    browser.save_screenshot(str(Path(os.environ.get("LANP_SCREENSHOT_DIR", tmp_path)) / "live-stream.png"))
+
+    browser.find_element(By.ID, "live-stop").click()
+    wait_for(lambda: browser.find_element(By.ID, "live").get_attribute("data-status") == "stopped", 60,
+             what="the stream to stop")
+    closed = browser.find_elements(By.CSS_SELECTOR, "#live-events li")
+    assert len(closed) == 1 and "open" not in closed[0].get_attribute("class")
+    assert browser.execute_script(
+        "const i = document.querySelector('#live-events img'); return i.complete && i.naturalWidth > 0")
+    with httpx.Client(base_url=page_server.url, headers={"X-API-Key": API_KEY}) as client:
+        summary = client.get(f"/streams/{stream_id}").json()
+    points = browser.execute_script("return window.live.points.length")
+    assert points == summary["snippets_scored"] + summary["snippets_dropped"]
+    assert summary["last_event"]["type"] == "event_end"
 
 
 def test_event_evidence_thumbnail_and_clip_with_roll(page_server: LiveServer, tmp_path: Path) -> None:

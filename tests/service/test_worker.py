@@ -16,7 +16,7 @@ from pipeline.scoring.scorer import Scorer
 from service.jobs import CANCELED, COMPLETED, FAILED, PENDING, JobStore
 from service.metrics import ServiceMetrics
 from service.uploads import UploadGate
-from service.worker import InferenceWorker, result_path
+from service.worker import InferenceWorker, SnippetBudget, result_path
 from tests.videos import write_video
 
 
@@ -130,6 +130,22 @@ def test_a_synchronous_request_gets_a_service_error_and_its_file_is_removed(
     worker.stop()
     assert raised.value.status == 422 and "'broken.mp4'" in raised.value.message
     assert "feedbeef" not in raised.value.message and not path.exists()
+
+
+def test_a_request_stops_at_its_snippet_budget_with_the_413_of_its_limit(
+    tmp_path: Path, scorer: Scorer, long_clip: Path
+) -> None:
+    """The header's figures pass the route's checks; the budget still stops a video that decodes into more work
+    (a header that under-states its frames), after one snippet batch past it, with the limit named."""
+    worker, _, uploads = _worker(tmp_path, scorer)
+    path = _upload_copy(long_clip, tmp_path, uploads)
+    request = worker.submit_score(path, "long.avi", None, budget=SnippetBudget(20, "max_sync_frames"))
+    with pytest.raises(ServiceError) as raised:
+        request.future.result(60)
+    worker.stop()
+    assert raised.value.status == 413 and raised.value.extra == {"limit": "max_sync_frames"}
+    assert "'long.avi' decoded more than 20 snippets" in raised.value.message
+    assert "LANP_MAX_SYNC_FRAMES" in raised.value.message and not path.exists()
 
 
 def test_stopping_puts_the_running_job_back_to_pending(tmp_path: Path, scorer: Scorer, long_clip: Path) -> None:

@@ -8,19 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.baselines import C2FPLConfig
+from models.config import ConfigError
 from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation
 from pipeline.features.featureset import FeatureStore, open_feature_set
 from pipeline.features.spec import FeatureSpec
-from pipeline.research.accuracy import (
-    AccuracyDataset,
-    Region,
-    SyntheticSpec,
-    markdown_tables,
-    method_rows,
-    run_table,
-    summarize,
-    synthetic_dataset,
-)
+from pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize
+from pipeline.research.baselines import peer_config
+from pipeline.research.datasets import AccuracyDataset, Region, SyntheticSpec, event_metrics, synthetic_dataset
 from pipeline.research.ped2 import synthetic_clip_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +28,7 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     (long,) = synthetic_clip_datasets(tiny, tmp_path / "derived", ("long",))
     assert long.columns == ["syn-tiny s=2-long", "syn-tiny s=2-long test part"]
     rows = method_rows(include="core")
-    assert {"naive seed contrast (no training)", "LANP default (std(z) / null)"} <= {row.name for row in rows}
+    assert {"naive seed contrast (no training)", "LANP default (z vs null, two-stage)"} <= {row.name for row in rows}
     records = []
     report = run_table([tiny, long], rows, seeds=(0,), epochs=3, eval_every=2, on_record=records.append)
 
@@ -46,8 +41,10 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
         assert "error" not in record, record
         assert 0 <= record["final"]["auc_roc"] <= 1 and 0 <= record["final"]["ap"] <= 1
         assert record["best"]["auc_roc"] >= record["final"]["auc_roc"]
-        has_pseudo_labels = record["kind"] in ("lanp", "c2fpl")
+        has_pseudo_labels = record["kind"] in ("lanp", "c2fpl", "gcl")
         assert (record["pseudo_labels"] is not None) == has_pseudo_labels, record["method"]
+    authors = next(record for record in records if record["method"] == "C2FPL (authors' code)")
+    assert {"video_share", "video_precision", "video_recall"} <= set(authors["pseudo_labels"])
     lanp = next(record for record in records if record["kind"] == "lanp")
     assert lanp["final"]["epoch"] == 3 and lanp["best"]["epoch"] in (2, 3)  # evaluated every 2nd and the last
     whole, part = (next(r for r in records if r["dataset"] == c and r["kind"] == "seed_contrast") for c in columns[1:])
@@ -59,6 +56,17 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     restored = json.loads(report.to_json())
     assert restored["summary"]["random scorer"][tiny.name]["seeds"] == 1
     assert restored["settings"]["lanp_epochs"] == 3
+
+
+def test_peer_overrides_set_the_peers_config_and_bad_ones_are_named() -> None:
+    assert peer_config("c2fpl", ["variant=authors", "epochs=3"]) == C2FPLConfig(variant="authors", epochs=3)
+    assert peer_config("gcl", ["standardize=false", "batching=consecutive"]).batching == "consecutive"
+    with pytest.raises(ConfigError, match="not of the form key=value"):
+        peer_config("gcl", ["standardize"])
+    with pytest.raises(ConfigError, match="variant"):
+        peer_config("c2fpl", ["variant=theirs"])
+    with pytest.raises(ConfigError, match="no_such_switch"):
+        peer_config("gcl", ["no_such_switch=1"])
 
 
 def test_summary_reports_mean_and_std_over_seeds() -> None:
@@ -102,3 +110,17 @@ def test_sliced_evaluation_judges_only_the_test_part(tmp_path: Path) -> None:
     assert metrics["test part:auc_roc"] == 1.0
     assert metrics["test part:frames"] == 16 * (4 + 3) and metrics["test part:abnormal_frames"] == 32
     assert metrics["frames"] == 16 * 18 and metrics["auc_roc"] < 1.0  # the whole videos: the adversarial parts count
+
+
+def test_event_metrics_of_real_footage_columns_count_events_as_lanp_evaluate_does() -> None:
+    """One true event in frames [16, 32) of a 64-frame video at 10 fps: a score on its snippet finds it (no false
+    alarm); scores on the other snippets make two false alarms and miss it, at 0.5 and at every threshold within
+    the false-alarm budget."""
+    truth = GroundTruth({"v": VideoAnnotation(intervals=((16, 32),), num_frames=64)}, "pad_last", source="hand-made")
+    found = event_metrics({"v": np.array([0.1, 0.9, 0.1, 0.1])}, truth, fps=10.0)
+    assert found == {"events:event_recall": 1.0, "events:event_precision": 1.0, "events:false_alarms_per_hour": 0.0,
+                     "events:recall_within_budget": 1.0}
+    missed = event_metrics({"v": np.array([0.9, 0.1, 0.9, 0.9])}, truth, fps=10.0)
+    assert missed["events:event_recall"] == 0.0 and missed["events:event_precision"] == 0.0
+    assert missed["events:false_alarms_per_hour"] == pytest.approx(2 / (6.4 / 3600))
+    assert missed["events:recall_within_budget"] == 0.0  # inverted: no threshold finds it without a false alarm

@@ -12,7 +12,14 @@ from models.errors import UserError
 from pipeline.features.spec import SpecMismatchError
 from pipeline.scoring.config import ScoringConfig
 from pipeline.scoring.plot import plot_png
-from pipeline.scoring.scorer import Scorer, ScoringCancelled, VideoScore, check_threshold, frame_scores_from_snippets
+from pipeline.scoring.scorer import (
+    Scorer,
+    ScoringCancelled,
+    VideoScore,
+    WorkLimitExceeded,
+    check_threshold,
+    frame_scores_from_snippets,
+)
 from tests.service.tiny_model import THRESHOLD, make_tiny_model
 from tests.videos import write_video
 
@@ -67,6 +74,14 @@ def test_cancel_and_progress(scorer: Scorer, clip: Path) -> None:
     seen: list[float] = []
     scorer.score_video(clip, progress=seen.append)
     assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_a_snippet_budget_bounds_the_work_whatever_the_header_says(scorer: Scorer, clip: Path) -> None:
+    """A header may under-state its frames (or give none): ``max_snippets`` stops the decoding itself."""
+    with pytest.raises(WorkLimitExceeded, match="more than 2 snippets") as raised:
+        scorer.score_video(clip, max_snippets=2, limit="max_sync_frames")
+    assert raised.value.limit == "max_sync_frames" and raised.value.kind == "too_large"
+    assert scorer.score_video(clip, max_snippets=3).snippet_scores.shape == (3,)  # exactly the budget is fine
 
 
 def test_isolated_scoring_reports_progress_and_a_cancel_leaves_the_worker_usable(model_dir: Path, clip: Path) -> None:

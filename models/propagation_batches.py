@@ -1,0 +1,235 @@
+"""The batched propagation kernels: complete graphs as padded dense batches, longer videos as bands.
+
+The banded kernel never builds a T x T matrix: snippet dot products are taken block by block with matrix products
+(float32, on mean-centred features for the distance kernels) and kept as a band of 2 Lw - 1 diagonals; the
+conjugate gradient runs for all videos of a chunk at once with per-video step sizes. Videos whose graph is complete
+(T <= Lw) are padded into batches of dense T x T matrices instead. Each returns z per video, whether its
+feature graph was empty (W = 0) and the right-hand side y it solved for; ``priors`` replaces the config's y
+(one vector per video).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from models.config import PropagationConfig
+from models.graph import Graph, affinity, load_into, median_scale, window_starts
+from models.prior import postprocess, prior_vector, seed_indices
+from models.solvers import segment_sum, solve
+
+
+def _prior(
+    features: torch.Tensor, seeds: np.ndarray, config: PropagationConfig, priors: list[np.ndarray] | None, index: int
+) -> torch.Tensor:
+    """The right-hand side y of one video: the given prior, else the config's (``prior_vector``)."""
+    if priors is None:
+        return prior_vector(features, seeds, config)
+    return torch.as_tensor(np.asarray(priors[index], dtype=np.float64), device=features.device)
+
+
+def propagate_complete(
+    videos: list[np.ndarray | torch.Tensor],
+    graphs: list[Graph],
+    rngs: list[np.random.Generator],
+    config: PropagationConfig,
+    device: torch.device,
+    priors: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[bool], list[np.ndarray]]:
+    """Videos with complete graphs, padded into one dense batch (n, Tmax, Tmax); z and whether W = 0, per video."""
+    count, longest, dim = len(videos), max(g.length for g in graphs), int(videos[0].shape[1])
+    batch = torch.empty(count, longest, dim, dtype=torch.float32, device=device)
+    seeds, ys = [], []
+    for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
+        load_into(batch[index, : g.length], video, config)
+        batch[index, g.length :] = 0
+        seeds.append(seed_indices(batch[index, : g.length], config, rng))
+        ys.append(_prior(batch[index, : g.length], seeds[-1], config, priors, index))
+    lengths = torch.tensor([g.length for g in graphs], device=device)
+    positions = torch.arange(longest, device=device)
+    valid = positions[None, :] < lengths[:, None]
+    dots = torch.bmm(batch, batch.transpose(1, 2))
+    norms = torch.diagonal(dots, dim1=1, dim2=2)
+    linked = valid[:, :, None] & valid[:, None, :] & (positions[:, None] != positions[None, :])
+    scale = None
+    if config.affinity == "adaptive" and config.feature_similarity:
+        squared = (norms[:, :, None] + norms[:, None, :] - 2 * dots).double()
+        upper = linked & (positions[:, None] < positions[None, :])
+        scale = torch.stack([median_scale(squared[v][upper[v]]) for v in range(count)])[:, None, None]
+    weights = affinity(dots.double(), norms[:, :, None].double(), norms[:, None, :].double(), dim, config, scale)
+    if config.temporal:
+        temporal_length = torch.tensor([g.temporal_length for g in graphs], device=device, dtype=torch.float64)
+        gaps = (positions[:, None] - positions[None, :]).abs().double()
+        weights = weights * torch.exp(-gaps[None] / temporal_length[:, None, None])
+    weights = torch.where(linked, 2 * weights, 0.0)  # each edge lies in both windows: W + W^T doubles it
+    degree = weights.sum(dim=2)
+    empty = (degree.sum(dim=1) == 0).tolist()
+    inverse_root = torch.where(degree == 0, 1.0, degree).rsqrt()
+    normalised = inverse_root[:, :, None] * weights * inverse_root[:, None, :]
+    rhs = torch.zeros(count, longest, dtype=torch.float64, device=device)
+    for index, (y, g) in enumerate(zip(ys, graphs, strict=True)):
+        rhs[index, : g.length] = y
+    segments = torch.arange(count, device=device).repeat_interleave(longest)
+    solution = solve(
+        lambda p: torch.bmm(normalised, p.view(count, longest, 1)).view(-1),
+        rhs.view(-1),
+        segments,
+        [g.length for g in graphs],
+        config,
+        lambda v: normalised[v],
+    ).view(count, longest)
+    return [
+        postprocess(solution[index, : g.length].cpu().numpy(), seeds[index], config)
+        for index, g in enumerate(graphs)
+    ], empty, [y.cpu().numpy() for y in ys]
+
+
+def propagate_banded(
+    videos: list[np.ndarray | torch.Tensor],
+    graphs: list[Graph],
+    rngs: list[np.random.Generator],
+    config: PropagationConfig,
+    device: torch.device,
+    priors: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[bool], list[np.ndarray]]:
+    """Videos longer than their window (all with the same Lw = 2h), concatenated and kept as a band.
+
+    Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
+    At each border the windows are shifted, so links reach up to Lw - 1: those few entries are kept as a list.
+    """
+    dim = int(videos[0].shape[1])
+    window = graphs[0].window
+    half = window // 2
+    padded_lengths = [math.ceil(g.length / half) * half for g in graphs]
+    offsets = np.concatenate([[0], np.cumsum(padded_lengths)]).astype(int)
+    total = int(offsets[-1])
+    stacked = torch.empty(total + half, dim, dtype=torch.float32, device=device)
+    seeds, ys = [], []
+    for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
+        start = offsets[index]
+        load_into(stacked[start : start + g.length], video, config)
+        seeds.append(seed_indices(stacked[start : start + g.length], config, rng))
+        ys.append(_prior(stacked[start : start + g.length], seeds[-1], config, priors, index))
+    # Per-row metadata, vectorised: owner video, position in it, its length (0 on padding rows).
+    padded = torch.tensor(padded_lengths + [half], device=device)
+    owner = torch.arange(len(graphs) + 1, device=device).repeat_interleave(padded)
+    position = torch.arange(total + half, device=device) - torch.as_tensor(offsets, device=device)[owner]
+    real_lengths = torch.tensor([g.length for g in graphs] + [0], device=device)
+    length_of = torch.where(position < real_lengths[owner], real_lengths[owner], 0)
+    stacked[length_of == 0] = 0
+    temporal_lengths = [float(g.temporal_length) for g in graphs] + [1.0]
+    temporal_of = torch.tensor(temporal_lengths, dtype=torch.float64, device=device)[owner[:total]]
+    owner = owner[:total]
+    starts = window_starts(position, length_of, window)
+
+    # Dot products x_i . x_{i+o} for o = 0..h from two block products per block of h rows.
+    count = total // half
+    rows_of_block = stacked[:total].view(count, half, dim)
+    two_blocks = stacked.as_strided((count, 2 * half, dim), (half * dim, dim, 1))  # block b and b + 1
+    pairs = torch.bmm(rows_of_block, two_blocks.transpose(1, 2))
+    near = pairs.as_strided((count, half, half + 1), (2 * half * half, 2 * half + 1, 1)).reshape(total, -1)
+    norms = torch.zeros(total + half, dtype=torch.float64, device=device)
+    norms[:total] = near[:, 0]
+
+    def following_rows(vector: torch.Tensor) -> torch.Tensor:
+        """(total, h) view: row i holds vector[i + 1 .. i + h]."""
+        return vector.unfold(0, half, 1)[1 : total + 1]
+
+    gaps = torch.arange(1, half + 1, device=device)
+    pos_i = position[:total, None]
+    same_video = pos_i + gaps < length_of[:total, None]
+    multiplicity = (same_video & (pos_i + gaps < starts[:total, None] + window)).double() + (
+        same_video & (pos_i >= following_rows(starts))
+    ).double()
+    scale_of = None
+    if config.affinity == "adaptive" and config.feature_similarity:
+        squared = (norms[:total, None] + following_rows(norms) - 2 * near[:, 1:].double()).clamp_min(0)
+        scales = torch.ones(total, dtype=torch.float64, device=device)
+        for index, g in enumerate(graphs):
+            rows = slice(offsets[index], offsets[index] + g.length)
+            scales[rows] = median_scale(squared[rows][multiplicity[rows] > 0])
+        scale_of = scales
+    upper = affinity(
+        near[:, 1:].double(), norms[:total, None], following_rows(norms), dim, config,
+        None if scale_of is None else scale_of[:, None],
+    )
+    upper *= multiplicity
+    if config.temporal:
+        upper *= torch.exp(-gaps.double() / temporal_of[:, None])
+
+    # Border links beyond h: rows [0, h) x columns [h, Lw) at the start, the mirror image at the end.
+    # The start corner is block-aligned, so its products are in ``pairs``; the end corners are gathered.
+    first_rows = torch.as_tensor(offsets[:-1], device=device)
+    last_rows = first_rows + torch.tensor([g.length - window for g in graphs], device=device)
+    span = torch.arange(half, device=device)
+    end_rows = last_rows[:, None] + span
+    end_dots = torch.bmm(stacked[end_rows], stacked[end_rows + half].transpose(1, 2))
+    corner_dots = torch.stack([pairs[first_rows // half, :, half:], end_dots], dim=1).reshape(-1, half, half)
+    corner_rows = torch.stack([first_rows[:, None] + span, end_rows], dim=1).reshape(-1, half)
+    corner_cols = corner_rows + half
+    row_grid = corner_rows[:, :, None].expand(-1, -1, half)
+    col_grid = corner_cols[:, None, :].expand(-1, half, -1)
+    # A video shorter than 3h has rows in both corners: the end corner leaves those to the start corner.
+    is_end = (torch.arange(row_grid.shape[0], device=device) % 2 == 1)[:, None, None]
+    seen = is_end & (position[row_grid] < half) & (position[col_grid] < window)
+    far = (col_grid - row_grid > half) & ~seen
+    rows, cols = row_grid[far], col_grid[far]
+    corner_dots = corner_dots[far].double()
+    lengths = length_of[rows]
+    corner_multiplicity = (position[cols] < starts[rows] + window).double() + (
+        position[rows] >= starts[cols]
+    ).double()
+    corner_scale = None if scale_of is None else scale_of[rows]
+    corner_values = affinity(corner_dots, norms[rows], norms[cols], dim, config, corner_scale)
+    corner_values = corner_values * corner_multiplicity * (lengths > 0)
+    if config.temporal:
+        corner_values = corner_values * torch.exp(-(cols - rows).double() / temporal_of[rows])
+    keep = corner_values != 0
+    rows, cols, corner_values = rows[keep], cols[keep], corner_values[keep]
+    rows, cols = torch.cat([rows, cols]), torch.cat([cols, rows])  # both triangles
+    corner_values = torch.cat([corner_values, corner_values])
+
+    # Band of 2h + 1 diagonals: column c holds offset c - h; the lower half is the upper one read skewed.
+    width = half + 1
+    with_diagonal = torch.cat([torch.zeros(total, 1, dtype=torch.float64, device=device), upper], dim=1)
+    shifted = torch.cat([torch.zeros(width - 1, width, dtype=torch.float64, device=device), with_diagonal])
+    lower = shifted.as_strided((total, width), (width, width - 1), width - 1)
+    band = torch.cat([lower, upper], dim=1)
+    degree = band.sum(dim=1).index_add_(0, rows, corner_values)
+    empty = (segment_sum(degree, owner, len(graphs)) == 0).tolist()
+    inverse_root = torch.where(degree == 0, 1.0, degree).rsqrt()
+    padded_root = torch.nn.functional.pad(inverse_root, (half, half))
+    band *= inverse_root[:, None] * padded_root.unfold(0, 2 * half + 1, 1)
+    corner_values = corner_values * inverse_root[rows] * inverse_root[cols]
+
+    def matvec(vector: torch.Tensor) -> torch.Tensor:
+        padded = torch.nn.functional.pad(vector, (half, half))
+        product = torch.einsum("ij,ij->i", band, padded.unfold(0, 2 * half + 1, 1))
+        return product.index_add_(0, rows, corner_values * vector[cols])
+
+    def dense_block(index: int) -> torch.Tensor:
+        start, length = offsets[index], graphs[index].length
+        local = torch.arange(length, device=device)
+        columns = local[:, None] + torch.arange(2 * half + 1, device=device)[None, :] - half
+        inside = (columns >= 0) & (columns < length)
+        dense = torch.zeros(length, length, dtype=torch.float64, device=device)
+        dense[local[:, None].expand_as(columns)[inside], columns[inside]] = band[start : start + length][inside]
+        mine = (rows >= start) & (rows < start + length)
+        dense[rows[mine] - start, cols[mine] - start] = corner_values[mine]
+        return dense
+
+    rhs = torch.zeros(total, dtype=torch.float64, device=device)
+    for index, (y, g) in enumerate(zip(ys, graphs, strict=True)):
+        rhs[offsets[index] : offsets[index] + g.length] = y
+    real = length_of[:total] > 0
+    solution = torch.zeros(total, dtype=torch.float64, device=device)
+    if config.solver == "exact":
+        solution[real] = solve(matvec, rhs[real], owner[real], [g.length for g in graphs], config, dense_block)
+    else:
+        solution = solve(matvec, rhs, owner, [g.length for g in graphs], config, dense_block)
+    return [
+        postprocess(solution[offsets[i] : offsets[i] + g.length].cpu().numpy(), seeds[i], config)
+        for i, g in enumerate(graphs)
+    ], empty, [y.cpu().numpy() for y in ys]
