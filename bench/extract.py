@@ -9,7 +9,8 @@ runs, each in a fresh process so that peak RSS and CPU times are its own:
   normalised with the same transform, and batches of ~64 frames go through the backbone in runtime R.
 
 It prints video frames/s, the real-time factor, peak RSS (process and children) and user/system CPU seconds of
-each, then engine(R) / plain(torch eager) and engine(R) / plain(R). ``--memory-minutes M`` also extracts a
+each, then engine(R) / plain(torch eager) and engine(R) / plain(R); for the plain loop also where its time went
+(decoding, the transform, the backbone). ``--memory-minutes M`` also extracts a
 generated M-minute 320x240 video through the decoding worker, sampling RSS at 10 / 50 / 100 % (it must stay flat).
 CPU timings on a shared machine are noisy: quote medians with the load average. Example (the issue's
 measurement, 4 Ped2 test clips, 70 s of video):
@@ -120,10 +121,14 @@ def memory_profile(runtime: str, spec: str, minutes: float) -> dict[str, float]:
             "realtime_factor": round(minutes * 60 / elapsed, 1), "runtime": extractor.runtime}
 
 
-def plain_loop(videos: list[Path], extractor: object) -> tuple[int, float]:
-    """Decode every frame with PyAV, pick each snippet's frames, transform and forward in ~64-frame batches."""
+def plain_loop(videos: list[Path], extractor: object) -> tuple[int, float, dict[str, float]]:
+    """Decode every frame with PyAV, pick each snippet's frames, transform and forward in ~64-frame batches.
+
+    Also returns where the time went: seconds spent decoding, transforming (resize / crop / normalise) and in
+    the backbone's runtime."""
     import av
     import numpy as np
+    import torch
 
     from pipeline.video.worker import snippet_frame_offsets
 
@@ -131,12 +136,23 @@ def plain_loop(videos: list[Path], extractor: object) -> tuple[int, float]:
     offsets = snippet_frame_offsets(length, picked)
     per_batch = max(1, PLAIN_BATCH_FRAMES // picked)
     frames, seconds = 0, 0.0
+    stages = {"decode_s": 0.0, "transform_s": 0.0, "inference_s": 0.0}
+
+    def forward(batch: list[np.ndarray]) -> None:
+        started = time.perf_counter()
+        clips = extractor.clips(torch.from_numpy(np.stack(batch)))  # type: ignore[attr-defined]
+        transformed = time.perf_counter()
+        extractor.forward_clips(clips)  # type: ignore[attr-defined]
+        stages["transform_s"] += transformed - started
+        stages["inference_s"] += time.perf_counter() - transformed
+
     for path in videos:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             snippet: list[np.ndarray] = []
             batch: list[np.ndarray] = []
             count = 0
+            decoding = time.perf_counter()
             for frame in container.decode(stream):
                 snippet.append(frame.to_ndarray(format="rgb24"))
                 count += 1
@@ -144,16 +160,19 @@ def plain_loop(videos: list[Path], extractor: object) -> tuple[int, float]:
                     batch.append(np.stack([snippet[index] for index in offsets]))
                     snippet = []
                 if len(batch) == per_batch:
-                    extractor.features(np.stack(batch))  # type: ignore[attr-defined]
+                    stages["decode_s"] += time.perf_counter() - decoding
+                    forward(batch)
                     batch = []
+                    decoding = time.perf_counter()
             if snippet:  # the last partial snippet, padded with its last frame
                 snippet += [snippet[-1]] * (length - len(snippet))
                 batch.append(np.stack([snippet[index] for index in offsets]))
+            stages["decode_s"] += time.perf_counter() - decoding
             if batch:
-                extractor.features(np.stack(batch))  # type: ignore[attr-defined]
+                forward(batch)
             frames += count
             seconds += count / float(stream.average_rate)
-    return frames, seconds
+    return frames, seconds, {name: round(value, 2) for name, value in stages.items()}
 
 
 def run_one(mode: str, runtime: str, spec: str, videos: list[Path], workers: int) -> dict[str, object]:
@@ -173,9 +192,9 @@ def run_one(mode: str, runtime: str, spec: str, videos: list[Path], workers: int
                 report = extract_archive(videos, out, extractor, workers=workers, progress=False)
             if report.failed:
                 raise SystemExit(report.summary())
-            frames, seconds = report.frames, report.video_seconds
+            frames, seconds, stages = report.frames, report.video_seconds, {}
         else:
-            frames, seconds = plain_loop(videos, extractor)
+            frames, seconds, stages = plain_loop(videos, extractor)
     elapsed = time.perf_counter() - started
     after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     return {
@@ -184,6 +203,7 @@ def run_one(mode: str, runtime: str, spec: str, videos: list[Path], workers: int
         "peak_rss_mib": round(peak.peak, 1),
         "user_s": round(sum(a.ru_utime - b.ru_utime for a, b in zip(after, usage, strict=True)), 1),
         "system_s": round(sum(a.ru_stime - b.ru_stime for a, b in zip(after, usage, strict=True)), 1),
+        **stages,
     }
 
 
@@ -202,6 +222,9 @@ def measure(mode: str, runtime: str, args: argparse.Namespace, videos: list[Path
     print(f"{mode:6s} {result['runtime']:11s} {result['frames_per_s']:7.1f} frames/s  "
           f"{result['realtime_factor']:5.2f}x real time  peak RSS {result['peak_rss_mib']:6.0f} MiB  "
           f"user {result['user_s']} s  system {result['system_s']} s  (wall {result['all_seconds']})", flush=True)
+    if "decode_s" in result:
+        print(f"       where the time went: decode {result['decode_s']} s, resize / crop / normalise "
+              f"{result['transform_s']} s, backbone {result['inference_s']} s", flush=True)
     return result
 
 

@@ -303,7 +303,11 @@ def run_engine(
     def flush() -> None:
         if not batch:
             return
-        features = model.forward_clips(torch.cat([clips for _, _, clips in batch]))
+        parts = [clips for _, _, clips in batch]
+        if cuda:  # one large batch keeps the device busy
+            features = model.forward_clips(torch.cat(parts))
+        else:  # a CPU runtime gains nothing from batches over ~64 frames: spare the copy of every clip
+            features = np.concatenate([model.forward_clips(part) for part in parts])
         offset = 0
         for video_id, first, clips in batch:
             count = clips.shape[0]

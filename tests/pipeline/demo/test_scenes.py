@@ -126,3 +126,13 @@ def test_the_archive_has_decodable_clips_and_matching_ground_truth(tmp_path: Pat
     described = json.loads((tmp_path / CLIPS_FILE).read_text())
     assert [clip["video_id"] for clip in described["clips"]] == [p.video_id for p in plans]
     assert archive.num_frames == 3 * 96
+
+
+def test_clips_written_by_parallel_workers_are_those_of_a_sequential_run(tmp_path: Path) -> None:
+    settings = SceneSettings(width=96, height=64, fps=10)
+    plans = plan_clips(3, num_frames=64, abnormal_fraction=0.34, seed=2)
+    sequential = write_archive(tmp_path / "one", plans, settings, workers=1)
+    parallel = write_archive(tmp_path / "two", plans, settings, workers=2)
+    for plan in plans:
+        assert parallel.paths[plan.video_id] == tmp_path / "two" / f"{plan.video_id}.mp4"
+        assert parallel.paths[plan.video_id].read_bytes() == sequential.paths[plan.video_id].read_bytes()

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torchvision import transforms as tv
 
+from pipeline.features import transforms
 from pipeline.features.transforms import SnippetTransform, center_crop, resize_short_side, ten_crop
 
 
@@ -48,6 +49,32 @@ def test_snippet_transform_layout_and_normalisation() -> None:
     # crop 5 is the top-left of the flipped frames: the original's top-right pixel
     expected = (snippets[1, 2, 0, 63].float() / 255 - mean) / std
     assert torch.allclose(clips[1, 5, :, 2, 0, 0], expected, atol=1e-6)
+
+
+def _whole_batch_reference(snippets: torch.Tensor, transform: SnippetTransform) -> torch.Tensor:
+    """The transform's steps on the whole batch at once (channels-last frames, stacked crops), as first written."""
+    count, length, height, width, _ = snippets.shape
+    frames = snippets.reshape(count * length, height, width, 3).permute(0, 3, 1, 2).float().div_(255.0)
+    frames = resize_short_side(frames, transform.resize)
+    size = transform.crop_size
+    views = ten_crop(frames, size) if transform.crops == 10 else [center_crop(frames, size)]
+    clips = torch.stack(views, dim=1)
+    mean = torch.tensor(transform.mean).view(1, 1, 3, 1, 1)
+    std = torch.tensor(transform.std).view(1, 1, 3, 1, 1)
+    clips = (clips - mean) / std
+    return clips.view(count, length, transform.crops, 3, size, size).permute(0, 2, 3, 1, 4, 5).contiguous()
+
+
+@pytest.mark.parametrize("crops", [1, 10])
+def test_snippet_transform_in_groups_is_bit_identical_to_the_whole_batch(crops: int,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # groups of two snippets (and a last one of one): every group boundary must land where it belongs
+    monkeypatch.setattr(transforms, "GROUP_BYTES", 2 * 4 * 3 * 45 * 70 * 4)
+    snippets = torch.randint(0, 256, (5, 4, 45, 70, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    transform = SnippetTransform(resize=36, crop_size=32, crops=crops, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5))
+    clips = transform(snippets)
+    assert clips.is_contiguous()
+    assert torch.equal(clips, _whole_batch_reference(snippets, transform))
 
 
 def test_snippet_transform_rejects_bad_input_and_settings() -> None:
