@@ -150,6 +150,7 @@ def list_jobs(
     },
     responses={
         **ERROR_RESPONSES,
+        400: problem("a malformed path (e.g. a NUL byte)"),
         403: problem("path outside the data root, or paths disabled"),
         404: problem("no such file under the data root"),
     },
