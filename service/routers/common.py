@@ -108,13 +108,13 @@ async def check_sync_limits(path: Path, shown: str, state: ServiceState) -> Snip
             shown, f"holds {megapixel_frames:.0f} megapixel-frames ({info.width}x{info.height})",
             "max_sync_megapixel_frames",
         )
-    length = state.scorer.spec.snippet_length
-    budgets = [(math.ceil(settings.max_sync_frames / length), "max_sync_frames")]
+    stride = state.scorer.spec.stride  # a video of N frames makes at most ceil(N / stride) snippets
+    budgets = [(math.ceil(settings.max_sync_frames / stride), "max_sync_frames")]
     if info.width * info.height:
         frames_allowed = settings.max_sync_megapixel_frames / (info.width * info.height / 1e6)
-        budgets.append((math.ceil(frames_allowed / length), "max_sync_megapixel_frames"))
+        budgets.append((math.ceil(frames_allowed / stride), "max_sync_megapixel_frames"))
     if info.fps:
-        budgets.append((math.ceil(settings.max_sync_seconds * info.fps / length), "max_sync_seconds"))
+        budgets.append((math.ceil(settings.max_sync_seconds * info.fps / stride), "max_sync_seconds"))
     return SnippetBudget(*min(budgets))
 
 
