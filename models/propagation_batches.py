@@ -258,7 +258,11 @@ def banded_system(
     )
     upper *= multiplicity
     if config.temporal:
-        upper *= torch.exp(-gaps.double() / temporal_of[:, None])
+        shared = {g.temporal_length for g in graphs}
+        if len(shared) == 1:  # one temporal length (L = the window, the default): one factor per offset
+            upper *= torch.exp(-gaps.double() / shared.pop())
+        else:
+            upper *= torch.exp(-gaps.double() / temporal_of[:, None])
 
     # Border links beyond h: rows [0, h) x columns [h, Lw) at the start, the mirror image at the end.
     first_rows = torch.as_tensor(offsets[:-1], device=device)
