@@ -51,6 +51,7 @@ class MethodRow:
 SWITCHES: dict[str, tuple[str, ...]] = {
     "video score std ratio": ("pseudo.video_score=std_ratio",),
     "video score deficit": ("pseudo.video_score=deficit",),
+    "video score shape deficit": ("pseudo.video_score=shape_deficit",),
     "video score std (official)": ("pseudo.video_score=std",),
     "soft prior": ("propagation.prior=soft",),
     "snippets by z/z_null": ("pseudo.snippet_score=null_ratio",),
