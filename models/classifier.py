@@ -3,6 +3,10 @@
 Conv1d(D -> hidden, k, same padding) + ReLU + Dropout, Linear(hidden, hidden) + ReLU + Dropout, Linear(hidden, 1)
 + Sigmoid. Input (B, T, D) gives (B, T) scores in [0, 1]; input (B, crops, T, D) scores every crop separately and
 averages the scores (as the official test code does for 10-crop features). D comes from the data.
+
+With ``context=trailing_mean`` the head sees [x_t, x_t - m_t] (2D inputs, ``models.context``): m_t is computed
+from the sequence passed in, or given as ``reference`` by callers that pass snippets out of their video (the
+trainer's sampled segments, a live session's window).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from torch import nn
 from torch.nn import functional
 
 from models.config import ClassifierConfig
+from models.context import trailing_mean, with_context
+from models.errors import InternalError
 
 
 class LANPClassifier(nn.Module):
@@ -24,9 +30,12 @@ class LANPClassifier(nn.Module):
             raise ValueError(f"feature dimension must be positive, got {dim}")
         if config.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd to keep T snippets, got {config.kernel_size}")
+        if config.context == "auto":
+            raise InternalError("classifier.context=auto must be resolved to none or trailing_mean before training")
         self.dim = dim
         self.config = config
-        self.temporal = nn.Conv1d(dim, config.hidden, config.kernel_size, padding=config.kernel_size // 2)
+        inputs = 2 * dim if config.context == "trailing_mean" else dim
+        self.temporal = nn.Conv1d(inputs, config.hidden, config.kernel_size, padding=config.kernel_size // 2)
         self.hidden = nn.Linear(config.hidden, config.hidden)
         self.output = nn.Linear(config.hidden, 1)
         self.dropout = nn.Dropout(config.dropout)
@@ -50,14 +59,19 @@ class LANPClassifier(nn.Module):
         hidden = self.dropout(torch.relu(self.hidden(hidden)))
         return torch.sigmoid(self.output(hidden)).squeeze(-1)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of (B, T, D) or (B, crops, T, D) features; ``reference``: their trailing means, same shape."""
         if features.shape[-1] != self.dim:
             raise ValueError(f"expected {self.dim}-d features, got shape {tuple(features.shape)}")
+        if self.config.context == "trailing_mean":
+            if reference is None:
+                reference = trailing_mean(features, self.config.context_window)
+            features = with_context(features, reference)
         if features.ndim == 3:
             return self._score(features)
         if features.ndim == 4:
-            batch, crops, length, dim = features.shape
-            scores = self._score(features.reshape(batch * crops, length, dim))
+            batch, crops, length, width = features.shape
+            scores = self._score(features.reshape(batch * crops, length, width))
             return scores.reshape(batch, crops, length).mean(dim=1)
         raise ValueError(f"expected (B, T, D) or (B, crops, T, D) features, got shape {tuple(features.shape)}")
 

@@ -81,13 +81,13 @@ class PropagationConfig(_Section):
 class PseudoLabelConfig(_Section):
     """Turning propagated normality z into video and snippet pseudo labels."""
 
-    video_score: Literal["std", "std_ratio", "decorrelation", "deficit"] = Field(
+    video_score: Literal["std", "std_ratio", "decorrelation", "deficit", "shape_deficit"] = Field(
         "std",
         description=(
             "how abnormal a video looks from its z: std: std(z) (code; shrinks as 1/T, so mostly a length "
             "detector); std_ratio: std(z) / std(z_null) with z_null the temporal-only propagation of the same "
             "length; decorrelation: 1 - corr(z, z_null); deficit: mean shortfall of z / mean(z) below "
-            "z_null / mean(z_null) (see models.video_scores)"
+            "z_null / mean(z_null); shape_deficit: decorrelation x deficit (see models.video_scores)"
         ),
     )
     abnormal_fraction: float | Literal["auto"] = Field(
@@ -146,6 +146,18 @@ class ClassifierConfig(_Section):
     hidden: int = Field(512, ge=1)
     kernel_size: int = Field(3, ge=1)
     dropout: float = Field(0.7, ge=0, lt=1)
+    context: Literal["none", "trailing_mean", "auto"] = Field(
+        "none",
+        description=(
+            "none: the head sees each snippet's features (code); trailing_mean: [x_t, x_t - mean of the last "
+            "context_window snippets] (causal: live equals offline); auto: trailing_mean when the archive's "
+            "between-video share of feature variance is at least context_auto_share, else none (models.context)"
+        ),
+    )
+    context_window: int = Field(256, ge=1, description="snippets in the trailing mean, the current one included")
+    context_auto_share: float = Field(
+        0.9, gt=0, le=1, description="auto: the between-video variance share from which the context is used"
+    )
 
 
 class TrainConfig(_Section):
@@ -214,9 +226,11 @@ _PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     # The product: the official UCF-Crime recipe with a length-neutral video score and two-stage snippet ranking
     # (abnormality smoothed on the graph from the least-normal snippets; measured in docs/ACCURACY.md, round 3),
     # trainable on any archive of two or more videos (batches of min(30, N): the last partial batch is kept; at
-    # least one confident normal; videos too short to propagate are skipped and listed).
+    # least one confident normal; videos too short to propagate are skipped and listed); the head gets the video
+    # context where the archive's videos differ from each other far more than inside (docs/ACCURACY.md, round 4).
     "default": {
         "pseudo": {"video_score": "decorrelation", "min_confident_normal": 1, "second_stage": True},
+        "classifier": {"context": "auto"},
         "train": {"drop_last": False, "skip_short": True},
     },
     # The official code on UCF-Crime: RMS-distance kernel, half the videos abnormal, cosine re-weighting.

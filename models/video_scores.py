@@ -15,7 +15,11 @@ depends on T and the graph settings alone and is cached per T. Scores:
   departs from the shape position alone gives it, whatever its scale (Spearman -0.15 with T on the official
   ShanghaiTech z, -0.2 on stationary synthetic normal videos, where the std ratio has -0.86);
 - ``deficit``: the mean shortfall max(0, 1 - r) of r = (z / mean z) / (z_null / mean z_null) over the snippets
-  between the seeds: the share of normality that does not reach snippets which position alone would reach.
+  between the seeds: the share of normality that does not reach snippets which position alone would reach;
+- ``shape_deficit``: decorrelation x deficit: the missing share of normality, counted as far as the shape of z
+  departs from position's. In a video shorter than the graph window (the demo's clips: 30 snippets, window 50)
+  z_null is nearly flat between the seeds, so decorrelation alone is mostly noise there while the deficit keeps
+  the depth of the dip that std(z) sees; the product of the two scale-free scores stays length-neutral.
 
 A video whose every snippet is a seed (T <= 4 with the official seeds) has a constant null; the prior then says
 all of it is normal and its score is 0.
@@ -79,7 +83,16 @@ def _between_seeds(values: np.ndarray) -> np.ndarray:
     return values[_SEED_EDGE:-_SEED_EDGE] if len(values) > 2 * _SEED_EDGE + 1 else values
 
 
-_SCORES = {"std_ratio": _std_ratio, "deficit": _deficit, "decorrelation": _decorrelation}
+def _shape_deficit(z: np.ndarray, null: np.ndarray) -> float:
+    return _decorrelation(z, null) * _deficit(z, null)
+
+
+_SCORES = {
+    "std_ratio": _std_ratio,
+    "deficit": _deficit,
+    "decorrelation": _decorrelation,
+    "shape_deficit": _shape_deficit,
+}
 
 
 def video_scores(z: Sequence[np.ndarray], pseudo: PseudoLabelConfig, propagation: PropagationConfig) -> np.ndarray:

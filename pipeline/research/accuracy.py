@@ -51,7 +51,10 @@ class MethodRow:
 SWITCHES: dict[str, tuple[str, ...]] = {
     "video score std ratio": ("pseudo.video_score=std_ratio",),
     "video score deficit": ("pseudo.video_score=deficit",),
+    "video score shape deficit": ("pseudo.video_score=shape_deficit",),
     "video score std (official)": ("pseudo.video_score=std",),
+    "video context always on": ("classifier.context=trailing_mean",),
+    "video context off": ("classifier.context=none",),
     "soft prior": ("propagation.prior=soft",),
     "snippets by z/z_null": ("pseudo.snippet_score=null_ratio",),
     "soft prior, snippets by prior": ("propagation.prior=soft", "pseudo.snippet_score=prior"),
@@ -182,6 +185,7 @@ def run_cell(
     """
     started = time.perf_counter()
     pseudo: dict[str, float] | None = None
+    context: dict[str, Any] | None = None
     if row.kind == "lanp":
         config = lanp_config(row, dataset, seed=seed, epochs=epochs)
         result = train_lanp(
@@ -194,6 +198,7 @@ def run_cell(
         history = [record for record in result.history if "auc_roc" in record]
         quality = result.metadata["pseudo_labels"].get("vs_ground_truth")
         pseudo = quality["snippet"] if quality else None
+        context = result.metadata["classifier_context"]
     elif row.kind == "true_labels":
         if not dataset.train_truth:
             raise AccuracyError(f"{dataset.name}: the training videos have no ground truth for the ceiling row")
@@ -231,6 +236,7 @@ def run_cell(
             "events": {key.removeprefix("events:"): value for key, value in final.items()
                        if not prefix and key.startswith("events:")} or None,
             "pseudo_labels": pseudo,
+            "classifier_context": context,
             "seconds": seconds,
         })  # fmt: skip
     return records

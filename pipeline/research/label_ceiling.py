@@ -18,7 +18,7 @@ from models.config import LANPConfig
 from models.sampling import segment_indices
 from pipeline.evaluation.groundtruth import GroundTruth
 from pipeline.features.featureset import FeatureSet
-from pipeline.training.trainer import fit_classifier, load_training_features
+from pipeline.training.trainer import classifier_inputs, fit_classifier, load_training_features
 
 
 def train_on_true_labels(
@@ -34,11 +34,13 @@ def train_on_true_labels(
         ground_truth.snippet_labels_for(entry.video_id, len(array), num_frames=entry.num_frames)
         for entry, array in zip(features, arrays, strict=True)
     ]
+    inputs = classifier_inputs(arrays, config, torch.device("cpu"))
     count = config.train.num_segments
-    sampled = [segment_indices(len(array), count) for array in arrays]
-    inputs = torch.from_numpy(np.stack([array[index] for array, index in zip(arrays, sampled, strict=True)]))
     targets = torch.from_numpy(
-        np.stack([label[index] for label, index in zip(labels, sampled, strict=True)]).astype(np.float32)
+        np.stack([label[segment_indices(len(label), count)] for label in labels]).astype(np.float32)
     )
-    _, history = fit_classifier(inputs, targets, torch.ones_like(targets), config, progress=False, eval_fn=eval_fn)
+    _, history = fit_classifier(
+        inputs.features, targets, torch.ones_like(targets), inputs.config, references=inputs.references,
+        progress=False, eval_fn=eval_fn,
+    )  # fmt: skip
     return history

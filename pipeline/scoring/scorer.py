@@ -162,12 +162,19 @@ class Scorer:
     def spec_identity(self) -> dict[str, Any]:
         return {"hash": self.spec.digest(), **self.spec.model_dump(mode="json")}
 
-    def classify(self, features: np.ndarray) -> np.ndarray:
-        """Snippet scores in [0, 1] for one video's (T, D) or (T, crops, D) features (crops averaged)."""
-        tensor = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.device)
-        batch = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(1, 0, 2).unsqueeze(0)
+    def classify(self, features: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """Snippet scores in [0, 1] for one video's (T, D) or (T, crops, D) features (crops averaged).
+
+        ``reference``: the features' trailing means (same shape), for a head with the video context that is given
+        a window out of a longer sequence (a live session); by default they are computed from ``features``.
+        """
+
+        def batch(values: np.ndarray) -> torch.Tensor:
+            tensor = torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
+            return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(1, 0, 2).unsqueeze(0)
+
         with torch.inference_mode():
-            scores = self.classifier(batch)
+            scores = self.classifier(batch(features), None if reference is None else batch(reference))
         return scores.reshape(-1).double().cpu().numpy()
 
     def warm_up(self) -> None:

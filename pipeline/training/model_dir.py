@@ -110,7 +110,8 @@ def save_model(
             save_safetensors(state, metadata={"format": "lanp-classifier", "dim": str(model.dim)})
         )
         spec.save(staged)
-        (staged / CONFIG_FILE).write_text(config.to_json())
+        # The head's own settings: classifier.context=auto is saved as what training decided.
+        (staged / CONFIG_FILE).write_text(config.model_copy(update={"classifier": model.config}).to_json())
         record = {
             **metadata,
             "versions": versions(),

@@ -12,7 +12,9 @@ Data flow (the official recipe, every switch in ``LANPConfig``):
    (``models.reweighting``), computed once before training and fixed for all epochs (as in the official code).
 3. Each video contributes ``num_segments`` snippets at floor(i * T / n); labels and weights are per snippet on the
    full video and sampled with the same indices. All sampled snippets are stacked once into one (N, n, D) tensor on
-   the device, so an epoch is a shuffled sequence of index batches with no Python data loading.
+   the device, so an epoch is a shuffled sequence of index batches with no Python data loading. With
+   ``classifier.context=trailing_mean`` (or ``auto`` deciding so on this archive, ``models.context``) each sampled
+   snippet also carries its trailing mean over the full video, sampled with the same indices.
 4. RMSprop on weighted BCE over batches of ``batch_size`` videos, shuffled, ``drop_last`` as configured.
 
 The default scoring threshold is chosen without labels (see ``choose_threshold``).
@@ -33,6 +35,7 @@ from tqdm import tqdm
 
 from models.classifier import LANPClassifier, create_classifier
 from models.config import LANPConfig
+from models.context import between_video_share, trailing_mean
 from models.errors import ErrorKind, UserError
 from models.propagation import MIN_SNIPPETS, propagate_videos
 from models.pseudo_labels import PseudoLabels, make_pseudo_labels
@@ -191,6 +194,38 @@ def _sample(arrays: list[np.ndarray], num_segments: int) -> np.ndarray:
     return np.stack([array[segment_indices(array.shape[0], num_segments)] for array in arrays])
 
 
+@dataclass(frozen=True)
+class ClassifierInputs:
+    """The stacked sampled snippets the head trains on, their trailing means when it uses the video context, and
+    the config with ``classifier.context=auto`` decided (``record`` says how, for metadata.json)."""
+
+    config: LANPConfig
+    features: torch.Tensor
+    references: torch.Tensor | None
+    record: dict[str, Any]
+
+
+def classifier_inputs(arrays: list[np.ndarray], config: LANPConfig, device: torch.device) -> ClassifierInputs:
+    """Sample every video's ``num_segments`` snippets; decide ``context=auto`` by the between-video share."""
+    classifier = config.classifier
+    record: dict[str, Any] = {"requested": classifier.context}
+    if classifier.context == "auto":
+        share = between_video_share(arrays)
+        used = "trailing_mean" if share >= classifier.context_auto_share else "none"
+        record["between_video_share"] = round(share, 4)
+        config = config.model_copy(update={"classifier": classifier.model_copy(update={"context": used})})
+    record["used"] = config.classifier.context
+    count = config.train.num_segments
+    references = None
+    if config.classifier.context == "trailing_mean":
+        window = config.classifier.context_window
+        references = torch.from_numpy(np.stack([
+            trailing_mean(torch.tensor(array), window)[segment_indices(array.shape[0], count)].numpy()
+            for array in arrays
+        ])).to(device)  # fmt: skip
+    return ClassifierInputs(config, torch.from_numpy(_sample(arrays, count)).to(device), references, record)
+
+
 def _score_videos(model: LANPClassifier, arrays: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
     """The classifier's score of every snippet of every (T, D) video (eval mode, no gradients)."""
     with torch.no_grad():
@@ -229,8 +264,9 @@ def train_lanp(
     ]
     propagation = propagate_videos(arrays, config.propagation, device=device, seed=train.seed, video_ids=piece_ids)
     labels = pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=device, seed=train.seed)
-    sampled_features = _sample(arrays, train.num_segments)
-    inputs = torch.from_numpy(sampled_features).to(device)
+    inputs = classifier_inputs(arrays, config, device)
+    config = inputs.config
+    sampled_features = inputs.features.cpu().numpy()
     normals = None
     if config.reweight.enabled:
         normals = normal_list(arrays, labels.confident_normal, config.reweight, train.num_segments)
@@ -252,7 +288,9 @@ def train_lanp(
         )  # fmt: skip
         targets = torch.from_numpy(sampled_labels).to(device)
         weights = torch.from_numpy(np.asarray(sampled_weights, dtype=np.float32)).to(device)
-        model, rounds = fit_classifier(inputs, targets, weights, config, progress=progress, eval_fn=eval_fn)
+        model, rounds = fit_classifier(
+            inputs.features, targets, weights, config, references=inputs.references, progress=progress, eval_fn=eval_fn
+        )
         offset = history[-1] if history else {"epoch": 0, "step": 0}
         history += [{**record, "epoch": record["epoch"] + offset["epoch"], "step": record["step"] + offset["step"]}
                     for record in rounds]  # fmt: skip
@@ -267,7 +305,7 @@ def train_lanp(
     quality = quality_rounds[-1] if quality_rounds else None
 
     with torch.no_grad():
-        train_scores = model(inputs).cpu().numpy()
+        train_scores = model(inputs.features, inputs.references).cpu().numpy()
     threshold = choose_threshold(train_scores.ravel(), sampled_labels.ravel())
     metadata = {
         "training_data": {
@@ -281,6 +319,7 @@ def train_lanp(
             "crops": features.spec.crops,
             "crop_handling": "crops averaged for propagation, pseudo labels, re-weighting and training",
         },
+        "classifier_context": inputs.record,
         "pseudo_labels": {
             "video_score": config.pseudo.video_score,
             "abnormal_fraction": float(labels.abnormal_fraction),
@@ -313,10 +352,12 @@ def fit_classifier(
     weights: torch.Tensor,
     config: LANPConfig,
     *,
+    references: torch.Tensor | None = None,
     progress: bool,
     eval_fn: EvalFn | None,
 ) -> tuple[LANPClassifier, list[dict[str, float]]]:
-    """The training loop over pre-stacked (N, n, D) tensors; returns the eval-mode model and per-epoch history."""
+    """The training loop over pre-stacked (N, n, D) tensors (``references``: their trailing means, for a head
+    with the video context); returns the eval-mode model and per-epoch history."""
     train = config.train
     device = inputs.device
     torch.manual_seed(train.seed)
@@ -338,7 +379,7 @@ def fit_classifier(
         epoch_loss = torch.zeros((), device=device)
         for batch in order.split(train.batch_size):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_on):
-                scores = model(inputs[batch])
+                scores = model(inputs[batch], None if references is None else references[batch])
             bce = functional.binary_cross_entropy(scores.float(), targets[batch], reduction="none")
             loss = (weights[batch] * bce).mean()
             optimiser.zero_grad(set_to_none=True)

@@ -21,9 +21,9 @@ def tiny_extractor(device: str = "cpu") -> FeatureExtractor:
     return FeatureExtractor(ExtractionConfig(frames_per_snippet=1, crop_size=64, device=device))
 
 
-def make_tiny_model(directory: Path) -> Path:
-    """Write the model directory and return it."""
+def make_tiny_model(directory: Path, **classifier: object) -> Path:
+    """Write the model directory and return it; ``classifier``: other head settings (e.g. its video context)."""
     spec = tiny_extractor().spec
-    config = LANPConfig(classifier=ClassifierConfig(hidden=32, dropout=0.0))
+    config = LANPConfig(classifier=ClassifierConfig(hidden=32, dropout=0.0, **classifier))
     classifier = create_classifier(dim=spec.dim, config=config.classifier, seed=3)
     return save_model(directory, classifier, spec, config, {"threshold": THRESHOLD, "note": "untrained test head"})

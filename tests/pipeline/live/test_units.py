@@ -58,20 +58,24 @@ def test_assembled_snippets_equal_offline_decoding(clip: Path, settings: DecodeS
     np.testing.assert_array_equal(owners, mapping[: owners.size])
 
 
-def test_context_scores_equal_whole_sequence_scores() -> None:
+@pytest.mark.parametrize("video_context", ["none", "trailing_mean"])
+def test_context_scores_equal_whole_sequence_scores(video_context: str) -> None:
     import torch
 
     from models.classifier import create_classifier
     from models.config import ClassifierConfig
 
-    classifier = create_classifier(dim=8, config=ClassifierConfig(hidden=16, dropout=0.0, kernel_size=5), seed=1).eval()
+    config = ClassifierConfig(hidden=16, dropout=0.0, kernel_size=5, context=video_context, context_window=4)
+    classifier = create_classifier(dim=8, config=config, seed=1).eval()
 
-    def classify(features: np.ndarray) -> np.ndarray:
+    def classify(features: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        given = None if reference is None else torch.as_tensor(reference).unsqueeze(0)
         with torch.inference_mode():
-            return classifier(torch.as_tensor(features).unsqueeze(0)).reshape(-1).double().numpy()
+            return classifier(torch.as_tensor(features).unsqueeze(0), given).reshape(-1).double().numpy()
 
     features = np.random.default_rng(0).normal(size=(11, 8)).astype(np.float32)
-    context: TemporalContext[int] = TemporalContext(classify, temporal_radius(classifier))
+    window = 4 if video_context == "trailing_mean" else None  # shorter than the session: the mean slides
+    context: TemporalContext[int] = TemporalContext(classify, temporal_radius(classifier), context_window=window)
     assert context.radius == 2
     scored, pending_max = [], 0
     for index, row in enumerate(features):

@@ -183,10 +183,19 @@ def _remux_to_ts(clip: Path, out: Path) -> bytes:
     return out.read_bytes()
 
 
+@pytest.fixture(scope="module")
+def context_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny head with the video context over 3 snippets, fewer than the clip's 8: the mean slides."""
+    return make_tiny_model(tmp_path_factory.mktemp("context") / "tiny", context="trailing_mean", context_window=3)
+
+
 @pytest.mark.timeout(300)
-def test_watch_reads_a_file_while_it_grows(clip: Path, model: Path, tmp_path: Path,
-                                           processes: list[subprocess.Popen]) -> None:
+@pytest.mark.parametrize("model_name", ["model", "context_model"])
+def test_watch_reads_a_file_while_it_grows(clip: Path, model_name: str, tmp_path: Path,
+                                           processes: list[subprocess.Popen], request: pytest.FixtureRequest) -> None:
     from pipeline.scoring.scorer import Scorer
+
+    model: Path = request.getfixturevalue(model_name)
 
     data = _remux_to_ts(clip, tmp_path / "whole.ts")
     growing, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"

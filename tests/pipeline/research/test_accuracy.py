@@ -47,6 +47,9 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     assert {"video_share", "video_precision", "video_recall"} <= set(authors["pseudo_labels"])
     lanp = next(record for record in records if record["kind"] == "lanp")
     assert lanp["final"]["epoch"] == 3 and lanp["best"]["epoch"] in (2, 3)  # evaluated every 2nd and the last
+    contexts = {record["method"]: record["classifier_context"] for record in records if record["kind"] == "lanp"}
+    assert contexts["LANP default (z vs null, two-stage)"]["requested"] == "auto"  # decided on the data, recorded
+    assert contexts["LANP reference code (rms, UCF)"] == {"requested": "none", "used": "none"}
     whole, part = (next(r for r in records if r["dataset"] == c and r["kind"] == "seed_contrast") for c in columns[1:])
     assert whole["final"]["auc_roc"] != part["final"]["auc_roc"]  # two regions, measured separately
 

@@ -134,3 +134,28 @@ def test_self_training_relabels_by_the_classifier_and_retrains(archive: Path, tm
     assert second["snippet"]["recall"] > 0.9 and result.history[-1]["auc_roc"] > 0.8
     save_model(tmp_path / "model", result.model, features.spec, config, result.metadata)
     assert load_model(tmp_path / "model").config.train.self_training_rounds == 1
+
+
+def test_default_gives_the_head_the_video_context_only_where_videos_differ_most(archive: Path, tmp_path: Path) -> None:
+    config = apply_overrides(preset("default"), [*FAST, "train.epochs=2"])
+    features = open_feature_set(archive)  # the synthetic videos differ mostly by a per-video offset
+    result = train_lanp(features, config, progress=False)
+    record = result.metadata["classifier_context"]
+    assert record["requested"] == "auto" and record["used"] == "trailing_mean" and record["between_video_share"] > 0.9
+    assert result.model.config.context == "trailing_mean" and result.model.temporal.in_channels == 64
+
+    save_model(tmp_path / "model", result.model, features.spec, config, result.metadata)  # config still says auto
+    loaded = load_model(tmp_path / "model")
+    assert loaded.config.classifier.context == "trailing_mean"
+    before, after = snippet_scores(result.model, features), snippet_scores(loaded.classifier, features)
+    assert all(np.array_equal(before[video], after[video]) for video in before)
+
+    one_scene = tmp_path / "one-scene"  # the same videos without their offsets
+    one_scene.mkdir()
+    for path in sorted(archive.glob("*.npy")):
+        video = np.load(path)
+        np.save(one_scene / path.name, video - video.mean(axis=0))
+    plain = train_lanp(open_feature_set(one_scene), config, progress=False)
+    record = plain.metadata["classifier_context"]
+    assert record["used"] == "none" and record["between_video_share"] < 0.01
+    assert plain.model.temporal.in_channels == 32
