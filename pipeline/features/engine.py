@@ -14,6 +14,7 @@ the backbone; each finished video goes to ``on_done``, each failed one to ``on_f
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from collections import deque
@@ -156,10 +157,13 @@ class DecodePool:
         process = self.context.Process(
             target=decode_worker_main,
             args=(self.settings, inbox, free_slots, sender, shared, self.slot_bytes, heartbeat,
-                  self.snippets_per_chunk, self.niceness),
+                  self.snippets_per_chunk),
             daemon=True,
         )
         start_process(process)
+        if self.niceness > 0:  # set from here, so that it holds from the worker's first import on
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, process.pid, min(19, own + self.niceness))
         sender.close()
         worker = _Worker(process, inbox, free_slots, receiver, slots, heartbeat)
         if self.pin_for_cuda and slots.numel():  # page-lock the shared slots so host-to-device copies are async

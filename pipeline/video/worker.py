@@ -16,7 +16,6 @@ parent dies (no orphans).
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import time
 from collections.abc import Iterator
@@ -158,12 +157,8 @@ def decode_worker_main(
     slot_bytes: int,
     heartbeat: Any,
     snippets_per_chunk: int,
-    niceness: int = 0,
 ) -> None:
-    """Serve decode and probe tasks from ``inbox`` until told to stop or orphaned (see the module docstring);
-    ``niceness`` > 0 lowers this process's scheduling priority by that much (see ``DECODER_NICENESS``)."""
-    if niceness > 0:
-        os.nice(niceness)
+    """Serve decode and probe tasks from ``inbox`` until told to stop or orphaned (see the module docstring)."""
     slot_views = np.frombuffer(slots, dtype=np.uint8).reshape(-1, slot_bytes)
     try:
         while True:

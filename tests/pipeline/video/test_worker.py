@@ -66,8 +66,7 @@ class Worker:
                 return
 
 
-def start_worker(settings: DecodeSettings, *, slot_bytes: int = 1 << 20, slots: int = 2, chunk: int = 2,
-                 niceness: int = 0) -> Worker:
+def start_worker(settings: DecodeSettings, *, slot_bytes: int = 1 << 20, slots: int = 2, chunk: int = 2) -> Worker:
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     shared = context.RawArray("B", slots * slot_bytes)
@@ -77,7 +76,7 @@ def start_worker(settings: DecodeSettings, *, slot_bytes: int = 1 << 20, slots: 
     heartbeat = context.RawValue("d", 0.0)
     process = context.Process(
         target=decode_worker_main,
-        args=(settings, inbox, free_slots, sender, shared, slot_bytes, heartbeat, chunk, niceness),
+        args=(settings, inbox, free_slots, sender, shared, slot_bytes, heartbeat, chunk),
         daemon=True,
     )
     process.start()
@@ -105,17 +104,6 @@ def expected_chunks(settings: DecodeSettings, path: Path, per_chunk: int) -> lis
     reader, plan = settings.open(path)
     with reader:
         return list(settings.iter_chunks(reader, plan, per_chunk))
-
-
-def test_a_niced_worker_runs_at_lower_priority_and_still_decodes(clip: Path) -> None:
-    niced = start_worker(SETTINGS, niceness=5)
-    try:
-        messages = list(niced.run("decode", "clip", clip))
-        assert messages[-1][0] == "done"
-        assert os.getpriority(os.PRIO_PROCESS, niced.process.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 5
-    finally:
-        niced.inbox.put(None)
-        niced.process.join(REPLY_S)
 
 
 def test_decode_sends_the_header_then_every_chunk_through_the_slots(worker: Worker, clip: Path) -> None:
