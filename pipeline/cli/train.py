@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     )
     out = save_model(args.out, result.model, features.spec, config, result.metadata,
                      feature_stats=result.feature_stats)
-    summary = {"model": str(out), "threshold": result.metadata["threshold"], **result.metadata.get("metrics", {})}
+    summary = {"model": str(out), "threshold": result.metadata["threshold"],
+               "classifier_context": result.metadata["classifier_context"], **result.metadata.get("metrics", {})}
     json.dump(summary, sys.stdout)
     sys.stdout.write("\n")
     return 0

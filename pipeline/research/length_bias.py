@@ -36,7 +36,7 @@ def score_table(z: Sequence[np.ndarray], labels: np.ndarray, preset_name: str = 
         "length alone (shorter = abnormal)": -lengths.astype(float),
         **{
             f"{name} vs z_null(T)": video_scores(z, PseudoLabelConfig(video_score=name), propagation)
-            for name in ("std_ratio", "decorrelation", "deficit")
+            for name in ("std_ratio", "decorrelation", "deficit", "shape_deficit")
         },
     }
     rows = []

@@ -200,7 +200,8 @@ class ClassifierInputs:
     the config with ``classifier.context=auto`` decided (``record`` says how, for metadata.json)."""
 
     config: LANPConfig
-    features: torch.Tensor
+    sampled: np.ndarray  # (N, n, D) on the host, for the loss re-weighting
+    features: torch.Tensor  # the same on the training device
     references: torch.Tensor | None
     record: dict[str, Any]
 
@@ -223,7 +224,8 @@ def classifier_inputs(arrays: list[np.ndarray], config: LANPConfig, device: torc
             trailing_mean(torch.tensor(array), window)[segment_indices(array.shape[0], count)].numpy()
             for array in arrays
         ])).to(device)  # fmt: skip
-    return ClassifierInputs(config, torch.from_numpy(_sample(arrays, count)).to(device), references, record)
+    sampled = _sample(arrays, count)
+    return ClassifierInputs(config, sampled, torch.from_numpy(sampled).to(device), references, record)
 
 
 def _score_videos(model: LANPClassifier, arrays: list[np.ndarray], device: torch.device) -> list[np.ndarray]:
@@ -266,7 +268,7 @@ def train_lanp(
     labels = pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=device, seed=train.seed)
     inputs = classifier_inputs(arrays, config, device)
     config = inputs.config
-    sampled_features = inputs.features.cpu().numpy()
+    sampled_features = inputs.sampled
     normals = None
     if config.reweight.enabled:
         normals = normal_list(arrays, labels.confident_normal, config.reweight, train.num_segments)

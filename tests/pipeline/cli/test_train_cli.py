@@ -134,6 +134,9 @@ def test_default_preset_trains_small_archives(tmp_path: Path, count: int) -> Non
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert config["preset"] == "default" and config["pseudo"]["video_score"] == "decorrelation"
+    summary = json.loads(trained.stdout)
+    assert summary["classifier_context"] == metadata["classifier_context"]  # auto, decided and reported
+    assert config["classifier"]["context"] == metadata["classifier_context"]["used"] != "auto"
     assert metadata["training_data"]["num_videos"] == count
     assert metadata["training_data"]["skipped_short"] == ["too_short"]
     assert metadata["pseudo_labels"]["confident_normal_videos"] >= 1
