@@ -183,7 +183,9 @@ def run_one(mode: str, runtime: str, spec: str, videos: list[Path], workers: int
     from pipeline.features.config import ExtractionConfig
     from pipeline.features.extractor import FeatureExtractor
 
-    extractor = FeatureExtractor(ExtractionConfig(device="cpu", runtime=runtime, **SPECS[spec]))
+    # as ``lanp extract`` does, the engine's decoders start while the extractor is built
+    extractor = FeatureExtractor(ExtractionConfig(device="cpu", runtime=runtime, **SPECS[spec]),
+                                 archive_workers=workers if mode == "engine" else 0)
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     started = time.perf_counter()
     with PeakRss() as peak:
@@ -207,25 +209,37 @@ def run_one(mode: str, runtime: str, spec: str, videos: list[Path], workers: int
     }
 
 
-def measure(mode: str, runtime: str, args: argparse.Namespace, videos: list[Path]) -> dict[str, object]:
-    """The median (by wall time) of ``--repeats`` runs of ``mode``, each in a fresh process."""
-    runs = []
+def run_fresh(mode: str, runtime: str, args: argparse.Namespace, videos: list[Path]) -> dict[str, object]:
+    """One run of ``mode`` in a fresh process (its own peak RSS and CPU times)."""
+    command = [sys.executable, __file__, "--one", mode, runtime, "--spec", args.spec,
+               "--workers", str(args.workers), *map(str, videos)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{mode} / {runtime} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(modes: list[str], runtime: str, args: argparse.Namespace, videos: list[Path]) -> list[dict[str, object]]:
+    """Each of ``modes`` ``--repeats`` times, interleaved (A B A B ...: a load that comes and goes hits both
+    alike), each run in a fresh process; per mode the median run by wall time, with every run's wall time."""
+    runs: dict[str, list[dict[str, object]]] = {mode: [] for mode in modes}
     for _ in range(args.repeats):
-        command = [sys.executable, __file__, "--one", mode, runtime, "--spec", args.spec,
-                   "--workers", str(args.workers), *map(str, videos)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"{mode} / {runtime} failed:\n{done.stderr[-3000:]}")
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    runs.sort(key=lambda run: run["seconds"])
-    result = {**runs[len(runs) // 2], "all_seconds": [run["seconds"] for run in runs]}
-    print(f"{mode:6s} {result['runtime']:11s} {result['frames_per_s']:7.1f} frames/s  "
-          f"{result['realtime_factor']:5.2f}x real time  peak RSS {result['peak_rss_mib']:6.0f} MiB  "
-          f"user {result['user_s']} s  system {result['system_s']} s  (wall {result['all_seconds']})", flush=True)
-    if "decode_s" in result:
-        print(f"       where the time went: decode {result['decode_s']} s, resize / crop / normalise "
-              f"{result['transform_s']} s, backbone {result['inference_s']} s", flush=True)
-    return result
+        for mode in modes:
+            runs[mode].append(run_fresh(mode, runtime, args, videos))
+    results = []
+    for mode in modes:
+        ordered = sorted(runs[mode], key=lambda run: run["seconds"])
+        result = {**ordered[len(ordered) // 2], "all_seconds": [run["seconds"] for run in runs[mode]],
+                  "all_cpu_s": [round(run["user_s"] + run["system_s"], 1) for run in runs[mode]]}
+        print(f"{mode:6s} {result['runtime']:11s} {result['frames_per_s']:7.1f} frames/s  "
+              f"{result['realtime_factor']:5.2f}x real time  peak RSS {result['peak_rss_mib']:6.0f} MiB  "
+              f"user {result['user_s']} s  system {result['system_s']} s  (wall {result['all_seconds']}, "
+              f"CPU-s {result['all_cpu_s']})", flush=True)
+        if "decode_s" in result:
+            print(f"       where the time went: decode {result['decode_s']} s, resize / crop / normalise "
+                  f"{result['transform_s']} s, backbone {result['inference_s']} s", flush=True)
+        results.append(result)
+    return results
 
 
 def main() -> None:
@@ -236,7 +250,10 @@ def main() -> None:
     parser.add_argument("--spec", choices=sorted(SPECS), default="default")
     parser.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime", "openvino"])
     parser.add_argument("--workers", type=int, default=1, help="the engine's decoding processes")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each measurement; the engine and the plain loop of a runtime alternate")
+    parser.add_argument("--skip-torch", action="store_true",
+                        help="skip the plain torch-eager loop (slow; only the 3x target needs it)")
     parser.add_argument("--memory-minutes", type=float, default=0.0,
                         help="also extract a generated video this long through the worker, sampling RSS (0: skip)")
     parser.add_argument("--json", type=Path)
@@ -254,16 +271,22 @@ def main() -> None:
     print(f"spec {args.spec}, {len(videos)} videos, {os.cpu_count()} CPUs, load average {load[0]:.2f} "
           f"{load[1]:.2f} {load[2]:.2f}", flush=True)
     results: dict[str, object] = {"spec": args.spec, "videos": [str(v) for v in videos], "load_average": load}
-    plain_torch = measure("plain", "torch", args, videos)
+    plain_torch = None if args.skip_torch else measure(["plain"], "torch", args, videos)[0]
     results["plain_torch"] = plain_torch
     for runtime in args.runtimes:
-        plain = plain_torch if runtime == "torch" else measure("plain", runtime, args, videos)
-        engine = measure("engine", runtime, args, videos)
-        ratios = {"engine_vs_plain_torch": round(engine["frames_per_s"] / plain_torch["frames_per_s"], 2),
-                  "engine_vs_plain_same_runtime": round(engine["frames_per_s"] / plain["frames_per_s"], 2)}
-        results[runtime] = {"plain": plain, "engine": engine, **ratios}
-        print(f"  {runtime}: engine / plain loop (torch eager) {ratios['engine_vs_plain_torch']:.2f}x, "
-              f"engine / plain loop ({runtime}) {ratios['engine_vs_plain_same_runtime']:.2f}x", flush=True)
+        if runtime == "torch" and plain_torch is not None:
+            plain, engine = plain_torch, measure(["engine"], runtime, args, videos)[0]
+        else:
+            plain, engine = measure(["plain", "engine"], runtime, args, videos)
+        ratios = {"engine_vs_plain_same_runtime": round(engine["frames_per_s"] / plain["frames_per_s"], 2)}
+        if plain_torch is not None:
+            ratios["engine_vs_plain_torch"] = round(engine["frames_per_s"] / plain_torch["frames_per_s"], 2)
+        paired = [round(p / e, 2) for p, e in zip(plain["all_seconds"], engine["all_seconds"], strict=True)]
+        results[runtime] = {"plain": plain, "engine": engine, "paired_ratios": paired, **ratios}
+        versus_torch = (f"engine / plain loop (torch eager) {ratios['engine_vs_plain_torch']:.2f}x, "
+                        if plain_torch is not None else "")
+        print(f"  {runtime}: {versus_torch}engine / plain loop ({runtime}) "
+              f"{ratios['engine_vs_plain_same_runtime']:.2f}x (medians; run by run {paired})", flush=True)
     if args.memory_minutes > 0:
         results["memory"] = memory_profile(args.runtimes[-1], args.spec, args.memory_minutes)
         print("memory:", results["memory"], flush=True)

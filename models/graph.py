@@ -9,6 +9,7 @@ products the distance kernels are built from stay accurate.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +111,14 @@ def load_into(target: torch.Tensor, features: np.ndarray | torch.Tensor, config:
     probes = np.unique(np.linspace(0, length - 1, min(length, 8)).round().astype(int))
     if not torch.is_tensor(features) and target.device.type == "cpu":  # straight from (memory-mapped) arrays
         centre = np.asarray(features[probes], dtype=np.float32).mean(axis=0)
-        np.subtract(features, centre, out=target.numpy(), casting="same_kind")
+        array = np.asarray(features)
+        if not array.dtype.isnative or min(array.strides, default=0) < 0 or array.dtype.kind not in "fiu":
+            np.subtract(array, centre, out=target.numpy(), casting="same_kind")  # what torch cannot view
+            return
+        with warnings.catch_warnings():  # read only: torch warns that a read-only array is not writable
+            warnings.simplefilter("ignore", UserWarning)
+            source = torch.from_numpy(array)
+        torch.sub(source, torch.from_numpy(centre), out=target)  # torch's threads, where NumPy uses one
         return
     source = features if torch.is_tensor(features) else torch.from_numpy(np.array(features, dtype=np.float32))
     source = source.to(device=target.device, dtype=torch.float32)

@@ -34,7 +34,7 @@ processing), ``models.solvers`` (batched CG) and ``models.propagation_batches`` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +44,7 @@ from models.config import PropagationConfig
 from models.errors import ErrorKind, InternalError, UserError
 from models.graph import Graph, affinity, median_scale, prepare
 from models.prior import postprocess, prior_vector, seed_indices
-from models.propagation_batches import propagate_banded, propagate_complete
+from models.propagation_batches import BandedSystem, banded_system, propagate_complete
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,16 @@ def _propagate_direct(video: torch.Tensor, seeds: np.ndarray, config: Propagatio
         gaps = (torch.arange(length, device=video.device)[:, None] - seed_tensor[None, :]).abs().double()
         weights = weights * torch.exp(-gaps / graph.temporal_length)
     return postprocess(weights.mean(dim=1).cpu().numpy(), seeds, config)
+
+
+def _inputs(
+    group: list[int],
+    features: Sequence[np.ndarray | torch.Tensor],
+    graphs: list[Graph],
+    seed: int,
+) -> tuple[list, list[Graph], list[np.random.Generator]]:
+    """A kernel's first arguments for the videos ``group``: features, graphs and the seeds' random generators."""
+    return [features[i] for i in group], [graphs[i] for i in group], [np.random.default_rng([seed, i]) for i in group]
 
 
 def _chunks(order: list[int], sizes: list[int], budget: int) -> list[list[int]]:
@@ -192,19 +202,31 @@ def propagate_videos(
             return Propagation([np.asarray(z, dtype=np.float64) for z in results], [], rhs)
         complete = sorted((i for i, g in enumerate(graphs) if g.complete), key=lambda i: graphs[i].length)
         banded = sorted((i for i, g in enumerate(graphs) if not g.complete), key=lambda i: graphs[i].length)
-        work: list[tuple[Callable[..., tuple[list[np.ndarray], list[bool], list[np.ndarray]]], list[int]]] = []
         dense_sizes = [g.length * (g.length + dim) for g in graphs]
         band_sizes = [g.length * (2 * g.window + dim // 4) for g in graphs]
         # Dense batches pad to the longest member, so bound count * longest^2 by sorting on length.
-        work += [(propagate_complete, group) for group in _chunks(complete, dense_sizes, chunk_elements)]
-        work += [(propagate_banded, group) for group in _chunks(banded, band_sizes, chunk_elements)]
-        for solver, group in work:
-            rngs = [np.random.default_rng([seed, i]) for i in group]
+        outputs: list[tuple[list[int], list[np.ndarray], list[bool], list[np.ndarray]]] = []
+        for group in _chunks(complete, dense_sizes, chunk_elements):
             given = None if priors is None else [priors[i] for i in group]
-            outputs, empty, ys = solver(
-                [features[i] for i in group], [graphs[i] for i in group], rngs, config, target, given
-            )
-            for index, z, no_graph, y in zip(group, outputs, empty, ys, strict=True):
+            outputs.append((group, *propagate_complete(*_inputs(group, features, graphs, seed), config, target,
+                                                       given)))
+        # The banded chunks are built one at a time (their features are the big part) and, for CG, solved
+        # together: one conjugate gradient over every chunk's band (see BandedSystem).
+        systems, members = [], []
+        for group in _chunks(banded, band_sizes, chunk_elements):
+            given = None if priors is None else [priors[i] for i in group]
+            system = banded_system(*_inputs(group, features, graphs, seed), config, target, given)
+            if config.solver == "exact":
+                outputs.append((group, system.solve(config), system.empty, system.priors))
+            else:
+                systems.append(system)
+                members += group
+        if systems:
+            joined = BandedSystem.join(systems)
+            systems.clear()  # the joined copy is all that is kept
+            outputs.append((members, joined.solve(config), joined.empty, joined.priors))
+        for group, zs, empty, ys in outputs:
+            for index, z, no_graph, y in zip(group, zs, empty, ys, strict=True):
                 results[index], rhs[index] = z, y
                 if no_graph and config.feature_similarity:
                     featureless.append(index)

@@ -1,16 +1,17 @@
 """The batched propagation kernels: complete graphs as padded dense batches, longer videos as bands.
 
 The banded kernel never builds a T x T matrix: snippet dot products are taken block by block with matrix products
-(float32, on mean-centred features for the distance kernels) and kept as a band of 2 Lw - 1 diagonals; the
-conjugate gradient runs for all videos of a chunk at once with per-video step sizes. Videos whose graph is complete
-(T <= Lw) are padded into batches of dense T x T matrices instead. Each returns z per video, whether its
-feature graph was empty (W = 0) and the right-hand side y it solved for; ``priors`` replaces the config's y
-(one vector per video).
+(float32, on mean-centred features for the distance kernels) and kept as a band of 2 Lw - 1 diagonals
+(``BandedSystem``); the conjugate gradient runs for all videos of one or several chunks at once with per-video
+step sizes. Videos whose graph is complete (T <= Lw) are padded into batches of dense T x T matrices instead.
+Each gives z per video, whether its feature graph was empty (W = 0) and the right-hand side y it solved for;
+``priors`` replaces the config's y (one vector per video).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -86,15 +87,110 @@ def propagate_complete(
     ], empty, [y.cpu().numpy() for y in ys]
 
 
-def propagate_banded(
+MIN_ROWS_PER_BLOCK = 8
+"""Smaller blocks waste fewer products but make matrix products too thin to run at full speed."""
+
+
+def _rows_per_block(half: int) -> int:
+    """Rows per block of the band's products: the largest divisor of h up to h / 2 (a block of q rows computes
+    q (q + h) products of which q (h + 1) are needed: 1.5x the need at q = h / 2 against 2x at q = h), or h
+    itself when no divisor of at least ``MIN_ROWS_PER_BLOCK`` exists."""
+    divisors = [q for q in range(MIN_ROWS_PER_BLOCK, half // 2 + 1) if half % q == 0]
+    return max(divisors) if divisors else half
+
+
+@dataclass
+class BandedSystem:
+    """The banded systems of one or more chunks of videos, ready for the solver: S as a band of 2h + 1 diagonals
+    (row i, column c: offset c - h) plus the border links beyond h as a list, the right-hand side, each row's video
+    (``owner``) and each video's first row. Systems of several chunks join into one (``join``), so that the
+    conjugate gradient runs once over all of them instead of once per chunk: its few dozen operations per
+    iteration then work on long vectors, rather than each chunk paying them again."""
+
+    half: int
+    band: torch.Tensor
+    rows: torch.Tensor
+    cols: torch.Tensor
+    corner_values: torch.Tensor
+    rhs: torch.Tensor
+    owner: torch.Tensor
+    real: torch.Tensor
+    offsets: np.ndarray
+    lengths: list[int]
+    seeds: list[np.ndarray]
+    priors: list[np.ndarray]
+    empty: list[bool]
+
+    @classmethod
+    def join(cls, systems: list[BandedSystem]) -> BandedSystem:
+        """One system of ``systems`` one after the other (rows, columns and owners shifted; their bands touch only
+        through zeros: no entry reaches outside its own video)."""
+        if len(systems) == 1:
+            return systems[0]
+        row_shift = np.cumsum([0] + [system.band.shape[0] for system in systems[:-1]])
+        video_shift = np.cumsum([0] + [len(system.lengths) for system in systems[:-1]])
+        return cls(
+            half=systems[0].half,
+            band=torch.cat([system.band for system in systems]),
+            rows=torch.cat([system.rows + int(shift) for system, shift in zip(systems, row_shift, strict=True)]),
+            cols=torch.cat([system.cols + int(shift) for system, shift in zip(systems, row_shift, strict=True)]),
+            corner_values=torch.cat([system.corner_values for system in systems]),
+            rhs=torch.cat([system.rhs for system in systems]),
+            owner=torch.cat([system.owner + int(shift) for system, shift in zip(systems, video_shift, strict=True)]),
+            real=torch.cat([system.real for system in systems]),
+            offsets=np.concatenate(
+                [system.offsets[:-1] + shift for system, shift in zip(systems, row_shift, strict=True)]
+                + [[row_shift[-1] + systems[-1].offsets[-1]]]
+            ),
+            lengths=[length for system in systems for length in system.lengths],
+            seeds=[seed for system in systems for seed in system.seeds],
+            priors=[prior for system in systems for prior in system.priors],
+            empty=[empty for system in systems for empty in system.empty],
+        )
+
+    def matvec(self, vector: torch.Tensor) -> torch.Tensor:
+        half = self.half
+        padded = torch.nn.functional.pad(vector, (half, half))
+        product = torch.einsum("ij,ij->i", self.band, padded.unfold(0, 2 * half + 1, 1))
+        return product.index_add_(0, self.rows, self.corner_values * vector[self.cols])
+
+    def dense_block(self, index: int) -> torch.Tensor:
+        """S of video ``index`` as a dense matrix (the exact solver)."""
+        half, device = self.half, self.band.device
+        start, length = int(self.offsets[index]), self.lengths[index]
+        local = torch.arange(length, device=device)
+        columns = local[:, None] + torch.arange(2 * half + 1, device=device)[None, :] - half
+        inside = (columns >= 0) & (columns < length)
+        dense = torch.zeros(length, length, dtype=torch.float64, device=device)
+        dense[local[:, None].expand_as(columns)[inside], columns[inside]] = self.band[start : start + length][inside]
+        mine = (self.rows >= start) & (self.rows < start + length)
+        dense[self.rows[mine] - start, self.cols[mine] - start] = self.corner_values[mine]
+        return dense
+
+    def solve(self, config: PropagationConfig) -> list[np.ndarray]:
+        """z of every video (post-processed)."""
+        if config.solver == "exact":
+            solution = torch.zeros_like(self.rhs)
+            solution[self.real] = solve(self.matvec, self.rhs[self.real], self.owner[self.real], self.lengths,
+                                        config, self.dense_block)
+        else:
+            solution = solve(self.matvec, self.rhs, self.owner, self.lengths, config, self.dense_block)
+        values = solution.cpu().numpy()
+        return [
+            postprocess(values[self.offsets[i] : self.offsets[i] + length].copy(), self.seeds[i], config)
+            for i, length in enumerate(self.lengths)
+        ]
+
+
+def banded_system(
     videos: list[np.ndarray | torch.Tensor],
     graphs: list[Graph],
     rngs: list[np.random.Generator],
     config: PropagationConfig,
     device: torch.device,
     priors: list[np.ndarray] | None = None,
-) -> tuple[list[np.ndarray], list[bool], list[np.ndarray]]:
-    """Videos longer than their window (all with the same Lw = 2h), concatenated and kept as a band.
+) -> BandedSystem:
+    """The banded system of videos longer than their window (all with the same Lw = 2h), concatenated.
 
     Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
     At each border the windows are shifted, so links reach up to Lw - 1: those few entries are kept as a list.
@@ -124,12 +220,17 @@ def propagate_banded(
     owner = owner[:total]
     starts = window_starts(position, length_of, window)
 
-    # Dot products x_i . x_{i+o} for o = 0..h from two block products per block of h rows.
-    count = total // half
-    rows_of_block = stacked[:total].view(count, half, dim)
-    two_blocks = stacked.as_strided((count, 2 * half, dim), (half * dim, dim, 1))  # block b and b + 1
-    pairs = torch.bmm(rows_of_block, two_blocks.transpose(1, 2))
-    near = pairs.as_strided((count, half, half + 1), (2 * half * half, 2 * half + 1, 1)).reshape(total, -1)
+    # Dot products x_i . x_{i+o} for o = 0..h: each block of q rows times the q + h rows from its first on. Row
+    # a of a block needs columns a..a + h of its q + h, so q < h wastes fewer products than q = h (half of them).
+    rows_per_block = _rows_per_block(half)
+    count = total // rows_per_block
+    blocks = stacked[:total].view(count, rows_per_block, dim)
+    reach = stacked.as_strided((count, rows_per_block + half, dim), (rows_per_block * dim, dim, 1))
+    pairs = torch.bmm(blocks, reach.transpose(1, 2))
+    near = pairs.as_strided(
+        (count, rows_per_block, half + 1), (rows_per_block * (rows_per_block + half), rows_per_block + half + 1, 1)
+    ).reshape(total, -1)
+    del pairs
     norms = torch.zeros(total + half, dtype=torch.float64, device=device)
     norms[:total] = near[:, 0]
 
@@ -157,18 +258,19 @@ def propagate_banded(
     )
     upper *= multiplicity
     if config.temporal:
-        upper *= torch.exp(-gaps.double() / temporal_of[:, None])
+        shared = {g.temporal_length for g in graphs}
+        if len(shared) == 1:  # one temporal length (L = the window, the default): one factor per offset
+            upper *= torch.exp(-gaps.double() / shared.pop())
+        else:
+            upper *= torch.exp(-gaps.double() / temporal_of[:, None])
 
     # Border links beyond h: rows [0, h) x columns [h, Lw) at the start, the mirror image at the end.
-    # The start corner is block-aligned, so its products are in ``pairs``; the end corners are gathered.
     first_rows = torch.as_tensor(offsets[:-1], device=device)
     last_rows = first_rows + torch.tensor([g.length - window for g in graphs], device=device)
     span = torch.arange(half, device=device)
-    end_rows = last_rows[:, None] + span
-    end_dots = torch.bmm(stacked[end_rows], stacked[end_rows + half].transpose(1, 2))
-    corner_dots = torch.stack([pairs[first_rows // half, :, half:], end_dots], dim=1).reshape(-1, half, half)
-    corner_rows = torch.stack([first_rows[:, None] + span, end_rows], dim=1).reshape(-1, half)
+    corner_rows = torch.stack([first_rows[:, None] + span, last_rows[:, None] + span], dim=1).reshape(-1, half)
     corner_cols = corner_rows + half
+    corner_dots = torch.bmm(stacked[corner_rows], stacked[corner_cols].transpose(1, 2))
     row_grid = corner_rows[:, :, None].expand(-1, -1, half)
     col_grid = corner_cols[:, None, :].expand(-1, half, -1)
     # A video shorter than 3h has rows in both corners: the end corner leaves those to the start corner.
@@ -204,32 +306,11 @@ def propagate_banded(
     band *= inverse_root[:, None] * padded_root.unfold(0, 2 * half + 1, 1)
     corner_values = corner_values * inverse_root[rows] * inverse_root[cols]
 
-    def matvec(vector: torch.Tensor) -> torch.Tensor:
-        padded = torch.nn.functional.pad(vector, (half, half))
-        product = torch.einsum("ij,ij->i", band, padded.unfold(0, 2 * half + 1, 1))
-        return product.index_add_(0, rows, corner_values * vector[cols])
-
-    def dense_block(index: int) -> torch.Tensor:
-        start, length = offsets[index], graphs[index].length
-        local = torch.arange(length, device=device)
-        columns = local[:, None] + torch.arange(2 * half + 1, device=device)[None, :] - half
-        inside = (columns >= 0) & (columns < length)
-        dense = torch.zeros(length, length, dtype=torch.float64, device=device)
-        dense[local[:, None].expand_as(columns)[inside], columns[inside]] = band[start : start + length][inside]
-        mine = (rows >= start) & (rows < start + length)
-        dense[rows[mine] - start, cols[mine] - start] = corner_values[mine]
-        return dense
-
     rhs = torch.zeros(total, dtype=torch.float64, device=device)
     for index, (y, g) in enumerate(zip(ys, graphs, strict=True)):
         rhs[offsets[index] : offsets[index] + g.length] = y
-    real = length_of[:total] > 0
-    solution = torch.zeros(total, dtype=torch.float64, device=device)
-    if config.solver == "exact":
-        solution[real] = solve(matvec, rhs[real], owner[real], [g.length for g in graphs], config, dense_block)
-    else:
-        solution = solve(matvec, rhs, owner, [g.length for g in graphs], config, dense_block)
-    return [
-        postprocess(solution[offsets[i] : offsets[i] + g.length].cpu().numpy(), seeds[i], config)
-        for i, g in enumerate(graphs)
-    ], empty, [y.cpu().numpy() for y in ys]
+    return BandedSystem(
+        half=half, band=band, rows=rows, cols=cols, corner_values=corner_values, rhs=rhs, owner=owner,
+        real=length_of[:total] > 0, offsets=offsets, lengths=[g.length for g in graphs], seeds=seeds,
+        priors=[y.cpu().numpy() for y in ys], empty=empty,
+    )

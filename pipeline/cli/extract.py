@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
         raise UserError(f"invalid extraction settings: {problems}", kind=ErrorKind.INVALID_ARGUMENT) from error
-    extractor = FeatureExtractor(config)
+    # the local engine's decoders start while the runtime session is built
+    extractor = FeatureExtractor(config, archive_workers=args.workers if args.engine == "local" else 0)
     print(f"lanp extract: {extractor.spec.describe()} on {extractor.device} ({extractor.runtime})", file=sys.stderr)
     if args.engine == "ray":
         from pipeline.jobs.ray_engine import ray_extract_archive

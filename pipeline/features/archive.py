@@ -57,7 +57,8 @@ def extract_archive(
     progress: bool = True,
 ) -> ExtractionReport:
     """Extract every video of ``inputs`` (files, folders, frame folders, path lists) into the store ``out_dir``
-    with ``workers`` decoding processes. Videos already finished in the store are skipped; failed ones retried."""
+    with ``workers`` decoding processes (those the extractor started early, if it was built with
+    ``archive_workers``). Videos already finished in the store are skipped; failed ones retried."""
     videos = expand_inputs([str(item) for item in inputs])
     store = FeatureStore(out_dir, extractor.spec)
     report = ExtractionReport(Path(out_dir))
@@ -93,8 +94,10 @@ def extract_archive(
         elapsed = time.perf_counter() - started
         bar.set_postfix(snippets_s=f"{report.snippets / max(elapsed, 1e-9):.1f}", failed=len(report.failed))
 
-    pool = DecodePool(extractor.decode, workers=min(workers, max(1, len(todo))), slots_per_worker=3,
-                      snippets_per_chunk=extractor.batch_size, pin_for_cuda=extractor.device.type == "cuda")
+    pool = extractor.take_archive_pool() or DecodePool.for_archive(
+        extractor.decode, workers=min(workers, max(1, len(todo))), snippets_per_chunk=extractor.batch_size,
+        device=extractor.device,
+    )
     try:
         if todo:
             with pool.lease(timeout_s):

@@ -14,6 +14,7 @@ the backbone; each finished video goes to ``on_done``, each failed one to ``on_f
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from collections import deque
@@ -33,7 +34,13 @@ from pipeline.features.spec import FeatureSpec
 from pipeline.video import VideoInfo
 from pipeline.video.inputs import VideoInput
 from pipeline.video.snippets import SnippetPlan
-from pipeline.video.worker import WAITING, DecodeSettings, decode_worker_main, error_from_report
+from pipeline.video.worker import (
+    DECODER_NICENESS,
+    WAITING,
+    DecodeSettings,
+    decode_worker_main,
+    error_from_report,
+)
 from pipeline.workers import start_process
 
 Progress = Callable[[int, int], None]
@@ -85,7 +92,7 @@ class DecodePool:
     """
 
     def __init__(self, settings: DecodeSettings, *, workers: int = 1, slots_per_worker: int = 3, slot_mib: int = 32,
-                 snippets_per_chunk: int = 16, pin_for_cuda: bool = False):
+                 snippets_per_chunk: int = 16, pin_for_cuda: bool = False, niceness: int = 0):
         self.context = multiprocessing.get_context("spawn")
         self.settings = settings
         self.size = max(1, workers)
@@ -93,17 +100,33 @@ class DecodePool:
         self.slots_per_worker = slots_per_worker
         self.snippets_per_chunk = snippets_per_chunk
         self.pin_for_cuda = pin_for_cuda
+        self.niceness = niceness
         self.timeout_s: float | None = None
         self.workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._probes = 0
 
-    @contextmanager
-    def lease(self, timeout_s: float | None = None) -> Iterator[DecodePool]:
-        """The pool, its workers started if need be, for this caller alone; stalls longer than ``timeout_s`` fail."""
+    @classmethod
+    def for_archive(cls, settings: DecodeSettings, *, workers: int, snippets_per_chunk: int,
+                    device: torch.device) -> DecodePool:
+        """The pool of an archive extraction on ``device``: on a CPU its decoders run at lower priority
+        (``DECODER_NICENESS``), on CUDA their slots are page-locked."""
+        cpu = device.type == "cpu"
+        return cls(settings, workers=workers, slots_per_worker=3, snippets_per_chunk=snippets_per_chunk,
+                   pin_for_cuda=device.type == "cuda", niceness=DECODER_NICENESS if cpu else 0)
+
+    def start(self) -> None:
+        """Start the workers now if they are not running, without waiting for them: a spawned worker spends about
+        half a second importing, which the caller can spend building its model meanwhile."""
         with self._lock:
             if not self.workers:
                 self.workers = [self._start() for _ in range(self.size)]
+
+    @contextmanager
+    def lease(self, timeout_s: float | None = None) -> Iterator[DecodePool]:
+        """The pool, its workers started if need be, for this caller alone; stalls longer than ``timeout_s`` fail."""
+        self.start()
+        with self._lock:
             self.timeout_s = timeout_s
             self._revive()
             try:
@@ -138,6 +161,9 @@ class DecodePool:
             daemon=True,
         )
         start_process(process)
+        if self.niceness > 0:  # set from here, so that it holds from the worker's first import on
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, process.pid, min(19, own + self.niceness))
         sender.close()
         worker = _Worker(process, inbox, free_slots, receiver, slots, heartbeat)
         if self.pin_for_cuda and slots.numel():  # page-lock the shared slots so host-to-device copies are async

@@ -44,7 +44,10 @@ bound is kept high and recorded in the spec."""
 class FeatureExtractor:
     """A backbone on a device plus the decoding and transform settings that, together, define a ``FeatureSpec``."""
 
-    def __init__(self, config: ExtractionConfig | None = None):
+    def __init__(self, config: ExtractionConfig | None = None, *, archive_workers: int = 0):
+        """``archive_workers`` > 0 starts that many decoding processes for ``extract_archive`` before the runtime
+        session is built, so that their start-up (imports, ~0.5 s) overlaps it instead of delaying the first
+        batch; the first ``extract_archive`` with this extractor takes them."""
         config = config or ExtractionConfig()
         self.config = config
         loaded = create_backbone(config.backbone, weights=config.weights, allow_pickle=config.allow_pickle)
@@ -72,6 +75,12 @@ class FeatureExtractor:
             backend=config.decoder,
         )
         snippet_frame_offsets(config.snippet_length, self.decode.frames_per_snippet)  # validates the count
+        self._archive_pool: DecodePool | None = None
+        if archive_workers > 0:
+            self._archive_pool = DecodePool.for_archive(self.decode, workers=archive_workers,
+                                                        snippets_per_chunk=config.batch_size, device=self.device)
+            self._archive_pool.start()
+            weakref.finalize(self, _close_pools, self._archive_pool)
         self.runtime = choose_runtime(config.runtime, self.device)
         self._runner = self._build_runner(config.runtime, loaded.weights, crop)
         self.spec = FeatureSpec(
@@ -111,6 +120,11 @@ class FeatureExtractor:
         spec.check_compatible(extractor.spec, what=what, other_what="extractor")
         return extractor
 
+    def take_archive_pool(self) -> DecodePool | None:
+        """The decoding pool started for ``extract_archive`` at construction (once; then None). The taker closes it."""
+        pool, self._archive_pool = self._archive_pool, None
+        return pool
+
     def start_workers(self) -> None:
         """Start the isolated path's decode and probe processes now rather than on the first video."""
         for pool in (self._decoder, self._prober):
@@ -119,7 +133,7 @@ class FeatureExtractor:
 
     def close(self) -> None:
         """Stop the decode and probe processes (idempotent; a later isolated call starts fresh ones)."""
-        _close_pools(self._decoder, self._prober)
+        _close_pools(self._decoder, self._prober, *([self._archive_pool] if self._archive_pool else []))
 
     def __enter__(self) -> FeatureExtractor:
         return self

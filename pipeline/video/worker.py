@@ -37,6 +37,14 @@ WAITING = float("inf")
 PARENT_CHECK_S = 1.0
 """How often a waiting worker checks that its parent is still alive."""
 
+DECODER_NICENESS = 10
+"""How much an archive extraction's decode workers lower their priority on a CPU whose cores the inference
+runtime already fills. Decoding is a small share of the work there (1.5-2.7 s of ~20 s for 4 Ped2 clips at the
+default spec) and runs ahead of the backbone in its slots; at equal priority it took its core from one of the
+runtime's threads, and each parallel operator of the runtime then waited for that thread. Lowered, it runs in the
+gaps (the transform's serial parts, the runtime's idle threads) and at full speed whenever the main process waits
+for it, so the worst case is the plain loop's serial order (bench/extract.py)."""
+
 _USER_KINDS = frozenset({ErrorKind.INVALID_ARGUMENT, ErrorKind.INVALID_INPUT, ErrorKind.NOT_FOUND})
 """Kinds a worker may report that are the user's to fix (a bad setting, a path that went away)."""
 

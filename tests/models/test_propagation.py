@@ -37,6 +37,16 @@ def test_batched_equals_one_by_one() -> None:
         np.testing.assert_allclose(z, propagate([video], config)[0], rtol=1e-6)
 
 
+def test_banded_chunks_solved_together_stop_each_video_by_its_own_rule() -> None:
+    # one CG over several chunks' bands: each video keeps its own tolerance test and 10 T iteration cap
+    rng = np.random.default_rng(11)
+    videos = [relu_features(rng, length, dim=32) * 0.05 for length in (130, 260, 101, 400, 150)]
+    config = preset("paper").propagation.model_copy(update={"banded": True, "cg_tol": 1e-8})
+    together = propagate(videos, config, chunk_elements=30_000)  # about one video per chunk
+    for video, z in zip(videos, together, strict=True):
+        np.testing.assert_allclose(z, propagate([video], config)[0], rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("banded", [False, True])
 def test_cg_equals_exact_solve(banded: bool) -> None:
     rng = np.random.default_rng(3)

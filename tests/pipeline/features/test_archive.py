@@ -18,6 +18,7 @@ from pipeline.features.archive import extract_archive
 from pipeline.features.extractor import FeatureExtractor
 from pipeline.features.featureset import MANIFEST_FILE, open_feature_set
 from pipeline.features.spec import FeatureSpec
+from pipeline.video.worker import DECODER_NICENESS
 from tests.conftest import REPO_ROOT
 from tests.videos import write_random_bytes, write_video
 
@@ -132,3 +133,21 @@ def test_extract_then_train_then_evaluate_on_ped2(tmp_path: Path, shared_data: P
     metrics = json.loads(evaluated.stdout)
     auc = metrics.get("auc_roc", metrics.get("metrics", {}).get("auc_roc"))
     assert auc is not None and 0.0 <= auc <= 1.0
+
+
+def test_decoders_started_with_the_extractor_serve_the_archive_then_stop(tmp_path: Path) -> None:
+    from tests.pipeline.features.fast import FAST
+
+    video = write_video(tmp_path / "clip.mp4", num_frames=40, width=64, height=48)
+    extractor = FeatureExtractor(FAST, archive_workers=1)
+    pool = extractor._archive_pool
+    assert pool is not None
+    (worker,) = pool.workers  # spawned during construction, before any extraction
+    assert worker.process.is_alive()
+    niced = min(19, os.getpriority(os.PRIO_PROCESS, 0) + DECODER_NICENESS)  # a CPU extraction's decoders yield
+    assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == niced
+    report = extract_archive([video], tmp_path / "out", extractor, workers=1, progress=False)
+    assert report.extracted == ["clip"] and not report.failed
+    assert not worker.process.is_alive() and extractor.take_archive_pool() is None  # used once, then stopped
+    expected = extractor.extract_video(video).features
+    np.testing.assert_array_equal(open_feature_set(tmp_path / "out").load("clip"), expected)
