@@ -4,9 +4,9 @@ Conv1d(D -> hidden, k, same padding) + ReLU + Dropout, Linear(hidden, hidden) + 
 + Sigmoid. Input (B, T, D) gives (B, T) scores in [0, 1]; input (B, crops, T, D) scores every crop separately and
 averages the scores (as the official test code does for 10-crop features). D comes from the data.
 
-With ``context=trailing_mean`` the head sees [x_t, x_t - m_t] (2 x D input channels, ``models.context``): m_t is computed
-from the sequence passed in, or given as ``reference`` by callers that pass snippets out of their video (the
-trainer's sampled segments, a live session's window).
+With ``context=trailing_mean`` the head sees [x_t, x_t - m_t] (2 x D input channels, ``models.context``): m_t is
+computed from the sequence passed in, or given as ``reference`` by callers that pass snippets out of their video
+(the trainer's sampled segments, a live session's window).
 """
 
 from __future__ import annotations
