@@ -60,9 +60,9 @@ class StreamingTrailingMean:
 
 def between_video_share(videos: Sequence[np.ndarray]) -> float:
     """Share of the total feature variance that lies between the videos' means (0: none; 1: all of it)."""
-    means = [np.mean(video, axis=0, dtype=np.float64) for video in videos]
+    means = np.stack([np.mean(video, axis=0, dtype=np.float64) for video in videos])
     counts = np.array([len(video) for video in videos], dtype=np.float64)
-    grand = (counts[:, None] * np.stack(means)).sum(axis=0) / counts.sum()
-    between = float((counts * ((np.stack(means) - grand) ** 2).sum(axis=1)).sum())
+    grand = (counts[:, None] * means).sum(axis=0) / counts.sum()
+    between = float((counts * ((means - grand) ** 2).sum(axis=1)).sum())
     total = sum(float(((np.asarray(video, dtype=np.float64) - grand) ** 2).sum()) for video in videos)
     return between / total if total > 0 else 0.0

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from models.config import PropagationConfig
+from models.errors import InternalError
 from models.graph import Graph, affinity, load_into, median_scale, window_starts
 from models.prior import postprocess, prior_vector, seed_indices
 from models.solvers import segment_sum, solve
@@ -127,6 +128,8 @@ class BandedSystem:
         through zeros: no entry reaches outside its own video)."""
         if len(systems) == 1:
             return systems[0]
+        if len({system.half for system in systems}) > 1:
+            raise InternalError("banded systems of different windows cannot share one band")
         row_shift = np.cumsum([0] + [system.band.shape[0] for system in systems[:-1]])
         video_shift = np.cumsum([0] + [len(system.lengths) for system in systems[:-1]])
         return cls(
