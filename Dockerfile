@@ -16,6 +16,7 @@ RUN pip install --index-url "$TORCH_INDEX" torch==2.14.1 torchvision==0.29.1
 COPY docker/requirements.lock docker/requirements.lock
 RUN pip install -r docker/requirements.lock
 COPY pyproject.toml README.md ./
+COPY lanp_vad lanp_vad
 COPY models models
 COPY pipeline pipeline
 COPY service service

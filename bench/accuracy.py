@@ -23,9 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize  # noqa: E402
-from pipeline.research.datasets import AccuracyDataset, SyntheticSpec, public_dataset, synthetic_dataset  # noqa: E402
-from pipeline.research.ped2 import PED2_DATASETS, ped2_datasets, synthetic_clip_datasets  # noqa: E402
+from lanp_vad.pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize  # noqa: E402
+from lanp_vad.pipeline.research.datasets import AccuracyDataset, SyntheticSpec, public_dataset, synthetic_dataset  # noqa: E402
+from lanp_vad.pipeline.research.ped2 import PED2_DATASETS, ped2_datasets, synthetic_clip_datasets  # noqa: E402
 
 SYNTHETIC = {
     "syn-sh": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2),
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         return render(args.render)
     if args.length_bias:
-        from pipeline.research.length_bias import official_sh_table
+        from lanp_vad.pipeline.research.length_bias import official_sh_table
 
         print(official_sh_table(Path(args.data_dir)))
         return 0

@@ -28,9 +28,9 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.jobs.batch import run_batch
-from pipeline.jobs.config import BatchConfig
-from pipeline.video.inputs import VideoInput
+from lanp_vad.pipeline.jobs.batch import run_batch
+from lanp_vad.pipeline.jobs.config import BatchConfig
+from lanp_vad.pipeline.video.inputs import VideoInput
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PED2 = REPO_ROOT.parent / "shared" / "data" / "ucsd-ped2" / "videos"
@@ -41,11 +41,11 @@ def make_model(directory: Path, backbone: str, crop: int | None, frames: int | N
     """A random-init classifier over ``backbone`` features, saved as a model directory."""
     import torch
 
-    from models.classifier import LANPClassifier
-    from models.config import LANPConfig
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
-    from pipeline.training.model_dir import save_model
+    from lanp_vad.models.classifier import LANPClassifier
+    from lanp_vad.models.config import LANPConfig
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.training.model_dir import save_model
 
     torch.manual_seed(0)
     spec = FeatureExtractor(ExtractionConfig(backbone=backbone, weights="random-init:0", device=device,
@@ -139,8 +139,8 @@ def measure(videos: list[VideoInput], model: Path, work: Path, *, engine: str, w
 
 def measure_plain(videos: list[VideoInput], model: Path, out: Path, *, device: str) -> dict:
     """The plain loop: one in-process Scorer, one JSON per video (model loading included, as in the engines)."""
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     with PeakMemory() as memory:
         start = time.perf_counter()

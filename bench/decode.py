@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.video import open_video  # noqa: E402
-from pipeline.video.snippets import SnippetPlan  # noqa: E402
+from lanp_vad.pipeline.video import open_video  # noqa: E402
+from lanp_vad.pipeline.video.snippets import SnippetPlan  # noqa: E402
 
 BACKENDS = ("decord", "pyav")
 

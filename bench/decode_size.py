@@ -35,8 +35,8 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.decode import _peak_rss_mib  # noqa: E402
-from pipeline.video import open_video  # noqa: E402
-from pipeline.video.snippets import SnippetPlan  # noqa: E402
+from lanp_vad.pipeline.video import open_video  # noqa: E402
+from lanp_vad.pipeline.video.snippets import SnippetPlan  # noqa: E402
 
 WIDTH, HEIGHT = 8000, 4096
 BOUND = 1080  # the default extractor's decode_short_side (DEFAULT_DECODE_SHORT_SIDE)
@@ -78,8 +78,8 @@ def _ours(path: str, bound: int | None) -> int:
 
 
 def _extract(path: str, bound: int | None) -> int:
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     extractor = FeatureExtractor(ExtractionConfig(weights="random-init:0", device="cpu", frames_per_snippet=4,
                                                   decode_short_side=bound))
@@ -147,8 +147,8 @@ def _compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def features(data: Path, factor: int, oversample: int | None) -> None:
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     source = data / "ucsd-ped2/videos/test/01.mp4"
     if not source.exists():

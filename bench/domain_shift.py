@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.training.domain import REFERENCE_QUANTILE, fit_feature_stats
+from lanp_vad.pipeline.training.domain import REFERENCE_QUANTILE, fit_feature_stats
 
 
 def load_folder(folder: Path) -> dict[str, np.ndarray]:

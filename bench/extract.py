@@ -100,8 +100,8 @@ def write_long_video(path: Path, minutes: float, fps: int = 10) -> Path:
 
 def memory_profile(runtime: str, spec: str, minutes: float) -> dict[str, float]:
     """RSS at 10 / 50 / 100 % of the snippets of a generated long video, extracted through the decoding worker."""
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     extractor = FeatureExtractor(ExtractionConfig(device="cpu", runtime=runtime, **SPECS[spec]))
     with tempfile.TemporaryDirectory() as folder:
@@ -130,7 +130,7 @@ def plain_loop(videos: list[Path], extractor: object) -> tuple[int, float, dict[
     import numpy as np
     import torch
 
-    from pipeline.video.worker import snippet_frame_offsets
+    from lanp_vad.pipeline.video.worker import snippet_frame_offsets
 
     length, picked = extractor.spec.snippet_length, extractor.spec.frames_per_snippet  # type: ignore[attr-defined]
     offsets = snippet_frame_offsets(length, picked)
@@ -179,9 +179,9 @@ def run_one(mode: str, runtime: str, spec: str, videos: list[Path], workers: int
     """One measurement in this process: the extractor is built (and its export cached) before the clock starts."""
     import resource
 
-    from pipeline.features.archive import extract_archive
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.archive import extract_archive
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     # as ``lanp extract`` does, the engine's decoders start while the extractor is built
     extractor = FeatureExtractor(ExtractionConfig(device="cpu", runtime=runtime, **SPECS[spec]),

@@ -30,11 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.features.archive import extract_archive  # noqa: E402
-from pipeline.features.config import ExtractionConfig  # noqa: E402
-from pipeline.features.extractor import FeatureExtractor  # noqa: E402
-from pipeline.video import open_video  # noqa: E402
-from pipeline.video.worker import DecodeSettings  # noqa: E402
+from lanp_vad.pipeline.features.archive import extract_archive  # noqa: E402
+from lanp_vad.pipeline.features.config import ExtractionConfig  # noqa: E402
+from lanp_vad.pipeline.features.extractor import FeatureExtractor  # noqa: E402
+from lanp_vad.pipeline.video import open_video  # noqa: E402
+from lanp_vad.pipeline.video.worker import DecodeSettings  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -59,8 +59,8 @@ def worker(kind: str, data: Path, count: int, device: str | None, threads: int |
     if kind == "ours":
         import torch
 
-        from models.config import preset
-        from models.propagation import propagate
+        from lanp_vad.models.config import preset
+        from lanp_vad.models.propagation import propagate
 
         config = preset("reference").propagation
         start = time.perf_counter()
@@ -70,7 +70,7 @@ def worker(kind: str, data: Path, count: int, device: str | None, threads: int |
         elapsed = time.perf_counter() - start
     else:
         start = time.perf_counter()
-        from pipeline.research.oracle import official_style
+        from lanp_vad.pipeline.research.oracle import official_style
 
         z = [official_style(features[i]) for i in range(len(features))]
         elapsed = time.perf_counter() - start
@@ -111,7 +111,7 @@ def run_cli(args: argparse.Namespace, scratch: Path) -> float:
         return float("nan")  # the CLI reads the whole folder: only comparable when every video is used
     times = []
     for _ in range(args.repeat):
-        command = [sys.executable, "-m", "pipeline", "propagate", "--features", str(args.data), "--preset",
+        command = [sys.executable, "-m", "lanp_vad", "propagate", "--features", str(args.data), "--preset",
                    "reference", "--out", str(scratch / "cli.json")] + (["--device", args.device] if args.device else [])
         started = time.perf_counter()
         subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
@@ -121,7 +121,7 @@ def run_cli(args: argparse.Namespace, scratch: Path) -> float:
 
 def ensure_data(args: argparse.Namespace) -> tuple[int, str]:
     """Write the synthetic UCF-scale set once (reused when its marker matches); returns (videos, length source)."""
-    from pipeline.research.synthetic import describe_lengths, write_synthetic_features
+    from lanp_vad.pipeline.research.synthetic import describe_lengths, write_synthetic_features
 
     marker = args.data / "frames.csv"
     if not marker.exists():

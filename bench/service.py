@@ -61,8 +61,8 @@ def write_clip(path: Path, seconds: float, fps: int = 25, size: tuple[int, int] 
 
 def naive_app() -> FastAPI:
     """The baseline: whole body in memory, every frame decoded into one array, then scored; no queue."""
-    from pipeline.scoring.scorer import Scorer
-    from pipeline.video import open_video
+    from lanp_vad.pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.video import open_video
 
     scorer = Scorer.from_model_dir(os.environ["LANP_MODEL_DIR"], device=os.environ.get("LANP_DEVICE", "cpu"))
     app = FastAPI()
@@ -173,7 +173,7 @@ def main() -> None:
            "LANP_MAX_UPLOAD_MB": "4096", "LANP_ISOLATE_DECODE": str(not args.in_process).lower()}
     results: dict = {"device": args.device, "clip_seconds": args.clip_seconds, "requests": args.requests,
                      "isolate_decode": not args.in_process}
-    for name, module, path, port in (("service", "service.app:create_app", "/score", 8931),
+    for name, module, path, port in (("service", "lanp_vad.service.app:create_app", "/score", 8931),
                                      ("naive", "bench.service:naive_app", "/naive-score", 8932)):
         url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "uvicorn", module, "--factory", "--port", str(port), "--log-level", "warning"]

@@ -65,7 +65,7 @@ def start_server(model: Path, work: Path, streams: int) -> tuple[subprocess.Pope
            "LANP_WORK_DIR": str(work / "service"), "LANP_DATA_ROOT": str(work), "LANP_MAX_STREAMS": str(streams),
            "LANP_STREAM_SCHEMES": '["http"]', "LANP_MAX_SYNC_SECONDS": "600"}
     log = (work / "server.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--port", str(port), "--log-level",
+    process = subprocess.Popen([sys.executable, "-m", "lanp_vad", "serve", "--port", str(port), "--log-level",
                                 "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -53,11 +53,11 @@ def load() -> str:
 
 
 def make_model(directory: Path) -> Path:
-    from models.classifier import create_classifier
-    from models.config import LANPConfig
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
-    from pipeline.training.model_dir import save_model
+    from lanp_vad.models.classifier import create_classifier
+    from lanp_vad.models.config import LANPConfig
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.training.model_dir import save_model
 
     spec = FeatureExtractor(ExtractionConfig(frames_per_snippet=4, crop_size=160, device="cpu")).spec
     config = LANPConfig()
@@ -91,9 +91,9 @@ def plain_worker(url: str, model: Path, seconds: float, out: Path, threads: int)
 
     torch.set_num_threads(threads)
 
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.scorer import Scorer
-    from pipeline.video.worker import snippet_frame_offsets
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.video.worker import snippet_frame_offsets
 
     scorer = Scorer.from_model_dir(model, device="cpu", config=ScoringConfig(decode_timeout_s=None))
     offsets = snippet_frame_offsets(16, scorer.extractor.decode.frames_per_snippet)
@@ -129,7 +129,7 @@ def run_streams(kind: str, count: int, clip: Path, model: Path, seconds: float, 
             out.unlink(missing_ok=True)
             outs.append(out)
             if kind == "watch":
-                watchers.append(python("-m", "pipeline", "watch", url, "--model", str(model), "--out", str(out),
+                watchers.append(python("-m", "lanp_vad", "watch", url, "--model", str(model), "--out", str(out),
                                        "--device", "cpu", "--threads", str(threads)))
             else:
                 watchers.append(python(__file__, "--plain-worker", url, str(model), str(seconds), str(out),

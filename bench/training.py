@@ -29,15 +29,15 @@ import torch
 from torch.nn import functional
 from torch.utils.data import DataLoader, Dataset
 
-from models.classifier import create_classifier
-from models.config import LANPConfig, apply_overrides, preset
-from models.propagation import propagate
-from models.pseudo_labels import make_pseudo_labels
-from models.reweighting import loss_weights, normal_list
-from models.sampling import segment_indices
-from pipeline.device import resolve_device
-from pipeline.research.synthetic import make_synthetic_features
-from pipeline.training.trainer import fit_classifier
+from lanp_vad.models.classifier import create_classifier
+from lanp_vad.models.config import LANPConfig, apply_overrides, preset
+from lanp_vad.models.propagation import propagate
+from lanp_vad.models.pseudo_labels import make_pseudo_labels
+from lanp_vad.models.reweighting import loss_weights, normal_list
+from lanp_vad.models.sampling import segment_indices
+from lanp_vad.pipeline.device import resolve_device
+from lanp_vad.pipeline.research.synthetic import make_synthetic_features
+from lanp_vad.pipeline.training.trainer import fit_classifier
 
 
 class OfficialStyleVideos(Dataset):

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from models.config import ClassifierConfig
-from models.context import trailing_mean, with_context
-from models.errors import InternalError
+from lanp_vad.models.config import ClassifierConfig
+from lanp_vad.models.context import trailing_mean, with_context
+from lanp_vad.models.errors import InternalError
 
 
 class LANPClassifier(nn.Module):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.config import PropagationConfig
+from lanp_vad.models.config import PropagationConfig
 
 COSINE_EPS = 1e-12
 

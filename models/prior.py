@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.config import PropagationConfig
+from lanp_vad.models.config import PropagationConfig
 
 
 def seed_indices(features: torch.Tensor, config: PropagationConfig, rng: np.random.Generator) -> np.ndarray:

@@ -40,11 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.config import PropagationConfig
-from models.errors import ErrorKind, InternalError, UserError
-from models.graph import Graph, affinity, median_scale, prepare
-from models.prior import postprocess, prior_vector, seed_indices
-from models.propagation_batches import BandedSystem, banded_system, propagate_complete
+from lanp_vad.models.config import PropagationConfig
+from lanp_vad.models.errors import ErrorKind, InternalError, UserError
+from lanp_vad.models.graph import Graph, affinity, median_scale, prepare
+from lanp_vad.models.prior import postprocess, prior_vector, seed_indices
+from lanp_vad.models.propagation_batches import BandedSystem, banded_system, propagate_complete
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.config import PropagationConfig
-from models.errors import InternalError
-from models.graph import Graph, affinity, load_into, median_scale, window_starts
-from models.prior import postprocess, prior_vector, seed_indices
-from models.solvers import segment_sum, solve
+from lanp_vad.models.config import PropagationConfig
+from lanp_vad.models.errors import InternalError
+from lanp_vad.models.graph import Graph, affinity, load_into, median_scale, window_starts
+from lanp_vad.models.prior import postprocess, prior_vector, seed_indices
+from lanp_vad.models.solvers import segment_sum, solve
 
 
 def _prior(

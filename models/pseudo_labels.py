@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.config import PropagationConfig, PseudoLabelConfig
-from models.errors import ErrorKind, InternalError, UserError
-from models.video_scores import video_scores
+from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig
+from lanp_vad.models.errors import ErrorKind, InternalError, UserError
+from lanp_vad.models.video_scores import video_scores
 
 _COUNT_TOLERANCE = 1e-9
 ADAPTIVE_SHARE = (0.05, 0.5)  # bounds of the adaptive share of abnormal snippets per abnormal video

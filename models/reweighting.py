@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.config import ReweightConfig
-from models.errors import ErrorKind, UserError
-from models.sampling import segment_indices
+from lanp_vad.models.config import ReweightConfig
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.models.sampling import segment_indices
 
 _COSINE_EPS = 1e-6  # as torch.nn.CosineSimilarity's default in the official code
 

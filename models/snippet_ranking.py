@@ -26,10 +26,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from models.config import PropagationConfig, PseudoLabelConfig
-from models.propagation import Propagation, propagate
-from models.pseudo_labels import PseudoLabels, make_pseudo_labels
-from models.video_scores import null_normality
+from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig
+from lanp_vad.models.propagation import Propagation, propagate
+from lanp_vad.models.pseudo_labels import PseudoLabels, make_pseudo_labels
+from lanp_vad.models.video_scores import null_normality
 
 _TINY = 1e-12
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from models.config import PropagationConfig
+from lanp_vad.models.config import PropagationConfig
 
 
 def segment_sum(values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.config import PropagationConfig, PseudoLabelConfig
-from models.propagation import propagate
+from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig
+from lanp_vad.models.propagation import propagate
 
 _NULL_CACHE: dict[tuple[str, int], np.ndarray] = {}
 _NULL_CACHE_LIMIT = 8192  # distinct (graph settings, T) pairs kept; each holds T floats

@@ -1,6 +1,6 @@
 """The Python API: the same pipeline functions as the ``lanp`` command line, in a few calls.
 
-    from pipeline import api
+    from lanp_vad.pipeline import api
 
     model = api.train("feats/", "model/")                        # LANP without labels -> model directory
     result = api.score_video("clip.mp4", model)                  # one video -> VideoScore (result.to_dict())
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.scoring.config import EvidenceConfig, ScoringConfig
-from pipeline.scoring.result import VideoScore, resegment
+from lanp_vad.pipeline.scoring.config import EvidenceConfig, ScoringConfig
+from lanp_vad.pipeline.scoring.result import VideoScore, resegment
 
 __all__ = [
     "EvidenceConfig", "ScoringConfig", "VideoScore", "load_scorer", "resegment", "score_archive", "score_video",
@@ -30,7 +30,7 @@ __all__ = [
 def load_scorer(model: str | Path, *, device: str = "auto", config: ScoringConfig | None = None) -> Any:
     """A loaded ``Scorer`` (``pipeline.scoring.scorer``) to score many videos with one model; use it in a
     ``with`` block (or call ``close()``) to stop its decode worker."""
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     return Scorer.from_model_dir(model, device=device, config=config)
 
@@ -53,9 +53,9 @@ def score_archive(
 ) -> Any:
     """``lanp score INPUTS --out OUT_DIR``: every video of ``inputs`` (files, folders, globs, path lists) into the
     resumable output folder; returns the ``BatchReport`` (counts and failed video ids)."""
-    from pipeline.jobs.batch import run_batch
-    from pipeline.jobs.config import BatchConfig
-    from pipeline.video.inputs import expand_inputs
+    from lanp_vad.pipeline.jobs.batch import run_batch
+    from lanp_vad.pipeline.jobs.config import BatchConfig
+    from lanp_vad.pipeline.video.inputs import expand_inputs
 
     batch = BatchConfig.build(engine=engine, workers=workers, device=device, scoring=config or ScoringConfig(),
                               plots=plots, evidence=evidence or EvidenceConfig(thumbnails=False))
@@ -68,11 +68,11 @@ def train(
 ) -> Path:
     """``lanp train --features FEATURES --out OUT_DIR``: LANP without labels on a feature folder; returns the
     model directory. ``overrides`` are ``section.key=value`` settings, as ``--set`` takes them."""
-    from models.config import apply_overrides
-    from models.config import preset as named_preset
-    from pipeline.features.featureset import open_feature_set
-    from pipeline.training.model_dir import save_model
-    from pipeline.training.trainer import train_lanp
+    from lanp_vad.models.config import apply_overrides
+    from lanp_vad.models.config import preset as named_preset
+    from lanp_vad.pipeline.features.featureset import open_feature_set
+    from lanp_vad.pipeline.training.model_dir import save_model
+    from lanp_vad.pipeline.training.trainer import train_lanp
 
     config = apply_overrides(named_preset(preset), list(overrides))
     feature_set = open_feature_set(features)

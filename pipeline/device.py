@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from models.errors import ErrorKind, UserError
+from lanp_vad.models.errors import ErrorKind, UserError
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

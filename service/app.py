@@ -25,18 +25,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.errors import ErrorKind, ServiceError
-from service.jobs import JobStore
-from service.metrics import ServiceMetrics
-from service.problems import CLIENT_CLOSED, problem_response, status_error
-from service.routers import docs, health, jobs, metrics, models, review, score, streams
-from service.scheduler import DeviceScheduler
-from service.settings import Settings
-from service.state import ServiceState
-from service.streams import StreamManager
-from service.uploads import UploadGate
-from service.webhooks import WebhookSender
-from service.worker import InferenceWorker, result_path
+from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.jobs import JobStore
+from lanp_vad.service.metrics import ServiceMetrics
+from lanp_vad.service.problems import CLIENT_CLOSED, problem_response, status_error
+from lanp_vad.service.routers import docs, health, jobs, metrics, models, review, score, streams
+from lanp_vad.service.scheduler import DeviceScheduler
+from lanp_vad.service.settings import Settings
+from lanp_vad.service.state import ServiceState
+from lanp_vad.service.streams import StreamManager
+from lanp_vad.service.uploads import UploadGate
+from lanp_vad.service.webhooks import WebhookSender
+from lanp_vad.service.worker import InferenceWorker, result_path
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class LatencyMiddleware:
 def load_scorer(settings: Settings) -> Any:
     """The scorer for ``settings``' model directory, warmed up (``lanp serve`` calls it before binding the port,
     so a bad model directory is one line and exit 2)."""
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     scorer = Scorer.from_model_dir(
         settings.model_dir,

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import ErrorKind, InternalError
+from lanp_vad.models.errors import ErrorKind, InternalError
 
 PENDING, RUNNING, COMPLETED, FAILED, CANCELED = "pending", "running", "completed", "failed", "canceled"
 STATUSES = (PENDING, RUNNING, COMPLETED, FAILED, CANCELED)

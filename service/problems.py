@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.errors import Canceled, ErrorKind, InternalError, LANPError, ServiceError, UserError, VideoError
+from lanp_vad.models.errors import Canceled, ErrorKind, InternalError, LANPError, ServiceError, UserError, VideoError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 CLIENT_CLOSED = 499
@@ -85,7 +85,7 @@ def from_exception(error: BaseException, *, path: Path | None = None, shown: str
     A decode worker that crashed is our failure (500 ``worker_crashed``), a video the decoder refuses is 422 with
     the decoder's kind, a shutdown that stopped the work is 503 ``canceled``, anything unknown is 500 ``internal``
     (its class name only: internals stay in the log)."""
-    from pipeline.scoring.scorer import ScoringCancelled, WorkLimitExceeded
+    from lanp_vad.pipeline.scoring.scorer import ScoringCancelled, WorkLimitExceeded
 
     if isinstance(error, ServiceError):
         return error

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from models.errors import InternalError
-from pipeline.scoring.result import ScoringCancelled
+from lanp_vad.models.errors import InternalError
+from lanp_vad.pipeline.scoring.result import ScoringCancelled
 
 REQUESTS, STREAMS = "requests", "streams"
 GROUPS = (REQUESTS, STREAMS)

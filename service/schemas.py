@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from pipeline.scoring.result import ModelRef, SegmentDoc
+from lanp_vad.pipeline.scoring.result import ModelRef, SegmentDoc
 
 JobStatusName = Literal["pending", "running", "completed", "failed", "canceled"]
 WebhookState = Literal["none", "pending", "delivered", "failed"]

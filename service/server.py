@@ -17,8 +17,8 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from service.app import create_app
-from service.settings import Settings
+from lanp_vad.service.app import create_app
+from lanp_vad.service.settings import Settings
 
 
 class HeaderTimeoutProtocol(H11Protocol):

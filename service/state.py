@@ -12,13 +12,13 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from models.errors import ErrorKind, ServiceError
-from service.jobs import JobStore
-from service.metrics import ServiceMetrics
-from service.settings import Settings
-from service.uploads import UploadGate
-from service.webhooks import WebhookSender
-from service.worker import InferenceWorker
+from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.jobs import JobStore
+from lanp_vad.service.metrics import ServiceMetrics
+from lanp_vad.service.settings import Settings
+from lanp_vad.service.uploads import UploadGate
+from lanp_vad.service.webhooks import WebhookSender
+from lanp_vad.service.worker import InferenceWorker
 
 
 @dataclass

@@ -19,10 +19,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from models.errors import ErrorKind, ServiceError, UserError
-from pipeline.live.watcher import WatchConfig, Watcher
-from service.scheduler import STREAMS, DeviceScheduler
-from service.webhooks import WebhookSender
+from lanp_vad.models.errors import ErrorKind, ServiceError, UserError
+from lanp_vad.pipeline.live.watcher import WatchConfig, Watcher
+from lanp_vad.service.scheduler import STREAMS, DeviceScheduler
+from lanp_vad.service.webhooks import WebhookSender
 
 RECORDS_KEPT = 2048
 """Records buffered per stream for event clients (older ones are forgotten)."""

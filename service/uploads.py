@@ -24,8 +24,8 @@ from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from models.errors import ErrorKind, ServiceError
-from service.problems import client_closed
+from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.problems import client_closed
 
 SNIFF_BYTES = 4096
 MULTIPART_SLACK_BYTES = 64 * 1024  # boundaries, part headers and small form fields on top of the file

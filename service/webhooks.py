@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from service.jobs import COMPLETED, WEBHOOK_DELIVERED, WEBHOOK_FAILED, Job, JobStore
+from lanp_vad.service.jobs import COMPLETED, WEBHOOK_DELIVERED, WEBHOOK_FAILED, Job, JobStore
 
 log = logging.getLogger(__name__)
 

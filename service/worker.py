@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from models.errors import ErrorKind, LANPError, ServiceError
-from pipeline.files import atomic_write_bytes
-from pipeline.scoring.scorer import ScoringCancelled, VideoScore
-from service.jobs import CANCELED, COMPLETED, FAILED, JobStore
-from service.metrics import ServiceMetrics
-from service.problems import from_exception
-from service.scheduler import REQUESTS, DeviceScheduler
-from service.uploads import UploadGate
+from lanp_vad.models.errors import ErrorKind, LANPError, ServiceError
+from lanp_vad.pipeline.files import atomic_write_bytes
+from lanp_vad.pipeline.scoring.scorer import ScoringCancelled, VideoScore
+from lanp_vad.service.jobs import CANCELED, COMPLETED, FAILED, JobStore
+from lanp_vad.service.metrics import ServiceMetrics
+from lanp_vad.service.problems import from_exception
+from lanp_vad.service.scheduler import REQUESTS, DeviceScheduler
+from lanp_vad.service.uploads import UploadGate
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -31,3 +32,12 @@ def export_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         os.environ.pop("LANP_CACHE_DIR", None)
     else:
         os.environ["LANP_CACHE_DIR"] = previous
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny matrices: one torch thread avoids OpenMP contention on the shared cores; restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

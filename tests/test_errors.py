@@ -6,15 +6,13 @@ import importlib
 import inspect
 import pkgutil
 
-import models
-import pipeline
-import service
-from models.errors import LANPError
+import lanp_vad
+from lanp_vad.models.errors import LANPError
 
 
 def test_every_exception_class_has_the_one_root() -> None:
     strays, seen = [], 0
-    for package in (models, pipeline, service):
+    for package in (lanp_vad,):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if info.name.endswith("__main__"):
                 continue

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
-from models.baselines.common import (
+from lanp_vad.models.baselines.common import (
     BaselineError,
     EpochCallback,
     PeerPseudoLabels,

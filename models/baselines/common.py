@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.errors import ErrorKind, UserError
+from lanp_vad.models.errors import ErrorKind, UserError
 
 EpochCallback = Callable[[int, nn.Module], None]
 """Called after every training epoch with the (1-based) epoch and the model in eval mode."""

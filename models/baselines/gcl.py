@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from models.baselines.common import (
+from lanp_vad.models.baselines.common import (
     EpochCallback,
     PeerPseudoLabels,
     SnippetHead,

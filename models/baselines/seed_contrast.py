@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.baselines.common import check_videos
+from lanp_vad.models.baselines.common import check_videos
 
 
 def seed_contrast_scores(features: Sequence[np.ndarray], video_ids: Sequence[str] | None = None) -> list[np.ndarray]:

@@ -9,8 +9,8 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.demo.painting import Color, Scene, fill_ellipse, fill_rect
-from pipeline.demo.plans import ClipPlan
+from lanp_vad.pipeline.demo.painting import Color, Scene, fill_ellipse, fill_rect
+from lanp_vad.pipeline.demo.plans import ClipPlan
 
 _WALK_SPEED = 1.6  # pixels per frame at full perspective scale (about 1.4 m/s at 15 fps)
 

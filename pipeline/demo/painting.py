@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.demo.plans import SceneSettings
+from lanp_vad.pipeline.demo.plans import SceneSettings
 
 VIEW_MARGIN = 16  # pixels of world around the view, so a shaken camera never shows an edge
 

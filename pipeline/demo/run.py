@@ -24,18 +24,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.config import LANPConfig, apply_overrides, preset
-from models.errors import ErrorKind, UserError
-from pipeline.demo.scenes import (
+from lanp_vad.models.config import LANPConfig, apply_overrides, preset
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.demo.scenes import (
     AnomalyKind,
     SceneSettings,
     plan_clips,
     write_archive,
 )
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 if TYPE_CHECKING:
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
 SUMMARY_FILE = "demo.json"
 DEMO_PARTS = ("clips", "features", "model", "held_out", SUMMARY_FILE)  # what a rerun may replace
@@ -138,8 +138,8 @@ class DemoResult:
 
 def _demo_extractor(settings: DemoSettings) -> FeatureExtractor:
     """The pretrained EfficientNet-Lite0 at the demo's frames and size, on the CPU in the fastest runtime there."""
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     return FeatureExtractor(ExtractionConfig(
         backbone="efficientnet_lite0",
@@ -204,14 +204,14 @@ def run_demo(
 
     # Heavy imports only now (``lanp --help`` and the synthetic-video tests need none of torch), and after the
     # archive is written: torch was imported meanwhile in the background.
-    from pipeline.evaluation.evaluator import frame_metrics, metrics_from_frames, snippet_scores
-    from pipeline.evaluation.groundtruth import load_ground_truth
-    from pipeline.features.archive import extract_archive
-    from pipeline.features.featureset import open_feature_set
-    from pipeline.scoring.plot import plot_scores
-    from pipeline.scoring.scorer import Scorer
-    from pipeline.training.model_dir import save_model
-    from pipeline.training.trainer import train_lanp
+    from lanp_vad.pipeline.evaluation.evaluator import frame_metrics, metrics_from_frames, snippet_scores
+    from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
+    from lanp_vad.pipeline.features.archive import extract_archive
+    from lanp_vad.pipeline.features.featureset import open_feature_set
+    from lanp_vad.pipeline.scoring.plot import plot_scores
+    from lanp_vad.pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.training.model_dir import save_model
+    from lanp_vad.pipeline.training.trainer import train_lanp
 
     mark = time.perf_counter()
     extraction = extract_archive(

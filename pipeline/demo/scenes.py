@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.demo.movers import event_movers, walkers
-from pipeline.demo.painting import VIEW_MARGIN, Scene
-from pipeline.demo.plans import ANOMALY_KINDS, AnomalyKind, ClipPlan, SceneSettings, plan_clips
+from lanp_vad.pipeline.demo.movers import event_movers, walkers
+from lanp_vad.pipeline.demo.painting import VIEW_MARGIN, Scene
+from lanp_vad.pipeline.demo.plans import ANOMALY_KINDS, AnomalyKind, ClipPlan, SceneSettings, plan_clips
 
 __all__ = [
     "ANOMALY_KINDS", "CLIPS_FILE", "FRAMES_FILE", "GROUND_TRUTH_FILE", "AnomalyKind", "ClipPlan", "SceneSettings",
@@ -109,9 +109,16 @@ def write_clip(
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(settings.fps))
         stream.width, stream.height, stream.pix_fmt = settings.width, settings.height, "yuv420p"
-        stream.options = {"crf": str(settings.crf), "preset": "veryfast"}
-        for image in render_clip(plan, settings, scene_seed=scene_seed):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        # The file must be a function of the plan alone (tests compare parallel and sequential runs byte for byte):
+        # x264's macroblock-tree rate control gave different bytes for the same frames from run to run, and its
+        # output depends on the thread count, which "auto" takes from whichever process encodes. Clips are
+        # encoded in parallel by processes instead.
+        stream.options = {"crf": str(settings.crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
+        stream.codec_context.thread_count = 1
+        for index, image in enumerate(render_clip(plan, settings, scene_seed=scene_seed)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1) / Fraction(settings.fps)
+            container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
 

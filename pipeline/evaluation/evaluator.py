@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from models.classifier import LANPClassifier
-from models.errors import ErrorKind, UserError
-from pipeline.evaluation.groundtruth import GroundTruth
-from pipeline.features.featureset import FeatureSet
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.models.classifier import LANPClassifier
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
+from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 
 class EvaluationError(UserError):

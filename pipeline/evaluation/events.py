@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from models.errors import ErrorKind, UserError
+from lanp_vad.models.errors import ErrorKind, UserError
 
 Interval = tuple[int, int]
 Segmenter = Callable[[np.ndarray, float, float], list[Interval]]  # (frame scores, fps, threshold) -> events

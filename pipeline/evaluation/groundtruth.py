@@ -30,8 +30,8 @@ from typing import Literal
 
 import numpy as np
 
-from models.errors import ErrorKind, UserError
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 GT_FORMATS = ("auto", "shanghaitech", "ucf-lanp", "ucf-rtfm", "ped2", "csv")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.features.engine import DecodePool, ExtractedVideo, run_engine
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.features.featureset import FeatureStore
-from pipeline.video.inputs import VideoInput, expand_inputs
+from lanp_vad.pipeline.features.engine import DecodePool, ExtractedVideo, run_engine
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.featureset import FeatureStore
+from lanp_vad.pipeline.video.inputs import VideoInput, expand_inputs
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.errors import ErrorKind, UserError
-from pipeline.features.runtime import Runtime
-from pipeline.features.spec import FeatureSpec
-from pipeline.features.weights import RANDOM_INIT
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.features.runtime import Runtime
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.features.weights import RANDOM_INIT
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 Decoder = Literal["auto", "decord", "pyav"]
 

@@ -28,20 +28,20 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from models.errors import ErrorKind
-from pipeline.features.runtime import cpu_cores
-from pipeline.features.spec import FeatureSpec
-from pipeline.video import VideoInfo
-from pipeline.video.inputs import VideoInput
-from pipeline.video.snippets import SnippetPlan
-from pipeline.video.worker import (
+from lanp_vad.models.errors import ErrorKind
+from lanp_vad.pipeline.features.runtime import cpu_cores
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.video import VideoInfo
+from lanp_vad.pipeline.video.inputs import VideoInput
+from lanp_vad.pipeline.video.snippets import SnippetPlan
+from lanp_vad.pipeline.video.worker import (
     DECODER_NICENESS,
     WAITING,
     DecodeSettings,
     decode_worker_main,
     error_from_report,
 )
-from pipeline.workers import start_process
+from lanp_vad.pipeline.workers import start_process
 
 Progress = Callable[[int, int], None]
 """Called with (snippets done, snippets in total) as a video is extracted."""

@@ -19,16 +19,16 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from models.errors import ErrorKind, InternalError
-from pipeline.device import resolve_device
-from pipeline.features.config import ExtractionConfig
-from pipeline.features.engine import DecodePool, ExtractedVideo, Progress, extract_in_worker
-from pipeline.features.runtime import CPU_PREFERENCE, INSTALL_HINTS, Runner, choose_runtime, create_runner
-from pipeline.features.spec import FeatureSpec
-from pipeline.features.transforms import SnippetTransform
-from pipeline.features.weights import create_backbone
-from pipeline.video import VideoInfo
-from pipeline.video.worker import DecodeSettings, snippet_frame_offsets
+from lanp_vad.models.errors import ErrorKind, InternalError
+from lanp_vad.pipeline.device import resolve_device
+from lanp_vad.pipeline.features.config import ExtractionConfig
+from lanp_vad.pipeline.features.engine import DecodePool, ExtractedVideo, Progress, extract_in_worker
+from lanp_vad.pipeline.features.runtime import CPU_PREFERENCE, INSTALL_HINTS, Runner, choose_runtime, create_runner
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.features.transforms import SnippetTransform
+from lanp_vad.pipeline.features.weights import create_backbone
+from lanp_vad.pipeline.video import VideoInfo
+from lanp_vad.pipeline.video.worker import DecodeSettings, snippet_frame_offsets
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import ErrorKind, UserError
-from pipeline.features.spec import SPEC_FILE, FeatureSpec, SpecMismatchError
-from pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.features.spec import SPEC_FILE, FeatureSpec, SpecMismatchError
+from lanp_vad.pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl
 
 MANIFEST_FILE = "manifest.jsonl"
 FEATURE_SUFFIXES = ("_i3d.npy", "_res.npy", ".npy")

@@ -29,9 +29,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from models import backbones
-from models.backbones import VideoBackbone
-from models.errors import ErrorKind, UserError
+from lanp_vad.models import backbones
+from lanp_vad.models.backbones import VideoBackbone
+from lanp_vad.models.errors import ErrorKind, UserError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.errors import ErrorKind, UserError
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 SPEC_FILE = "feature_spec.json"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from models.backbones import BackboneInfo, VideoBackbone, apply_state_dict, backbone_info, build_backbone
-from models.errors import ErrorKind, UserError
-from pipeline.files import sha256_file
+from lanp_vad.models.backbones import BackboneInfo, VideoBackbone, apply_state_dict, backbone_info, build_backbone
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.files import sha256_file
 
 log = logging.getLogger(__name__)
 

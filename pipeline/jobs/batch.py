@@ -15,12 +15,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.errors import ErrorKind
-from pipeline.jobs.config import BatchConfig, BatchError
-from pipeline.jobs.outcome import VideoOutcome
-from pipeline.jobs.outputs import BatchOutputs, model_identity
-from pipeline.training.model_dir import MODEL_FILE
-from pipeline.video.inputs import VideoInput
+from lanp_vad.models.errors import ErrorKind
+from lanp_vad.pipeline.jobs.config import BatchConfig, BatchError
+from lanp_vad.pipeline.jobs.outcome import VideoOutcome
+from lanp_vad.pipeline.jobs.outputs import BatchOutputs, model_identity
+from lanp_vad.pipeline.training.model_dir import MODEL_FILE
+from lanp_vad.pipeline.video.inputs import VideoInput
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run_batch(videos: list[VideoInput], model_dir: str | Path, out_dir: str | Pa
     model_dir = Path(model_dir)
     if not (model_dir / MODEL_FILE).exists():
         raise BatchError(f"{model_dir} is not a model directory (no {MODEL_FILE})", kind=ErrorKind.INVALID_MODEL)
-    from pipeline.device import resolve_device
+    from lanp_vad.pipeline.device import resolve_device
 
     device = str(resolve_device(config.device))
     if device.startswith("cuda") and config.workers > 1 and config.engine == "local":
@@ -83,11 +83,11 @@ def _outcomes(todo: list[VideoInput], model_dir: Path, outputs: BatchOutputs, ru
               config: BatchConfig) -> Iterator[VideoOutcome]:
     workers = min(config.workers, len(todo))
     if config.engine == "ray":
-        from pipeline.jobs.ray_engine import ray_score_outcomes
+        from lanp_vad.pipeline.jobs.ray_engine import ray_score_outcomes
 
         yield from ray_score_outcomes(todo, model_dir, config, workers=workers)
         return
-    from pipeline.jobs.local import LocalPool
+    from lanp_vad.pipeline.jobs.local import LocalPool
 
     pool = LocalPool(model_dir, config, workers=workers)
     try:

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.errors import ErrorKind, UserError
-from pipeline.scoring.config import EvidenceConfig, ScoringConfig
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.scoring.config import EvidenceConfig, ScoringConfig
 
 Engine = Literal["local", "ray"]
 

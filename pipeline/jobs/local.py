@@ -13,11 +13,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from models.errors import ErrorKind, InternalError
-from pipeline.jobs.config import BatchConfig, BatchError
-from pipeline.jobs.outcome import VideoOutcome, score_one
-from pipeline.video.inputs import VideoInput
-from pipeline.workers import Ended, Message, Supervisor, WorkerLink
+from lanp_vad.models.errors import ErrorKind, InternalError
+from lanp_vad.pipeline.jobs.config import BatchConfig, BatchError
+from lanp_vad.pipeline.jobs.outcome import VideoOutcome, score_one
+from lanp_vad.pipeline.video.inputs import VideoInput
+from lanp_vad.pipeline.workers import Ended, Message, Supervisor, WorkerLink
 
 KILL_GRACE_S = 2.0
 """How long past the timeout a worker may take to stop a video by itself before it is killed."""
@@ -28,7 +28,7 @@ def _score_worker(link: WorkerLink, model_dir: str, threads: int, config: BatchC
     """A worker process: load the model once, then score the videos it is handed until told to stop."""
     import torch
 
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     torch.set_num_threads(threads)
     try:

@@ -13,9 +13,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from models.errors import ErrorKind, error_kind
-from pipeline.jobs.config import BatchConfig
-from pipeline.video.inputs import VideoInput
+from lanp_vad.models.errors import ErrorKind, error_kind
+from lanp_vad.pipeline.jobs.config import BatchConfig
+from lanp_vad.pipeline.video.inputs import VideoInput
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def score_one(scorer: Any, video: VideoInput, config: BatchConfig) -> VideoOutco
     ``config.timeout_s`` stops the scoring cooperatively (the Scorer polls ``cancel`` between snippet batches); a
     decoder hung in native code never returns to poll it, so the local pool also kills a worker that overruns.
     """
-    from pipeline.scoring.scorer import ScoringCancelled
+    from lanp_vad.pipeline.scoring.scorer import ScoringCancelled
 
     start = time.perf_counter()
     deadline = None if config.timeout_s is None else time.monotonic() + config.timeout_s
@@ -55,7 +55,7 @@ def score_one(scorer: Any, video: VideoInput, config: BatchConfig) -> VideoOutco
         document = score.to_dict()
         plot = None
         if config.plots:
-            from pipeline.scoring.plot import plot_png
+            from lanp_vad.pipeline.scoring.plot import plot_png
 
             plot = plot_png(score)
     except MemoryError:

@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import ErrorKind, VideoError
-from pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl, sha256_file
-from pipeline.jobs.config import BatchConfig, BatchError
-from pipeline.jobs.outcome import VideoOutcome
-from pipeline.scoring.result import model_id
-from pipeline.training.model_dir import MODEL_DIR_FILES, MODEL_FILE
-from pipeline.video.inputs import VideoInput
+from lanp_vad.models.errors import ErrorKind, VideoError
+from lanp_vad.pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl, sha256_file
+from lanp_vad.pipeline.jobs.config import BatchConfig, BatchError
+from lanp_vad.pipeline.jobs.outcome import VideoOutcome
+from lanp_vad.pipeline.scoring.result import model_id
+from lanp_vad.pipeline.training.model_dir import MODEL_DIR_FILES, MODEL_FILE
+from lanp_vad.pipeline.video.inputs import VideoInput
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,8 @@ class BatchOutputs:
         """Recompute the events of every finished video under ``config.scoring`` from its JSON (no decoding), its
         plot when it has one (or when ``plots``; ``plot(VideoScore)`` draws it, default ``plot_png``) and its
         evidence; then ``run.json``. Returns how many videos; the tables are rebuilt by ``rebuild_tables``."""
-        from pipeline.scoring.plot import plot_png
-        from pipeline.scoring.result import VideoScore, resegment
+        from lanp_vad.pipeline.scoring.plot import plot_png
+        from lanp_vad.pipeline.scoring.result import VideoScore, resegment
 
         count = 0
         for video_id, record in sorted(self.manifest.latest.items()):
@@ -161,7 +161,7 @@ class BatchOutputs:
         evidence = self.config.evidence
         if not (evidence.thumbnails or evidence.clips):
             return
-        from pipeline.scoring.evidence import write_evidence
+        from lanp_vad.pipeline.scoring.evidence import write_evidence
 
         folder = self.events_dir / video_id
         for old in folder.glob("*"):

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.errors import ErrorKind, error_kind
-from pipeline.jobs.config import BatchConfig, BatchError, RayConfig
-from pipeline.jobs.outcome import VideoOutcome, score_one
-from pipeline.video.inputs import VideoInput
+from lanp_vad.models.errors import ErrorKind, error_kind
+from lanp_vad.pipeline.jobs.config import BatchConfig, BatchError, RayConfig
+from lanp_vad.pipeline.jobs.outcome import VideoOutcome, score_one
+from lanp_vad.pipeline.video.inputs import VideoInput
 
 if TYPE_CHECKING:
-    from pipeline.features.archive import ExtractionReport
-    from pipeline.features.spec import FeatureSpec
+    from lanp_vad.pipeline.features.archive import ExtractionReport
+    from lanp_vad.pipeline.features.spec import FeatureSpec
 
 INSTALL_HINT = "pip install 'lanp-vad[ray]'"
 
@@ -68,7 +68,7 @@ class RayVideoScorer:
     def __init__(self, model_dir: str, device: str, config_json: str, threads: int):
         import torch
 
-        from pipeline.scoring.scorer import Scorer
+        from lanp_vad.pipeline.scoring.scorer import Scorer
 
         torch.set_num_threads(threads)
         self.config = BatchConfig.model_validate_json(config_json)
@@ -205,8 +205,8 @@ class RayVideoExtractor:
                  threads: int, runtime: str = "auto"):
         import torch
 
-        from pipeline.features.extractor import FeatureExtractor
-        from pipeline.features.spec import FeatureSpec
+        from lanp_vad.pipeline.features.extractor import FeatureExtractor
+        from lanp_vad.pipeline.features.spec import FeatureSpec
 
         torch.set_num_threads(threads)
         spec = FeatureSpec.model_validate_json(spec_json)
@@ -254,10 +254,10 @@ def ray_extract_archive(
     """
     from tqdm import tqdm
 
-    from pipeline.device import resolve_device
-    from pipeline.features.archive import ExtractionReport
-    from pipeline.features.featureset import FeatureStore
-    from pipeline.video.inputs import expand_inputs
+    from lanp_vad.pipeline.device import resolve_device
+    from lanp_vad.pipeline.features.archive import ExtractionReport
+    from lanp_vad.pipeline.features.featureset import FeatureStore
+    from lanp_vad.pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs([str(item) for item in inputs])
     store = FeatureStore(out_dir, spec)

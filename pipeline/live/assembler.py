@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from models.errors import ErrorKind, UserError
-from pipeline.video.reader import output_size, rgb_at_size
-from pipeline.video.snippets import SnippetPlan, SnippetPlanError
-from pipeline.video.worker import DecodeSettings, snippet_frame_offsets
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.video.reader import output_size, rgb_at_size
+from lanp_vad.pipeline.video.snippets import SnippetPlan, SnippetPlanError
+from lanp_vad.pipeline.video.worker import DecodeSettings, snippet_frame_offsets
 
 GRID_TOLERANCE_FRAMES = 0.01
 """A grid time may lead a frame's timestamp by this fraction of a source frame (offline's rounding allowance)."""

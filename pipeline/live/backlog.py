@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.live.assembler import SessionEnd, Snippet
+from lanp_vad.pipeline.live.assembler import SessionEnd, Snippet
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
-from models.context import StreamingTrailingMean
+from lanp_vad.models.context import StreamingTrailingMean
 
 Meta = TypeVar("Meta")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.scoring.segments import Segment, find_segments, frames_for, smooth_scores
+from lanp_vad.pipeline.scoring.segments import Segment, find_segments, frames_for, smooth_scores
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 import av
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.errors import ErrorKind, UserError, VideoError
-from pipeline.video import DEFAULT_MAX_PIXELS, MAX_SIDE
+from lanp_vad.models.errors import ErrorKind, UserError, VideoError
+from lanp_vad.pipeline.video import DEFAULT_MAX_PIXELS, MAX_SIDE
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "rtp", "srt", "tcp")
 """URL schemes passed to FFmpeg as network streams; anything else must be an existing path (file or device)."""

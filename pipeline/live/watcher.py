@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.errors import VideoError
-from pipeline.live.assembler import SessionEnd, Snippet, SnippetAssembler
-from pipeline.live.backlog import Backlog, Notice
-from pipeline.live.context import TemporalContext, temporal_radius
-from pipeline.live.segmenter import LiveSegmenter, SegmentEvent
-from pipeline.live.source import Backoff, SourceConfig, check_source, is_file, open_live
-from pipeline.scoring.scorer import Scorer, check_threshold
+from lanp_vad.models.errors import VideoError
+from lanp_vad.pipeline.live.assembler import SessionEnd, Snippet, SnippetAssembler
+from lanp_vad.pipeline.live.backlog import Backlog, Notice
+from lanp_vad.pipeline.live.context import TemporalContext, temporal_radius
+from lanp_vad.pipeline.live.segmenter import LiveSegmenter, SegmentEvent
+from lanp_vad.pipeline.live.source import Backoff, SourceConfig, check_source, is_file, open_live
+from lanp_vad.pipeline.scoring.scorer import Scorer, check_threshold
 
 Record = dict[str, Any]
 THUMBNAILS_KEPT = 32

@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.config import LANPConfig, apply_overrides, preset
-from models.errors import ErrorKind, UserError
-from pipeline.research.baselines import run_baseline
-from pipeline.research.datasets import AccuracyDataset
-from pipeline.research.label_ceiling import train_on_true_labels
-from pipeline.training.trainer import train_lanp
+from lanp_vad.models.config import LANPConfig, apply_overrides, preset
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.research.baselines import run_baseline
+from lanp_vad.pipeline.research.datasets import AccuracyDataset
+from lanp_vad.pipeline.research.label_ceiling import train_on_true_labels
+from lanp_vad.pipeline.training.trainer import train_lanp
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,19 @@ import numpy as np
 from pydantic import ValidationError
 from torch import nn
 
-from models.baselines import C2FPLConfig, GCLConfig, random_scores, seed_contrast_scores, train_c2fpl, train_gcl
-from models.config import ConfigError
-from models.errors import UserError
-from pipeline.evaluation.groundtruth import GroundTruth
-from pipeline.features.featureset import FeatureSet
-from pipeline.training.trainer import load_training_features, pseudo_label_quality
+from lanp_vad.models.baselines import (
+    C2FPLConfig,
+    GCLConfig,
+    random_scores,
+    seed_contrast_scores,
+    train_c2fpl,
+    train_gcl,
+)
+from lanp_vad.models.config import ConfigError
+from lanp_vad.models.errors import UserError
+from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
+from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.training.trainer import load_training_features, pseudo_label_quality
 
 BaselineKind = Literal["c2fpl", "gcl", "seed_contrast", "random"]
 BASELINES: tuple[str, ...] = ("c2fpl", "gcl", "seed_contrast", "random")

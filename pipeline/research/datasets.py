@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.evaluation.evaluator import Evaluator, frame_metrics
-from pipeline.evaluation.events import EventVideo, event_counts, suggest_threshold, sweep
-from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
-from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
-from pipeline.features.spec import FeatureSpec
-from pipeline.research.synthetic import Scale, describe_lengths, iter_synthetic_videos
-from pipeline.scoring.config import ScoringConfig
-from pipeline.scoring.result import event_segments
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.pipeline.evaluation.evaluator import Evaluator, frame_metrics
+from lanp_vad.pipeline.evaluation.events import EventVideo, event_counts, suggest_threshold, sweep
+from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
+from lanp_vad.pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.research.synthetic import Scale, describe_lengths, iter_synthetic_videos
+from lanp_vad.pipeline.scoring.config import ScoringConfig
+from lanp_vad.pipeline.scoring.result import event_segments
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 EVENT_THRESHOLD = 0.5
 """The score threshold of the table's event metrics: the classifier's own decision boundary, the same for every

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.config import LANPConfig
-from models.sampling import segment_indices
-from pipeline.evaluation.groundtruth import GroundTruth
-from pipeline.features.featureset import FeatureSet
-from pipeline.training.trainer import classifier_inputs, fit_classifier, load_training_features
+from lanp_vad.models.config import LANPConfig
+from lanp_vad.models.sampling import segment_indices
+from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
+from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.training.trainer import classifier_inputs, fit_classifier, load_training_features
 
 
 def train_on_true_labels(

@@ -16,8 +16,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from models.config import PseudoLabelConfig, preset
-from models.video_scores import video_scores
+from lanp_vad.models.config import PseudoLabelConfig, preset
+from lanp_vad.models.video_scores import video_scores
 
 STRATA: tuple[tuple[int, int], ...] = ((0, 20), (20, 40), (40, 80), (80, 1_000_000))
 SH_SCORES = "shanghaitech/lanp/pseudo_label_scores_sh.json"

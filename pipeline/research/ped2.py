@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
-from pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
-from pipeline.research.accuracy import AccuracyError
-from pipeline.research.datasets import AccuracyDataset, Region, store_arrays, subset
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation, load_ground_truth
+from lanp_vad.pipeline.features.featureset import FeatureSet, FeatureStore, open_feature_set
+from lanp_vad.pipeline.research.accuracy import AccuracyError
+from lanp_vad.pipeline.research.datasets import AccuracyDataset, Region, store_arrays, subset
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ PED2_FPS = 10.0  # UCSD Ped2 (../shared/data/README.md): every construction keep
 
 def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> FeatureSet:
     """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store."""
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     videos = data_dir / "ucsd-ped2" / "videos"
     sources = {

@@ -31,9 +31,9 @@ from typing import Literal
 
 import numpy as np
 
-from models.errors import UserError
-from pipeline.files import atomic_write_bytes
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.models.errors import UserError
+from lanp_vad.pipeline.files import atomic_write_bytes
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 Scale = Literal["tiny", "shanghaitech", "ucf-crime"]
 SPLITS = {

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.errors import ErrorKind, UserError
-from pipeline.scoring.segments import DEFAULT_MERGE_GAP_S, DEFAULT_MIN_DURATION_S, DEFAULT_SMOOTH_S
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.scoring.segments import DEFAULT_MERGE_GAP_S, DEFAULT_MIN_DURATION_S, DEFAULT_SMOOTH_S
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_DECODE_TIMEOUT_S = 120.0

@@ -28,9 +28,9 @@ from typing import Any
 import av
 from av.error import FFmpegError
 
-from models.errors import ErrorKind, VideoError
-from pipeline.features.featureset import atomic_write_bytes
-from pipeline.scoring.config import EvidenceConfig
+from lanp_vad.models.errors import ErrorKind, VideoError
+from lanp_vad.pipeline.features.featureset import atomic_write_bytes
+from lanp_vad.pipeline.scoring.config import EvidenceConfig
 
 log = logging.getLogger(__name__)
 

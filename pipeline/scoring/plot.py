@@ -17,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from models.errors import ErrorKind, UserError
-from pipeline.scoring.result import VideoScore
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.scoring.result import VideoScore
 
 GT_STRIP = (-0.14, -0.04)  # y span of the ground-truth strip, under the [0, 1] score range
 

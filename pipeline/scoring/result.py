@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from models.errors import Canceled, ErrorKind, UserError, VideoError
-from pipeline.scoring.config import ScoringConfig, SegmentConfig
-from pipeline.scoring.segments import Segment, find_segments
+from lanp_vad.models.errors import Canceled, ErrorKind, UserError, VideoError
+from lanp_vad.pipeline.scoring.config import ScoringConfig, SegmentConfig
+from lanp_vad.pipeline.scoring.segments import Segment, find_segments
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "score_document.schema.json"
@@ -148,12 +148,12 @@ def _peak_frame(frame_scores: list[float], segment: dict[str, Any]) -> int:
 
 def document_schema() -> dict[str, Any]:
     """The JSON Schema of the result document, as shipped in the package."""
-    return json.loads(resources.files("pipeline.scoring").joinpath(SCHEMA_FILE).read_text())
+    return json.loads(resources.files("lanp_vad.pipeline.scoring").joinpath(SCHEMA_FILE).read_text())
 
 
 def generated_schema() -> dict[str, Any]:
     """The JSON Schema made from ``ScoreDocument`` now: what ``SCHEMA_FILE`` must hold (a test compares them;
-    regenerate with ``python -m pipeline.scoring.result > pipeline/scoring/score_document.schema.json``)."""
+    regenerate with ``python -m lanp_vad.pipeline.scoring.result > pipeline/scoring/score_document.schema.json``)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"lanp-vad/score-document/{SCHEMA_VERSION}",

@@ -21,14 +21,14 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from models.errors import ErrorKind, UserError
-from pipeline.device import resolve_device
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.features.spec import FeatureSpec
-from pipeline.files import sha256_file
-from pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
-from pipeline.scoring.evidence import container_start_time
-from pipeline.scoring.result import (
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.device import resolve_device
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.files import sha256_file
+from lanp_vad.pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
+from lanp_vad.pipeline.scoring.evidence import container_start_time
+from lanp_vad.pipeline.scoring.result import (
     DomainShift,
     ScoringCancelled,
     VideoScore,
@@ -38,10 +38,10 @@ from pipeline.scoring.result import (
     model_id,
     saturation_warning,
 )
-from pipeline.scoring.segments import frame_times
-from pipeline.training.domain import SHIFT_WARN_AT, FeatureStats
-from pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
-from pipeline.video import VideoInfo
+from lanp_vad.pipeline.scoring.segments import frame_times
+from lanp_vad.pipeline.training.domain import SHIFT_WARN_AT, FeatureStats
+from lanp_vad.pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
+from lanp_vad.pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
 

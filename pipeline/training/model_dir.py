@@ -31,11 +31,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
-from models.classifier import LANPClassifier
-from models.config import LANPConfig
-from models.errors import ErrorKind, UserError
-from pipeline.features.spec import SPEC_FILE, FeatureSpec
-from pipeline.training.domain import FeatureStats
+from lanp_vad.models.classifier import LANPClassifier
+from lanp_vad.models.config import LANPConfig
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.features.spec import SPEC_FILE, FeatureSpec
+from lanp_vad.pipeline.training.domain import FeatureStats
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

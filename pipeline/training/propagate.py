@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from models.config import LANPConfig
-from models.propagation import MIN_SNIPPETS, PropagationError, propagate_videos
-from models.snippet_ranking import pseudo_label_videos
-from pipeline.device import resolve_device
-from pipeline.features.featureset import FeatureSet
-from pipeline.files import atomic_write_bytes
-from pipeline.training.trainer import load_training_features
+from lanp_vad.models.config import LANPConfig
+from lanp_vad.models.propagation import MIN_SNIPPETS, PropagationError, propagate_videos
+from lanp_vad.models.snippet_ranking import pseudo_label_videos
+from lanp_vad.pipeline.device import resolve_device
+from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.files import atomic_write_bytes
+from lanp_vad.pipeline.training.trainer import load_training_features
 
 
 @dataclass(frozen=True)

@@ -33,19 +33,19 @@ import torch
 from torch.nn import functional
 from tqdm import tqdm
 
-from models.classifier import LANPClassifier, create_classifier
-from models.config import LANPConfig
-from models.context import between_video_share, trailing_mean
-from models.errors import ErrorKind, UserError
-from models.propagation import MIN_SNIPPETS, propagate_videos
-from models.pseudo_labels import PseudoLabels, make_pseudo_labels
-from models.reweighting import loss_weights, normal_list
-from models.sampling import segment_indices
-from models.snippet_ranking import pseudo_label_videos, smooth_on_graph
-from pipeline.device import resolve_device
-from pipeline.evaluation.groundtruth import GroundTruth
-from pipeline.features.featureset import FeatureSet
-from pipeline.training.domain import FeatureStats, fit_feature_stats
+from lanp_vad.models.classifier import LANPClassifier, create_classifier
+from lanp_vad.models.config import LANPConfig
+from lanp_vad.models.context import between_video_share, trailing_mean
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.models.propagation import MIN_SNIPPETS, propagate_videos
+from lanp_vad.models.pseudo_labels import PseudoLabels, make_pseudo_labels
+from lanp_vad.models.reweighting import loss_weights, normal_list
+from lanp_vad.models.sampling import segment_indices
+from lanp_vad.models.snippet_ranking import pseudo_label_videos, smooth_on_graph
+from lanp_vad.pipeline.device import resolve_device
+from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
+from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.training.domain import FeatureStats, fit_feature_stats
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ reader interface, sizes and scaling), ``pyav_reader`` / ``decord_reader`` / ``fo
 (``open_video``), ``snippets``, ``inputs`` and ``worker`` (the decode worker process and its protocol).
 """
 
-from pipeline.video.container import DEFAULT_MAX_PIXELS, MAX_SIDE
-from pipeline.video.decode import Backend, open_video
-from pipeline.video.errors import (
+from lanp_vad.pipeline.video.container import DEFAULT_MAX_PIXELS, MAX_SIDE
+from lanp_vad.pipeline.video.decode import Backend, open_video
+from lanp_vad.pipeline.video.errors import (
     CorruptVideoError,
     DecodeTimeoutError,
     EmptyFileError,
@@ -20,8 +20,8 @@ from pipeline.video.errors import (
     UnsupportedCodecError,
     VideoError,
 )
-from pipeline.video.reader import VideoInfo, VideoReader
-from pipeline.video.sniff import sniff_container
+from lanp_vad.pipeline.video.reader import VideoInfo, VideoReader
+from lanp_vad.pipeline.video.sniff import sniff_container
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

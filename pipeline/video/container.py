@@ -18,8 +18,8 @@ import av
 import av.error
 import numpy as np
 
-from models.errors import ErrorKind, UserError
-from pipeline.video.errors import (
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.video.errors import (
     CorruptVideoError,
     EmptyFileError,
     NotAVideoError,
@@ -27,8 +27,8 @@ from pipeline.video.errors import (
     ResolutionTooLargeError,
     UnsupportedCodecError,
 )
-from pipeline.video.reader import VideoInfo, build_info
-from pipeline.video.sniff import sniff_container
+from lanp_vad.pipeline.video.reader import VideoInfo, build_info
+from lanp_vad.pipeline.video.sniff import sniff_container
 
 VideoSource = str | Path | BinaryIO
 

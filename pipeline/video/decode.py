@@ -20,13 +20,13 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from models.errors import UserError
-from pipeline.video.container import DEFAULT_MAX_PIXELS, MediaSource, VideoSource, probe_header
-from pipeline.video.decord_reader import DecordReader
-from pipeline.video.errors import CorruptVideoError, VideoError
-from pipeline.video.folder_reader import DEFAULT_FOLDER_FPS, FolderReader
-from pipeline.video.pyav_reader import PyAVReader
-from pipeline.video.reader import VideoReader, output_size
+from lanp_vad.models.errors import UserError
+from lanp_vad.pipeline.video.container import DEFAULT_MAX_PIXELS, MediaSource, VideoSource, probe_header
+from lanp_vad.pipeline.video.decord_reader import DecordReader
+from lanp_vad.pipeline.video.errors import CorruptVideoError, VideoError
+from lanp_vad.pipeline.video.folder_reader import DEFAULT_FOLDER_FPS, FolderReader
+from lanp_vad.pipeline.video.pyav_reader import PyAVReader
+from lanp_vad.pipeline.video.reader import VideoReader, output_size
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import logging
 
 import numpy as np
 
-from pipeline.video.container import MediaSource, StreamHeader, frame_rate, stream_info
-from pipeline.video.errors import CorruptVideoError
-from pipeline.video.pyav_reader import PyAVReader
-from pipeline.video.reader import VideoReader, scale_rgb
+from lanp_vad.pipeline.video.container import MediaSource, StreamHeader, frame_rate, stream_info
+from lanp_vad.pipeline.video.errors import CorruptVideoError
+from lanp_vad.pipeline.video.pyav_reader import PyAVReader
+from lanp_vad.pipeline.video.reader import VideoReader, scale_rgb
 
 logger = logging.getLogger(__name__)
 

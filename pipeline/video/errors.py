@@ -7,7 +7,7 @@ HTTP problem details, metrics). A worker process that dies is not the video's fa
 
 from __future__ import annotations
 
-from models.errors import ErrorKind, VideoError
+from lanp_vad.models.errors import ErrorKind, VideoError
 
 
 class EmptyFileError(VideoError):

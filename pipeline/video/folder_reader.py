@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.video.container import check_resolution
-from pipeline.video.errors import CorruptVideoError, NotAVideoError
-from pipeline.video.reader import VideoReader, build_info, output_size, scale_rgb
+from lanp_vad.pipeline.video.container import check_resolution
+from lanp_vad.pipeline.video.errors import CorruptVideoError, NotAVideoError
+from lanp_vad.pipeline.video.reader import VideoReader, build_info, output_size, scale_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FOLDER_FPS = 25.0

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import ErrorKind, UserError
+from lanp_vad.models.errors import ErrorKind, UserError
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import av
 import av.error
 import numpy as np
 
-from pipeline.video.container import MediaSource, StreamHeader, frame_rate, open_container, stream_info
-from pipeline.video.errors import CorruptVideoError
-from pipeline.video.reader import VideoReader, rgb_at_size
+from lanp_vad.pipeline.video.container import MediaSource, StreamHeader, frame_rate, open_container, stream_info
+from lanp_vad.pipeline.video.errors import CorruptVideoError
+from lanp_vad.pipeline.video.reader import VideoReader, rgb_at_size
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from pipeline.video.errors import CorruptVideoError
-from pipeline.video.snippets import SnippetPlan
+from lanp_vad.pipeline.video.errors import CorruptVideoError
+from lanp_vad.pipeline.video.snippets import SnippetPlan
 
 SCALING = "BILINEAR"
 """swscale's filter for downscaling; of swscale's filters the closest to torch's antialiased bilinear (mean

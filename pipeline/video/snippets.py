@@ -22,7 +22,7 @@ from functools import cached_property
 
 import numpy as np
 
-from models.errors import ErrorKind, UserError
+from lanp_vad.models.errors import ErrorKind, UserError
 
 SNIPPET_LENGTH = 16
 """Frames per snippet (and the default stride): the field's convention, shared by extraction, ground truth and

@@ -26,11 +26,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from models.errors import Canceled, ErrorKind, InternalError, LANPError, UserError, error_kind
-from pipeline.video.decode import Backend, open_video
-from pipeline.video.errors import VIDEO_ERRORS, VideoError
-from pipeline.video.reader import VideoReader
-from pipeline.video.snippets import SNIPPET_LENGTH, SnippetPlan, SnippetPlanError
+from lanp_vad.models.errors import Canceled, ErrorKind, InternalError, LANPError, UserError, error_kind
+from lanp_vad.pipeline.video.decode import Backend, open_video
+from lanp_vad.pipeline.video.errors import VIDEO_ERRORS, VideoError
+from lanp_vad.pipeline.video.reader import VideoReader
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH, SnippetPlan, SnippetPlanError
 
 WAITING = float("inf")
 """Heartbeat value while a worker waits for work or for a free slot (not a stall)."""

@@ -12,12 +12,12 @@ from typing import Any, Literal
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from models.errors import ErrorKind, ServiceError
-from pipeline.scoring.result import ScoreDocument
-from pipeline.scoring.scorer import VideoScore
-from service.problems import Problem, client_closed, from_exception, too_much_for_score
-from service.state import ServiceState
-from service.worker import SnippetBudget
+from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.pipeline.scoring.result import ScoreDocument
+from lanp_vad.pipeline.scoring.scorer import VideoScore
+from lanp_vad.service.problems import Problem, client_closed, from_exception, too_much_for_score
+from lanp_vad.service.state import ServiceState
+from lanp_vad.service.worker import SnippetBudget
 
 ResultFormat = Literal["json", "csv"]
 

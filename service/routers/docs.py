@@ -15,8 +15,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.problems import PROBLEM_MEDIA_TYPE
-from service.state import require_api_key_from_browser
+from lanp_vad.service.problems import PROBLEM_MEDIA_TYPE
+from lanp_vad.service.state import require_api_key_from_browser
 
 ASSETS_URL = "/docs-assets"
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"

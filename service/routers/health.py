@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.routers.common import problem
-from service.schemas import Health, Readiness
-from service.state import ServiceState, ready_state
+from lanp_vad.service.routers.common import problem
+from lanp_vad.service.schemas import Health, Readiness
+from lanp_vad.service.state import ServiceState, ready_state
 
 router = APIRouter(tags=["health"])
 

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
-from models.errors import ErrorKind, ServiceError
-from pipeline.files import atomic_write_bytes
-from pipeline.scoring.plot import plot_png
-from pipeline.scoring.scorer import VideoScore
-from service.jobs import COMPLETED, Job
-from service.routers.common import (
+from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.pipeline.files import atomic_write_bytes
+from lanp_vad.pipeline.scoring.plot import plot_png
+from lanp_vad.pipeline.scoring.scorer import VideoScore
+from lanp_vad.service.jobs import COMPLETED, Job
+from lanp_vad.service.routers.common import (
     ERROR_RESPONSES,
     MULTIPART_VIDEO_BODY,
     PROTECTED_RESPONSES,
@@ -29,10 +29,10 @@ from service.routers.common import (
     queue_full,
     score_response,
 )
-from service.schemas import JobPage, JobStatus, JobStatusName
-from service.state import ServiceState, ready_state, require_api_key
-from service.uploads import SNIFF_BYTES, check_declared_length, idle_timed_chunks
-from service.worker import QueueFullError, result_path
+from lanp_vad.service.schemas import JobPage, JobStatus, JobStatusName
+from lanp_vad.service.state import ServiceState, ready_state, require_api_key
+from lanp_vad.service.uploads import SNIFF_BYTES, check_declared_length, idle_timed_chunks
+from lanp_vad.service.worker import QueueFullError, result_path
 
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
@@ -97,7 +97,7 @@ def resolve_under_root(state: ServiceState, requested: str) -> Path:
 
 
 def _sniff_file(path: Path, shown: str) -> None:
-    from pipeline.video import sniff_container
+    from lanp_vad.pipeline.video import sniff_container
 
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
@@ -163,7 +163,7 @@ async def submit_job(
     state: ServiceState = Depends(ready_state),
 ) -> Response:
     """202 with ``Location: /jobs/{id}``; poll it, then fetch ``/jobs/{id}/result``."""
-    from pipeline.video import sniff_container
+    from lanp_vad.pipeline.video import sniff_container
 
     assert state.store is not None and state.worker is not None
     settings = state.settings

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.routers.common import PROTECTED_RESPONSES
-from service.state import ServiceState, get_state, require_api_key
+from lanp_vad.service.routers.common import PROTECTED_RESPONSES
+from lanp_vad.service.state import ServiceState, get_state, require_api_key
 
 router = APIRouter(
     tags=["metrics"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from service.routers.common import PROTECTED_RESPONSES
-from service.schemas import ModelsResponse
-from service.state import ServiceState, ready_state, require_api_key
+from lanp_vad.service.routers.common import PROTECTED_RESPONSES
+from lanp_vad.service.schemas import ModelsResponse
+from lanp_vad.service.state import ServiceState, ready_state, require_api_key
 
 router = APIRouter(
     tags=["models"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from models.errors import ErrorKind, ServiceError
-from service.routers.common import PROTECTED_RESPONSES, problem
-from service.routers.jobs import completed_job
-from service.schemas import ResegmentedEvents
-from service.state import ServiceState, ready_state, require_api_key
-from service.worker import result_path
+from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.routers.common import PROTECTED_RESPONSES, problem
+from lanp_vad.service.routers.jobs import completed_job
+from lanp_vad.service.schemas import ResegmentedEvents
+from lanp_vad.service.state import ServiceState, ready_state, require_api_key
+from lanp_vad.service.worker import result_path
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
@@ -60,7 +60,7 @@ def get_video(job_id: str, state: ServiceState = Depends(ready_state)) -> FileRe
 
 async def _document(state: ServiceState, job_id: str, threshold: float | None) -> dict[str, Any]:
     """The job's stored result, its events recomputed at ``threshold`` when one is given."""
-    from pipeline.scoring.result import resegment
+    from lanp_vad.pipeline.scoring.result import resegment
 
     completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
@@ -121,8 +121,8 @@ async def get_thumbnail(
     threshold: float | None = Query(None, ge=0, le=1),
     state: ServiceState = Depends(ready_state),
 ) -> FileResponse:
-    from pipeline.files import atomic_write_bytes
-    from pipeline.scoring.evidence import render_thumbnail
+    from lanp_vad.pipeline.files import atomic_write_bytes
+    from lanp_vad.pipeline.scoring.evidence import render_thumbnail
 
     document = await _document(state, job_id, threshold)
     event = _event(document, job_id, number)
@@ -149,7 +149,7 @@ async def get_clip(
     post_roll: float = Query(3.0, ge=0, le=60, description="seconds after the event"),
     state: ServiceState = Depends(ready_state),
 ) -> FileResponse:
-    from pipeline.scoring.evidence import write_event_clip
+    from lanp_vad.pipeline.scoring.evidence import write_event_clip
 
     event = _event(await _document(state, job_id, threshold), job_id, number)
     start_s, end_s = event["start_s"], event["end_s"]

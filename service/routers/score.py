@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from service.routers.common import (
+from lanp_vad.service.routers.common import (
     ERROR_RESPONSES,
     MULTIPART_VIDEO_BODY,
     PROTECTED_RESPONSES,
@@ -17,8 +17,8 @@ from service.routers.common import (
     queue_full,
     score_response,
 )
-from service.state import ServiceState, ready_state, require_api_key
-from service.worker import QueueFullError
+from lanp_vad.service.state import ServiceState, ready_state, require_api_key
+from lanp_vad.service.worker import QueueFullError
 
 router = APIRouter(
     tags=["score"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
@@ -41,7 +41,7 @@ async def score(
     """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity.
 
     A client that hangs up stops the scoring at the next snippet batch (the worker is free for the next one)."""
-    from pipeline.video import sniff_container
+    from lanp_vad.pipeline.video import sniff_container
 
     upload = await state.uploads.receive(request, state.settings.uploads_dir, sniff_container)
     shown = repr(upload.filename)

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
-from service.routers.common import PROTECTED_RESPONSES, problem
-from service.state import ServiceState, ready_state, require_api_key
+from lanp_vad.service.routers.common import PROTECTED_RESPONSES, problem
+from lanp_vad.service.state import ServiceState, ready_state, require_api_key
 
 router = APIRouter(tags=["streams"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES)
 NO_STREAM = {404: problem("no such stream")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.backbones import BACKBONES, BackboneError, apply_state_dict, backbone_info, build_backbone
+from lanp_vad.models.backbones import BACKBONES, BackboneError, apply_state_dict, backbone_info, build_backbone
 
 
 def _differ(first: torch.Tensor, second: torch.Tensor) -> bool:

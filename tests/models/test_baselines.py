@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
-from models.baselines import (
+from lanp_vad.models.baselines import (
     BaselineError,
     C2FPLConfig,
     GCLConfig,
@@ -19,13 +19,13 @@ from models.baselines import (
     train_c2fpl,
     train_gcl,
 )
-from models.baselines.c2fpl import abnormal_window, snippet_statistic, split_videos
-from models.baselines.common import epoch_factor
-from models.baselines.gcl import batch_indices
-from models.config import PropagationConfig, PseudoLabelConfig, ReweightConfig
-from models.propagation import propagate
-from models.pseudo_labels import make_pseudo_labels
-from models.reweighting import loss_weights, normal_list
+from lanp_vad.models.baselines.c2fpl import abnormal_window, snippet_statistic, split_videos
+from lanp_vad.models.baselines.common import epoch_factor
+from lanp_vad.models.baselines.gcl import batch_indices
+from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig, ReweightConfig
+from lanp_vad.models.propagation import propagate
+from lanp_vad.models.pseudo_labels import make_pseudo_labels
+from lanp_vad.models.reweighting import loss_weights, normal_list
 
 
 def make_videos(count: int, seed: int, *, length: int = 24, dim: int = 32) -> tuple[list[np.ndarray], list[np.ndarray]]:

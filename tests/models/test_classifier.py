@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.classifier import LANPClassifier, create_classifier
-from models.config import ClassifierConfig
+from lanp_vad.models.classifier import LANPClassifier, create_classifier
+from lanp_vad.models.config import ClassifierConfig
 
 SMALL = ClassifierConfig(hidden=8, dropout=0.7)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from models.config import PRESETS, LANPConfig, apply_overrides, preset
+from lanp_vad.models.config import PRESETS, LANPConfig, apply_overrides, preset
 
 
 def test_presets_differ_where_the_paper_and_the_code_differ():

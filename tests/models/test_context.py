@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.classifier import create_classifier
-from models.config import ClassifierConfig
-from models.context import StreamingTrailingMean, between_video_share, trailing_mean
-from models.errors import InternalError
+from lanp_vad.models.classifier import create_classifier
+from lanp_vad.models.config import ClassifierConfig
+from lanp_vad.models.context import StreamingTrailingMean, between_video_share, trailing_mean
+from lanp_vad.models.errors import InternalError
 
 
 def _naive_trailing_mean(features: np.ndarray, window: int) -> np.ndarray:

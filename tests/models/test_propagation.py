@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import PropagationConfig, preset
-from models.propagation import PropagationError, propagate
-from pipeline.research.oracle import official_style
+from lanp_vad.models.config import PropagationConfig, preset
+from lanp_vad.models.propagation import PropagationError, propagate
+from lanp_vad.pipeline.research.oracle import official_style
 
 
 def relu_features(rng: np.random.Generator, length: int, dim: int = 64) -> np.ndarray:
@@ -166,7 +166,7 @@ def test_a_video_without_a_feature_graph_warns_and_uses_the_temporal_graph(caplo
     far_apart = (rng.random((30, 64)) * 100).astype(np.float32)
     zeros = np.zeros((20, 64), dtype=np.float32)
     config = preset("paper").propagation
-    from models.propagation import propagate_videos
+    from lanp_vad.models.propagation import propagate_videos
 
     with caplog.at_level("WARNING"):
         result = propagate_videos([far_apart, relu_features(rng, 25) * 0.01], config, video_ids=["far", "ok"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.config import PseudoLabelConfig, preset
-from models.pseudo_labels import estimate_abnormal_fraction, make_pseudo_labels, share_count
+from lanp_vad.models.config import PseudoLabelConfig, preset
+from lanp_vad.models.pseudo_labels import estimate_abnormal_fraction, make_pseudo_labels, share_count
 
 
 @pytest.fixture(scope="module")

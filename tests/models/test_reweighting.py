@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.config import ReweightConfig
-from models.reweighting import loss_weights, normal_list
+from lanp_vad.models.config import ReweightConfig
+from lanp_vad.models.reweighting import loss_weights, normal_list
 
 
 def test_normal_list_uses_sampled_or_all_snippets() -> None:

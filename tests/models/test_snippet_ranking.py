@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import PropagationConfig, PseudoLabelConfig, preset
-from models.prior import prior_vector
-from models.propagation import propagate_videos
-from models.pseudo_labels import abnormal_snippet_count, make_pseudo_labels
-from models.snippet_ranking import pseudo_label_videos, second_stage, smooth_on_graph, snippet_normality
-from models.video_scores import null_normality
+from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig, preset
+from lanp_vad.models.prior import prior_vector
+from lanp_vad.models.propagation import propagate_videos
+from lanp_vad.models.pseudo_labels import abnormal_snippet_count, make_pseudo_labels
+from lanp_vad.models.snippet_ranking import pseudo_label_videos, second_stage, smooth_on_graph, snippet_normality
+from lanp_vad.models.video_scores import null_normality
 
 
 def video_with_event(rng: np.random.Generator, length: int, event: slice, dim: int = 16, shift: float = 1.0):

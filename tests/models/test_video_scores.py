@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from models import video_scores as scores_module
-from models.config import PseudoLabelConfig, preset
-from models.propagation import propagate
-from models.video_scores import null_normality, video_scores
+from lanp_vad.models import video_scores as scores_module
+from lanp_vad.models.config import PseudoLabelConfig, preset
+from lanp_vad.models.propagation import propagate
+from lanp_vad.models.video_scores import null_normality, video_scores
 
 
 def normal_video(rng: np.random.Generator, length: int, dim: int = 32) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.features.archive import extract_archive
+from lanp_vad.pipeline.features.archive import extract_archive
 from tests.conftest import REPO_ROOT
 from tests.service.tiny_model import tiny_extractor
 from tests.videos import moving_square, write_video

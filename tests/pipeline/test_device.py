@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.errors import ErrorKind, UserError
-from pipeline.device import resolve_device
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.device import resolve_device
 
 
 def test_auto_is_the_gpu_when_present_else_the_cpu() -> None:

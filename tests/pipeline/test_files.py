@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl, sha256_file
+from lanp_vad.pipeline.files import append_jsonl, atomic_write_bytes, read_jsonl, sha256_file
 
 
 def test_an_atomic_write_replaces_the_file_and_a_failed_one_leaves_the_old_and_no_temporary(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.workers import Ended, Message, Supervisor, WorkerLink
+from lanp_vad.pipeline.workers import Ended, Message, Supervisor, WorkerLink
 from tests.conftest import REPO_ROOT
 
 # --- worker targets (module level: spawn imports them by name) ---------------------------------------------------
@@ -151,7 +151,7 @@ def test_each_worker_gets_its_own_fresh_resources(pools: list[Supervisor]) -> No
 
 PARENT = """
 import sys, threading, time
-from pipeline.workers import Supervisor
+from lanp_vad.pipeline.workers import Supervisor
 from tests.pipeline.test_workers import sleep_then_answer
 
 pools = []

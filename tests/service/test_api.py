@@ -166,7 +166,7 @@ def test_a_bad_callback_url_is_refused(api_server: LiveServer, clip: bytes) -> N
 
 
 def test_stream_notices_hide_the_password_of_a_camera_url() -> None:
-    from service.webhooks import public_url
+    from lanp_vad.service.webhooks import public_url
 
     assert public_url("rtsp://admin:s3cret@10.0.0.7:554/live") == "rtsp://admin:***@10.0.0.7:554/live"
     assert public_url("http://127.0.0.1:8080/camera.ts") == "http://127.0.0.1:8080/camera.ts"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.app import create_app, load_scorer
-from service.jobs import COMPLETED, FAILED, PENDING, JobStore
-from service.settings import Settings
+from lanp_vad.service.app import create_app, load_scorer
+from lanp_vad.service.jobs import COMPLETED, FAILED, PENDING, JobStore
+from lanp_vad.service.settings import Settings
 
 
 def _store(tmp_path: Path) -> JobStore:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from pipeline.scoring.result import ScoringCancelled
-from service.scheduler import REQUESTS, STREAMS, DeviceScheduler
+from lanp_vad.pipeline.scoring.result import ScoringCancelled
+from lanp_vad.service.scheduler import REQUESTS, STREAMS, DeviceScheduler
 
 BATCH_S = 0.02
 

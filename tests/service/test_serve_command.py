@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 
 def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", "serve", "--port", "1", *args],
+        [sys.executable, "-m", "lanp_vad", "serve", "--port", "1", *args],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env,
     )
 

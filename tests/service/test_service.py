@@ -17,9 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
-from pipeline.scoring.result import ScoreDocument, segment_document
-from pipeline.scoring.scorer import Scorer
-from pipeline.scoring.segments import find_segments
+from lanp_vad.pipeline.scoring.result import ScoreDocument, segment_document
+from lanp_vad.pipeline.scoring.scorer import Scorer
+from lanp_vad.pipeline.scoring.segments import find_segments
 from tests.service import raw_http
 from tests.service.conftest import API_KEY, LiveServer, still_running
 from tests.videos import write_video
@@ -129,8 +129,8 @@ def test_event_rules_are_request_options_of_score_and_jobs(
 ) -> None:
     """``smooth`` / ``min_duration`` / ``merge_gap`` on POST /score and POST /jobs give the events that the same
     ScoringConfig gives offline (resegment), and a job records what it overrode."""
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.result import resegment
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.result import resegment
 
     scores = np.asarray(medium_result["frame_scores"])
     threshold = float(np.median(scores))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from lanp_vad.service.settings import Settings
 
 
 def test_an_empty_api_key_variable_leaves_the_api_open(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from models.errors import ServiceError
-from pipeline.video import sniff_container
-from service.problems import problem_response
-from service.uploads import UploadGate
+from lanp_vad.models.errors import ServiceError
+from lanp_vad.pipeline.video import sniff_container
+from lanp_vad.service.problems import problem_response
+from lanp_vad.service.uploads import UploadGate
 from tests.videos import write_video
 
 MIB = 2**20

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.classifier import create_classifier
-from models.config import ClassifierConfig, LANPConfig
-from pipeline.features.config import ExtractionConfig
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.training.model_dir import save_model
+from lanp_vad.models.classifier import create_classifier
+from lanp_vad.models.config import ClassifierConfig, LANPConfig
+from lanp_vad.pipeline.features.config import ExtractionConfig
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.training.model_dir import save_model
 
 THRESHOLD = 0.5
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo.run import QUICK, DemoError, DemoSettings, demo_config
-from pipeline.features.featureset import open_feature_set
-from pipeline.training.model_dir import load_model
+from lanp_vad.pipeline.demo.run import QUICK, DemoError, DemoSettings, demo_config
+from lanp_vad.pipeline.features.featureset import open_feature_set
+from lanp_vad.pipeline.training.model_dir import load_model
 
 # Measured on the quick archive (seed 0): frame AUC 0.817, held-back clip 0.953. The bars leave room for numeric
 # differences between machines while still failing if the demo stops finding its anomalies.
@@ -24,7 +24,7 @@ HELD_OUT_AUC_BAR = 0.6
 def test_quick_demo_finds_the_anomalies_and_writes_every_output(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     completed = subprocess.run(
-        [sys.executable, "-m", "pipeline", "demo", "--quick", "--out", str(out), "--no-progress"],
+        [sys.executable, "-m", "lanp_vad", "demo", "--quick", "--out", str(out), "--no-progress"],
         capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -58,7 +58,7 @@ def test_quick_demo_finds_the_anomalies_and_writes_every_output(tmp_path: Path) 
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
-    from pipeline.demo.run import run_demo
+    from lanp_vad.pipeline.demo.run import run_demo
 
     with pytest.raises(DemoError, match="holds no previous demo"):
         run_demo(tmp_path, QUICK, progress=False)

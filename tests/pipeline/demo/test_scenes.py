@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.demo.scenes import (
+from lanp_vad.pipeline.demo.scenes import (
     ANOMALY_KINDS,
     CLIPS_FILE,
     ClipPlan,

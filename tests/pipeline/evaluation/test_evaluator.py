@@ -9,11 +9,17 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from models.classifier import create_classifier
-from models.config import ClassifierConfig
-from pipeline.evaluation.evaluator import EvaluationError, Evaluator, frame_metrics, metrics_from_frames, snippet_scores
-from pipeline.evaluation.groundtruth import load_ground_truth
-from pipeline.features.featureset import open_feature_set
+from lanp_vad.models.classifier import create_classifier
+from lanp_vad.models.config import ClassifierConfig
+from lanp_vad.pipeline.evaluation.evaluator import (
+    EvaluationError,
+    Evaluator,
+    frame_metrics,
+    metrics_from_frames,
+    snippet_scores,
+)
+from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
+from lanp_vad.pipeline.features.featureset import open_feature_set
 
 
 def _write_set(folder: Path, lengths: dict[str, int], crops: int | None = None, seed: int = 0) -> None:

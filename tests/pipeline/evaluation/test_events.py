@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import UserError
-from pipeline.evaluation.events import (
+from lanp_vad.models.errors import UserError
+from lanp_vad.pipeline.evaluation.events import (
     EventVideo,
     event_counts,
     label_intervals,
@@ -73,8 +73,8 @@ def test_lanp_evaluate_reports_events_and_a_sweep(tmp_path: Path, capsys) -> Non
     suggestion; without frame rates the events are skipped with the reason (and --sweep is refused)."""
     import json
 
-    from pipeline.cli import main
-    from pipeline.research.synthetic import write_synthetic_features
+    from lanp_vad.cli import main
+    from lanp_vad.pipeline.research.synthetic import write_synthetic_features
 
     archive = write_synthetic_features(tmp_path / "features", scale="tiny", dim=24, salience=6.0, seed=3)
     assert main(["train", "--features", str(archive), "--out", str(tmp_path / "model"), "--no-progress",

@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.evaluation.groundtruth import GroundTruthError, detect_format, load_ground_truth, read_frame_counts
+from lanp_vad.pipeline.evaluation.groundtruth import (
+    GroundTruthError,
+    detect_format,
+    load_ground_truth,
+    read_frame_counts,
+)
 
 
 def _split(path: Path) -> list[tuple[str, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
 from tests.pipeline.features.fast import FAST
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.features.archive import extract_archive
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.features.featureset import MANIFEST_FILE, open_feature_set
-from pipeline.features.spec import FeatureSpec
-from pipeline.video.worker import DECODER_NICENESS
+from lanp_vad.pipeline.features.archive import extract_archive
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.featureset import MANIFEST_FILE, open_feature_set
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.video.worker import DECODER_NICENESS
 from tests.conftest import REPO_ROOT
 from tests.videos import write_random_bytes, write_video
 
@@ -58,9 +58,9 @@ def test_archive_with_bad_videos_extracts_the_rest_and_records_failures(
 
 _RUN_SCRIPT = """
 import sys
-from pipeline.features.archive import extract_archive
-from pipeline.features.config import ExtractionConfig
-from pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.archive import extract_archive
+from lanp_vad.pipeline.features.config import ExtractionConfig
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
 if __name__ == "__main__":
     config = ExtractionConfig(device="cpu", frames_per_snippet=2, crop_size=32, batch_size=8)
     extract_archive([sys.argv[1]], sys.argv[2], FeatureExtractor(config), workers=1, progress=False, timeout_s=120)
@@ -108,7 +108,7 @@ def test_killed_run_resumes_without_redoing_finished_videos(tmp_path: Path, extr
 def test_extract_then_train_then_evaluate_on_ped2(tmp_path: Path, shared_data: Path) -> None:
     """``lanp extract`` -> ``lanp train`` -> ``lanp evaluate`` on the real Ped2 clips (1 frame a snippet, 32 px)."""
     videos = shared_data / "ucsd-ped2" / "videos"
-    lanp = [sys.executable, "-m", "pipeline"]
+    lanp = [sys.executable, "-m", "lanp_vad"]
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     fast = ["--frames-per-snippet", "1", "--size", "32", "--device", "cpu", "--workers", "1", "--no-progress"]
     for split in ("train", "test"):

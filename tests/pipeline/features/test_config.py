@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from models.errors import UserError
-from pipeline.features.config import ExtractionConfig
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.features.spec import FeatureSpec, SpecMismatchError
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.models.errors import UserError
+from lanp_vad.pipeline.features.config import ExtractionConfig
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.spec import FeatureSpec, SpecMismatchError
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 
 def test_from_spec_rebuilds_an_extractor_of_the_same_spec() -> None:

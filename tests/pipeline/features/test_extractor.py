@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import InternalError
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.video import DecodeTimeoutError, VideoError
-from pipeline.video.worker import DecoderCrashedError, snippet_frame_offsets
+from lanp_vad.models.errors import InternalError
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.video import DecodeTimeoutError, VideoError
+from lanp_vad.pipeline.video.worker import DecoderCrashedError, snippet_frame_offsets
 from tests.pipeline.features.fast import FAST
 from tests.videos import write_video
 

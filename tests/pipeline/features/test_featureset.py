@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.features.featureset import FeatureSetError, FeatureStore, check_spec_match, open_feature_set
-from pipeline.features.spec import FeatureSpec, SpecMismatchError
+from lanp_vad.pipeline.features.featureset import FeatureSetError, FeatureStore, check_spec_match, open_feature_set
+from lanp_vad.pipeline.features.spec import FeatureSpec, SpecMismatchError
 
 
 def _write(folder, name, array):

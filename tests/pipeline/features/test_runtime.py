@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from models.backbones import build_backbone
-from models.errors import ErrorKind, UserError
-from pipeline.features.archive import extract_archive
-from pipeline.features.config import ExtractionConfig
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.features.featureset import MANIFEST_FILE
-from pipeline.features.runtime import choose_runtime
+from lanp_vad.models.backbones import build_backbone
+from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.features.archive import extract_archive
+from lanp_vad.pipeline.features.config import ExtractionConfig
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.featureset import MANIFEST_FILE
+from lanp_vad.pipeline.features.runtime import choose_runtime
 from tests.videos import write_video
 
 EXPORTED = ("onnxruntime", "openvino")
@@ -100,7 +100,7 @@ def test_auto_is_torch_on_cuda_and_falls_back_to_torch_with_a_warning(
     assert choose_runtime("auto", torch.device("cuda")) == "torch"
     for runtime in EXPORTED:
         monkeypatch.setitem(sys.modules, runtime, None)
-    with caplog.at_level(logging.WARNING, logger="pipeline.features.extractor"):
+    with caplog.at_level(logging.WARNING, logger="lanp_vad.pipeline.features.extractor"):
         extractor = FeatureExtractor(SETTINGS["efficientnet_lite0"])
     assert extractor.runtime == "torch"
     assert "not installed" in caplog.text and "pip install" in caplog.text

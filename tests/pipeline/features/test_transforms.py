@@ -6,8 +6,8 @@ import pytest
 import torch
 from torchvision import transforms as tv
 
-from pipeline.features import transforms
-from pipeline.features.transforms import SnippetTransform, center_crop, resize_short_side, ten_crop
+from lanp_vad.pipeline.features import transforms
+from lanp_vad.pipeline.features.transforms import SnippetTransform, center_crop, resize_short_side, ten_crop
 
 
 def _frames(height: int = 60, width: int = 90, count: int = 3) -> torch.Tensor:

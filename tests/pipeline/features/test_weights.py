@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.backbones import build_backbone
-from pipeline.features import weights
-from pipeline.features.config import ExtractionConfig
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.features.weights import WeightsError, create_backbone, hub_checkpoint_path
+from lanp_vad.models.backbones import build_backbone
+from lanp_vad.pipeline.features import weights
+from lanp_vad.pipeline.features.config import ExtractionConfig
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.weights import WeightsError, create_backbone, hub_checkpoint_path
 
 
 @pytest.fixture

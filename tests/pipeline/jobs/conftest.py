@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.jobs.batch import run_batch
-from pipeline.jobs.config import BatchConfig
-from pipeline.video.inputs import expand_inputs
+from lanp_vad.pipeline.jobs.batch import run_batch
+from lanp_vad.pipeline.jobs.config import BatchConfig
+from lanp_vad.pipeline.video.inputs import expand_inputs
 from tests.videos import write_text, write_truncated, write_video
 
 BAD_IDS = ["bad__corrupt", "bad__notes"]
@@ -35,12 +35,12 @@ def build_tiny_model(directory: Path, calibration_clip: Path) -> Path:
     """A random-init model whose threshold is the median snippet score of ``calibration_clip`` (so events exist)."""
     import torch
 
-    from models.classifier import LANPClassifier
-    from models.config import LANPConfig
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
-    from pipeline.scoring.scorer import Scorer
-    from pipeline.training.model_dir import save_model
+    from lanp_vad.models.classifier import LANPClassifier
+    from lanp_vad.models.config import LANPConfig
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.training.model_dir import save_model
 
     torch.manual_seed(0)
     spec = FeatureExtractor(ExtractionConfig(backbone="x3d_xs", weights="random-init:0", device="cpu", crop_size=64,

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import ErrorKind
-from pipeline.jobs.batch import run_batch
-from pipeline.jobs.config import BatchConfig, BatchError
-from pipeline.video.inputs import VideoInput, expand_inputs
+from lanp_vad.models.errors import ErrorKind
+from lanp_vad.pipeline.jobs.batch import run_batch
+from lanp_vad.pipeline.jobs.config import BatchConfig, BatchError
+from lanp_vad.pipeline.video.inputs import VideoInput, expand_inputs
 from tests.conftest import REPO_ROOT
 from tests.pipeline.jobs.conftest import BAD_IDS, GOOD_IDS
 from tests.videos import write_audio_only, write_video
@@ -82,7 +82,7 @@ def _wait_for_record(out: Path, process: subprocess.Popen, video_id: str, status
 
 
 def _score_command(model_dir: Path, out: Path, *inputs: Path | str, workers: int = 2) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "score", *map(str, inputs), "--model", str(model_dir), "--out",
+    return [sys.executable, "-m", "lanp_vad", "score", *map(str, inputs), "--model", str(model_dir), "--out",
             str(out), "--workers", str(workers), "--device", "cpu", "--no-progress"]
 
 
@@ -293,8 +293,8 @@ def test_invalid_settings_are_one_user_error_naming_them() -> None:
 def test_a_rerun_with_other_segment_settings_resegments_without_scoring_again(
     model_dir: Path, reference: Path, archive: Path, tmp_path: Path
 ) -> None:
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.result import resegment
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.result import resegment
 
     out = tmp_path / "out"
     shutil.copytree(reference, out)
@@ -310,7 +310,7 @@ def test_a_rerun_with_other_segment_settings_resegments_without_scoring_again(
     assert len(rows) == sum(len(doc["segments"]) for doc in after.values())
     assert any(after[video_id]["segments"] != before[video_id]["segments"] for video_id in before)
 
-    from pipeline.cli import main
+    from lanp_vad.cli import main
 
     assert main(["segments", str(out), "--threshold", "0.99", "--merge-gap", "5"]) == 0  # the CLI over the same
     strict = _documents(out)
@@ -321,7 +321,7 @@ def test_a_rerun_with_other_segment_settings_resegments_without_scoring_again(
 
 
 def test_cli_usage_errors_exit_2(archive: Path, model_dir: Path, tmp_path: Path, capsys) -> None:
-    from pipeline.cli import main
+    from lanp_vad.cli import main
 
     clips = archive / "clips"
     assert main(["score", str(tmp_path / "missing.mp4"), "--model", str(model_dir)]) == 2
@@ -336,7 +336,7 @@ def test_cli_usage_errors_exit_2(archive: Path, model_dir: Path, tmp_path: Path,
 
 
 def test_single_video_prints_the_score_document(archive: Path, model_dir: Path, reference: Path, capsys) -> None:
-    from pipeline.cli import main
+    from lanp_vad.cli import main
 
     assert main(["score", str(archive / "clips" / "gate.webm"), "--model", str(model_dir), "--device", "cpu"]) == 0
     printed = json.loads(capsys.readouterr().out)

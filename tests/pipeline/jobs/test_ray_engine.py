@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import ErrorKind
-from pipeline.jobs.batch import run_batch
-from pipeline.jobs.config import BatchConfig, BatchError, RayConfig
-from pipeline.jobs.ray_engine import plan_actors
-from pipeline.video.inputs import expand_inputs
+from lanp_vad.models.errors import ErrorKind
+from lanp_vad.pipeline.jobs.batch import run_batch
+from lanp_vad.pipeline.jobs.config import BatchConfig, BatchError, RayConfig
+from lanp_vad.pipeline.jobs.ray_engine import plan_actors
+from lanp_vad.pipeline.video.inputs import expand_inputs
 from tests.conftest import REPO_ROOT
 from tests.pipeline.jobs.conftest import BAD_IDS
 
@@ -55,7 +55,7 @@ def test_actors_are_sized_to_fit_a_node_not_the_cluster_total() -> None:
 
 
 def test_missing_ray_is_reported_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.jobs.ray_engine import require_ray
+    from lanp_vad.pipeline.jobs.ray_engine import require_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(BatchError, match=r"pip install 'lanp-vad\[ray\]'"):
@@ -100,11 +100,11 @@ def test_ray_engine_matches_the_local_engine(local_ray: object, archive: Path, m
 
 def test_ray_extraction_fills_the_same_feature_store_as_the_local_engine(local_ray: object, archive: Path,
                                                                          model_dir: Path, tmp_path: Path) -> None:
-    from pipeline.features.archive import extract_archive
-    from pipeline.features.extractor import FeatureExtractor
-    from pipeline.features.featureset import open_feature_set
-    from pipeline.features.spec import FeatureSpec
-    from pipeline.jobs.ray_engine import ray_extract_archive
+    from lanp_vad.pipeline.features.archive import extract_archive
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.featureset import open_feature_set
+    from lanp_vad.pipeline.features.spec import FeatureSpec
+    from lanp_vad.pipeline.jobs.ray_engine import ray_extract_archive
 
     spec = FeatureSpec.load(model_dir)
     clips = archive / "clips"
@@ -187,7 +187,7 @@ def two_node_cluster() -> Iterator[dict[str, str]]:
 
 
 def _lanp(environment: dict[str, str], *arguments: str | Path, limit_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, arguments), "--engine", "ray", "--device",
+    return subprocess.run([sys.executable, "-m", "lanp_vad", *map(str, arguments), "--engine", "ray", "--device",
                            "cpu", "--no-progress"], cwd=REPO_ROOT, env=environment, capture_output=True, text=True,
                           timeout=limit_s)
 

@@ -8,12 +8,12 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.live.assembler import SessionEnd, SnippetAssembler
-from pipeline.live.backlog import Backlog
-from pipeline.live.context import TemporalContext, temporal_radius
-from pipeline.live.segmenter import LiveSegmenter
-from pipeline.scoring.segments import find_segments
-from pipeline.video.worker import DecodeSettings
+from lanp_vad.pipeline.live.assembler import SessionEnd, SnippetAssembler
+from lanp_vad.pipeline.live.backlog import Backlog
+from lanp_vad.pipeline.live.context import TemporalContext, temporal_radius
+from lanp_vad.pipeline.live.segmenter import LiveSegmenter
+from lanp_vad.pipeline.scoring.segments import find_segments
+from lanp_vad.pipeline.video.worker import DecodeSettings
 from tests.videos import write_video
 
 
@@ -62,8 +62,8 @@ def test_assembled_snippets_equal_offline_decoding(clip: Path, settings: DecodeS
 def test_context_scores_equal_whole_sequence_scores(video_context: str) -> None:
     import torch
 
-    from models.classifier import create_classifier
-    from models.config import ClassifierConfig
+    from lanp_vad.models.classifier import create_classifier
+    from lanp_vad.models.config import ClassifierConfig
 
     config = ClassifierConfig(hidden=16, dropout=0.0, kernel_size=5, context=video_context, context_window=4)
     classifier = create_classifier(dim=8, config=config, seed=1).eval()
@@ -121,7 +121,7 @@ def test_segmenter_forgets_quiet_stretches() -> None:
 
 
 def test_backlog_drops_the_oldest_pixels_and_keeps_order() -> None:
-    from pipeline.live.assembler import Snippet
+    from lanp_vad.pipeline.live.assembler import Snippet
 
     def snippet(index: int) -> Snippet:
         return Snippet(1, index, np.zeros((1, 2, 2, 3), np.uint8), index * 16, np.zeros(16), 0.0, 0.0, 25.0)

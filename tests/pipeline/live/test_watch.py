@@ -85,10 +85,10 @@ def _of(records: list[dict], kind: str, session: int | None = None) -> list[dict
 @pytest.mark.timeout(300)
 def test_watch_reconnects_and_scores_like_offline(clip: Path, model: Path, tmp_path: Path,
                                                   processes: list[subprocess.Popen]) -> None:
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     port, out = free_port(), tmp_path / "watch.jsonl"
-    watcher = _python("-m", "pipeline", "watch", f"http://127.0.0.1:{port}/camera.ts", "--model", str(model),
+    watcher = _python("-m", "lanp_vad", "watch", f"http://127.0.0.1:{port}/camera.ts", "--model", str(model),
                       "--out", str(out), "--reconnect-max", "0.5", "--read-timeout", "5", "--device", "cpu",
                       "--backlog", "1000")  # no drops on a loaded machine: this test is about equal scores
     processes.append(watcher)
@@ -151,7 +151,7 @@ def test_watch_reconnects_and_scores_like_offline(clip: Path, model: Path, tmp_p
 
 def test_watch_refuses_an_unknown_scheme(model: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "watch", "gopher://127.0.0.1/x", "--model", str(model)],
+        [sys.executable, "-m", "lanp_vad", "watch", "gopher://127.0.0.1/x", "--model", str(model)],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2 and "gopher" in result.stderr and "Traceback" not in result.stderr
@@ -160,7 +160,7 @@ def test_watch_refuses_an_unknown_scheme(model: Path) -> None:
 def test_watch_gives_up_after_the_reconnect_limit(model: Path, tmp_path: Path) -> None:
     out = tmp_path / "watch.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "watch", f"http://127.0.0.1:{free_port()}/x.ts", "--model", str(model),
+        [sys.executable, "-m", "lanp_vad", "watch", f"http://127.0.0.1:{free_port()}/x.ts", "--model", str(model),
          "--out", str(out), "--max-reconnects", "2", "--reconnect-max", "0.2", "--device", "cpu"],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
     )
@@ -193,14 +193,14 @@ def context_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("model_name", ["model", "context_model"])
 def test_watch_reads_a_file_while_it_grows(clip: Path, model_name: str, tmp_path: Path,
                                            processes: list[subprocess.Popen], request: pytest.FixtureRequest) -> None:
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     model: Path = request.getfixturevalue(model_name)
 
     data = _remux_to_ts(clip, tmp_path / "whole.ts")
     growing, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"
     growing.write_bytes(data[: len(data) // 3])  # a recorder has written the first third
-    watcher = _python("-m", "pipeline", "watch", str(growing), "--model", str(model), "--out", str(out),
+    watcher = _python("-m", "lanp_vad", "watch", str(growing), "--model", str(model), "--out", str(out),
                       "--read-timeout", "4", "--device", "cpu", "--threads", "1")
     processes.append(watcher)
     _wait_for(out, lambda rs: bool(_of(rs, "snippet", 1)), watcher)
@@ -218,11 +218,11 @@ def test_watch_reads_a_file_while_it_grows(clip: Path, model_name: str, tmp_path
 @pytest.fixture(scope="module")
 def heavy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model's head over every frame of a snippet at 160 px: inference far slower than decoding."""
-    from models.classifier import create_classifier
-    from models.config import ClassifierConfig, LANPConfig
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
-    from pipeline.training.model_dir import save_model
+    from lanp_vad.models.classifier import create_classifier
+    from lanp_vad.models.config import ClassifierConfig, LANPConfig
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.training.model_dir import save_model
 
     spec = FeatureExtractor(ExtractionConfig(frames_per_snippet=16, crop_size=160, device="cpu")).spec
     config = LANPConfig(classifier=ClassifierConfig(hidden=32, dropout=0.0))
@@ -237,10 +237,10 @@ def test_watch_drops_whole_snippets_when_inference_falls_behind(clip: Path, heav
     snippet is either scored or reported dropped (with its lag), and the session still covers every frame."""
     import threading
 
-    from pipeline.live.source import SourceConfig
-    from pipeline.live.watcher import WatchConfig, Watcher
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.live.source import SourceConfig
+    from lanp_vad.pipeline.live.watcher import WatchConfig, Watcher
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     port = free_port()
     process = _python("-m", "tests.pipeline.live.stream_source", str(clip), "--port", str(port), "--speed", "200",
@@ -280,10 +280,10 @@ def test_watch_over_udp_scores_like_offline(clip: Path, model: Path, processes: 
     """MPEG-TS over UDP to a listening watcher: the whole clip arrives, its scores equal offline scoring."""
     import threading
 
-    from pipeline.live.source import SourceConfig
-    from pipeline.live.watcher import WatchConfig, Watcher
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.live.source import SourceConfig
+    from lanp_vad.pipeline.live.watcher import WatchConfig, Watcher
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     port, records = free_port(), []
     scorer = Scorer.from_model_dir(model, device="cpu", config=ScoringConfig(decode_timeout_s=None))

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.baselines import C2FPLConfig
-from models.config import ConfigError
-from pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation
-from pipeline.features.featureset import FeatureStore, open_feature_set
-from pipeline.features.spec import FeatureSpec
-from pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize
-from pipeline.research.baselines import peer_config
-from pipeline.research.datasets import AccuracyDataset, Region, SyntheticSpec, event_metrics, synthetic_dataset
-from pipeline.research.ped2 import synthetic_clip_datasets
+from lanp_vad.models.baselines import C2FPLConfig
+from lanp_vad.models.config import ConfigError
+from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth, VideoAnnotation
+from lanp_vad.pipeline.features.featureset import FeatureStore, open_feature_set
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize
+from lanp_vad.pipeline.research.baselines import peer_config
+from lanp_vad.pipeline.research.datasets import AccuracyDataset, Region, SyntheticSpec, event_metrics, synthetic_dataset
+from lanp_vad.pipeline.research.ped2 import synthetic_clip_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.research.length_bias import SH_SCORES, SH_SPLIT, markdown, score_table
+from lanp_vad.pipeline.research.length_bias import SH_SCORES, SH_SPLIT, markdown, score_table
 
 
 def test_std_z_follows_length_and_the_null_scores_do_not(shared_data: Path) -> None:

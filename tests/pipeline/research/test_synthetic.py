@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.features.featureset import open_feature_set
-from pipeline.research.synthetic import (
+from lanp_vad.pipeline.features.featureset import open_feature_set
+from lanp_vad.pipeline.research.synthetic import (
     DEFAULT_DATA_DIR,
     describe_lengths,
     iter_synthetic_videos,

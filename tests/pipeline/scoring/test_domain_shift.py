@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.classifier import create_classifier
-from models.config import ClassifierConfig, LANPConfig
-from pipeline.scoring.config import ScoringConfig
-from pipeline.scoring.result import WarningKind
-from pipeline.scoring.scorer import Scorer
-from pipeline.training.domain import SHIFT_WARN_AT, FeatureStats, fit_feature_stats
-from pipeline.training.model_dir import save_model
+from lanp_vad.models.classifier import create_classifier
+from lanp_vad.models.config import ClassifierConfig, LANPConfig
+from lanp_vad.pipeline.scoring.config import ScoringConfig
+from lanp_vad.pipeline.scoring.result import WarningKind
+from lanp_vad.pipeline.scoring.scorer import Scorer
+from lanp_vad.pipeline.training.domain import SHIFT_WARN_AT, FeatureStats, fit_feature_stats
+from lanp_vad.pipeline.training.model_dir import save_model
 from tests.service.tiny_model import tiny_extractor
 
 

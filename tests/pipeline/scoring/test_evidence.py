@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.scoring.config import EvidenceConfig
-from pipeline.scoring.evidence import container_start_time, render_thumbnail, write_event_clip, write_evidence
+from lanp_vad.pipeline.scoring.config import EvidenceConfig
+from lanp_vad.pipeline.scoring.evidence import container_start_time, render_thumbnail, write_event_clip, write_evidence
 from tests.conftest import REPO_ROOT
 from tests.videos import write_video
 
@@ -95,7 +95,7 @@ def test_the_start_time_comes_from_the_container(clip: Path, tmp_path: Path) -> 
 
 MEMORY_PROBE = """
 import json, resource, sys
-from pipeline.scoring.evidence import render_thumbnail, write_event_clip
+from lanp_vad.pipeline.scoring.evidence import render_thumbnail, write_event_clip
 source, out, start, end = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 info = write_event_clip(source, out, start, end, pre_roll_s=0, post_roll_s=0)
 render_thumbnail(source, end)

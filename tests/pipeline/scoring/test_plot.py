@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from models.errors import UserError
-from pipeline.scoring.plot import plot_png, score_figure
-from pipeline.scoring.result import VideoScore
-from pipeline.scoring.segments import Segment
+from lanp_vad.models.errors import UserError
+from lanp_vad.pipeline.scoring.plot import plot_png, score_figure
+from lanp_vad.pipeline.scoring.result import VideoScore
+from lanp_vad.pipeline.scoring.segments import Segment
 
 
 def _score(start_time: str | None = None) -> VideoScore:

@@ -9,10 +9,10 @@ import jsonschema
 import numpy as np
 import pytest
 
-from models.errors import Canceled, ErrorKind, UserError
-from pipeline.features.extractor import FeatureExtractor
-from pipeline.scoring.config import ScoringConfig, make_config
-from pipeline.scoring.result import (
+from lanp_vad.models.errors import Canceled, ErrorKind, UserError
+from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.scoring.config import ScoringConfig, make_config
+from lanp_vad.pipeline.scoring.result import (
     SCHEMA_VERSION,
     ScoringCancelled,
     VideoScore,
@@ -23,7 +23,7 @@ from pipeline.scoring.result import (
     resegment,
     saturation_warning,
 )
-from pipeline.scoring.scorer import Scorer
+from lanp_vad.pipeline.scoring.scorer import Scorer
 from tests.service.tiny_model import make_tiny_model
 from tests.videos import write_video
 
@@ -71,7 +71,7 @@ def test_the_median_threshold_gives_events_to_compare(scorer: Scorer, clip: Path
 
 def test_the_document_validates_against_the_shipped_schema(scorer: Scorer, clip: Path) -> None:
     assert document_schema() == generated_schema(), (
-        "regenerate: python -m pipeline.scoring.result > pipeline/scoring/score_document.schema.json"
+        "regenerate: python -m lanp_vad.pipeline.scoring.result > pipeline/scoring/score_document.schema.json"
     )
     document = json.loads(json.dumps(scorer.score_video(clip, threshold=0.0).to_dict()))
     jsonschema.validate(document, document_schema())

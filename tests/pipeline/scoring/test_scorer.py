@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import UserError
-from pipeline.features.spec import SpecMismatchError
-from pipeline.scoring.config import ScoringConfig
-from pipeline.scoring.plot import plot_png
-from pipeline.scoring.scorer import (
+from lanp_vad.models.errors import UserError
+from lanp_vad.pipeline.features.spec import SpecMismatchError
+from lanp_vad.pipeline.scoring.config import ScoringConfig
+from lanp_vad.pipeline.scoring.plot import plot_png
+from lanp_vad.pipeline.scoring.scorer import (
     Scorer,
     ScoringCancelled,
     VideoScore,
@@ -113,8 +113,8 @@ def test_a_model_of_other_features_is_refused_naming_both_specs(model_dir: Path,
 
 def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with() -> None:
     """A model trained on features extracted with --max-side / --fps must be scored with the same settings."""
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     original = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=1, crop_size=64, max_side=48,
                                                  fps=5.0))
@@ -130,9 +130,9 @@ def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with(
 
 def test_a_spec_from_before_the_decode_bound_is_scored_at_full_size() -> None:
     """Models saved before ``decode_short_side`` existed were trained on full-size decodes: keep their pixels."""
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
-    from pipeline.features.spec import FeatureSpec
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.features.spec import FeatureSpec
 
     current = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=1, crop_size=64))
     saved_before = current.spec.model_dump(mode="json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.scoring.segments import find_segments, frame_times, smooth_scores
+from lanp_vad.pipeline.scoring.segments import find_segments, frame_times, smooth_scores
 
 SEEDS = range(40)
 

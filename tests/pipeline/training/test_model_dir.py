@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.classifier import create_classifier
-from models.config import apply_overrides, preset
-from pipeline.features.spec import FeatureSpec
-from pipeline.training.domain import STATS_FILE, fit_feature_stats
-from pipeline.training.model_dir import MODEL_DIR_FILES, MODEL_FILE, ModelDirError, load_model, save_model
+from lanp_vad.models.classifier import create_classifier
+from lanp_vad.models.config import apply_overrides, preset
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.training.domain import STATS_FILE, fit_feature_stats
+from lanp_vad.pipeline.training.model_dir import MODEL_DIR_FILES, MODEL_FILE, ModelDirError, load_model, save_model
 from tests.conftest import REPO_ROOT
 
 CONFIG = apply_overrides(preset("reference-sh"), ["classifier.hidden=16", "train.epochs=7"])
@@ -116,7 +116,7 @@ def test_an_unreadable_model_is_named_not_reported_missing(private: str) -> None
         Path(folder).chmod(0o755)
         target = save_model(Path(folder) / "m", _trained_like_model(), SPEC, CONFIG, {"threshold": 0.5})
         (target / MODEL_FILE if private == "file" else target).chmod(0o600 if private == "file" else 0o700)
-        code = f"from pipeline.training.model_dir import load_model; load_model({str(target)!r})"
+        code = f"from lanp_vad.pipeline.training.model_dir import load_model; load_model({str(target)!r})"
         result = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
                                  sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
                                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})

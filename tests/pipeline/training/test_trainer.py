@@ -8,15 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import apply_overrides, preset
-from models.propagation import propagate_videos
-from models.snippet_ranking import pseudo_label_videos
-from pipeline.evaluation.evaluator import Evaluator, snippet_scores
-from pipeline.evaluation.groundtruth import load_ground_truth
-from pipeline.features.featureset import open_feature_set
-from pipeline.research.synthetic import write_synthetic_features
-from pipeline.training.model_dir import load_model, save_model
-from pipeline.training.trainer import TrainingError, check_batching, choose_threshold, cut_pseudo_videos, train_lanp
+from lanp_vad.models.config import apply_overrides, preset
+from lanp_vad.models.propagation import propagate_videos
+from lanp_vad.models.snippet_ranking import pseudo_label_videos
+from lanp_vad.pipeline.evaluation.evaluator import Evaluator, snippet_scores
+from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
+from lanp_vad.pipeline.features.featureset import open_feature_set
+from lanp_vad.pipeline.research.synthetic import write_synthetic_features
+from lanp_vad.pipeline.training.model_dir import load_model, save_model
+from lanp_vad.pipeline.training.trainer import (
+    TrainingError,
+    check_batching,
+    choose_threshold,
+    cut_pseudo_videos,
+    train_lanp,
+)
 
 # Small head and a larger step so the 40-video 'tiny' set trains in seconds (the official lr needs ~2,000 steps).
 FAST = ["train.epochs=40", "train.batch_size=10", "train.lr=0.001", "classifier.hidden=32"]

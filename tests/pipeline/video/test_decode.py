@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.video import (
+from lanp_vad.pipeline.video import (
     CorruptVideoError,
     EmptyFileError,
     NotAVideoError,
@@ -20,7 +20,7 @@ from pipeline.video import (
     open_video,
     sniff_container,
 )
-from pipeline.video.snippets import SnippetPlan
+from lanp_vad.pipeline.video.snippets import SnippetPlan
 from tests.videos import (
     CODECS,
     moving_square,

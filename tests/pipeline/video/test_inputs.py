@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.video.inputs import InputError, VideoInput, expand_inputs
+from lanp_vad.pipeline.video.inputs import InputError, VideoInput, expand_inputs
 
 
 def _touch(path: Path, content: bytes = b"x") -> Path:

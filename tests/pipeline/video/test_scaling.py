@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.video import open_video
-from pipeline.video.reader import output_size
-from pipeline.video.snippets import SnippetPlan
+from lanp_vad.pipeline.video import open_video
+from lanp_vad.pipeline.video.reader import output_size
+from lanp_vad.pipeline.video.snippets import SnippetPlan
 from tests.videos import CODECS, moving_square, write_frame_folder, write_video
 
 WIDTH, HEIGHT, FRAMES = 64, 48, 20

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.video.snippets import SnippetPlan, SnippetPlanError
+from lanp_vad.pipeline.video.snippets import SnippetPlan, SnippetPlanError
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.errors import ErrorKind, InternalError, UserError, VideoError
-from pipeline.video import CorruptVideoError, NotAVideoError
-from pipeline.video.worker import (
+from lanp_vad.models.errors import ErrorKind, InternalError, UserError, VideoError
+from lanp_vad.pipeline.video import CorruptVideoError, NotAVideoError
+from lanp_vad.pipeline.video.worker import (
     WAITING,
     DecoderCrashedError,
     DecodeSettings,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli.train import add_feature_arguments, add_method_arguments
+from lanp_vad.cli.train import add_feature_arguments, add_method_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.config import apply_overrides, preset
-    from pipeline.features.featureset import open_feature_set
-    from pipeline.training.propagate import propagate_feature_set, write_propagation
+    from lanp_vad.models.config import apply_overrides, preset
+    from lanp_vad.pipeline.features.featureset import open_feature_set
+    from lanp_vad.pipeline.training.propagate import propagate_feature_set, write_propagation
 
     config = apply_overrides(preset(args.preset), args.overrides)
     features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)

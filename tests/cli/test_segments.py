@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from lanp_vad.cli import main
 from tests.service.tiny_model import make_tiny_model
 from tests.videos import write_video
 

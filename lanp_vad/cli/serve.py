@@ -25,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from models.errors import UserError
-    from service.app import load_scorer
-    from service.server import serve
-    from service.settings import Settings
+    from lanp_vad.models.errors import UserError
+    from lanp_vad.service.app import load_scorer
+    from lanp_vad.service.server import serve
+    from lanp_vad.service.settings import Settings
 
     overrides = {key: value for key, value in (("model_dir", args.model), ("device", args.device)) if value}
     if "model_dir" not in overrides and not os.environ.get("LANP_MODEL_DIR"):

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli.score import (
+from lanp_vad.cli.score import (
     add_event_arguments,
     add_evidence_arguments,
     plotter,
@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _one_document(args: argparse.Namespace, path: Path) -> int:
-    from models.errors import UserError
-    from pipeline.scoring.result import VideoScore, resegment
+    from lanp_vad.models.errors import UserError
+    from lanp_vad.pipeline.scoring.result import VideoScore, resegment
 
     try:
         document = json.loads(path.read_text())
@@ -56,7 +56,7 @@ def _one_document(args: argparse.Namespace, path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.errors import UserError
+    from lanp_vad.models.errors import UserError
 
     path = Path(args.results)
     if path.is_dir():

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.demo.run import FULL, QUICK, run_demo
+    from lanp_vad.pipeline.demo.run import FULL, QUICK, run_demo
 
     settings = QUICK if args.quick else FULL
     changes = {"seed": args.seed, **({"clips": args.clips} if args.clips is not None else {})}

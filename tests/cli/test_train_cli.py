@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.research.synthetic import write_synthetic_features
+from lanp_vad.cli import main
+from lanp_vad.pipeline.research.synthetic import write_synthetic_features
 from tests.conftest import REPO_ROOT
 
 FAST = ["--set", "train.epochs=30", "--set", "train.batch_size=10", "--set", "train.lr=0.001",
@@ -31,7 +31,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _lanp(*args: str | Path) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *map(str, args)], cwd=REPO_ROOT, env=environment,
+        [sys.executable, "-m", "lanp_vad", *map(str, args)], cwd=REPO_ROOT, env=environment,
         capture_output=True, text=True, timeout=300,
     )
 

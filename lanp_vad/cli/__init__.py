@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from lanp_vad import __version__
+
 COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "serve", "demo", "watch")
 
 
@@ -45,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lanp", description="Unsupervised video anomaly detection with LANP (ECCV 2024)."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"pipeline.cli.{name}").register(subparsers)
+        importlib.import_module(f"lanp_vad.cli.{name}").register(subparsers)
     return parser
 
 
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    from models.errors import UserError
+    from lanp_vad.models.errors import UserError
 
     try:
         return int(args.handler(args) or 0)

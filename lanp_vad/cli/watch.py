@@ -16,8 +16,8 @@ import sys
 import threading
 from typing import Any
 
-from pipeline.cli import positive
-from pipeline.cli.score import unit_interval
+from lanp_vad.cli import positive
+from lanp_vad.cli.score import unit_interval
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
-    from models.errors import UserError
+    from lanp_vad.models.errors import UserError
 
     options = {}
     for pair in pairs:
@@ -61,10 +61,10 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.live.source import SourceConfig
-    from pipeline.live.watcher import WatchConfig, Watcher
-    from pipeline.scoring.config import ScoringConfig
-    from pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.live.source import SourceConfig
+    from lanp_vad.pipeline.live.watcher import WatchConfig, Watcher
+    from lanp_vad.pipeline.scoring.config import ScoringConfig
+    from lanp_vad.pipeline.scoring.scorer import Scorer
 
     config = WatchConfig(
         source=SourceConfig(read_timeout_s=args.read_timeout, max_reconnects=args.max_reconnects,

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.config import preset
-from models.propagation import propagate
-from pipeline.cli import main
-from pipeline.research.synthetic import write_synthetic_features
+from lanp_vad.cli import main
+from lanp_vad.models.config import preset
+from lanp_vad.models.propagation import propagate
+from lanp_vad.pipeline.research.synthetic import write_synthetic_features
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -98,7 +98,7 @@ def test_nan_features_are_reported_and_nothing_written(tmp_path: Path) -> None:
     out = tmp_path / "prop.json"
     out.write_text("previous content")
     completed = subprocess.run(
-        [sys.executable, "-m", "pipeline", "propagate", "--features", str(folder), "--out", str(out)],
+        [sys.executable, "-m", "lanp_vad", "propagate", "--features", str(folder), "--out", str(out)],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
     )
     assert completed.returncode == 2

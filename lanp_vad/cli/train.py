@@ -23,7 +23,7 @@ def add_feature_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> 
 
 def add_gt_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, required: bool = False) -> None:
     """--gt / --gt-format / --frames (with an optional prefix)."""
-    from pipeline.evaluation.groundtruth import GT_FORMATS
+    from lanp_vad.pipeline.evaluation.groundtruth import GT_FORMATS
 
     flag = f"--{prefix}"
     parser.add_argument(f"{flag}gt", metavar="GT", required=required,
@@ -34,7 +34,7 @@ def add_gt_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, requi
 
 def add_method_arguments(parser: argparse.ArgumentParser, *, example: str) -> None:
     """--preset / --set: the method's configuration (a preset, then field overrides), as train and propagate take."""
-    from models.config import PRESETS
+    from lanp_vad.models.config import PRESETS
 
     parser.add_argument("--preset", choices=PRESETS, default="default",
                         help="starting configuration (default: the product's; reference*: the official code's)")
@@ -59,14 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.config import apply_overrides, preset
-    from models.errors import UserError
-    from pipeline.device import resolve_device
-    from pipeline.evaluation.evaluator import Evaluator
-    from pipeline.evaluation.groundtruth import load_ground_truth
-    from pipeline.features.featureset import check_spec_match, open_feature_set
-    from pipeline.training.model_dir import save_model
-    from pipeline.training.trainer import train_lanp
+    from lanp_vad.models.config import apply_overrides, preset
+    from lanp_vad.models.errors import UserError
+    from lanp_vad.pipeline.device import resolve_device
+    from lanp_vad.pipeline.evaluation.evaluator import Evaluator
+    from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
+    from lanp_vad.pipeline.features.featureset import check_spec_match, open_feature_set
+    from lanp_vad.pipeline.training.model_dir import save_model
+    from lanp_vad.pipeline.training.trainer import train_lanp
 
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     config = apply_overrides(preset(args.preset), overrides)

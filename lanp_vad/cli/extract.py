@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli import add_video_inputs, positive
-from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
-from pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.cli import add_video_inputs, positive
+from lanp_vad.cli.ray_options import add_ray_arguments, ray_config_of
+from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,10 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from models.errors import ErrorKind, UserError
-    from pipeline.features.archive import extract_archive
-    from pipeline.features.config import ExtractionConfig
-    from pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.models.errors import ErrorKind, UserError
+    from lanp_vad.pipeline.features.archive import extract_archive
+    from lanp_vad.pipeline.features.config import ExtractionConfig
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
     try:
         config = ExtractionConfig(
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     extractor = FeatureExtractor(config, archive_workers=args.workers if args.engine == "local" else 0)
     print(f"lanp extract: {extractor.spec.describe()} on {extractor.device} ({extractor.runtime})", file=sys.stderr)
     if args.engine == "ray":
-        from pipeline.jobs.ray_engine import ray_extract_archive
+        from lanp_vad.pipeline.jobs.ray_engine import ray_extract_archive
 
         if args.allow_pickle:
             raise UserError("--allow-pickle is not available with --engine ray")

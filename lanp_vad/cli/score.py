@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import add_video_inputs, positive
-from pipeline.cli.ray_options import add_ray_arguments, ray_config_of
+from lanp_vad.cli import add_video_inputs, positive
+from lanp_vad.cli.ray_options import add_ray_arguments, ray_config_of
 
 
 def unit_interval(text: str) -> float:
@@ -53,7 +53,7 @@ def _start_time(text: str) -> datetime:
 
 def add_event_arguments(parser: argparse.ArgumentParser, *, plot_options: bool = True) -> None:
     """The options that turn scores into events (``ScoringConfig``) and the plot's ground truth / start time."""
-    from pipeline.cli.train import add_gt_arguments
+    from lanp_vad.cli.train import add_gt_arguments
 
     group = parser.add_argument_group("events")
     group.add_argument("--threshold", type=unit_interval, help="event threshold in [0, 1] (default: the model's)")
@@ -83,28 +83,28 @@ def add_evidence_arguments(parser: argparse.ArgumentParser) -> None:
 
 def scoring_config(args: argparse.Namespace, **values: Any) -> Any:
     """The ``ScoringConfig`` of the parsed event options (unset ones keep their defaults)."""
-    from pipeline.scoring.config import ScoringConfig, make_config
+    from lanp_vad.pipeline.scoring.config import ScoringConfig, make_config
 
     return make_config(ScoringConfig, threshold=args.threshold, smooth_s=args.smooth_s,
                        min_duration_s=args.min_duration_s, merge_gap_s=args.merge_gap_s, **values)
 
 
 def evidence_config(args: argparse.Namespace) -> Any:
-    from pipeline.scoring.config import EvidenceConfig, make_config
+    from lanp_vad.pipeline.scoring.config import EvidenceConfig, make_config
 
     return make_config(EvidenceConfig, thumbnails=not args.no_thumbnails, clips=args.clips,
                        pre_roll_s=args.pre_roll_s, post_roll_s=args.post_roll_s)
 
 
 def load_plot_ground_truth(args: argparse.Namespace) -> Any:
-    from pipeline.evaluation.groundtruth import load_ground_truth
+    from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
 
     return load_ground_truth(args.gt, fmt=args.gt_format, frames=args.frames) if args.gt else None
 
 
 def plotter(args: argparse.Namespace) -> Any:
     """``VideoScore -> PNG bytes`` with the ground truth (``--gt``) and start time (``--start-time``) given."""
-    from pipeline.scoring.plot import plot_png
+    from lanp_vad.pipeline.scoring.plot import plot_png
 
     ground_truth = load_plot_ground_truth(args)
 
@@ -121,9 +121,9 @@ def plotter(args: argparse.Namespace) -> Any:
 
 def resegment_folder(args: argparse.Namespace, folder: Path) -> int:
     """``lanp segments FOLDER``: every finished video's events, plots and evidence again, then the tables."""
-    from models.errors import UserError
-    from pipeline.jobs.config import BatchConfig
-    from pipeline.jobs.outputs import RUN_FILE, BatchOutputs
+    from lanp_vad.models.errors import UserError
+    from lanp_vad.pipeline.jobs.config import BatchConfig
+    from lanp_vad.pipeline.jobs.outputs import RUN_FILE, BatchOutputs
 
     run_file = folder / RUN_FILE
     if not run_file.is_file():
@@ -181,9 +181,9 @@ def print_warnings(document: dict[str, Any], label: str) -> None:
 
 
 def _score_single(args: argparse.Namespace, video: Any) -> int:
-    from pipeline.scoring.evidence import write_evidence
-    from pipeline.scoring.scorer import Scorer, ScoringCancelled
-    from pipeline.video import VideoError
+    from lanp_vad.pipeline.scoring.evidence import write_evidence
+    from lanp_vad.pipeline.scoring.scorer import Scorer, ScoringCancelled
+    from lanp_vad.pipeline.video import VideoError
 
     plot = plotter(args)  # reads the ground truth first: a bad --gt costs no scoring
     config = scoring_config(args)
@@ -207,8 +207,8 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.errors import UserError
-    from pipeline.video.inputs import expand_inputs
+    from lanp_vad.models.errors import UserError
+    from lanp_vad.pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs(args.inputs)
     if args.out is None:
@@ -220,8 +220,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot or args.evidence:
         raise UserError("--plot and --evidence are for one video; with --out use --plots (evidence goes to events/)")
 
-    from pipeline.jobs.batch import run_batch
-    from pipeline.jobs.config import BatchConfig
+    from lanp_vad.pipeline.jobs.batch import run_batch
+    from lanp_vad.pipeline.jobs.config import BatchConfig
 
     config = BatchConfig.build(
         engine=args.engine, workers=args.workers, device=args.device, scoring=scoring_config(args),

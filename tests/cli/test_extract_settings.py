@@ -16,7 +16,7 @@ from tests.conftest import REPO_ROOT
                                                         ("--device", "gpu", "unknown device 'gpu'")])
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path, option: str, value: str, named: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "extract", str(tmp_path), "--out", str(tmp_path / "features"), option,
+        [sys.executable, "-m", "lanp_vad", "extract", str(tmp_path), "--out", str(tmp_path / "features"), option,
          value], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 2, done.stderr

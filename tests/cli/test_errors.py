@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import ErrorKind, InternalError, LANPError, UserError, VideoError, error_kind
-from pipeline.cli import main
-from pipeline.features.featureset import FeatureSetError
+from lanp_vad.cli import main
+from lanp_vad.models.errors import ErrorKind, InternalError, LANPError, UserError, VideoError, error_kind
+from lanp_vad.pipeline.features.featureset import FeatureSetError
 from tests.conftest import REPO_ROOT
 
 
@@ -32,7 +32,7 @@ def test_a_missing_feature_folder_is_a_user_error(tmp_path: Path, capsys: pytest
 def test_a_bug_is_not_disguised_as_a_usage_error() -> None:
     """A plain ValueError from inside a command (a bug, not the user's input) must surface with its traceback."""
     code = (
-        "import sys, pipeline.cli as cli\n"
+        "import sys, lanp_vad.cli as cli\n"
         "def boom(args): raise ValueError('numpy bug')\n"
         "parser = cli.build_parser\n"
         "def build():\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import positive
-from pipeline.jobs.config import RayConfig
+from lanp_vad.cli import positive
+from lanp_vad.pipeline.jobs.config import RayConfig
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import positive
-from pipeline.cli.score import add_event_arguments, scoring_config, unit_interval
-from pipeline.cli.train import add_feature_arguments, add_gt_arguments
-from pipeline.evaluation.events import DEFAULT_MIN_OVERLAP
+from lanp_vad.cli import positive
+from lanp_vad.cli.score import add_event_arguments, scoring_config, unit_interval
+from lanp_vad.cli.train import add_feature_arguments, add_gt_arguments
+from lanp_vad.pipeline.evaluation.events import DEFAULT_MIN_OVERLAP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,10 +51,10 @@ def _event_videos(args: argparse.Namespace, features: Any, ground_truth: Any,
     ``None`` when a frame rate is unknown (events are defined in seconds)."""
     import numpy as np
 
-    from models.errors import UserError
-    from pipeline.evaluation.events import EventVideo
-    from pipeline.evaluation.groundtruth import SNIPPET_LENGTH
-    from pipeline.features.featureset import MANIFEST_FILE, read_jsonl_records
+    from lanp_vad.models.errors import UserError
+    from lanp_vad.pipeline.evaluation.events import EventVideo
+    from lanp_vad.pipeline.evaluation.groundtruth import SNIPPET_LENGTH
+    from lanp_vad.pipeline.features.featureset import MANIFEST_FILE, read_jsonl_records
 
     manifest = {r["video_id"]: r for r in read_jsonl_records(Path(args.features) / MANIFEST_FILE)}
     videos = []
@@ -74,8 +74,8 @@ def _event_videos(args: argparse.Namespace, features: Any, ground_truth: Any,
 
 def event_report(args: argparse.Namespace, videos: list[Any], threshold: float) -> dict[str, Any]:
     """The ``events`` part of the report: metrics at ``threshold``, and the sweep with a suggestion."""
-    from pipeline.evaluation.events import event_counts, suggest_threshold, sweep
-    from pipeline.scoring.result import event_segments
+    from lanp_vad.pipeline.evaluation.events import event_counts, suggest_threshold, sweep
+    from lanp_vad.pipeline.scoring.result import event_segments
 
     segments = scoring_config(args).segments
 
@@ -100,11 +100,11 @@ def event_report(args: argparse.Namespace, videos: list[Any], threshold: float) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.device import resolve_device
-    from pipeline.evaluation.evaluator import Evaluator, frame_scores, metrics_from_frames
-    from pipeline.evaluation.groundtruth import load_ground_truth
-    from pipeline.features.featureset import check_spec_match, open_feature_set
-    from pipeline.training.model_dir import load_model
+    from lanp_vad.pipeline.device import resolve_device
+    from lanp_vad.pipeline.evaluation.evaluator import Evaluator, frame_scores, metrics_from_frames
+    from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
+    from lanp_vad.pipeline.features.featureset import check_spec_match, open_feature_set
+    from lanp_vad.pipeline.training.model_dir import load_model
 
     loaded = load_model(args.model)
     features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)
