@@ -3,6 +3,8 @@
 Runs every row on every data set with every seed; the random scorer is the baseline every ratio is read against.
 Finished cells are appended to ``<out>.jsonl`` as they come, so a long run can be watched and survives a kill.
 
+    python bench/accuracy.py --grid                       # the regime grid (docs/ACCURACY.md), 3 seeds
+    python bench/accuracy.py --grid --held-out            # the regimes kept out of every selection
     python bench/accuracy.py --tiny                       # CI: tiny synthetic set, 20 epochs, 1 seed
     python bench/accuracy.py --datasets ped2 ped2-long syn-sh --out bench/results/accuracy
     python bench/accuracy.py --length-bias                # video scores vs length on the official SH z
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from lanp_vad.pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize  # noqa: E402
 from lanp_vad.pipeline.research.datasets import AccuracyDataset, SyntheticSpec, public_dataset, synthetic_dataset  # noqa: E402
 from lanp_vad.pipeline.research.ped2 import PED2_DATASETS, ped2_datasets, synthetic_clip_datasets  # noqa: E402
+from lanp_vad.pipeline.research.regimes import PLAZAS, REGIMES, ped2_regime_datasets, plaza_datasets  # noqa: E402
 
 SYNTHETIC = {
     "syn-sh": SyntheticSpec("shanghaitech", 1.0, dim=128, keep_every=2),
@@ -40,6 +43,15 @@ SYNTHETIC = {
     "tiny": SyntheticSpec("tiny", 2.0, dim=32),
 }
 
+GRID = (
+    "ped2", "ped2-long", "ped2-long-decoys", "rare-3", "rare-10", "normal-only", "normal-only-long", "plaza",
+    "ped2-continuous", "syn-sh", "syn-sh-less-salient", "syn-sh-indep", "syn-sh-indep-less-salient",
+)
+"""The regime grid: every default is chosen on these (docs/ACCURACY.md says what each stands for)."""
+HELD_OUT = ("plaza-busy", "syn-sh-indep-scenes")
+"""Regimes kept out of every selection: measured only to report how the chosen default does where it was not
+tuned."""
+
 
 def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
     data_dir, cache = Path(args.data_dir), Path(args.cache)
@@ -48,14 +60,19 @@ def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
     ped2 = [name for name in names if name in PED2_DATASETS]
     if ped2:
         datasets += ped2_datasets(data_dir, cache, ped2, pairing=args.pairing)
+    regimes = [name for name in names if name in REGIMES]
+    if regimes:
+        datasets += ped2_regime_datasets(data_dir, cache, regimes)
     for name in names:
-        if name in SYNTHETIC:
+        if name in PLAZAS:
+            datasets += plaza_datasets(PLAZAS[name], cache)
+        elif name in SYNTHETIC:
             datasets.append(synthetic_dataset(SYNTHETIC[name], cache))
         elif name == "tiny-long":  # the Ped2-long construction on the tiny set (CI: both regions, no video)
             tiny = synthetic_dataset(SYNTHETIC["tiny"], cache)
             datasets += synthetic_clip_datasets(tiny, cache / "tiny-derived", ("long",))
-        elif name not in PED2_DATASETS:
-            choices = ", ".join([*PED2_DATASETS, *SYNTHETIC, "tiny-long"])
+        elif name not in PED2_DATASETS and name not in REGIMES:
+            choices = ", ".join([*PED2_DATASETS, *REGIMES, *PLAZAS, *SYNTHETIC, "tiny-long"])
             raise SystemExit(f"unknown data set {name!r}; choose from {choices}")
     for name, train, test, gt in args.public or []:
         datasets.append(
@@ -93,14 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt-format", default="auto")
     parser.add_argument("--frames", help="per-video frame counts for --public ground truth")
     parser.add_argument("--set", nargs="*", default=[], help="LANP overrides for --public data sets (key=value)")
-    parser.add_argument("--rows", choices=("all", "product", "affinity", "ablation", "core"), default="all")
+    parser.add_argument("--rows", choices=("grid", "all", "product", "affinity", "ablation", "core"), default="all")
+    parser.add_argument("--grid", action="store_true",
+                        help="the regime grid: its data sets and rows, 3 seeds, the presets' epochs, final epoch only")
+    parser.add_argument("--held-out", action="store_true", help="with --grid: the held-out regimes instead")
     parser.add_argument("--pairing", type=int, default=0, help="Ped2-long: shift which training clips surround")
     parser.add_argument("--base", nargs="*", default=[], help="overrides under every ablation row")
     parser.add_argument("--only", nargs="+", metavar="TEXT",
                         help="keep only the rows whose name contains one of these texts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="LANP epochs (default: the preset's 300)")
-    parser.add_argument("--eval-every", type=int, default=10, help="evaluate LANP every N epochs (and the last)")
+    parser.add_argument("--eval-every", type=int, default=10,
+                        help="evaluate LANP's classifier every N epochs (0: none; the saved model is always measured)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--cache", default=str(ROOT / "bench" / "results" / "cache"),
@@ -121,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.tiny:
         args.datasets, args.rows, args.seeds, args.epochs, args.eval_every = ["tiny", "tiny-long"], "core", [0], 20, 5
+    if args.grid:
+        args.datasets, args.rows, args.eval_every = list(HELD_OUT if args.held_out else GRID), "grid", 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
 

@@ -160,6 +160,61 @@ class ClassifierConfig(_Section):
     )
 
 
+class BankConfig(_Section):
+    """The cross-video normality bank (``models.bank``): the prior's seed snippets of every video, compared across
+    the archive. It informs the pseudo labels, scores beside the classifier, and is the whole model of an archive
+    that holds no anomaly."""
+
+    enabled: bool = Field(False, description="build the bank (False: the official recipe, no cross-video evidence)")
+    archive: Literal["auto", "mixed", "normal_only"] = Field(
+        "auto",
+        description=(
+            "normal_only: the archive holds no anomaly (a clean week): the model is a bank of all its snippets; "
+            "mixed: it may hold anomalies (LANP's pseudo labels and classifier, with the seed bank); auto: "
+            "decided from the archive (see models.archive_check)"
+        ),
+    )
+    labels: Literal["lanp", "bank", "joint", "evidence"] = Field(
+        "evidence",
+        description=(
+            "pseudo labels: lanp: LANP's own (the bank only scores); bank: video scores fused with the bank's, "
+            "abnormal videos' snippets ranked by bank evidence; joint: the same, snippets ranked by the joint "
+            "evidence; evidence: the evidence_share of all snippets "
+            "with the highest joint evidence (within-video abnormality 1 - z/max and the smoothed bank distance, "
+            "each in robust standard units of the archive, averaged) are abnormal, all others normal"
+        ),
+    )
+    evidence_share: float = Field(0.1, gt=0, lt=1, description="labels=evidence: the share of snippets abnormal")
+    fuse_video_scores: bool = Field(True, description="labels=bank|joint: fuse LANP's video scores with the bank's")
+    fusion: Literal["classifier", "mean"] = Field(
+        "mean",
+        description=(
+            "the score of a snippet: classifier: the classifier alone; mean: the mean of where the classifier's "
+            "score and the bank distance fall among the training snippets' (their empirical CDFs), calibrated"
+        ),
+    )
+    clean_seeds: bool = Field(
+        True,
+        description=(
+            "after training, drop from the bank the seed snippets the classifier scores above its own threshold "
+            "(an archive whose clips start or end with anomalies would otherwise teach the bank they are normal); "
+            "at most max_cleaned of them"
+        ),
+    )
+    max_cleaned: float = Field(0.5, gt=0, lt=1, description="the largest share of seed entries cleaning may drop")
+    smooth_alpha: float = Field(
+        0.5, gt=0, lt=1, description="alpha of the graph smoothing of the bank evidence used for pseudo labels"
+    )
+    video_top: int = Field(3, ge=1, description="a video's bank evidence: the mean of its this many highest snippets")
+    center_share: float = Field(
+        0.9, gt=0, le=1,
+        description="centre each video on its seeds' mean when this share of the variance lies between videos",
+    )
+    max_entries: int = Field(
+        16384, ge=16, description="an all-snippet bank keeps every k-th snippet to stay below this many entries"
+    )
+
+
 class TrainConfig(_Section):
     """Optimisation: the official RMSprop schedule on batches of videos of 32 sampled snippets."""
 
@@ -212,6 +267,7 @@ class LANPConfig(_Section):
     pseudo: PseudoLabelConfig = PseudoLabelConfig()
     reweight: ReweightConfig = ReweightConfig()
     classifier: ClassifierConfig = ClassifierConfig()
+    bank: BankConfig = BankConfig()
     train: TrainConfig = TrainConfig()
 
     def to_json(self) -> str:

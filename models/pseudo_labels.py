@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig
 from lanp_vad.models.errors import ErrorKind, InternalError, UserError
@@ -114,24 +115,33 @@ def abnormal_snippet_count(normality: np.ndarray, config: PseudoLabelConfig) -> 
     return int(min(max(low.size, lowest), highest))
 
 
+def fuse_ranks(*scores: np.ndarray) -> np.ndarray:
+    """The mean of each score's rank among the videos, in (0, 1]: scores of any scale weigh the same."""
+    return np.mean([rankdata(values) / len(values) for values in scores], axis=0)
+
+
 def make_pseudo_labels(
     z: list[np.ndarray],
     config: PseudoLabelConfig,
     propagation: PropagationConfig | None = None,
     *,
     snippet_normality: list[np.ndarray] | None = None,
+    video_evidence: np.ndarray | None = None,
 ) -> PseudoLabels:
     """Video scores, abnormal videos, 0/1 snippet labels (float32) and the confident normals, from z per video.
 
     ``propagation`` is the graph z came from; the length-neutral video scores need it for their null model.
     ``snippet_normality`` ranks the snippets of abnormal videos (lowest first) instead of z (see
-    ``models.snippet_ranking``); the video scores always come from z.
+    ``models.snippet_ranking``). The video scores come from z, fused by rank with ``video_evidence`` when given
+    (how abnormal each video looks from elsewhere, e.g. the normality bank: ``fuse_ranks``).
     """
     if not z:
         raise UserError("no videos to pseudo-label", kind=ErrorKind.TRAINING_DATA)
     if config.video_score != "std" and propagation is None:
         raise InternalError(f"video_score={config.video_score} needs the propagation config for its null model")
     scores = video_scores(z, config, propagation or PropagationConfig())
+    if video_evidence is not None:
+        scores = fuse_ranks(scores, np.asarray(video_evidence, dtype=np.float64))
     count = scores.size
     if config.abnormal_fraction == "auto":
         fraction = estimate_abnormal_fraction(scores)

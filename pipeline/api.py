@@ -77,5 +77,5 @@ def train(
     config = apply_overrides(named_preset(preset), list(overrides))
     feature_set = open_feature_set(features)
     result = train_lanp(feature_set, config, progress=progress)
-    return save_model(out_dir, result.model, feature_set.spec, config, result.metadata,
+    return save_model(out_dir, result.detector, feature_set.spec, config, result.metadata,
                       feature_stats=result.feature_stats)

@@ -64,3 +64,10 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: stream.read(HASH_BLOCK_BYTES), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def files_sha256(paths: list[Path]) -> str:
+    """One file's SHA-256, or for several the SHA-256 of their names and SHA-256s in order (a model's identity)."""
+    if len(paths) == 1:
+        return sha256_file(paths[0])
+    return hashlib.sha256("".join(f"{Path(p).name}:{sha256_file(p)}\n" for p in paths).encode()).hexdigest()

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     result = train_lanp(
         features, config, ground_truth=ground_truth, progress=not args.no_progress, eval_fn=evaluator
     )
-    out = save_model(args.out, result.model, features.spec, config, result.metadata,
+    out = save_model(args.out, result.detector, features.spec, config, result.metadata,
                      feature_stats=result.feature_stats)
     summary = {"model": str(out), "threshold": result.metadata["threshold"],
                "classifier_context": result.metadata["classifier_context"], **result.metadata.get("metrics", {})}

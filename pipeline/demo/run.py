@@ -136,7 +136,7 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def _demo_extractor(settings: DemoSettings) -> FeatureExtractor:
+def demo_extractor(settings: DemoSettings) -> FeatureExtractor:
     """The pretrained EfficientNet-Lite0 at the demo's frames and size, on the CPU in the fastest runtime there."""
     from lanp_vad.pipeline.features.config import ExtractionConfig
     from lanp_vad.pipeline.features.extractor import FeatureExtractor
@@ -196,7 +196,7 @@ def run_demo(
         held_writing = background.submit(
             write_archive, out_dir / "held_out", [held_plan], settings.scene, scene_seed=settings.seed, workers=1
         )
-        building = background.submit(_demo_extractor, settings)
+        building = background.submit(demo_extractor, settings)
         archive = write_archive(out_dir / "clips", plans, settings.scene, scene_seed=settings.seed)
         held_archive, extractor = held_writing.result(), building.result()
     seconds["generate"] = time.perf_counter() - started
@@ -232,10 +232,10 @@ def run_demo(
     report(f"trained LANP for {config.train.epochs} epochs in {seconds['train']:.1f} s")
 
     mark = time.perf_counter()
-    scores = snippet_scores(trained.model, features)
+    scores = snippet_scores(trained.detector, features)
     archive_metrics = frame_metrics(scores, ground_truth, {entry.video_id: entry.num_frames for entry in features})
     metadata = {**trained.metadata, "metrics": {"demo_archive": archive_metrics}}
-    model_dir = save_model(out_dir / "model", trained.model, features.spec, config, metadata,
+    model_dir = save_model(out_dir / "model", trained.detector, features.spec, config, metadata,
                            feature_stats=trained.feature_stats)
     seconds["evaluate"] = time.perf_counter() - mark
     report(f"frame AUC {archive_metrics['auc_roc']:.4f} on the archive")

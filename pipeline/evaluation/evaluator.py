@@ -16,6 +16,7 @@ import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from lanp_vad.models.classifier import LANPClassifier
+from lanp_vad.models.detector import Detector
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
 from lanp_vad.pipeline.features.featureset import FeatureSet
@@ -33,8 +34,11 @@ def _tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:
     return torch.from_numpy(np.array(array, dtype=np.float32)).to(device)
 
 
-def _score(model: LANPClassifier, features: torch.Tensor) -> np.ndarray:
-    """(T, D) or (T, crops, D) -> (T,) scores, crops scored separately and averaged."""
+def _score(model: LANPClassifier | Detector, features: torch.Tensor) -> np.ndarray:
+    """(T, D) or (T, crops, D) -> (T,) scores: a classifier scores crops separately and averages them; a
+    ``Detector`` scores as the trained model does (classifier, normality bank, calibration)."""
+    if isinstance(model, Detector):
+        return model.score(features.cpu().numpy(), device=features.device)
     batch = features.unsqueeze(0) if features.ndim == 2 else features.permute(1, 0, 2).unsqueeze(0)
     return model(batch)[0].detach().cpu().numpy().astype(np.float64)
 
@@ -57,7 +61,10 @@ class Evaluator:
             )
 
     @torch.no_grad()
-    def snippet_scores(self, model: LANPClassifier) -> dict[str, np.ndarray]:
+    def snippet_scores(self, model: LANPClassifier | Detector) -> dict[str, np.ndarray]:
+        if isinstance(model, Detector):
+            return {video_id: _score(model, tensor) for video_id, tensor in zip(self.video_ids, self.tensors,
+                                                                                 strict=True)}  # fmt: skip
         was_training = model.training
         model.eval()
         scores = {
@@ -72,10 +79,12 @@ class Evaluator:
 
 
 def snippet_scores(
-    model: LANPClassifier, features: FeatureSet, device: str | torch.device = "cpu"
+    model: LANPClassifier | Detector, features: FeatureSet, device: str | torch.device = "cpu"
 ) -> dict[str, np.ndarray]:
     """Per-snippet scores (T,) of every video of a feature set, in order."""
-    model = model.to(device).eval()
+    model = model.to(device)
+    if not isinstance(model, Detector):
+        model = model.eval()
     with torch.no_grad():
         return {
             video_id: _score(model, _tensor(features.load(video_id), device))

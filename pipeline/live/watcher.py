@@ -75,10 +75,10 @@ class Watcher:
         self.threshold = scorer.threshold if self.config.threshold is None else check_threshold(self.config.threshold)
         self.settings = scorer.extractor.decode
         self.backlog = Backlog(self.config.backlog_snippets)
-        head = scorer.classifier.config
+        head = scorer.classifier.config if scorer.classifier is not None else None
         self.context: TemporalContext[Snippet] = TemporalContext(
             scorer.classify, temporal_radius(scorer.classifier),
-            context_window=head.context_window if head.context == "trailing_mean" else None,
+            context_window=head.context_window if head is not None and head.context == "trailing_mean" else None,
         )  # fmt: skip
         self._stop = threading.Event()
         self._stopped_at: float | None = None

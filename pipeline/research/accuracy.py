@@ -27,7 +27,7 @@ from lanp_vad.pipeline.training.trainer import train_lanp
 
 log = logging.getLogger(__name__)
 
-MethodKind = Literal["lanp", "c2fpl", "gcl", "seed_contrast", "random", "true_labels"]
+MethodKind = Literal["lanp", "c2fpl", "gcl", "seed_contrast", "seed_bank", "all_bank", "random", "true_labels"]
 AFFINITIES = ("gaussian", "rms", "cosine", "adaptive")
 
 
@@ -85,7 +85,9 @@ def method_rows(
 ) -> list[MethodRow]:
     """The table's rows. ``base`` overrides apply to every ablation row (the configuration being ablated).
 
-    ``include``: ``all`` (every row), ``product`` (the presets, the default's switches, the baselines), ``peers``
+    ``include``: ``grid`` (the regime grid's rows: the default, the official recipe, the naive contrast, the two
+    memory banks, the label ceiling), ``all`` (every row), ``product`` (the presets, the default's switches, the
+    baselines), ``peers``
     (the baselines and the peers' switches),
     ``affinity`` (presets, affinity variants, baselines), ``ablation`` (the ablation rows and the random scorer)
     or ``core`` (the default and reference presets and the baselines: the CI configuration).
@@ -139,7 +141,16 @@ def method_rows(
         MethodRow("C2FPL, raw features", "c2fpl", overrides=("standardize=false",), group="peers"),
         MethodRow("GCL-style, raw features", "gcl", overrides=("standardize=false",), group="peers"),
     ]
+    grid = [
+        MethodRow("LANP default", "lanp", "default", group="grid"),
+        MethodRow("LANP reference (official recipe)", "lanp", "reference", group="grid"),
+        MethodRow("naive own-seed contrast", "seed_contrast", group="grid"),
+        MethodRow("kNN seed bank", "seed_bank", group="grid"),
+        MethodRow("kNN all-snippet bank (normal-only baseline)", "all_bank", group="grid"),
+        MethodRow("classifier on the true labels (ceiling)", "true_labels", "default", group="grid"),
+    ]
     groups = {
+        "grid": grid,
         "all": presets + switches + variants + ablations + baselines + peer_variants,
         "peers": baselines + peer_variants,
         "product": presets + switches + baselines,
@@ -193,12 +204,16 @@ def run_cell(
             config,
             ground_truth=dataset.ground_truth if dataset.train_truth else None,
             progress=False,
-            eval_fn=dataset.epoch_eval(device, every=eval_every, epochs=config.train.epochs),
+            eval_fn=dataset.epoch_eval(device, every=eval_every, epochs=config.train.epochs) if eval_every else None,
         )
-        history = [record for record in result.history if "auc_roc" in record]
+        # The final record is the model as saved (classifier, bank and calibration) at its own threshold; the
+        # per-epoch records (when asked for) are the classifier's, for the best-epoch column.
+        final = {"epoch": config.train.epochs, **dataset.measure(dataset.score(result.detector, device),
+                                                                 threshold=result.metadata["threshold"])}
+        history = [record for record in result.history if "auc_roc" in record] + [final]
         quality = result.metadata["pseudo_labels"].get("vs_ground_truth")
         pseudo = quality["snippet"] if quality else None
-        context = result.metadata["classifier_context"]
+        context = {**result.metadata.get("classifier_context", {}), "archive": result.metadata["archive"]}
     elif row.kind == "true_labels":
         if not dataset.train_truth:
             raise AccuracyError(f"{dataset.name}: the training videos have no ground truth for the ceiling row")

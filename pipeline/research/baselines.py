@@ -25,14 +25,16 @@ from lanp_vad.models.baselines import (
     train_c2fpl,
     train_gcl,
 )
+from lanp_vad.models.baselines.seed_bank import seed_bank_scores
 from lanp_vad.models.config import ConfigError
 from lanp_vad.models.errors import UserError
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
 from lanp_vad.pipeline.features.featureset import FeatureSet
 from lanp_vad.pipeline.training.trainer import load_training_features, pseudo_label_quality
 
-BaselineKind = Literal["c2fpl", "gcl", "seed_contrast", "random"]
-BASELINES: tuple[str, ...] = ("c2fpl", "gcl", "seed_contrast", "random")
+BaselineKind = Literal["c2fpl", "gcl", "seed_contrast", "seed_bank", "all_bank", "random"]
+BASELINES: tuple[str, ...] = ("c2fpl", "gcl", "seed_contrast", "seed_bank", "all_bank", "random")
+UNTRAINED = ("random", "seed_contrast", "seed_bank", "all_bank")  # score the evaluation videos directly
 
 
 @dataclass
@@ -86,12 +88,17 @@ def run_baseline(
     """
     if kind not in BASELINES:
         raise UserError(f"unknown baseline {kind!r}; choose one of {', '.join(BASELINES)}")
-    if kind in ("random", "seed_contrast"):  # no training: score the evaluation videos directly
+    if kind in UNTRAINED:  # no training: score the evaluation videos directly
         videos = load_training_features(evaluation)
         if kind == "random":
             values = random_scores([video.shape[0] for video in videos], seed)
-        else:
+        elif kind == "seed_contrast":
             values = seed_contrast_scores(videos, evaluation.video_ids)
+        else:  # the memory bank of the prior's seeds (or of every snippet), a video never vouching for itself
+            values = seed_bank_scores(
+                load_training_features(train), videos, train_ids=train.video_ids,
+                evaluation_ids=evaluation.video_ids, bank="seeds" if kind == "seed_bank" else "all",
+            )  # fmt: skip
         scores = dict(zip(evaluation.video_ids, values, strict=True))
         return BaselineOutcome([{"epoch": 1, **measure(scores)}], None, None)
     arrays = load_training_features(train)

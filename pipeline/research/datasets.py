@@ -33,9 +33,11 @@ EVENT_FALSE_ALARM_BUDGET = 60.0
 the threshold sweep within this budget (chosen on the test videos, like a best epoch)."""
 
 
-def event_metrics(scores: dict[str, np.ndarray], ground_truth: GroundTruth, fps: float) -> dict[str, float]:
-    """Event recall, precision and false alarms per hour of per-snippet scores at ``EVENT_THRESHOLD``, and the best
-    event recall within ``EVENT_FALSE_ALARM_BUDGET``, with the events ``lanp score`` makes by default
+def event_metrics(
+    scores: dict[str, np.ndarray], ground_truth: GroundTruth, fps: float, threshold: float = EVENT_THRESHOLD
+) -> dict[str, float]:
+    """Event recall, precision and false alarms per hour of per-snippet scores at ``threshold`` (a model's own),
+    and the best event recall within ``EVENT_FALSE_ALARM_BUDGET``, with the events ``lanp score`` makes by default
     (``ScoringConfig().segments``) and ``lanp evaluate``'s overlap rule."""
     segments = ScoringConfig().segments
 
@@ -48,7 +50,7 @@ def event_metrics(scores: dict[str, np.ndarray], ground_truth: GroundTruth, fps:
         labels = ground_truth.frame_labels_for(video_id, len(values))
         frames = np.repeat(np.asarray(values, dtype=np.float64), SNIPPET_LENGTH)[: labels.size]
         videos.append(EventVideo(video_id, frames, labels[: frames.size], fps))
-    counts = event_counts(videos, EVENT_THRESHOLD, segmenter).to_dict()
+    counts = event_counts(videos, threshold, segmenter).to_dict()
     metrics = {f"events:{name}": float(counts[name]) for name in ("event_recall", "event_precision",
                                                                    "false_alarms_per_hour") if counts[name] is not None}
     within = suggest_threshold(sweep(videos, segmenter), EVENT_FALSE_ALARM_BUDGET)
@@ -88,16 +90,20 @@ class AccuracyDataset:
         """The table columns this data set fills: the whole evaluation videos, then each region."""
         return [self.name] + [f"{self.name} {region.name}" for region in self.regions]
 
-    def measure(self, scores: dict[str, np.ndarray]) -> dict[str, float]:
-        """Frame metrics of per-snippet scores of the evaluation videos (and event metrics when the frame rate is
-        known); a region's keys are prefixed by it."""
+    def measure(self, scores: dict[str, np.ndarray], *, threshold: float = EVENT_THRESHOLD) -> dict[str, float]:
+        """Frame metrics of per-snippet scores of the evaluation videos (and event metrics at ``threshold`` when
+        the frame rate is known); a region's keys are prefixed by it."""
         metrics = frame_metrics(scores, self.ground_truth)
         if self.fps:
-            metrics.update(event_metrics(scores, self.ground_truth, self.fps))
+            metrics.update(event_metrics(scores, self.ground_truth, self.fps, threshold))
         for region in self.regions:
             part = {video_id: values[slice(*region.slices[video_id])] for video_id, values in scores.items()}
             metrics.update({f"{region.name}:{key}": value for key, value in frame_metrics(part, region.truth).items()})
         return metrics
+
+    def score(self, model: Any, device: str) -> dict[str, np.ndarray]:
+        """Per-snippet scores of every evaluation video by ``model`` (a classifier or a ``Detector``)."""
+        return Evaluator(self.evaluation, self.ground_truth, device).snippet_scores(model)
 
     def epoch_eval(
         self, device: str, *, every: int = 1, epochs: int | None = None
@@ -105,7 +111,7 @@ class AccuracyDataset:
         """The per-epoch evaluation hook: score every evaluation video with the model, then ``measure``.
 
         With ``every`` > 1 only every ``every``-th epoch and the last (``epochs``) are evaluated (an empty record
-        otherwise): evaluation dominates the cost of a small model's epoch.
+        otherwise; ``every`` 0: the last only): evaluation dominates the cost of a small model's epoch.
         """
         evaluator = Evaluator(self.evaluation, self.ground_truth, device)
         calls = 0
@@ -113,7 +119,7 @@ class AccuracyDataset:
         def evaluate(model: Any) -> dict[str, float]:
             nonlocal calls
             calls += 1
-            if calls % every and calls != epochs:
+            if (not every or calls % every) and calls != epochs:  # every=0: the last epoch only
                 return {}
             return self.measure(evaluator.snippet_scores(model))
 

@@ -37,8 +37,9 @@ PED2_DATASETS = ("ped2", "ped2-long", "ped2-control", "ped2-continuous")
 PED2_FPS = 10.0  # UCSD Ped2 (../shared/data/README.md): every construction keeps the clips' frame rate
 
 
-def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> FeatureSet:
-    """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store."""
+def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu", stride: int = SNIPPET_LENGTH) -> FeatureSet:
+    """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store
+    (``stride`` frames between snippet starts: 16 is the field's convention, less gives overlapping snippets)."""
     from lanp_vad.pipeline.features.config import ExtractionConfig
     from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
@@ -48,7 +49,9 @@ def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu") -> Fea
     }
     if len(sources) != 28:
         raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
-    extractor = FeatureExtractor(ExtractionConfig(backbone="efficientnet_lite0", weights="pretrained", device=device))
+    extractor = FeatureExtractor(
+        ExtractionConfig(backbone="efficientnet_lite0", weights="pretrained", device=device, stride=stride)
+    )
     # Named by the spec: a cache extracted under another spec (an older decode rule) is left alone, not refused.
     folder = cache_dir / f"ped2-efficientnet_lite0-{extractor.spec.digest()}"
     store = FeatureStore(folder, extractor.spec)

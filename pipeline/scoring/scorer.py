@@ -21,11 +21,12 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from lanp_vad.models.detector import Detector
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.device import resolve_device
 from lanp_vad.pipeline.features.extractor import FeatureExtractor
 from lanp_vad.pipeline.features.spec import FeatureSpec
-from lanp_vad.pipeline.files import sha256_file
+from lanp_vad.pipeline.files import files_sha256
 from lanp_vad.pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
 from lanp_vad.pipeline.scoring.evidence import container_start_time
 from lanp_vad.pipeline.scoring.result import (
@@ -40,7 +41,7 @@ from lanp_vad.pipeline.scoring.result import (
 )
 from lanp_vad.pipeline.scoring.segments import frame_times
 from lanp_vad.pipeline.training.domain import SHIFT_WARN_AT, FeatureStats
-from lanp_vad.pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
+from lanp_vad.pipeline.training.model_dir import ModelDirError, load_model, weights_files
 from lanp_vad.pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Scorer:
         self,
         *,
         model_dir: Path,
-        classifier: torch.nn.Module,
+        detector: Detector,
         spec: FeatureSpec,
         extractor: FeatureExtractor,
         metadata: dict[str, Any],
@@ -97,7 +98,7 @@ class Scorer:
         feature_stats: FeatureStats | None = None,
     ):
         self.model_dir = model_dir
-        self.classifier = classifier.to(device).eval()
+        self.detector = detector.to(device)
         self.spec = spec
         self.extractor = extractor
         self.metadata = metadata
@@ -105,7 +106,7 @@ class Scorer:
         self.config = config or ScoringConfig()
         self.feature_stats = feature_stats
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
-        self.model_sha256 = sha256_file(model_dir / MODEL_FILE)
+        self.model_sha256 = files_sha256(weights_files(model_dir))
 
     @property
     def decode_timeout_s(self) -> float | None:
@@ -136,7 +137,7 @@ class Scorer:
                                                runtime=runtime, what=f"model {model_dir.name}")
         return cls(
             model_dir=model_dir,
-            classifier=loaded.classifier,
+            detector=loaded.detector,
             spec=loaded.spec,
             extractor=extractor,
             metadata=dict(loaded.metadata),
@@ -162,20 +163,18 @@ class Scorer:
     def spec_identity(self) -> dict[str, Any]:
         return {"hash": self.spec.digest(), **self.spec.model_dump(mode="json")}
 
+    @property
+    def classifier(self) -> torch.nn.Module | None:
+        """The model's classifier (None for a model of an archive without anomalies: its bank scores alone)."""
+        return self.detector.classifier
+
     def classify(self, features: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
         """Snippet scores in [0, 1] for one video's (T, D) or (T, crops, D) features (crops averaged).
 
         ``reference``: the features' trailing means (same shape), for a head with the video context that is given
         a window out of a longer sequence (a live session); by default they are computed from ``features``.
         """
-
-        def batch(values: np.ndarray) -> torch.Tensor:
-            tensor = torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
-            return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(1, 0, 2).unsqueeze(0)
-
-        with torch.inference_mode():
-            scores = self.classifier(batch(features), None if reference is None else batch(reference))
-        return scores.reshape(-1).double().cpu().numpy()
+        return self.detector.score(features, reference=reference, device=self.device)
 
     def warm_up(self) -> None:
         """Run the backbone and the classifier once and start the decode processes (when decoding is isolated),

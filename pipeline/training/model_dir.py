@@ -1,7 +1,10 @@
 """The model directory: everything needed to score with a trained LANP classifier, and nothing pickled.
 
 ```
-model.safetensors   classifier weights (safetensors: loading runs no code)
+model.safetensors   classifier weights (safetensors: loading runs no code); absent for an archive without
+                    anomalies, whose model is its normality bank alone
+bank.safetensors    the normality bank (models.bank), when the config builds one
+calibration.json    how the classifier's and the bank's evidence become one score (models.detector)
 feature_spec.json   the features the model was trained on (pipeline.features.spec.FeatureSpec)
 config.json         every switch of the method (models.config.LANPConfig)
 metadata.json       training data summary, pseudo-label stats, default threshold, metrics, versions, time
@@ -25,22 +28,28 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import ValidationError
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save as save_numpy
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
+from lanp_vad.models.bank import NormalityBank
 from lanp_vad.models.classifier import LANPClassifier
 from lanp_vad.models.config import LANPConfig
+from lanp_vad.models.detector import Calibration, CalibrationError, Detector
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.features.spec import SPEC_FILE, FeatureSpec
 from lanp_vad.pipeline.training.domain import FeatureStats
 
 MODEL_FILE = "model.safetensors"
+BANK_FILE = "bank.safetensors"
+CALIBRATION_FILE = "calibration.json"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
-MODEL_DIR_FILES = (MODEL_FILE, SPEC_FILE, CONFIG_FILE, METADATA_FILE)
+MODEL_DIR_FILES = (SPEC_FILE, CONFIG_FILE, METADATA_FILE)  # and MODEL_FILE or BANK_FILE (or both)
 
 
 class ModelDirError(UserError):
@@ -51,12 +60,43 @@ class ModelDirError(UserError):
 
 @dataclass
 class LoadedModel:
-    """A model directory in memory; ``classifier`` is in eval mode on the CPU."""
+    """A model directory in memory; ``detector`` scores (its classifier, if any, in eval mode on the CPU)."""
 
-    classifier: LANPClassifier
+    detector: Detector
     spec: FeatureSpec
     config: LANPConfig
     metadata: dict[str, Any]
+
+    @property
+    def classifier(self) -> LANPClassifier | None:
+        return self.detector.classifier
+
+
+def weights_files(directory: Path) -> list[Path]:
+    """The files whose bytes make the model's scores (its identity: ``model_sha256``)."""
+    return [directory / name for name in (MODEL_FILE, BANK_FILE, CALIBRATION_FILE) if (directory / name).is_file()]
+
+
+def _save_bank(bank: NormalityBank, path: Path) -> None:
+    arrays = {"mean": bank.mean, "scale": bank.scale, "entries": bank.entries, "owners": bank.owners,
+              "signatures": bank.signatures, "signature_owners": bank.signature_owners}  # fmt: skip
+    path.write_bytes(save_numpy({name: np.ascontiguousarray(value) for name, value in arrays.items()},
+                                metadata={"format": "lanp-bank", "centred": str(bank.centred), "kind": bank.kind}))
+
+
+def _load_bank(path: Path, dim: int) -> NormalityBank:
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            info = handle.metadata() or {}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+        centred, kind = info.get("centred") == "True", info.get("kind", "seeds")
+        bank = NormalityBank(arrays["mean"], arrays["scale"], arrays["entries"], arrays["owners"],
+                             arrays["signatures"], arrays["signature_owners"], centred, kind)  # fmt: skip
+    except (SafetensorError, KeyError, OSError) as error:
+        raise ModelDirError(f"{path} does not hold a normality bank: {error}") from error
+    if bank.dim != dim or bank.entries.shape[1:] != (dim,) or len(bank.owners) != len(bank.entries):
+        raise ModelDirError(f"{path} holds a bank of other dimensions than the {dim}-d feature spec")
+    return bank
 
 
 def versions() -> dict[str, str]:
@@ -73,7 +113,7 @@ def _replace_directory(staged: Path, target: Path) -> None:
     if target.exists():
         if target.is_dir() and not any(target.iterdir()):
             target.rmdir()
-        elif target.is_dir() and (target / MODEL_FILE).exists():
+        elif target.is_dir() and ((target / MODEL_FILE).exists() or (target / BANK_FILE).exists()):
             retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
             os.replace(target, retired / target.name)
             os.replace(staged, target)
@@ -86,32 +126,44 @@ def _replace_directory(staged: Path, target: Path) -> None:
 
 def save_model(
     directory: str | Path,
-    model: LANPClassifier,
+    model: Detector | LANPClassifier,
     spec: FeatureSpec,
     config: LANPConfig,
     metadata: dict[str, Any],
     *,
     feature_stats: FeatureStats | None = None,
 ) -> Path:
-    """Write a model directory atomically; ``metadata`` gets ``versions`` and ``created`` added, and
-    ``feature_stats`` (``TrainResult.feature_stats``) lets scoring warn about footage unlike the training's."""
+    """Write a model directory atomically; ``model`` is what scores (a ``Detector``, or a bare classifier);
+    ``metadata`` gets ``versions`` and ``created`` added, and ``feature_stats`` (``TrainResult.feature_stats``) lets
+    scoring warn about footage unlike the training's."""
     target = Path(directory)
-    if model.dim != spec.dim:
-        raise ModelDirError(f"the classifier takes {model.dim}-d features but the feature spec says {spec.dim}")
+    detector = model if isinstance(model, Detector) else Detector(model)
+    classifier, bank = detector.classifier, detector.bank
+    if classifier is not None and classifier.dim != spec.dim:
+        raise ModelDirError(f"the classifier takes {classifier.dim}-d features but the feature spec says {spec.dim}")
+    if bank is not None and bank.dim != spec.dim:
+        raise ModelDirError(f"the normality bank holds {bank.dim}-d features but the feature spec says {spec.dim}")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Not mkdtemp: its 0700 would make the model unreadable to other users (the image's uid 10001); mkdir
     # leaves the mode to the umask.
     staged = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex}")
     staged.mkdir()
     try:
-        state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-        # safetensors' save_file writes 0600 whatever the umask; its bytes written by Python follow the umask.
-        (staged / MODEL_FILE).write_bytes(
-            save_safetensors(state, metadata={"format": "lanp-classifier", "dim": str(model.dim)})
-        )
+        head = config.classifier
+        if classifier is not None:
+            state = {name: tensor.detach().cpu().contiguous() for name, tensor in classifier.state_dict().items()}
+            # safetensors' save_file writes 0600 whatever the umask; its bytes written by Python follow the umask.
+            (staged / MODEL_FILE).write_bytes(
+                save_safetensors(state, metadata={"format": "lanp-classifier", "dim": str(classifier.dim)})
+            )
+            head = classifier.config
+        if bank is not None:
+            _save_bank(bank, staged / BANK_FILE)
+        if detector.calibration is not None:
+            (staged / CALIBRATION_FILE).write_text(json.dumps(detector.calibration.to_dict(), indent=2))
         spec.save(staged)
         # The head's own settings: classifier.context=auto is saved as what training decided.
-        (staged / CONFIG_FILE).write_text(config.model_copy(update={"classifier": model.config}).to_json())
+        (staged / CONFIG_FILE).write_text(config.model_copy(update={"classifier": head}).to_json())
         record = {
             **metadata,
             "versions": versions(),
@@ -139,6 +191,8 @@ def load_model(directory: str | Path) -> LoadedModel:
         ]
     except PermissionError as error:
         raise ModelDirError(f"{directory} cannot be read by this process (uid {os.getuid()}): {fix}") from error
+    if not missing and not any((directory / name).is_file() for name in (MODEL_FILE, BANK_FILE)):
+        missing = [f"{MODEL_FILE} (or {BANK_FILE})"]
     if missing:
         raise ModelDirError(f"{directory} is not a model directory: missing {', '.join(missing)}")
     if unreadable:
@@ -157,12 +211,26 @@ def load_model(directory: str | Path) -> LoadedModel:
         metadata = json.loads((directory / METADATA_FILE).read_text())
     except json.JSONDecodeError as error:
         raise ModelDirError(f"{directory / METADATA_FILE} is not JSON: {error}") from error
-    classifier = LANPClassifier(spec.dim, config.classifier)
+    classifier = None
+    if (directory / MODEL_FILE).is_file():
+        classifier = LANPClassifier(spec.dim, config.classifier)
+        try:
+            state = load_file(str(directory / MODEL_FILE))
+            classifier.load_state_dict(state, strict=True)
+        except (SafetensorError, RuntimeError, OSError) as error:
+            raise ModelDirError(
+                f"{directory / MODEL_FILE} does not hold the weights of a {spec.dim}-d LANP classifier: {error}"
+            ) from error
+        classifier = classifier.eval()
+    bank = _load_bank(directory / BANK_FILE, spec.dim) if (directory / BANK_FILE).is_file() else None
+    calibration = None
+    if (directory / CALIBRATION_FILE).is_file():
+        try:
+            calibration = Calibration.from_dict(json.loads((directory / CALIBRATION_FILE).read_text()))
+        except (json.JSONDecodeError, CalibrationError) as error:
+            raise ModelDirError(f"{directory / CALIBRATION_FILE}: {error}") from error
     try:
-        state = load_file(str(directory / MODEL_FILE))
-        classifier.load_state_dict(state, strict=True)
-    except (SafetensorError, RuntimeError, OSError) as error:
-        raise ModelDirError(
-            f"{directory / MODEL_FILE} does not hold the weights of a {spec.dim}-d LANP classifier: {error}"
-        ) from error
-    return LoadedModel(classifier.eval(), spec, config, metadata)
+        detector = Detector(classifier, bank, calibration)
+    except CalibrationError as error:
+        raise ModelDirError(f"{directory}: {error}") from error
+    return LoadedModel(detector, spec, config, metadata)

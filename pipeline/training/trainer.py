@@ -33,15 +33,22 @@ import torch
 from torch.nn import functional
 from tqdm import tqdm
 
+from lanp_vad.models.bank import ArchiveCheck, NormalityBank, build_bank, check_archive, seed_indices
 from lanp_vad.models.classifier import LANPClassifier, create_classifier
 from lanp_vad.models.config import LANPConfig
 from lanp_vad.models.context import between_video_share, trailing_mean
+from lanp_vad.models.detector import Detector, fit_calibration
 from lanp_vad.models.errors import ErrorKind, UserError
-from lanp_vad.models.propagation import MIN_SNIPPETS, propagate_videos
+from lanp_vad.models.propagation import MIN_SNIPPETS, Propagation, propagate_videos
 from lanp_vad.models.pseudo_labels import PseudoLabels, make_pseudo_labels
 from lanp_vad.models.reweighting import loss_weights, normal_list
 from lanp_vad.models.sampling import segment_indices
-from lanp_vad.models.snippet_ranking import pseudo_label_videos, smooth_on_graph
+from lanp_vad.models.snippet_ranking import (
+    evidence_pseudo_labels,
+    joint_evidence,
+    pseudo_label_videos,
+    smooth_on_graph,
+)
 from lanp_vad.pipeline.device import resolve_device
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
 from lanp_vad.pipeline.features.featureset import FeatureSet
@@ -60,13 +67,19 @@ class TrainingError(UserError):
 
 @dataclass
 class TrainResult:
-    """The trained classifier (eval mode), per-epoch history, the pseudo labels it learned from, metadata."""
+    """What scores (``detector``: the classifier, eval mode, and where the config asks for it the normality bank
+    and the calibration), per-epoch history of the classifier, the pseudo labels it learned from, metadata."""
 
-    model: LANPClassifier
+    detector: Detector
     history: list[dict[str, float]]
     pseudo_labels: PseudoLabels
     metadata: dict[str, Any] = field(default_factory=dict)
     feature_stats: FeatureStats | None = None  # saved with the model: the domain-shift check at scoring time
+
+    @property
+    def model(self) -> LANPClassifier | None:
+        """The trained classifier (None for an archive without anomalies, scored by its bank alone)."""
+        return self.detector.classifier
 
 
 def load_training_features(features: FeatureSet) -> list[np.ndarray]:
@@ -265,7 +278,14 @@ def train_lanp(
         for index, owner in enumerate(owners)
     ]
     propagation = propagate_videos(arrays, config.propagation, device=device, seed=train.seed, video_ids=piece_ids)
-    labels = pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=device, seed=train.seed)
+    bank, distances, check = None, None, None
+    if config.bank.enabled:
+        bank = build_bank(arrays, config.bank, groups=owners)
+        distances = bank.archive_distances(arrays, owners)
+        check = check_archive(distances)
+        if config.bank.archive == "normal_only" or (config.bank.archive == "auto" and not check.holds_anomalies):
+            return _normal_only(features, arrays, owners, config, check, started, skipped, lengths)
+    labels = _pseudo_labels(arrays, propagation, distances, config, device)
     inputs = classifier_inputs(arrays, config, device)
     config = inputs.config
     sampled_features = inputs.sampled
@@ -306,9 +326,23 @@ def train_lanp(
             )
     quality = quality_rounds[-1] if quality_rounds else None
 
-    with torch.no_grad():
-        train_scores = model(inputs.features, inputs.references).cpu().numpy()
-    threshold = choose_threshold(train_scores.ravel(), sampled_labels.ravel())
+    bank_record: dict[str, Any] = {}
+    if bank is not None and config.bank.fusion == "mean":
+        full_scores = _score_videos(model, arrays, device)
+        abnormal = np.concatenate(labels.snippet_labels) >= 0.5
+        if config.bank.clean_seeds and bank.kind == "seeds":
+            bank, bank_record = _clean_seeds(bank, arrays, full_scores, abnormal, config.bank.max_cleaned)
+            distances = bank.archive_distances(arrays, owners)
+        calibration = fit_calibration(
+            classifier_scores=np.concatenate(full_scores), bank_distances=np.concatenate(distances), abnormal=abnormal
+        )
+        detector, threshold, rule = Detector(model, bank, calibration), 0.5, calibration.rule
+        bank_record.update({"entries": int(len(bank.entries)), "kind": bank.kind, "centred": bank.centred})
+    else:
+        with torch.no_grad():
+            train_scores = model(inputs.features, inputs.references).cpu().numpy()
+        threshold = choose_threshold(train_scores.ravel(), sampled_labels.ravel())
+        detector, rule = Detector(model), "midpoint of the median scores of pseudo-normal and pseudo-abnormal snippets"
     metadata = {
         "training_data": {
             "source": features.source,
@@ -334,7 +368,9 @@ def train_lanp(
             **({"vs_ground_truth_by_round": quality_rounds} if len(quality_rounds) > 1 else {}),
         },
         "threshold": threshold,
-        "threshold_rule": "midpoint of the median scores of pseudo-normal and pseudo-abnormal training snippets",
+        "threshold_rule": rule,
+        "archive": _archive_record(config, check, "mixed"),
+        **({"bank": bank_record} if bank_record else {}),
         "training": {
             "epochs": train.epochs * (train.self_training_rounds + 1),
             "steps": int(history[-1]["step"]),
@@ -345,7 +381,95 @@ def train_lanp(
     }
     if eval_fn is not None:
         metadata["metrics"] = epoch_metrics(history)
-    return TrainResult(model, history, labels, metadata, fit_feature_stats(arrays, seed=train.seed))
+    return TrainResult(detector, history, labels, metadata, fit_feature_stats(arrays, seed=train.seed))
+
+
+def _pseudo_labels(
+    arrays: list[np.ndarray], propagation: Propagation, distances: list[np.ndarray] | None, config: LANPConfig,
+    device: torch.device,
+) -> PseudoLabels:
+    """The pseudo labels ``config.bank.labels`` asks for: LANP's own, or informed by the normality bank."""
+    seed = config.train.seed
+    if distances is None or config.bank.labels == "lanp":
+        return pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=device, seed=seed)
+    evidence = smooth_on_graph(arrays, distances, config.propagation, config.bank.smooth_alpha, device=device,
+                               seed=seed)  # fmt: skip
+    if config.bank.labels in ("bank", "joint"):
+        return pseudo_label_videos(
+            arrays, propagation, config.pseudo, config.propagation, device=device, seed=seed,
+            bank_evidence=evidence, bank_top=config.bank.video_top,
+            ranking=joint_evidence(propagation.z, evidence) if config.bank.labels == "joint" else None,
+            fuse_video_scores=config.bank.fuse_video_scores,
+        )  # fmt: skip
+    return evidence_pseudo_labels(joint_evidence(propagation.z, evidence), config.bank.evidence_share, config.pseudo,
+                                  top=config.bank.video_top)  # fmt: skip
+
+
+def _clean_seeds(
+    bank: NormalityBank, arrays: list[np.ndarray], scores: list[np.ndarray], abnormal: np.ndarray, max_share: float
+) -> tuple[NormalityBank, dict[str, Any]]:
+    """Drop the seed entries the trained classifier scores above its own threshold (the midpoint of the median
+    scores of pseudo-normal and pseudo-abnormal snippets), the highest first and at most ``max_share`` of them."""
+    flat = np.concatenate(scores)
+    threshold = choose_threshold(flat, abnormal.astype(np.float32))
+    seed_scores = np.concatenate([values[seed_indices(len(values))] for values in scores])
+    if len(seed_scores) != len(bank.entries):  # a bank cut differently from these videos: leave it alone
+        return bank, {"cleaned_seeds": 0}
+    order = np.argsort(-seed_scores, kind="stable")
+    flagged = order[: min(int(np.sum(seed_scores >= threshold)), int(max_share * len(seed_scores)))]
+    drop = np.zeros(len(seed_scores), dtype=bool)
+    drop[flagged] = True
+    log.info("normality bank: %d of %d seed snippets dropped (the classifier finds them abnormal)", drop.sum(),
+             len(drop))  # fmt: skip
+    return bank.without(drop), {"cleaned_seeds": int(drop.sum()), "seed_threshold": float(threshold)}
+
+
+def _archive_record(config: LANPConfig, check: ArchiveCheck | None, mode: str) -> dict[str, Any]:
+    """metadata.json's account of which mode trained the model and why."""
+    if check is None:
+        return {"mode": mode, "requested": "mixed", "reason": "no normality bank (bank.enabled=false)"}
+    reason = check.describe() if config.bank.archive == "auto" else f"bank.archive={config.bank.archive} was set"
+    return {"mode": mode, "requested": config.bank.archive, "evidence_ratio": check.ratio, "reason": reason}
+
+
+def _normal_only(
+    features: FeatureSet,
+    arrays: list[np.ndarray],
+    owners: np.ndarray,
+    config: LANPConfig,
+    check: ArchiveCheck,
+    started: float,
+    skipped: list[str],
+    lengths: list[int],
+) -> TrainResult:
+    """An archive without anomalies: its model is a bank of all its snippets, calibrated so that 1 % of them lie
+    above the threshold; no pseudo labels and no classifier (nothing abnormal to learn from)."""
+    bank = build_bank(arrays, config.bank, entries="all", groups=owners)
+    distances = np.concatenate(bank.archive_distances(arrays, owners))
+    calibration = fit_calibration(classifier_scores=None, bank_distances=distances, abnormal=None)
+    zeros = [np.zeros(len(array), dtype=np.float32) for array in arrays]
+    labels = PseudoLabels(np.zeros(len(arrays)), np.zeros(len(arrays), dtype=bool), zeros,
+                          np.arange(len(arrays)), 0.0)  # fmt: skip
+    log.info("normal-only archive: %s; the model is a bank of %d snippets", check.describe(), len(bank.entries))
+    metadata = {
+        "training_data": {
+            "source": features.source,
+            "num_videos": len(features),
+            "num_pseudo_videos": len(arrays),
+            "num_snippets": int(sum(lengths)),
+            "skipped_short": skipped,
+            "feature_dim": int(arrays[0].shape[1]),
+            "crops": features.spec.crops,
+        },
+        "archive": _archive_record(config, check, "normal_only"),
+        "bank": {"entries": int(len(bank.entries)), "kind": bank.kind, "centred": bank.centred},
+        "pseudo_labels": {"abnormal_videos": 0, "abnormal_fraction": 0.0, "abnormal_snippet_share": 0.0},
+        "threshold": 0.5,
+        "threshold_rule": calibration.rule,
+        "training": {"epochs": 0, "steps": 0, "device": "cpu", "seconds": round(time.perf_counter() - started, 3)},
+    }
+    return TrainResult(Detector(None, bank, calibration), [], labels, metadata,
+                       fit_feature_stats(arrays, seed=config.train.seed))  # fmt: skip
 
 
 def fit_classifier(
