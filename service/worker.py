@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lanp_vad.models.errors import ErrorKind, LANPError, ServiceError
+from lanp_vad.models.errors import ErrorKind, LANPError
 from lanp_vad.pipeline.files import atomic_write_bytes
 from lanp_vad.pipeline.scoring.scorer import ScoringCancelled, VideoScore
 from lanp_vad.service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from lanp_vad.service.metrics import ServiceMetrics
-from lanp_vad.service.problems import from_exception
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError, from_exception
 from lanp_vad.service.scheduler import REQUESTS, DeviceScheduler
 from lanp_vad.service.uploads import UploadGate
 
@@ -40,7 +40,7 @@ RESULT_FILE = "result.json"
 class QueueFullError(LANPError):
     """The worker's queue holds ``queue_size`` videos already (or the worker is stopping); routes answer 503."""
 
-    kind = ErrorKind.QUEUE_FULL
+    kind = HTTPErrorKind.QUEUE_FULL
 
 
 class ScorerLike(Protocol):

@@ -12,10 +12,16 @@ from typing import Any, Literal
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
 from lanp_vad.pipeline.scoring.result import ScoreDocument
 from lanp_vad.pipeline.scoring.scorer import VideoScore
-from lanp_vad.service.problems import Problem, client_closed, from_exception, too_much_for_score
+from lanp_vad.service.problems import (
+    HTTPErrorKind,
+    Problem,
+    ServiceError,
+    client_closed,
+    from_exception,
+    too_much_for_score,
+)
 from lanp_vad.service.state import ServiceState
 from lanp_vad.service.worker import SnippetBudget
 
@@ -76,7 +82,7 @@ def event_options(
 def queue_full(state: ServiceState, depth: int) -> ServiceError:
     return ServiceError(
         503,
-        ErrorKind.QUEUE_FULL,
+        HTTPErrorKind.QUEUE_FULL,
         f"the inference queue is full ({depth} videos waiting); retry after {state.settings.retry_after_s} s",
         headers={"Retry-After": str(state.settings.retry_after_s)},
         extra={"limit": "queue_size"},

@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.models.errors import ErrorKind
 from lanp_vad.pipeline.files import atomic_write_bytes
 from lanp_vad.pipeline.scoring.plot import plot_png
 from lanp_vad.pipeline.scoring.scorer import VideoScore
 from lanp_vad.service.jobs import COMPLETED, Job
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.routers.common import (
     ERROR_RESPONSES,
     MULTIPART_VIDEO_BODY,
@@ -82,15 +83,15 @@ def resolve_under_root(state: ServiceState, requested: str) -> Path:
     root = state.settings.data_root
     if root is None:
         raise ServiceError(
-            403, ErrorKind.FORBIDDEN, "server-side paths are disabled (LANP_DATA_ROOT is not set)"
+            403, HTTPErrorKind.FORBIDDEN, "server-side paths are disabled (LANP_DATA_ROOT is not set)"
         )
     if "\x00" in requested:
-        raise ServiceError(400, ErrorKind.BAD_REQUEST, "the path contains a NUL byte")
+        raise ServiceError(400, HTTPErrorKind.BAD_REQUEST, "the path contains a NUL byte")
     real_root = root.resolve()
     candidate = Path(requested)
     resolved = (candidate if candidate.is_absolute() else real_root / candidate).resolve()
     if not resolved.is_relative_to(real_root):
-        raise ServiceError(403, ErrorKind.FORBIDDEN, f"{requested!r} is outside the allowed data root")
+        raise ServiceError(403, HTTPErrorKind.FORBIDDEN, f"{requested!r} is outside the allowed data root")
     if not resolved.is_file():
         raise ServiceError(404, ErrorKind.NOT_FOUND, f"{requested!r} is not a file under the data root")
     return resolved
@@ -220,7 +221,7 @@ async def get_result(
     completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
-        raise ServiceError(410, ErrorKind.GONE, f"the result file of job {job_id} is gone")
+        raise ServiceError(410, HTTPErrorKind.GONE, f"the result file of job {job_id} is gone")
     if format == "json":
         return FileResponse(path, media_type="application/json")
     data = await asyncio.to_thread(lambda: json.loads(path.read_text()))
