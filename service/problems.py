@@ -131,7 +131,7 @@ def from_exception(error: BaseException, *, path: Path | None = None, shown: str
     A decode worker that crashed is our failure (500 ``worker_crashed``), a video the decoder refuses is 422 with
     the decoder's kind, a shutdown that stopped the work is 503 ``canceled``, anything unknown is 500 ``internal``
     (its class name only: internals stay in the log)."""
-    from lanp_vad.pipeline.scoring.scorer import ScoringCancelled, WorkLimitExceeded
+    from lanp_vad.pipeline.scoring.result import ScoringCancelled, WorkLimitExceeded
 
     if isinstance(error, ServiceError):
         return error

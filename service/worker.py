@@ -12,7 +12,6 @@ completed job keeps its video, for the review page, until the job expires).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,7 +24,7 @@ from typing import Any, Protocol
 
 from lanp_vad.models.errors import ErrorKind, LANPError
 from lanp_vad.pipeline.files import atomic_write_bytes
-from lanp_vad.pipeline.scoring.scorer import ScoringCancelled, VideoScore
+from lanp_vad.pipeline.scoring.result import ScoringCancelled, VideoScore
 from lanp_vad.service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from lanp_vad.service.metrics import ServiceMetrics
 from lanp_vad.service.problems import HTTPErrorKind, ServiceError, from_exception
@@ -249,7 +248,7 @@ class InferenceWorker:
                 Path(job.input_path), name=job.video, threshold=job.threshold, progress=report, cancel=event.is_set,
                 config=self._config(job.events),
             )
-            atomic_write_bytes(result_path(self.jobs_dir, job_id), json.dumps(score.to_dict()).encode())
+            atomic_write_bytes(result_path(self.jobs_dir, job_id), score.model_dump_json().encode())
             self.store.finish(job_id, COMPLETED)
         except ScoringCancelled:
             if self._stopping:  # a shutdown, not the client: the next start runs it again

@@ -245,7 +245,7 @@ def run_demo(
     held_path = held_archive.paths[held_plan.video_id]
     scored = scorer.score_video(held_path, name=held_path.name)
     held_json = out_dir / "held_out" / f"{held_plan.video_id}.json"
-    held_json.write_text(json.dumps(scored.to_dict()))
+    held_json.write_text(scored.model_dump_json())
     held_plot = plot_scores(scored, out_dir / "held_out" / f"{held_plan.video_id}.png",
                             ground_truth=held_plan.frame_labels())
     held_metrics = metrics_from_frames(scored.frame_scores, held_plan.frame_labels())

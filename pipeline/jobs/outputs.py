@@ -139,7 +139,7 @@ class BatchOutputs:
         plot when it has one (or when ``plots``; ``plot(VideoScore)`` draws it, default ``plot_png``) and its
         evidence; then ``run.json``. Returns how many videos; the tables are rebuilt by ``rebuild_tables``."""
         from lanp_vad.pipeline.scoring.plot import plot_png
-        from lanp_vad.pipeline.scoring.result import VideoScore, resegment
+        from lanp_vad.pipeline.scoring.result import parse_document, resegment
 
         count = 0
         for video_id, record in sorted(self.manifest.latest.items()):
@@ -150,7 +150,7 @@ class BatchOutputs:
             atomic_write_bytes(path, json.dumps(document).encode())
             plot_path = self.plots_dir / f"{video_id}.png"
             if plots or (plots is None and plot_path.exists()):
-                atomic_write_bytes(plot_path, (plot or plot_png)(VideoScore.from_dict(document)))
+                atomic_write_bytes(plot_path, (plot or plot_png)(parse_document(document)))
             self.write_evidence(video_id, record["path"], document)
             count += 1
         self.save_run()

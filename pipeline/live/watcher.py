@@ -270,7 +270,7 @@ class Watcher:
                 self._emit({"type": "event_start", "session": session, "start_frame": segment.start_frame,
                             "start_s": segment.start_s, "peak": segment.peak})
             else:
-                self._emit({"type": "event_end", "session": session, **segment.to_dict(),
+                self._emit({"type": "event_end", "session": session, **segment.model_dump(),
                             "thumbnail": self._thumbnail(session, segment.start_frame, segment.end_frame)})
         if self._segmenter is not None:
             region = self._segmenter.region

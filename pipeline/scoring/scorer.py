@@ -2,8 +2,8 @@
 
 ``Scorer.from_model_dir`` loads a model directory once (classifier, feature spec, default threshold from
 ``metadata.json``) and builds the feature extractor the spec describes; a model whose spec differs from the
-extractor's is refused with both specs named. ``Scorer.score_video`` returns a ``VideoScore`` whose ``to_dict``
-is THE JSON document of ``POST /score`` and ``lanp score``: both call this function, so they agree to the bit.
+extractor's is refused with both specs named. ``Scorer.score_video`` returns a ``VideoScore``, THE JSON document
+of ``POST /score`` and ``lanp score``: both call this function, so they agree to the bit.
 
 Per-frame scores follow the field's convention: each frame gets the score of the snippet that holds it, frames of
 a padded last snippet included (with ``pad_last=False`` the frames of the dropped partial snippet take the last
@@ -36,6 +36,7 @@ from lanp_vad.pipeline.scoring.result import (
     domain_shift_warning,
     event_segments,
     model_id,
+    numbered,
     saturation_warning,
 )
 from lanp_vad.pipeline.scoring.segments import frame_times
@@ -47,9 +48,6 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
-
-# Re-exported for callers of the scorer that predate pipeline.scoring.result.
-__all__ = ["Scorer", "ScoringCancelled", "VideoScore", "WorkLimitExceeded", "check_threshold"]
 
 
 def frame_scores_from_snippets(snippet_scores: np.ndarray, frame_to_snippet: np.ndarray) -> np.ndarray:
@@ -266,11 +264,12 @@ class Scorer:
             threshold=threshold,
             model=self.identity,
             feature_spec=self.spec_identity,
+            num_snippets=int(snippet_scores.size),
             snippet_scores=snippet_scores,
             frame_scores=frame_scores,
             frame_snippets=np.where(frame_to_snippet < 0, snippet_scores.size - 1, frame_to_snippet),
             timestamps=times[:-1],
-            segments=segments,
+            segments=numbered(segments),
             decoder=str(getattr(info, "backend", "")),
             segment_config=config.segments,
             start_time=None if start_time is None else start_time.isoformat(),

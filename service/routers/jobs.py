@@ -16,7 +16,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 from lanp_vad.models.errors import ErrorKind
 from lanp_vad.pipeline.files import atomic_write_bytes
 from lanp_vad.pipeline.scoring.plot import plot_png
-from lanp_vad.pipeline.scoring.scorer import VideoScore
+from lanp_vad.pipeline.scoring.result import VideoScore, parse_document
 from lanp_vad.service.jobs import COMPLETED, Job
 from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.routers.common import (
@@ -25,10 +25,10 @@ from lanp_vad.service.routers.common import (
     PROTECTED_RESPONSES,
     RESULT_RESPONSES,
     ResultFormat,
+    csv_response,
     event_options,
     problem,
     queue_full,
-    score_response,
 )
 from lanp_vad.service.schemas import JobPage, JobStatus, JobStatusName
 from lanp_vad.service.state import ServiceState, ready_state, require_api_key
@@ -213,6 +213,7 @@ def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str
 @router.get(
     "/{job_id}/result",
     summary="A completed job's result (the POST /score document, or CSV of frames)",
+    response_model=VideoScore,
     responses={**RESULT_RESPONSES, 404: problem("no job"), 409: problem("not completed"), 410: problem("gone")},
 )
 async def get_result(
@@ -224,8 +225,8 @@ async def get_result(
         raise ServiceError(410, HTTPErrorKind.GONE, f"the result file of job {job_id} is gone")
     if format == "json":
         return FileResponse(path, media_type="application/json")
-    data = await asyncio.to_thread(lambda: json.loads(path.read_text()))
-    return score_response(data, "csv")
+    document = await asyncio.to_thread(lambda: parse_document(json.loads(path.read_text())))
+    return csv_response(document)
 
 
 @router.get(
@@ -241,7 +242,7 @@ async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> R
     if not cached.is_file():
 
         def render() -> None:
-            png = plot_png(VideoScore.from_dict(json.loads(result.read_text())))
+            png = plot_png(parse_document(json.loads(result.read_text())))
             atomic_write_bytes(cached, png)
 
         await asyncio.to_thread(render)
