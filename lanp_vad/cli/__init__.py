@@ -16,7 +16,7 @@ from typing import Any
 
 from lanp_vad import __version__
 
-COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "serve", "demo", "watch")
+COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "export", "serve", "demo", "watch")
 
 
 def positive(kind: type) -> Callable[[str], Any]:

@@ -115,9 +115,8 @@ class BatchOutputs:
             return False
         recorded = json.loads(run_file.read_text())
         model = recorded.get("model")
-        files = model.get("files_sha256") if isinstance(model, dict) else model  # round 2 wrote the hash alone
-        if files != self.model["files_sha256"]:
-            named = model.get("id", files) if isinstance(model, dict) else model
+        if not isinstance(model, dict) or model.get("files_sha256") != self.model["files_sha256"]:
+            named = model.get("id") if isinstance(model, dict) else "another version of lanp-vad"
             raise BatchError(
                 f"{self.root} holds results of model {named}, not of model {self.model['id']} (or of another "
                 "version of its files): use another --out folder (nothing was changed)",

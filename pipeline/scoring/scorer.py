@@ -1,9 +1,12 @@
 """Scoring one video with a trained model: per-snippet, per-frame scores, timestamps and event segments.
 
-``Scorer.from_model_dir`` loads a model directory once (classifier, feature spec, default threshold from
+``Scorer.from_model_dir`` loads a model directory once (its head, feature spec, default threshold from
 ``metadata.json``) and builds the feature extractor the spec describes; a model whose spec differs from the
-extractor's is refused with both specs named. ``Scorer.score_video`` returns a ``VideoScore``, THE JSON document
-of ``POST /score`` and ``lanp score``: both call this function, so they agree to the bit.
+extractor's is refused with both specs named. With torch installed the head is the classifier in torch and the
+extractor the torch one; without it (or with ``exported=True``) both are the networks ``lanp export`` wrote into
+the model directory, run by ONNX Runtime or OpenVINO, and the scores agree with torch's to 1e-4.
+``Scorer.score_video`` returns a ``VideoScore``, THE JSON document of ``POST /score`` and ``lanp score``: both call
+this function, so they agree to the bit.
 
 Per-frame scores follow the field's convention: each frame gets the score of the snippet that holds it, frames of
 a padded last snippet included (with ``pad_last=False`` the frames of the dropped partial snippet take the last
@@ -19,15 +22,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import torch
 
 from lanp_vad.models.errors import ErrorKind, UserError
-from lanp_vad.pipeline.device import resolve_device
-from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.base import PooledExtractor
+from lanp_vad.pipeline.features.sessions import INSTALL_HINTS, importable
 from lanp_vad.pipeline.features.spec import FeatureSpec
 from lanp_vad.pipeline.files import sha256_file
 from lanp_vad.pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
 from lanp_vad.pipeline.scoring.evidence import container_start_time
+from lanp_vad.pipeline.scoring.export import load_exported
+from lanp_vad.pipeline.scoring.heads import SnippetHead
 from lanp_vad.pipeline.scoring.result import (
     DomainShift,
     ScoringCancelled,
@@ -41,7 +45,7 @@ from lanp_vad.pipeline.scoring.result import (
 )
 from lanp_vad.pipeline.scoring.segments import frame_times
 from lanp_vad.pipeline.training.domain import SHIFT_WARN_AT, FeatureStats
-from lanp_vad.pipeline.training.model_dir import MODEL_FILE, ModelDirError, load_model
+from lanp_vad.pipeline.training.model_dir import MODEL_FILE, ModelDirError, read_model_files
 from lanp_vad.pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -61,8 +65,6 @@ def _model_threshold(metadata: dict[str, Any], model_dir: Path) -> tuple[float, 
     if value is None:
         log.warning("%s/metadata.json has no threshold; using %.2f", model_dir, DEFAULT_THRESHOLD)
         return DEFAULT_THRESHOLD, "default"
-    if isinstance(value, dict):  # {"value": ..., "method": ...}
-        value = value.get("value")
     try:
         threshold = float(value)
     except (TypeError, ValueError) as error:
@@ -80,26 +82,25 @@ def check_threshold(threshold: float) -> float:
 
 
 class Scorer:
-    """A loaded model plus its matching feature extractor, ready to score videos one after another."""
+    """A loaded model's head plus its matching feature extractor, ready to score videos one after another."""
 
     def __init__(
         self,
         *,
         model_dir: Path,
-        classifier: torch.nn.Module,
+        head: SnippetHead,
         spec: FeatureSpec,
-        extractor: FeatureExtractor,
+        extractor: PooledExtractor,
         metadata: dict[str, Any],
-        device: torch.device,
         config: ScoringConfig | None = None,
         feature_stats: FeatureStats | None = None,
     ):
         self.model_dir = model_dir
-        self.classifier = classifier.to(device).eval()
+        self.head = head
         self.spec = spec
         self.extractor = extractor
         self.metadata = metadata
-        self.device = device
+        self.device = head.device
         self.config = config or ScoringConfig()
         self.feature_stats = feature_stats
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
@@ -118,6 +119,7 @@ class Scorer:
         weights: str | None = None,
         config: ScoringConfig | None = None,
         runtime: str = "auto",
+        exported: bool | None = None,
     ) -> Scorer:
         """Load ``model_dir`` and build the extractor its spec names (``weights`` overrides where they live).
 
@@ -126,19 +128,25 @@ class Scorer:
         killed when it makes no progress for that long, so a hostile or broken file can neither hang nor crash
         the caller; the process is started once and reused (``close()`` or ``with`` stops it). ``None`` decodes
         in this process (for trusted inputs). Both give the same numbers. ``runtime`` is the backbone's inference
-        runtime (``ExtractionConfig.runtime``; features do not depend on it)."""
+        runtime (``ExtractionConfig.runtime``; features do not depend on it). ``exported``: score with the
+        networks ``lanp export`` wrote into the model directory (default: when torch is not installed)."""
         model_dir = Path(model_dir)
-        loaded = load_model(model_dir)
-        torch_device = resolve_device(device)
-        extractor = FeatureExtractor.from_spec(loaded.spec, weights=weights, device=str(torch_device),
-                                               runtime=runtime, what=f"model {model_dir.name}")
+        files = read_model_files(model_dir)
+        if exported is None:
+            exported = not importable("torch")
+        if exported:
+            if device not in ("auto", "cpu"):
+                raise UserError(f"the exported model runs on the CPU, not on {device}: install torch for a GPU "
+                                f"({INSTALL_HINTS['torch']})", kind=ErrorKind.MISSING_DEPENDENCY)
+            extractor, head = load_exported(model_dir, files, runtime=runtime)
+        else:
+            extractor, head = _torch_pipeline(model_dir, files.spec, device=device, weights=weights, runtime=runtime)
         return cls(
             model_dir=model_dir,
-            classifier=loaded.classifier,
-            spec=loaded.spec,
+            head=head,
+            spec=files.spec,
             extractor=extractor,
-            metadata=dict(loaded.metadata),
-            device=torch_device,
+            metadata=dict(files.metadata),
             config=config,
             feature_stats=FeatureStats.load(model_dir),
         )
@@ -152,7 +160,7 @@ class Scorer:
             "sha256": self.model_sha256,
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
-            "device": str(self.device),
+            "device": self.device,
             "runtime": self.extractor.runtime,
         }
 
@@ -160,27 +168,12 @@ class Scorer:
     def spec_identity(self) -> dict[str, Any]:
         return {"hash": self.spec.digest(), **self.spec.model_dump(mode="json")}
 
-    def classify(self, features: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-        """Snippet scores in [0, 1] for one video's (T, D) or (T, crops, D) features (crops averaged).
-
-        ``reference``: the features' trailing means (same shape), for a head with the video context that is given
-        a window out of a longer sequence (a live session); by default they are computed from ``features``.
-        """
-
-        def batch(values: np.ndarray) -> torch.Tensor:
-            tensor = torch.as_tensor(np.asarray(values, dtype=np.float32), device=self.device)
-            return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(1, 0, 2).unsqueeze(0)
-
-        with torch.inference_mode():
-            scores = self.classifier(batch(features), None if reference is None else batch(reference))
-        return scores.reshape(-1).double().cpu().numpy()
-
     def warm_up(self) -> None:
         """Run the backbone and the classifier once and start the decode processes (when decoding is isolated),
         so that the first request pays no lazy initialisation."""
         frames = self.extractor.decode.frames_per_snippet
         features = self.extractor.features(np.zeros((1, frames, 64, 64, 3), dtype=np.uint8))
-        self.classify(features)
+        self.head(features)
         if self.decode_timeout_s is not None:
             self.extractor.start_workers()
 
@@ -237,7 +230,7 @@ class Scorer:
                 progress(min(done / total, 0.99))
 
         extracted = self.extractor.extract_video(source, timeout_s=self.decode_timeout_s, progress=on_progress)
-        snippet_scores = self.classify(extracted.features)
+        snippet_scores = self.head(extracted.features)
         info, plan = extracted.info, extracted.plan
         frame_to_snippet = np.asarray(plan.frame_to_snippet)
         num_frames = int(frame_to_snippet.size)
@@ -276,3 +269,17 @@ class Scorer:
             domain_shift=shift,
             warnings=warnings,
         )
+
+
+def _torch_pipeline(model_dir: Path, spec: FeatureSpec, *, device: str, weights: str | None,
+                    runtime: str) -> tuple[PooledExtractor, SnippetHead]:
+    """The torch extractor of ``spec`` and the model's classifier in torch, on ``device``."""
+    from lanp_vad.pipeline.device import resolve_device
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.scoring.torch_head import TorchHead
+    from lanp_vad.pipeline.training.model_dir import load_model
+
+    torch_device = resolve_device(device)
+    extractor = FeatureExtractor.from_spec(spec, weights=weights, device=str(torch_device), runtime=runtime,
+                                           what=f"model {model_dir.name}")
+    return extractor, TorchHead(load_model(model_dir).classifier, torch_device)

@@ -6,9 +6,11 @@ feature_spec.json   the features the model was trained on (pipeline.features.spe
 config.json         every switch of the method (models.config.LANPConfig)
 metadata.json       training data summary, pseudo-label stats, default threshold, metrics, versions, time
 feature_stats.safetensors   optional: statistics of the training features (pipeline.training.domain)
+backbone.onnx classifier.onnx export.json   optional: the networks exported by ``lanp export`` (scoring without torch)
 ```
-Saving writes into a temporary sibling folder and renames it into place, so a failed or killed save leaves either
-the previous model or nothing, never a half-written directory.
+``read_model_files`` reads and checks everything but the weights without torch; ``load_model`` adds the classifier
+(torch). Saving writes into a temporary sibling folder and renames it into place, so a failed or killed save
+leaves either the previous model or nothing, never a half-written directory.
 """
 
 from __future__ import annotations
@@ -23,19 +25,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import ValidationError
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from safetensors.torch import save as save_safetensors
 
-from lanp_vad.models.classifier import LANPClassifier
 from lanp_vad.models.config import LANPConfig
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.features.spec import SPEC_FILE, FeatureSpec
 from lanp_vad.pipeline.training.domain import FeatureStats
+
+if TYPE_CHECKING:
+    from lanp_vad.models.classifier import LANPClassifier
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -50,17 +50,25 @@ class ModelDirError(UserError):
 
 
 @dataclass
-class LoadedModel:
-    """A model directory in memory; ``classifier`` is in eval mode on the CPU."""
+class ModelFiles:
+    """What a model directory says besides its weights: the features it takes, its settings, its metadata."""
 
-    classifier: LANPClassifier
     spec: FeatureSpec
     config: LANPConfig
     metadata: dict[str, Any]
 
 
+@dataclass
+class LoadedModel(ModelFiles):
+    """A model directory in memory; ``classifier`` is in eval mode on the CPU."""
+
+    classifier: LANPClassifier
+
+
 def versions() -> dict[str, str]:
     """Versions of the software that made a model (recorded in metadata.json)."""
+    import torch
+
     try:
         lanp = package_metadata.version("lanp-vad")
     except package_metadata.PackageNotFoundError:
@@ -95,6 +103,8 @@ def save_model(
 ) -> Path:
     """Write a model directory atomically; ``metadata`` gets ``versions`` and ``created`` added, and
     ``feature_stats`` (``TrainResult.feature_stats``) lets scoring warn about footage unlike the training's."""
+    from safetensors.torch import save as save_safetensors
+
     target = Path(directory)
     if model.dim != spec.dim:
         raise ModelDirError(f"the classifier takes {model.dim}-d features but the feature spec says {spec.dim}")
@@ -127,8 +137,8 @@ def save_model(
     return target
 
 
-def load_model(directory: str | Path) -> LoadedModel:
-    """Read a model directory (never unpickles) into an eval-mode classifier on the CPU."""
+def read_model_files(directory: str | Path) -> ModelFiles:
+    """Read and check a model directory's files, all but the weights' values (no torch, never unpickles)."""
     directory = Path(directory)
     # safetensors reports an unreadable file as "No such file or directory": name the real cause.
     fix = f"make the model directory readable, e.g. chmod -R a+rX {directory}"
@@ -157,12 +167,23 @@ def load_model(directory: str | Path) -> LoadedModel:
         metadata = json.loads((directory / METADATA_FILE).read_text())
     except json.JSONDecodeError as error:
         raise ModelDirError(f"{directory / METADATA_FILE} is not JSON: {error}") from error
-    classifier = LANPClassifier(spec.dim, config.classifier)
+    return ModelFiles(spec, config, metadata)
+
+
+def load_model(directory: str | Path) -> LoadedModel:
+    """Read a model directory (never unpickles) into an eval-mode classifier on the CPU (needs torch)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from lanp_vad.models.classifier import LANPClassifier
+
+    files = read_model_files(directory)
+    path = Path(directory) / MODEL_FILE
+    classifier = LANPClassifier(files.spec.dim, files.config.classifier)
     try:
-        state = load_file(str(directory / MODEL_FILE))
-        classifier.load_state_dict(state, strict=True)
+        classifier.load_state_dict(load_file(str(path)), strict=True)
     except (SafetensorError, RuntimeError, OSError) as error:
         raise ModelDirError(
-            f"{directory / MODEL_FILE} does not hold the weights of a {spec.dim}-d LANP classifier: {error}"
+            f"{path} does not hold the weights of a {files.spec.dim}-d LANP classifier: {error}"
         ) from error
-    return LoadedModel(classifier.eval(), spec, config, metadata)
+    return LoadedModel(files.spec, files.config, files.metadata, classifier.eval())

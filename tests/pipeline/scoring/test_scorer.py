@@ -122,8 +122,8 @@ def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with(
         rebuilt.close()
 
 
-def test_a_spec_from_before_the_decode_bound_is_scored_at_full_size() -> None:
-    """Models saved before ``decode_short_side`` existed were trained on full-size decodes: keep their pixels."""
+def test_a_spec_without_a_decode_bound_is_scored_at_full_size() -> None:
+    """``decode_short_side`` None (features of full-size decodes) is rebuilt as such, never with the default bound."""
     from lanp_vad.pipeline.features.config import ExtractionConfig
     from lanp_vad.pipeline.features.extractor import FeatureExtractor
     from lanp_vad.pipeline.features.spec import FeatureSpec
@@ -139,3 +139,16 @@ def test_a_spec_from_before_the_decode_bound_is_scored_at_full_size() -> None:
     finally:
         current.close()
         rebuilt.close()
+
+
+def test_a_threshold_that_is_not_a_number_is_a_model_error(tmp_path: Path) -> None:
+    """metadata.json's threshold is a number in [0, 1]; anything else (an object, as early models wrote) is refused
+    naming the file, not read by guessing."""
+    from lanp_vad.pipeline.training.model_dir import ModelDirError
+
+    model = make_tiny_model(tmp_path / "tiny")
+    metadata = json.loads((model / "metadata.json").read_text())
+    for threshold in ({"value": 0.3, "method": "midpoint"}, 1.5):
+        (model / "metadata.json").write_text(json.dumps({**metadata, "threshold": threshold}))
+        with pytest.raises(ModelDirError, match="metadata.json: threshold"):
+            Scorer.from_model_dir(model, device="cpu")
