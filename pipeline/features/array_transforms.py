@@ -1,6 +1,6 @@
 """The snippet transform of ``transforms.py`` in numpy, for the torch-free path (an exported backbone).
 
-Same steps, same numbers (to float32 rounding; tests/pipeline/features/test_export.py compares them): the short-side
+Same steps, same numbers (to float32 rounding; tests/pipeline/scoring/test_export.py compares them): the short-side
 resize is torch's antialiased bilinear (``interpolate(..., antialias=True)``, PIL's triangle filter), applied one
 axis at a time as a weighted sum over each output pixel's few input pixels; then the center crop or the ten crops
 in ``TenCrop``'s order; then per-channel normalisation of pixels scaled to [0, 1].
@@ -38,39 +38,35 @@ def resize_weights(input_size: int, output_size: int) -> tuple[np.ndarray, np.nd
     return np.minimum(indices, input_size - 1), weights / total[:, None]
 
 
-def _resize_axis(frames: np.ndarray, axis: int, size: int) -> np.ndarray:
+def _resize_axis(frames: np.ndarray, axis: int, size: int, keep: slice = slice(None)) -> np.ndarray:
+    """``frames`` resized to ``size`` along ``axis``, only the output pixels in ``keep`` computed (a crop's)."""
     if frames.shape[axis] == size:
-        return frames
+        return frames[(slice(None),) * axis + (keep,)]
     indices, weights = resize_weights(frames.shape[axis], size)
+    indices, weights = indices[keep], weights[keep]
     shape = [1] * frames.ndim
-    shape[axis] = size
-    result = np.zeros(frames.shape[:axis] + (size,) + frames.shape[axis + 1 :], dtype=np.float32)
-    for tap in range(indices.shape[1]):
+    shape[axis] = indices.shape[0]
+    result = np.take(frames, indices[:, 0], axis=axis) * weights[:, 0].reshape(shape)
+    for tap in range(1, indices.shape[1]):
         result += np.take(frames, indices[:, tap], axis=axis) * weights[:, tap].reshape(shape)
     return result
 
 
-def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
-    """Float frames ``(B, H, W, C)`` resized so the shorter side is ``size`` (long side truncated, as torchvision)."""
-    height, width = frames.shape[1:3]
+def resized_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """The frame size after resizing the shorter side to ``size`` (long side truncated, as torchvision)."""
     if min(height, width) == size:
-        return frames
-    target = (size, int(size * width / height)) if height <= width else (int(size * height / width), size)
-    return _resize_axis(_resize_axis(frames, 2, target[1]), 1, target[0])
+        return height, width
+    return (size, int(size * width / height)) if height <= width else (int(size * height / width), size)
 
 
-def crop_views(frames: np.ndarray, size: int, crops: Literal[1, 10]) -> list[np.ndarray]:
-    """The center crop, or the ten crops (four corners, center, then the same of the flipped frames) of
-    ``(B, H, W, C)`` frames."""
-    height, width = frames.shape[1:3]
+def crop_corners(height: int, width: int, size: int, crops: Literal[1, 10]) -> list[tuple[int, int]]:
+    """Top-left corners of the center crop, or of the five crops of ``TenCrop`` (four corners, then the center)."""
     if size > height or size > width:
         raise ValueError(f"crop {size} is larger than the frames ({height}x{width})")
-    top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
-    corners = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size), (top, left)]
+    center = (int(round((height - size) / 2.0)), int(round((width - size) / 2.0)))
     if crops == 1:
-        return [frames[:, top : top + size, left : left + size]]
-    flipped = frames[:, :, ::-1]
-    return [view[:, y : y + size, x : x + size] for view in (frames, flipped) for y, x in corners]
+        return [center]
+    return [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size), center]
 
 
 @dataclass(frozen=True)
@@ -87,10 +83,24 @@ class ArraySnippetTransform:
         if snippets.dtype != np.uint8 or snippets.ndim != 5 or snippets.shape[-1] != 3:
             raise ValueError(f"expected uint8 snippets (N, L, H, W, 3), got {snippets.dtype} {snippets.shape}")
         count, length, height, width, _ = snippets.shape
-        frames = snippets.reshape(-1, height, width, 3).astype(np.float32) / np.float32(255.0)
-        frames = resize_short_side(frames, self.resize)
-        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
-        views = [(view - mean) / std for view in crop_views(frames, self.crop_size, self.crops)]
+        frames = snippets.reshape(-1, height, width, 3)
         size = self.crop_size
-        stacked = np.stack(views, axis=1).reshape(count, length, self.crops, size, size, 3)
-        return np.ascontiguousarray(stacked.transpose(0, 2, 5, 1, 3, 4))
+        rows, cols = resized_size(height, width, self.resize)
+        corners = crop_corners(rows, cols, size, self.crops)
+        # A center crop needs only its own pixels of the resized frame; the ten crops need all of it. The first
+        # pass reads the uint8 frames, the scale to [0, 1] comes after the resize (the same up to float32 rounding).
+        keep_rows, keep_cols = (slice(corners[0][0], corners[0][0] + size), slice(corners[0][1], corners[0][1] + size)
+                                ) if self.crops == 1 else (slice(None), slice(None))
+        resized = _resize_axis(_resize_axis(frames, 2, cols, keep_cols), 1, rows, keep_rows).astype(np.float32)
+        resized /= np.float32(255.0)
+        if self.crops == 1:
+            views = [resized]
+        else:
+            flipped = resized[:, :, ::-1]
+            views = [view[:, y : y + size, x : x + size] for view in (resized, flipped) for y, x in corners]
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        clips = np.empty((count, self.crops, 3, length, size, size), dtype=np.float32)
+        for index, view in enumerate(views):  # (N*L, S, S, 3) -> (N, 3, L, S, S), normalised
+            normalised = (view - mean) / std
+            clips[:, index] = normalised.reshape(count, length, size, size, 3).transpose(0, 4, 1, 2, 3)
+        return clips

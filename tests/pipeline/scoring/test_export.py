@@ -33,7 +33,7 @@ import sys
 class NoTorch:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("torch", "torchvision", "pytorchvideo", "onnx", "sklearn", "scipy"):
-            raise ImportError(f"{name} is not installed here")
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, NoTorch())
 from lanp_vad.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -100,6 +100,9 @@ def test_lanp_score_without_torch_uses_the_export(default_model: Path, shared_da
     assert np.abs(np.asarray(document["frame_scores"]) - reference.frame_scores).max() <= SCORE_TOLERANCE
     served = _without_torch("serve", "--help")  # the service's modules import without torch too
     assert served.returncode == 0, served.stderr
+    training = _without_torch("train", "--features", str(tmp_path), "--out", str(tmp_path / "model"))
+    assert training.returncode == 2 and "pip install 'lanp-vad[torch]'" in training.stderr, training.stderr
+    assert "Traceback" not in training.stderr
 
 
 def test_an_export_is_required_without_torch_and_refused_once_stale(tmp_path: Path, shared_data: Path) -> None:
