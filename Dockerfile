@@ -1,4 +1,7 @@
 # LANP scoring service. Build:  docker build -t lanp .   Run: see docker/README.md (model directory as a volume).
+# The default image has no torch (under 1 GB): it scores with the networks `lanp export` wrote into the model
+# directory, run by ONNX Runtime. --build-arg TORCH_INDEX=<a PyTorch wheel index> adds torch (the GPU image,
+# docker/compose.gpu.yaml), which scores any model directory on the GPU.
 
 # The base: any Debian-like image with Python 3.11 and venv. Users take python:3.11-slim; where no registry can be
 # reached, scripts/container-test.sh builds one from Debian packages and passes --build-arg BASE_IMAGE=....
@@ -10,18 +13,22 @@ LABEL org.opencontainers.image.title=lanp-vad
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 RUN python -m venv /opt/venv
-# torch/torchvision from the PyTorch CPU index (no CUDA libraries); the GPU image swaps this index, see docker/README.md.
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "$TORCH_INDEX" torch==2.14.1 torchvision==0.29.1
 COPY docker/requirements.lock docker/requirements.lock
 RUN pip install -r docker/requirements.lock
+# torch and the rest of the torch extra only when an index is given (the GPU image: the CUDA wheels' index).
+ARG TORCH_INDEX=""
+COPY docker/requirements-torch.lock docker/requirements-torch.lock
+RUN if [ -n "$TORCH_INDEX" ]; then \
+        pip install --index-url "$TORCH_INDEX" torch==2.14.1 torchvision==0.29.1 \
+        && pip install -r docker/requirements-torch.lock; \
+    fi
 COPY pyproject.toml README.md ./
 COPY lanp_vad lanp_vad
 COPY models models
 COPY pipeline pipeline
 COPY service service
-# The project becomes a wheel installed in the runtime stage: the venv layer (GBs, torch) stays cached when only
-# the sources change.
+# The project becomes a wheel installed in the runtime stage: the venv layer stays cached when only the sources
+# change.
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # --- runtime stage: the venv, an unprivileged user, settings from the environment --------------------------------

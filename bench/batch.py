@@ -147,7 +147,7 @@ def measure_plain(videos: list[VideoInput], model: Path, out: Path, *, device: s
         scorer = Scorer.from_model_dir(model, device=device, config=ScoringConfig(decode_timeout_s=None))
         snippets, video_seconds = 0, 0.0
         for video in videos:
-            document = scorer.score_video(video.path).to_dict()
+            document = scorer.score_video(video.path).model_dump(mode="json")
             (out / f"{video.video_id}.json").write_text(json.dumps(document))
             snippets += len(document["snippet_scores"])
             video_seconds += document["duration_s"]

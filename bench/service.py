@@ -77,7 +77,7 @@ def naive_app() -> FastAPI:
         offsets = np.linspace(0, 15, extractor.decode.frames_per_snippet).round().astype(int)
         starts = np.arange(0, info.num_frames, 16)
         snippets = np.stack([frames[np.minimum(start + offsets, info.num_frames - 1)] for start in starts])
-        scores = scorer.classify(extractor.features(snippets))
+        scores = scorer.head(extractor.features(snippets))
         return {"num_frames": info.num_frames, "frame_scores": np.repeat(scores, 16)[: info.num_frames].tolist()}
 
     @app.post("/naive-score")

@@ -106,7 +106,7 @@ def plain_worker(url: str, model: Path, seconds: float, out: Path, threads: int)
             stamps.append(frame.time)
             frames.append(frame.to_ndarray(format="rgb24"))
             if len(frames) == 16:
-                score = float(scorer.classify(scorer.extractor.features(np.stack(frames)[offsets][None]))[0])
+                score = float(scorer.head(scorer.extractor.features(np.stack(frames)[offsets][None]))[0])
                 now = time.time()
                 sink.write(json.dumps({"type": "snippet", "score": score, "latency_s": now - arrivals[-1],
                                        "first_frame_latency_s": now - arrivals[0], "start_s": stamps[0],

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: the streaming mean and the share serve torch-free scoring
+    import torch
 
 
 def trailing_mean(features: torch.Tensor, window: int) -> torch.Tensor:
     """m_t = mean of features[..., max(0, t - window + 1) : t + 1, :] along the snippet axis (-2), in float64
     sums so that long videos keep their precision; returned in the features' dtype."""
+    import torch
+
     length = features.shape[-2]
     sums = torch.cumsum(features.double(), dim=-2)
     padded = torch.cat([torch.zeros_like(sums[..., :1, :]), sums], dim=-2)
@@ -34,6 +39,8 @@ def trailing_mean(features: torch.Tensor, window: int) -> torch.Tensor:
 
 def with_context(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """[x, x - reference] along the feature axis."""
+    import torch
+
     return torch.cat([features, features - reference], dim=-1)
 
 

@@ -1,198 +1,75 @@
-"""What scores a snippet: the trained classifier, the normality bank, and the calibration that joins them.
+"""What scores a snippet: a classifier head, the normality bank and the calibration that joins them. Pure numpy.
 
-The official recipe scores with the classifier alone (its sigmoid output, often a 0/1 step). The product's default
-also asks the normality bank how far each snippet is from the other videos' normal seeds, and joins the two on
-one scale: each component is put in robust standard units of the training archive's *pseudo-normal* snippets (the
-classifier's logit and the log bank distance: median and IQR), their mean is the evidence, and a logistic maps it
-to a score in (0, 1) whose 0.5 is the label-free threshold (the midpoint between the evidence's medians over the
-pseudo-normal and the pseudo-abnormal training snippets; the pseudo-normal median maps to 0.1). An archive
-without anomalies is scored by the bank alone, its threshold where 1 % of the training snippets lie above.
-Scores then rank within a video instead of saturating, and the threshold is 0.5 for every model.
+A *head* is any function of a video's snippet features that gives scores in [0, 1] (the trained classifier in
+torch, ``models.torch_head``, or its ONNX export), with the ``radius`` of snippets its score looks at and the
+``context_window`` of a head that sees the video context. A ``Detector`` is itself such a head: the head alone
+(no calibration: the official recipe), or the calibrated evidence of the head and / or the bank
+(``models.calibration``), so training, evaluation, offline and live scoring all score with the same object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
-import torch
 
 from lanp_vad.models.bank import NormalityBank
-from lanp_vad.models.classifier import LANPClassifier
-from lanp_vad.models.errors import ErrorKind, UserError
-
-Component = Literal["classifier", "bank"]
-NORMAL_MEDIAN_SCORE = 0.1  # where the pseudo-normal snippets' median evidence lands on the score scale
-NORMAL_ONLY_QUANTILE = 0.99  # an archive without anomalies: the threshold leaves 1 % of its snippets above
-_LOGIT_CLIP = 1e-7
+from lanp_vad.models.calibration import Calibration, CalibrationError
 
 
-class CalibrationError(UserError):
-    """A calibration that cannot be fitted or read; says why."""
+class Head(Protocol):
+    """Snippet scores of one video's features (the scorer's ``SnippetHead``)."""
 
-    kind = ErrorKind.INVALID_MODEL
+    radius: int
+    context_window: int | None
+    device: str
 
-
-def classifier_logit(scores: np.ndarray) -> np.ndarray:
-    """The classifier's sigmoid output back in logit units (clipped away from 0 and 1)."""
-    values = np.clip(np.asarray(scores, dtype=np.float64), _LOGIT_CLIP, 1 - _LOGIT_CLIP)
-    return np.log(values) - np.log1p(-values)
-
-
-@dataclass(frozen=True)
-class Standardiser:
-    """x -> (x - center) / spread for one component, after its transform (logit or log distance)."""
-
-    center: float
-    spread: float
-    floor: float = 0.0  # added to a bank distance before its log (a distance of 0 stays finite)
-
-    @classmethod
-    def fit(cls, values: np.ndarray, *, floor: float = 0.0) -> Standardiser:
-        low, center, high = np.quantile(values, [0.25, 0.5, 0.75])
-        return cls(float(center), float(max((high - low) / 1.349, 1e-6)), floor)
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.center) / self.spread
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The components' standardisers, and the logistic of their mean evidence: score = sigmoid((e - t) / s)."""
-
-    components: tuple[Component, ...]
-    standardisers: tuple[Standardiser, ...]
-    threshold: float
-    scale: float
-    rule: str
-
-    def evidence(self, classifier_scores: np.ndarray | None, bank_distances: np.ndarray | None) -> np.ndarray:
-        parts = []
-        for component, standardiser in zip(self.components, self.standardisers, strict=True):
-            if component == "classifier":
-                parts.append(standardiser(classifier_logit(classifier_scores)))
-            else:
-                parts.append(standardiser(np.log(np.asarray(bank_distances, dtype=np.float64) + standardiser.floor)))
-        return np.mean(parts, axis=0)
-
-    def score(self, evidence: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(evidence - self.threshold) / self.scale))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"components": list(self.components), "standardisers": [asdict(s) for s in self.standardisers],
-                "threshold": self.threshold, "scale": self.scale, "rule": self.rule}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibration:
-        try:
-            components = tuple(data["components"])
-            if not components or any(c not in ("classifier", "bank") for c in components):
-                raise CalibrationError(f"unknown calibration components {components}")
-            standardisers = tuple(Standardiser(**item) for item in data["standardisers"])
-            calibration = cls(components, standardisers, float(data["threshold"]), float(data["scale"]),
-                              str(data["rule"]))  # fmt: skip
-        except (KeyError, TypeError, ValueError) as error:
-            raise CalibrationError(f"calibration is not valid: {error!r}") from error
-        if len(standardisers) != len(components) or not calibration.scale > 0:
-            raise CalibrationError("calibration is not valid: one standardiser per component and a positive scale")
-        return calibration
-
-
-def fit_calibration(
-    *,
-    classifier_scores: np.ndarray | None,
-    bank_distances: np.ndarray | None,
-    abnormal: np.ndarray | None,
-) -> Calibration:
-    """Fit on the training archive's snippets (all of them, in one order): the classifier's scores and the bank's
-    leave-one-video-out distances (either may be None), ``abnormal`` the 0/1 pseudo labels (None: no anomaly)."""
-    components: list[Component] = []
-    raw: list[np.ndarray] = []
-    if classifier_scores is not None:
-        components.append("classifier")
-        raw.append(classifier_logit(classifier_scores))
-    if bank_distances is not None:
-        distances = np.asarray(bank_distances, dtype=np.float64)
-        floor = 0.05 * float(np.median(distances)) + 1e-12
-        components.append("bank")
-        raw.append(np.log(distances + floor))
-    if not components:
-        raise CalibrationError("nothing to calibrate: neither classifier scores nor bank distances")
-    normal = np.ones(len(raw[0]), dtype=bool) if abnormal is None else ~np.asarray(abnormal, dtype=bool)
-    if not normal.any():
-        raise CalibrationError("every training snippet is pseudo-abnormal: no normal reference to calibrate on")
-    floors = [0.0 if c == "classifier" else float(floor) for c in components]
-    standardisers = tuple(Standardiser.fit(values[normal], floor=f) for values, f in zip(raw, floors, strict=True))
-    evidence = np.mean([s(values) for s, values in zip(standardisers, raw, strict=True)], axis=0)
-    normal_median = float(np.median(evidence[normal]))
-    if abnormal is not None and (~normal).any():
-        threshold = (normal_median + float(np.median(evidence[~normal]))) / 2
-        rule = "midpoint of the median evidence of pseudo-normal and pseudo-abnormal training snippets"
-    else:
-        threshold = float(np.quantile(evidence, NORMAL_ONLY_QUANTILE))
-        rule = f"{100 * (1 - NORMAL_ONLY_QUANTILE):g} % of the training snippets (all normal) above it"
-    gap = threshold - normal_median
-    if not gap > 1e-9:  # pseudo-abnormal snippets no higher than normal ones: fall back to the normal spread
-        threshold, gap = normal_median + 1.0, 1.0
-        rule += " (fallback: pseudo-abnormal evidence was not above normal; one spread above the normal median)"
-    scale = gap / np.log(1 / NORMAL_MEDIAN_SCORE - 1)
-    return Calibration(tuple(components), standardisers, float(threshold), float(scale), rule)
+    def __call__(self, features: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass
 class Detector:
-    """Scores snippets as the model was trained to: the classifier alone (``calibration`` None, the official
-    recipe) or the calibrated evidence of the classifier and / or the normality bank."""
+    """The head alone (``calibration`` None, the official recipe), or the calibrated evidence of the head and / or
+    the normality bank."""
 
-    classifier: LANPClassifier | None
+    head: Head | None
     bank: NormalityBank | None = None
     calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
-        if self.calibration is None and self.classifier is None:
-            raise CalibrationError("a detector needs a classifier or a calibrated bank")
         needed = set(self.calibration.components) if self.calibration is not None else {"classifier"}
         if "bank" in needed and self.bank is None:
             raise CalibrationError("the calibration uses a normality bank the model does not have")
-        if "classifier" in needed and self.classifier is None:
-            raise CalibrationError("the calibration uses a classifier the model does not have")
+        if "classifier" in needed and self.head is None:
+            raise CalibrationError("the model's scores need a classifier it does not have")
 
     @property
     def uses_classifier(self) -> bool:
         return self.calibration is None or "classifier" in self.calibration.components
 
-    def to(self, device: str | torch.device) -> Detector:
-        if self.classifier is not None:
-            self.classifier = self.classifier.to(device).eval()
-        return self
+    @property
+    def radius(self) -> int:
+        """Snippets on each side a score depends on: the head's (the bank scores each snippet on its own)."""
+        return self.head.radius if self.head is not None and self.uses_classifier else 0
 
-    def classifier_scores(self, features: torch.Tensor, reference: torch.Tensor | None = None) -> np.ndarray:
-        """The classifier's (T,) scores of one video batched as (1, T, D) or (1, crops, T, D)."""
-        if self.classifier is None:
-            raise CalibrationError("this model has no classifier (an archive without anomalies: its bank scores)")
-        with torch.inference_mode():
-            return self.classifier(features, reference).reshape(-1).double().cpu().numpy()
+    @property
+    def context_window(self) -> int | None:
+        return self.head.context_window if self.head is not None and self.uses_classifier else None
 
-    def score(
-        self, features: np.ndarray, *, reference: np.ndarray | None = None, device: str | torch.device = "cpu",
-        exclude: Sequence[int] | None = None,
+    @property
+    def device(self) -> str:
+        return self.head.device if self.head is not None else "cpu"
+
+    def __call__(
+        self, features: np.ndarray, reference: np.ndarray | None = None, *, exclude: Sequence[int] | None = None
     ) -> np.ndarray:
-        """Snippet scores in [0, 1] of one video's (T, D) or (T, crops, D) features (the classifier averages the
-        crops' scores; the bank compares crop-averaged features). ``reference``: the trailing means of a head with
-        the video context, when the features are a window of a longer sequence. ``exclude``: training videos whose
-        bank entries do not count (None: those recognised by their seeds)."""
-        array = np.asarray(features, dtype=np.float32)
-        classifier = None
-        if self.uses_classifier:
-
-            def batch(values: np.ndarray) -> torch.Tensor:
-                tensor = torch.as_tensor(np.asarray(values, dtype=np.float32), device=device)
-                return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(1, 0, 2).unsqueeze(0)
-
-            classifier = self.classifier_scores(batch(array), None if reference is None else batch(reference))
+        """Snippet scores in [0, 1] of one video's (T, D) or (T, crops, D) features. ``reference``: trailing means
+        for a head with the video context (a window of a longer sequence); ``exclude``: training videos whose bank
+        entries do not count (None: those recognised by their seeds)."""
+        scores = self.head(features, reference) if self.uses_classifier else None
         if self.calibration is None:
-            return classifier
-        distances = self.bank.distances(array, exclude=exclude) if "bank" in self.calibration.components else None
-        return self.calibration.score(self.calibration.evidence(classifier, distances))
+            return scores
+        distances = self.bank.distances(features, exclude=exclude) if "bank" in self.calibration.components else None
+        return self.calibration.score(self.calibration.evidence(scores, distances))

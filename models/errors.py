@@ -10,10 +10,11 @@ the same classes: ``LANPError`` is the only root. Beneath it:
 - ``InternalError``: our fault or the machine's (a worker process died, a bug). The CLI shows a traceback; the
   service answers 500 and counts it as an internal error.
 - ``Canceled``: the caller (or a shutdown) stopped the work; not an error of anyone's input.
-- ``ServiceError``: what the web service answers, with its HTTP status (RFC 9457 problem details carry ``kind``).
 
 Every error has a ``kind`` from ``ErrorKind``: the same string in CLI messages, batch manifests, job records,
-HTTP problem details and metrics. ``UserError`` and ``VideoError`` are also ``ValueError`` s, so code that caught
+HTTP problem details and metrics. What only the web service answers (its HTTP statuses, the kinds of a request
+rather than of an input: ``unauthorized``, ``queue_full``, ...) lives in the service (``service.problems``).
+``UserError`` and ``VideoError`` are also ``ValueError`` s, so code that caught
 ``ValueError`` before the hierarchy existed keeps working.
 """
 
@@ -48,17 +49,8 @@ class ErrorKind(StrEnum):
     # a live stream
     SOURCE_UNREACHABLE = "source_unreachable"
     STREAM_LOST = "stream_lost"
-    # requests to the service
-    BAD_REQUEST = "bad_request"
-    UNAUTHORIZED = "unauthorized"
-    FORBIDDEN = "forbidden"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
+    # an output that is in the way (a batch folder of another run)
     CONFLICT = "conflict"
-    GONE = "gone"
-    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
-    QUEUE_FULL = "queue_full"
-    TOO_MANY_STREAMS = "too_many_streams"
-    NOT_READY = "not_ready"
     # the machines: a cluster that cannot place the work asked of it
     NO_RESOURCES = "no_resources"
     # stopped on purpose
@@ -104,28 +96,6 @@ class Canceled(LANPError):
     """The work was stopped on purpose (a cancel, a client that went away, a shutdown)."""
 
     kind = ErrorKind.CANCELED
-
-
-class ServiceError(LANPError):
-    """An answer of the web service: an HTTP ``status``, a ``kind`` and a one-line message for the problem details.
-
-    ``headers`` go with the response (``Retry-After``, ``WWW-Authenticate``); ``extra`` adds members to the
-    problem document (e.g. ``limit``: which setting a 413 or 503 hit)."""
-
-    def __init__(
-        self,
-        status: int,
-        kind: ErrorKind | str,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, object] | None = None,
-    ):
-        super().__init__(message, kind=kind)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra or {}
 
 
 def error_kind(error: BaseException) -> ErrorKind:

@@ -3,9 +3,9 @@
     from lanp_vad.pipeline import api
 
     model = api.train("feats/", "model/")                        # LANP without labels -> model directory
-    result = api.score_video("clip.mp4", model)                  # one video -> VideoScore (result.to_dict())
+    result = api.score_video("clip.mp4", model)                  # one video -> VideoScore (the result document)
     report = api.score_archive(["archive/"], model, "results/")  # resumable batch job -> BatchReport
-    document = api.resegment(result.to_dict(), api.ScoringConfig(threshold=0.7))  # new events, no decoding
+    document = api.resegment(result.model_dump(mode="json"), api.ScoringConfig(threshold=0.7))  # new events
 
 Safe from a plain script or a notebook without ``if __name__ == "__main__":``: the worker processes it starts
 never re-run the calling script (``pipeline.workers.start_process``). Errors are the product's own
@@ -71,11 +71,9 @@ def train(
     from lanp_vad.models.config import apply_overrides
     from lanp_vad.models.config import preset as named_preset
     from lanp_vad.pipeline.features.featureset import open_feature_set
-    from lanp_vad.pipeline.training.model_dir import save_model
     from lanp_vad.pipeline.training.trainer import train_lanp
 
     config = apply_overrides(named_preset(preset), list(overrides))
     feature_set = open_feature_set(features)
     result = train_lanp(feature_set, config, progress=progress)
-    return save_model(out_dir, result.detector, feature_set.spec, config, result.metadata,
-                      feature_stats=result.feature_stats)
+    return result.save(out_dir, feature_set.spec, config)

@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
 # The container, built and run for real (CI runs it only when LANP_CONTAINER_TEST=1; see docker/README.md).
 #
-# Builds the image (cold, then cached), runs it as docker/README.md says (a model directory mounted read-only, a
-# state volume, user 10001, LANP_* settings), waits for the HEALTHCHECK, scores a clip with POST /score and checks
-# the document equals `lanp score` on the host, submits a job and restarts the container (the job must survive),
-# checks the uid and the read-only model volume, then does the same with `docker-compose -f docker/compose.yaml up`.
-# Removes everything it made and prints the figures: image size, build times, start-to-ready, /score latency.
+# Builds the torch-free CPU image (cold, then cached), exports the model's networks on the host (`lanp export`),
+# runs the image as docker/README.md says (a model directory mounted read-only, a state volume, user 10001, LANP_*
+# settings), waits for the HEALTHCHECK, scores a clip with POST /score and checks the document equals `lanp score`
+# on the host (torch there: the scores within 1e-4, everything else equal), submits a job and restarts the container
+# (the job must survive), checks the uid and the read-only model volume, then does the same with
+# `docker-compose -f docker/compose.yaml up`. With LANP_CT_GPU_IMAGE=1 it also builds the image with torch (the GPU
+# image, its CUDA wheels; it starts and scores on a CPU too) and runs the same checks on it. Removes everything it
+# made and prints the figures: `cpu image: <size> MB`, build times, start-to-ready, resident memory, /score latency.
 #
 # Needs: docker (dockerd is started when it is not running and we are root), the project's venv on PATH (`lanp`),
 # curl. Where no registry base image can be pulled, a base is made from Debian packages with mmdebstrap.
-# Settings (environment): LANP_BASE_IMAGE (default python:3.11-slim), LANP_TORCH_INDEX (default the PyTorch CPU
-# index; PyPI when that cannot be reached), LANP_CT_MODEL + LANP_CT_CLIP (reuse a model directory and a clip instead
-# of running `lanp demo --quick`), LANP_CT_KEEP_IMAGES=1 (keep the built images for a faster rerun),
-# LANP_CT_IMAGE (test this existing image: no build, and it is not removed).
+# Settings (environment): LANP_BASE_IMAGE (default python:3.11-slim), LANP_CT_MODEL + LANP_CT_CLIP (reuse a model
+# directory and a clip instead of running `lanp demo --quick`; the model is copied before it is exported),
+# LANP_CT_KEEP_IMAGES=1 (keep the built images for a faster rerun), LANP_CT_IMAGE (test this existing image: no
+# build, and it is not removed), LANP_CT_GPU_IMAGE=1 (also the image with torch; LANP_TORCH_INDEX, default the CUDA
+# 12.8 index, PyPI when that cannot be reached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 022 # what an ordinary user has: the model the host writes must be readable by the container's uid 10001
 
 IMAGE=${LANP_CT_IMAGE:-lanp:container-test}
+GPU_IMAGE=$IMAGE-gpu
 NAME=lanp-ct-$$
+CONTAINERS=()
 STATE_VOLUME=lanp-ct-state-$$
 API_KEY=ct-key-$$
 WORK=$(mktemp -d -t lanp-container-test.XXXXXX)
@@ -40,11 +46,12 @@ cleanup() {
         say "container log (last 40 lines):"
         docker logs --tail 40 "$NAME" 2>&1
     fi
-    docker rm -f "$NAME" >/dev/null 2>&1
-    docker volume rm "$STATE_VOLUME" >/dev/null 2>&1
+    local container
+    for container in "${CONTAINERS[@]}"; do docker rm -f "$container" >/dev/null 2>&1; done
+    docker volume rm "$STATE_VOLUME" "$STATE_VOLUME-gpu" >/dev/null 2>&1
     [ -f "$WORK/compose.env" ] && compose down -v >/dev/null 2>&1
     if [ "${LANP_CT_KEEP_IMAGES:-0}" != 1 ] && [ -z "${LANP_CT_IMAGE:-}" ]; then
-        docker image rm "$IMAGE" "$IMAGE-build" "$IMAGE-edited" >/dev/null 2>&1
+        docker image rm "$IMAGE" "$IMAGE-build" "$IMAGE-edited" "$GPU_IMAGE" >/dev/null 2>&1
         # The legacy builder leaves untagged stage leaves behind: remove the image's (labelled) ones made by this run.
         local leftover
         [ -f "$WORK/images-before" ] && for leftover in $(docker images -q --no-trunc -f dangling=true -f label=org.opencontainers.image.title=lanp-vad); do
@@ -97,38 +104,53 @@ choose_base() {
     figure "base image made in" "$(since "$started") s ($(image_size "$BASE"))"
 }
 
-image_size() { docker image inspect -f '{{.Size}}' "$1" | python3 -c 'import sys; print(f"{int(sys.stdin.read()) / 1e9:.2f} GB")'; }
+image_size() { docker image inspect -f '{{.Size}}' "$1" | python3 -c 'import sys; print(f"{int(sys.stdin.read()) / 1e6:.0f} MB")'; }
 
+# Build $1 (cold, then from the cache, then after a source change); $2: the torch index (none: the CPU image).
 build_image() {
-    local index=${LANP_TORCH_INDEX:-https://download.pytorch.org/whl/cpu} started
-    if ! curl -sf --max-time 20 -o /dev/null "$index/torch/"; then
-        say "the torch index $index cannot be reached: torch comes from PyPI (its Linux wheel is the CUDA build)"
-        index=https://pypi.org/simple
-    fi
-    local args=(--network host --build-arg "BASE_IMAGE=$BASE" --build-arg "TORCH_INDEX=$index")
-    say "cold build (--no-cache): docker build ${args[*]} -t $IMAGE ."
+    local image=$1 index=${2:-} started
+    local args=(--network host --build-arg "BASE_IMAGE=$BASE")
+    [ -n "$index" ] && args+=(--build-arg "TORCH_INDEX=$index")
+    say "cold build (--no-cache): docker build ${args[*]} -t $image ."
     started=$(now)
-    docker build --force-rm --no-cache "${args[@]}" -t "$IMAGE" . >"$WORK/build.log" 2>&1 ||
+    docker build --force-rm --no-cache "${args[@]}" -t "$image" . >"$WORK/build.log" 2>&1 ||
         { tail -30 "$WORK/build.log"; die "docker build failed"; }
-    figure "build, cold (--no-cache)" "$(since "$started") s"
+    figure "$image build, cold (--no-cache)" "$(since "$started") s"
     started=$(now)
-    docker build --force-rm "${args[@]}" -t "$IMAGE" . >"$WORK/build.log" 2>&1 ||
+    docker build --force-rm "${args[@]}" -t "$image" . >"$WORK/build.log" 2>&1 ||
         { tail -30 "$WORK/build.log"; die "cached docker build failed"; }
-    figure "build, cached (no change)" "$(since "$started") s"
+    figure "$image build, cached (no change)" "$(since "$started") s"
     # A rebuild after a source change: the tracked files with one line appended to a module, in a scratch context.
-    mkdir "$WORK/context"
+    rm -rf "$WORK/context" && mkdir "$WORK/context"
     git ls-files -z | tar --null -T - -c | tar -x -C "$WORK/context"
     echo "# a source change (scripts/container-test.sh)" >>"$WORK/context/service/__init__.py"
     started=$(now)
-    docker build --force-rm "${args[@]}" -t "$IMAGE-edited" "$WORK/context" >"$WORK/build.log" 2>&1 ||
+    docker build --force-rm "${args[@]}" -t "$image-edited" "$WORK/context" >"$WORK/build.log" 2>&1 ||
         { tail -30 "$WORK/build.log"; die "docker build after a source change failed"; }
-    figure "build, cached (a source change)" "$(since "$started") s"
-    docker image rm "$IMAGE-edited" >/dev/null
+    figure "$image build, cached (a source change)" "$(since "$started") s"
+    docker image rm "$image-edited" >/dev/null
     docker build -q "${args[@]}" --target build -t "$IMAGE-build" . >/dev/null # from the cache: names the build stage
-    figure "image size" "$(image_size "$IMAGE") (torch from $index)"
-    say "largest parts of the image's venv (MB):"
-    docker run --rm --entrypoint sh "$IMAGE" -c \
+    say "largest parts of $image's venv (MB):"
+    docker run --rm --entrypoint sh "$image" -c \
         'du -sm /opt/venv/lib/python3.11/site-packages/* | sort -rn | head -8' | sed 's/^/    /'
+}
+
+build_images() {
+    build_image "$IMAGE"
+    docker run --rm --entrypoint python "$IMAGE" -c \
+        'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is not None)' ||
+        die "the CPU image holds torch"
+    figure "cpu image" "$(image_size "$IMAGE") (no torch)"
+    echo "cpu image: $(image_size "$IMAGE")"
+    if [ "${LANP_CT_GPU_IMAGE:-0}" = 1 ]; then
+        local index=${LANP_TORCH_INDEX:-https://download.pytorch.org/whl/cu128}
+        if ! curl -sf --max-time 20 -o /dev/null "$index/torch/"; then
+            say "the torch index $index cannot be reached: torch comes from PyPI (its Linux wheel is the CUDA build)"
+            index=https://pypi.org/simple
+        fi
+        build_image "$GPU_IMAGE" "$index"
+        figure "gpu image" "$(image_size "$GPU_IMAGE") (torch from $index)"
+    fi
 }
 
 make_model() {
@@ -141,6 +163,9 @@ make_model() {
         MODEL=$WORK/demo/model
         CLIP=$(find "$WORK/demo/held_out" -name '*.mp4' | sort | head -1)
     fi
+    cp -r "$MODEL" "$WORK/model" # exported in a copy: a model given by LANP_CT_MODEL stays as it was
+    MODEL=$WORK/model
+    lanp export "$MODEL" 2>&1 | sed 's/^/    /'
     say "model: $MODEL ($(stat -c %A "$MODEL")), clip: $CLIP"
     lanp score "$CLIP" --model "$MODEL" >"$WORK/host.json"
 }
@@ -166,8 +191,9 @@ wait_healthy() {
     die "the HEALTHCHECK did not report $1 healthy"
 }
 
-# The service's document must equal `lanp score`'s, except the model's name (the mount's folder name), which is
-# also the first part of its id (name@sha256): the weights' part of the id must be equal.
+# The service's document must equal `lanp score`'s (torch on the host, the exported networks in the CPU image):
+# the scores within 1e-4, the events' frames equal, everything else equal except the model's name (the mount's
+# folder name, also the first part of its id: the weights' part must be equal) and the runtime of the backbone.
 same_as_host() {
     python3 - "$WORK/host.json" "$1" <<'EOF'
 import json, sys
@@ -175,12 +201,21 @@ import json, sys
 host, served = (json.load(open(path)) for path in sys.argv[1:3])
 for document in (host, served):
     document["model"].pop("name")
+    document["model"].pop("runtime")
     document["model"]["id"] = document["model"]["id"].rpartition("@")[2]
-different = sorted(key for key in host.keys() | served.keys() if host.get(key) != served.get(key))
+scores = ("snippet_scores", "frame_scores")
+gap = max(abs(a - b) for key in scores for a, b in zip(host[key], served[key], strict=True))
+if gap > 1e-4:
+    sys.exit(f"the container's scores differ from `lanp score`'s by {gap:.2g}")
+spans = {name: [(s["start_frame"], s["end_frame"]) for s in document.pop("segments")]
+         for name, document in (("host", host), ("served", served))}
+different = sorted(key for key in (host.keys() | served.keys()) - set(scores) if host.get(key) != served.get(key))
+if spans["host"] != spans["served"]:
+    different.append("segments")
 if different:
     sys.exit(f"the container's document differs from `lanp score` in {different}")
-print(f"equal to lanp score on the host: {len(host['snippet_scores'])} snippet scores, "
-      f"{len(host['frame_scores'])} frame scores, {len(host['segments'])} segments")
+print(f"equal to lanp score on the host: {len(host['snippet_scores'])} snippet scores (max difference {gap:.1g}), "
+      f"{len(host['frame_scores'])} frame scores, {len(spans['host'])} segments")
 EOF
 }
 
@@ -196,26 +231,33 @@ score_and_compare() {
     say "$label: $verdict"
 }
 
+# Resident memory of every process in container $1 (the server and its decode workers), in MiB.
+resident_mib() { docker exec "$1" sh -c 'cat /proc/[0-9]*/status' | awk '/^VmRSS:/ {kb += $2} END {printf "%.0f", kb / 1024}'; }
+
+# Run image $1 as container $NAME-$2 (the state volume $STATE_VOLUME$3) and check it; NAME and PORT name it after.
 run_container() {
-    local port started
+    local image=$1 label=$2 port started
     port=$(free_port)
     PORT=$port
+    NAME=lanp-ct-$$-$label
+    CONTAINERS+=("$NAME")
     # As docker/README.md says: the model read-only at /models, the state volume at /var/lib/lanp, LANP_* settings.
     started=$(now)
     docker run -d --name "$NAME" -p "127.0.0.1:$port:8000" \
-        -v "$MODEL:/models:ro" -v "$STATE_VOLUME:/var/lib/lanp" \
+        -v "$MODEL:/models:ro" -v "$STATE_VOLUME${3:-}:/var/lib/lanp" \
         -e LANP_DEVICE=cpu -e LANP_API_KEY="$API_KEY" -e LANP_QUEUE_SIZE=4 -e LANP_MAX_SYNC_SECONDS=120 \
-        "$IMAGE" >/dev/null
+        "$image" >/dev/null
     local ready
     ready=$(wait_ready "$port" "$started")
-    figure "docker run to /readyz 200" "$ready s"
+    figure "$label: docker run to /readyz 200" "$ready s (cold start: model loaded and warm)"
+    figure "$label: resident memory, ready" "$(resident_mib "$NAME") MiB (all processes)"
     wait_healthy "$NAME"
-    figure "docker run to HEALTHCHECK healthy" "$(since "$started") s (first probe after the 30 s interval)"
+    figure "$label: docker run to healthy" "$(since "$started") s (first probe after the 30 s interval)"
 
     local unauthorized
     unauthorized=$(curl -s -o /dev/null -w '%{http_code}' -F "file=@$CLIP" "http://127.0.0.1:$port/score")
     [ "$unauthorized" = 401 ] || die "POST /score without the API key answered $unauthorized, not 401"
-    score_and_compare "$port" docker-run "$API_KEY"
+    score_and_compare "$port" "$label-docker-run" "$API_KEY"
     local latencies=()
     for _ in 1 2 3 4 5; do
         latencies+=("$(curl -sf -H "X-API-Key: $API_KEY" -F "file=@$CLIP" -o /dev/null -w '%{time_total}' \
@@ -223,8 +265,9 @@ run_container() {
     done
     local median
     median=$(printf '%s\n' "${latencies[@]}" | sort -n | sed -n 3p)
-    figure "POST /score latency, median of 5" \
+    figure "$label: POST /score latency, median of 5" \
         "$(printf '%.2f' "$median") s ($(basename "$CLIP"), $(json_field num_frames <"$WORK/host.json") frames)"
+    figure "$label: resident memory, after 6 scores" "$(resident_mib "$NAME") MiB (all processes)"
 
     say "checks: uid, read-only model volume"
     [ "$(docker exec "$NAME" id -u)" = 10001 ] || die "the container does not run as uid 10001"
@@ -297,11 +340,15 @@ if [ -n "${LANP_CT_IMAGE:-}" ]; then
     figure "image size" "$(image_size "$IMAGE") ($IMAGE, not built here)"
 else
     choose_base
-    build_image
+    build_images
 fi
 make_model
-run_container
+run_container "$IMAGE" cpu
 job_survives_restart
 compose_up
+if [ "${LANP_CT_GPU_IMAGE:-0}" = 1 ] && [ -z "${LANP_CT_IMAGE:-}" ]; then
+    run_container "$GPU_IMAGE" gpu -gpu # with torch, on this machine's CPU: the same checks
+    docker rm -f "$NAME" >/dev/null
+fi
 say "all checks passed; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%s\n' "${FIGURES[@]}"

@@ -25,10 +25,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.models.errors import ErrorKind
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
-from lanp_vad.service.problems import CLIENT_CLOSED, problem_response, status_error
+from lanp_vad.service.problems import CLIENT_CLOSED, ServiceError, problem_response, status_error
 from lanp_vad.service.routers import docs, health, jobs, metrics, models, review, score, streams
 from lanp_vad.service.scheduler import DeviceScheduler
 from lanp_vad.service.settings import Settings

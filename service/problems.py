@@ -1,22 +1,68 @@
-"""RFC 9457 problem details: every error the service answers, and how any exception becomes one.
+"""The service's errors: ``ServiceError`` (an HTTP answer), the kinds only a request can have, and RFC 9457
+problem details for every error the service answers, with how any exception becomes one.
 
 The body is ``application/problem+json`` with ``type`` (``urn:lanp:problem:<kind>``), ``title``, ``status``,
-``detail`` and our ``kind`` (the ``models.errors.ErrorKind`` that the CLI, manifests and job records use too),
-plus ``limit`` when a setting was hit (which one a 413 or 503 refers to). A client that hung up gets status 499
-(nginx's "client closed request"): logged at info and counted apart from errors.
+``detail`` and our ``kind``: one of ``models.errors.ErrorKind`` (the kinds the CLI, manifests and job records use
+too) or of ``HTTPErrorKind`` (what only a request to the service can get wrong), plus ``limit`` when a setting was
+hit (which one a 413 or 503 refers to). A client that hung up gets status 499 (nginx's "client closed request"):
+logged at info and counted apart from errors.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from lanp_vad.models.errors import Canceled, ErrorKind, InternalError, LANPError, ServiceError, UserError, VideoError
+from lanp_vad.models.errors import Canceled, ErrorKind, InternalError, LANPError, UserError, VideoError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 CLIENT_CLOSED = 499
+
+
+class HTTPErrorKind(StrEnum):
+    """Kinds of a request to the service (not of its input): stable names, never renamed once released."""
+
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    GONE = "gone"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    QUEUE_FULL = "queue_full"
+    TOO_MANY_STREAMS = "too_many_streams"
+    NOT_READY = "not_ready"
+
+
+ProblemKind = ErrorKind | HTTPErrorKind
+"""Every kind the service answers: the product's kinds and the request's."""
+
+
+class ServiceError(LANPError):
+    """An answer of the web service: an HTTP ``status``, a ``kind`` and a one-line message for the problem details.
+
+    ``headers`` go with the response (``Retry-After``, ``WWW-Authenticate``); ``extra`` adds members to the
+    problem document (e.g. ``limit``: which setting a 413 or 503 hit)."""
+
+    kind: ProblemKind
+
+    def __init__(
+        self,
+        status: int,
+        kind: ProblemKind,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra or {}
 
 
 class Problem(BaseModel):
@@ -28,12 +74,12 @@ class Problem(BaseModel):
     title: str = Field(description="short summary of the kind")
     status: int = Field(description="the HTTP status")
     detail: str = Field(description="what went wrong with this request, in one line")
-    kind: ErrorKind = Field(description="stable machine-readable kind, the same on every surface")
+    kind: ProblemKind = Field(description="stable machine-readable kind, the same on every surface")
     limit: str | None = Field(None, description="the setting a 413 or 503 hit (e.g. max_sync_frames)")
 
 
 def problem_body(error: ServiceError) -> dict[str, object]:
-    kind = ErrorKind(error.kind)
+    kind = error.kind
     return {
         "type": f"urn:lanp:problem:{kind.value}",
         "title": kind.value.replace("_", " ").capitalize(),
@@ -85,7 +131,7 @@ def from_exception(error: BaseException, *, path: Path | None = None, shown: str
     A decode worker that crashed is our failure (500 ``worker_crashed``), a video the decoder refuses is 422 with
     the decoder's kind, a shutdown that stopped the work is 503 ``canceled``, anything unknown is 500 ``internal``
     (its class name only: internals stay in the log)."""
-    from lanp_vad.pipeline.scoring.scorer import ScoringCancelled, WorkLimitExceeded
+    from lanp_vad.pipeline.scoring.result import ScoringCancelled, WorkLimitExceeded
 
     if isinstance(error, ServiceError):
         return error
@@ -108,16 +154,16 @@ def from_exception(error: BaseException, *, path: Path | None = None, shown: str
 
 def status_error(status: int, detail: str, headers: dict[str, str] | None = None) -> ServiceError:
     """A framework HTTP error (unknown route, wrong method, ...) as one of ours."""
-    kinds = {
-        400: ErrorKind.BAD_REQUEST,
-        401: ErrorKind.UNAUTHORIZED,
-        403: ErrorKind.FORBIDDEN,
+    kinds: dict[int, ProblemKind] = {
+        400: HTTPErrorKind.BAD_REQUEST,
+        401: HTTPErrorKind.UNAUTHORIZED,
+        403: HTTPErrorKind.FORBIDDEN,
         404: ErrorKind.NOT_FOUND,
-        405: ErrorKind.METHOD_NOT_ALLOWED,
+        405: HTTPErrorKind.METHOD_NOT_ALLOWED,
         409: ErrorKind.CONFLICT,
-        410: ErrorKind.GONE,
+        410: HTTPErrorKind.GONE,
         413: ErrorKind.TOO_LARGE,
-        415: ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+        415: HTTPErrorKind.UNSUPPORTED_MEDIA_TYPE,
     }
-    kind = kinds.get(status, ErrorKind.INTERNAL if status >= 500 else ErrorKind.BAD_REQUEST)
+    kind = kinds.get(status, ErrorKind.INTERNAL if status >= 500 else HTTPErrorKind.BAD_REQUEST)
     return ServiceError(status, kind, detail, headers=headers)

@@ -1,6 +1,6 @@
 """Response models of every route: what the OpenAPI document promises and the schemathesis run checks.
 
-The result document is the scoring room's own pydantic model (``ScoreDocument``, the same schema as the JSON
+The result document is the scoring room's own pydantic model (``VideoScore``, the same schema as the JSON
 Schema shipped with the package), so ``lanp score`` and ``POST /score`` cannot drift apart.
 """
 
@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lanp_vad.pipeline.scoring.result import ModelRef, SegmentDoc
+from lanp_vad.pipeline.scoring.result import EventSegment, ModelRef
 
 JobStatusName = Literal["pending", "running", "completed", "failed", "canceled"]
 WebhookState = Literal["none", "pending", "delivered", "failed"]
@@ -41,7 +41,7 @@ class ResegmentedEvents(BaseModel):
     """A completed job's events at another threshold."""
 
     threshold: float
-    segments: list[SegmentDoc]
+    segments: list[EventSegment]
 
 
 class JobPage(BaseModel):

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.settings import Settings
 from lanp_vad.service.uploads import UploadGate
 from lanp_vad.service.webhooks import WebhookSender
@@ -46,7 +46,7 @@ def ready_state(state: ServiceState = Depends(get_state)) -> ServiceState:
     if not state.ready or state.worker is None or state.store is None:
         raise ServiceError(
             503,
-            ErrorKind.NOT_READY,
+            HTTPErrorKind.NOT_READY,
             state.startup_error or "the model is still loading",
             headers={"Retry-After": "5"},
         )
@@ -75,7 +75,7 @@ def _check_api_key(request: Request, key: str | None, state: ServiceState, chall
     if offered is None or not secrets.compare_digest(offered.encode(), expected.get_secret_value().encode()):
         raise ServiceError(
             401,
-            ErrorKind.UNAUTHORIZED,
+            HTTPErrorKind.UNAUTHORIZED,
             "missing or wrong API key: send it in the X-API-Key header" if offered else "missing X-API-Key header",
             headers={"WWW-Authenticate": challenge},
         )

@@ -19,8 +19,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from lanp_vad.models.errors import ErrorKind, ServiceError, UserError
+from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.live.watcher import WatchConfig, Watcher
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.scheduler import STREAMS, DeviceScheduler
 from lanp_vad.service.webhooks import WebhookSender
 
@@ -120,18 +121,19 @@ class StreamManager:
 
     def _check(self, url: str) -> str:
         if "\x00" in url:
-            raise ServiceError(400, ErrorKind.BAD_REQUEST, "the stream URL contains a NUL byte")
+            raise ServiceError(400, HTTPErrorKind.BAD_REQUEST, "the stream URL contains a NUL byte")
         scheme, separator, _ = url.partition("://")
         if separator:
             if scheme.lower() not in self.schemes:
-                raise ServiceError(403, ErrorKind.FORBIDDEN, f"stream URL scheme {scheme!r} is not allowed here "
+                raise ServiceError(403, HTTPErrorKind.FORBIDDEN, f"stream URL scheme {scheme!r} is not allowed here "
                                    f"(LANP_STREAM_SCHEMES: {', '.join(sorted(self.schemes))})")
             return url
         if self.data_root is None:
-            raise ServiceError(403, ErrorKind.FORBIDDEN, "file and device sources need LANP_DATA_ROOT on the server")
+            raise ServiceError(403, HTTPErrorKind.FORBIDDEN,
+                               "file and device sources need LANP_DATA_ROOT on the server")
         path = (self.data_root / url).resolve()  # relative paths are under the root; an absolute one replaces it
         if not path.is_relative_to(self.data_root.resolve()):
-            raise ServiceError(403, ErrorKind.FORBIDDEN, f"{url} is not under the server's data root")
+            raise ServiceError(403, HTTPErrorKind.FORBIDDEN, f"{url} is not under the server's data root")
         if not path.exists():
             raise ServiceError(404, ErrorKind.NOT_FOUND, f"{url} does not exist")
         return str(path)
@@ -143,7 +145,7 @@ class StreamManager:
         with self.lock:
             running = sum(run.running for run in self.runs.values())
             if running >= self.max_streams:
-                raise ServiceError(429, ErrorKind.TOO_MANY_STREAMS, f"{running} streams are running "
+                raise ServiceError(429, HTTPErrorKind.TOO_MANY_STREAMS, f"{running} streams are running "
                                    f"(LANP_MAX_STREAMS {self.max_streams}); stop one first",
                                    headers={"Retry-After": "30"}, extra={"limit": "LANP_MAX_STREAMS"})
             try:

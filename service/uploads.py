@@ -24,8 +24,8 @@ from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
-from lanp_vad.service.problems import client_closed
+from lanp_vad.models.errors import ErrorKind
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError, client_closed
 
 SNIFF_BYTES = 4096
 MULTIPART_SLACK_BYTES = 64 * 1024  # boundaries, part headers and small form fields on top of the file
@@ -62,7 +62,7 @@ def check_declared_length(request: Request, max_bytes: int) -> int | None:
     try:
         length = int(declared)
     except ValueError as error:
-        raise ServiceError(400, ErrorKind.BAD_REQUEST, f"Content-Length {declared!r} is not a number") from error
+        raise ServiceError(400, HTTPErrorKind.BAD_REQUEST, f"Content-Length {declared!r} is not a number") from error
     if length > max_bytes + MULTIPART_SLACK_BYTES:
         raise _too_large(max_bytes, f"the request body ({length / 2**20:.1f} MiB declared)")
     return length
@@ -73,7 +73,7 @@ def multipart_boundary(request: Request) -> bytes:
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
         raise ServiceError(
             415,
-            ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+            HTTPErrorKind.UNSUPPORTED_MEDIA_TYPE,
             "expected a multipart/form-data upload with the video in a file field named 'file' "
             f"(got Content-Type {request.headers.get('content-type', 'none')!r})",
         )
@@ -237,7 +237,7 @@ class UploadGate:
     def _busy(self, message: str, limit: str) -> ServiceError:
         return ServiceError(
             503,
-            ErrorKind.QUEUE_FULL,
+            HTTPErrorKind.QUEUE_FULL,
             f"{message}; retry after {self.retry_after_s} s",
             headers={"Retry-After": str(self.retry_after_s)},
             extra={"limit": limit},
@@ -318,7 +318,7 @@ class UploadGate:
             raise
         except Exception as error:  # a malformed body: nothing may be left behind
             raise ServiceError(
-                400, ErrorKind.BAD_REQUEST, f"malformed multipart body: {type(error).__name__}: {error}"
+                400, HTTPErrorKind.BAD_REQUEST, f"malformed multipart body: {type(error).__name__}: {error}"
             ) from error
         collector.close()
         if not collector._file_done:

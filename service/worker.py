@@ -12,7 +12,6 @@ completed job keeps its video, for the review page, until the job expires).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -23,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lanp_vad.models.errors import ErrorKind, LANPError, ServiceError
+from lanp_vad.models.errors import ErrorKind, LANPError
 from lanp_vad.pipeline.files import atomic_write_bytes
-from lanp_vad.pipeline.scoring.scorer import ScoringCancelled, VideoScore
+from lanp_vad.pipeline.scoring.result import ScoringCancelled, VideoScore
 from lanp_vad.service.jobs import CANCELED, COMPLETED, FAILED, JobStore
 from lanp_vad.service.metrics import ServiceMetrics
-from lanp_vad.service.problems import from_exception
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError, from_exception
 from lanp_vad.service.scheduler import REQUESTS, DeviceScheduler
 from lanp_vad.service.uploads import UploadGate
 
@@ -40,7 +39,7 @@ RESULT_FILE = "result.json"
 class QueueFullError(LANPError):
     """The worker's queue holds ``queue_size`` videos already (or the worker is stopping); routes answer 503."""
 
-    kind = ErrorKind.QUEUE_FULL
+    kind = HTTPErrorKind.QUEUE_FULL
 
 
 class ScorerLike(Protocol):
@@ -249,7 +248,7 @@ class InferenceWorker:
                 Path(job.input_path), name=job.video, threshold=job.threshold, progress=report, cancel=event.is_set,
                 config=self._config(job.events),
             )
-            atomic_write_bytes(result_path(self.jobs_dir, job_id), json.dumps(score.to_dict()).encode())
+            atomic_write_bytes(result_path(self.jobs_dir, job_id), score.model_dump_json().encode())
             self.store.finish(job_id, COMPLETED)
         except ScoringCancelled:
             if self._stopping:  # a shutdown, not the client: the next start runs it again

@@ -23,3 +23,19 @@ def test_every_exception_class_has_the_one_root() -> None:
                     if not issubclass(value, LANPError):
                         strays.append(f"{module.__name__}.{name}")
     assert seen > 20 and not strays, f"exception classes outside the hierarchy: {strays}"
+
+
+def test_http_errors_live_in_the_service() -> None:
+    """The method's error module knows no HTTP: ``ServiceError`` and the kinds of a request are the service's, and
+    the problem document's ``kind`` still lists both vocabularies, each name once."""
+    from lanp_vad.models import errors
+    from lanp_vad.service.problems import HTTPErrorKind, Problem, ServiceError
+
+    assert not hasattr(errors, "ServiceError") and issubclass(ServiceError, LANPError)
+    product, request = {kind.value for kind in errors.ErrorKind}, {kind.value for kind in HTTPErrorKind}
+    assert {"unauthorized", "queue_full", "not_ready", "gone"} <= request and not product & request
+    schema = Problem.model_json_schema()
+    documented = {value for option in schema["properties"]["kind"]["anyOf"]
+                  for value in schema["$defs"][option["$ref"].rpartition("/")[2]]["enum"]}
+    assert documented == product | request
+    assert ServiceError(503, HTTPErrorKind.QUEUE_FULL, "full").kind == "queue_full"

@@ -16,7 +16,15 @@ from typing import Any
 
 from lanp_vad import __version__
 
-COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "serve", "demo", "watch")
+OPTIONAL_MODULES = {
+    **dict.fromkeys(("torch", "torchvision", "pytorchvideo", "efficientnet_lite_pytorch", "onnx", "scipy", "sklearn"),
+                    "pip install 'lanp-vad[torch]'"),
+    "openvino": "pip install 'lanp-vad[openvino]'",
+    "ray": "pip install 'lanp-vad[ray]'",
+}
+"""What the extras bring, and how to install each: a command that needs one says so in one line."""
+
+COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "export", "serve", "demo", "watch")
 
 
 def positive(kind: type) -> Callable[[str], Any]:
@@ -70,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as error:  # a path the user named that does not exist
         print(f"lanp {args.command}: error (not_found): {error}", file=sys.stderr)
+        return 2
+    except ImportError as error:  # an optional dependency this command needs
+        hint = OPTIONAL_MODULES.get((error.name or "").split(".")[0])
+        if hint is None:
+            raise
+        print(f"lanp {args.command}: error (missing_dependency): it needs {error.name}, which is not installed: "
+              f"{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lanp {args.command}: interrupted", file=sys.stderr)

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     ground_truth = load_ground_truth(args.gt, fmt=args.gt_format, frames=args.frames)
     device = resolve_device(args.device)
     evaluator = Evaluator(features, ground_truth, device)
-    scores = evaluator.snippet_scores(loaded.detector.to(device))
+    scores = evaluator.snippet_scores(loaded.torch_detector(device))
     metrics = metrics_from_frames(frame_scores(scores), evaluator.labels)
     threshold = args.threshold if args.threshold is not None else float(loaded.metadata.get("threshold", 0.5))
     videos = _event_videos(args, features, ground_truth, scores)

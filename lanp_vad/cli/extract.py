@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames-per-snippet", type=positive(int), metavar="N",
                         help=f"frames of each {SNIPPET_LENGTH}-frame snippet fed to the backbone "
                              "(default: the backbone's)")
-    parser.add_argument("--size", type=positive(int), metavar="N", help="crop size (default: the backbone's)")
+    parser.add_argument("--crop-size", type=positive(int), metavar="N", help="crop size (default: the backbone's)")
     parser.add_argument("--resize", type=positive(int), metavar="N",
                         help="short side before cropping (default: the backbone's ratio, e.g. 256 for 224)")
     parser.add_argument("--fps", type=positive(float), help="resample videos to this frame rate first")
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         config = ExtractionConfig(
             backbone=args.backbone, weights=args.weights, allow_pickle=args.allow_pickle, crops=args.crops,
             device=args.device, batch_size=args.batch_size, frames_per_snippet=args.frames_per_snippet,
-            crop_size=args.size, resize=args.resize, fps=args.fps, max_side=args.max_side, decoder=args.decoder,
+            crop_size=args.crop_size, resize=args.resize, fps=args.fps, max_side=args.max_side, decoder=args.decoder,
             runtime=args.runtime,
         )
     except ValidationError as error:

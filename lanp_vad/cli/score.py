@@ -182,7 +182,8 @@ def print_warnings(document: dict[str, Any], label: str) -> None:
 
 def _score_single(args: argparse.Namespace, video: Any) -> int:
     from lanp_vad.pipeline.scoring.evidence import write_evidence
-    from lanp_vad.pipeline.scoring.scorer import Scorer, ScoringCancelled
+    from lanp_vad.pipeline.scoring.result import ScoringCancelled
+    from lanp_vad.pipeline.scoring.scorer import Scorer
     from lanp_vad.pipeline.video import VideoError
 
     plot = plotter(args)  # reads the ground truth first: a bad --gt costs no scoring
@@ -195,7 +196,7 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
         except (VideoError, ScoringCancelled) as error:
             print(f"lanp score: {video.path}: {error.kind}: {error}", file=sys.stderr)
             return 1
-    document = score.to_dict()
+    document = score.model_dump(mode="json")
     if args.plot:
         Path(args.plot).write_bytes(plot(score))
     if args.evidence:

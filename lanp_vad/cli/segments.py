@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _one_document(args: argparse.Namespace, path: Path) -> int:
     from lanp_vad.models.errors import UserError
-    from lanp_vad.pipeline.scoring.result import VideoScore, resegment
+    from lanp_vad.pipeline.scoring.result import parse_document, resegment
 
     try:
         document = json.loads(path.read_text())
@@ -48,7 +48,7 @@ def _one_document(args: argparse.Namespace, path: Path) -> int:
         raise UserError(f"{path} is not JSON: {error}") from None
     updated = resegment(document, scoring_config(args))
     if args.plot:
-        Path(args.plot).write_bytes(plotter(args)(VideoScore.from_dict(updated)))
+        Path(args.plot).write_bytes(plotter(args)(parse_document(updated)))
     print_warnings(updated, str(path))
     json.dump(updated, sys.stdout)
     sys.stdout.write("\n")

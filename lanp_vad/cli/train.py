@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from lanp_vad.pipeline.evaluation.evaluator import Evaluator
     from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
     from lanp_vad.pipeline.features.featureset import check_spec_match, open_feature_set
-    from lanp_vad.pipeline.training.model_dir import save_model
     from lanp_vad.pipeline.training.trainer import train_lanp
 
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
@@ -83,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     result = train_lanp(
         features, config, ground_truth=ground_truth, progress=not args.no_progress, eval_fn=evaluator
     )
-    out = save_model(args.out, result.detector, features.spec, config, result.metadata,
-                     feature_stats=result.feature_stats)
+    out = result.save(args.out, features.spec, config)
     summary = {"model": str(out), "threshold": result.metadata["threshold"],
                "classifier_context": result.metadata["classifier_context"], **result.metadata.get("metrics", {})}
     json.dump(summary, sys.stdout)

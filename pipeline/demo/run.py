@@ -210,7 +210,6 @@ def run_demo(
     from lanp_vad.pipeline.features.featureset import open_feature_set
     from lanp_vad.pipeline.scoring.plot import plot_scores
     from lanp_vad.pipeline.scoring.scorer import Scorer
-    from lanp_vad.pipeline.training.model_dir import save_model
     from lanp_vad.pipeline.training.trainer import train_lanp
 
     mark = time.perf_counter()
@@ -235,8 +234,7 @@ def run_demo(
     scores = snippet_scores(trained.detector, features)
     archive_metrics = frame_metrics(scores, ground_truth, {entry.video_id: entry.num_frames for entry in features})
     metadata = {**trained.metadata, "metrics": {"demo_archive": archive_metrics}}
-    model_dir = save_model(out_dir / "model", trained.detector, features.spec, config, metadata,
-                           feature_stats=trained.feature_stats)
+    model_dir = trained.save(out_dir / "model", features.spec, config, metadata)
     seconds["evaluate"] = time.perf_counter() - mark
     report(f"frame AUC {archive_metrics['auc_roc']:.4f} on the archive")
 
@@ -245,7 +243,7 @@ def run_demo(
     held_path = held_archive.paths[held_plan.video_id]
     scored = scorer.score_video(held_path, name=held_path.name)
     held_json = out_dir / "held_out" / f"{held_plan.video_id}.json"
-    held_json.write_text(json.dumps(scored.to_dict()))
+    held_json.write_text(scored.model_dump_json())
     held_plot = plot_scores(scored, out_dir / "held_out" / f"{held_plan.video_id}.png",
                             ground_truth=held_plan.frame_labels())
     held_metrics = metrics_from_frames(scored.frame_scores, held_plan.frame_labels())

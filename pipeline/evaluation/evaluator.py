@@ -38,7 +38,7 @@ def _score(model: LANPClassifier | Detector, features: torch.Tensor) -> np.ndarr
     """(T, D) or (T, crops, D) -> (T,) scores: a classifier scores crops separately and averages them; a
     ``Detector`` scores as the trained model does (classifier, normality bank, calibration)."""
     if isinstance(model, Detector):
-        return model.score(features.cpu().numpy(), device=features.device)
+        return np.asarray(model(features.cpu().numpy()), dtype=np.float64)
     batch = features.unsqueeze(0) if features.ndim == 2 else features.permute(1, 0, 2).unsqueeze(0)
     return model(batch)[0].detach().cpu().numpy().astype(np.float64)
 
@@ -82,9 +82,8 @@ def snippet_scores(
     model: LANPClassifier | Detector, features: FeatureSet, device: str | torch.device = "cpu"
 ) -> dict[str, np.ndarray]:
     """Per-snippet scores (T,) of every video of a feature set, in order."""
-    model = model.to(device)
     if not isinstance(model, Detector):
-        model = model.eval()
+        model = model.to(device).eval()
     with torch.no_grad():
         return {
             video_id: _score(model, _tensor(features.load(video_id), device))

@@ -4,19 +4,21 @@
 transform choices; ``None`` takes the backbone's default) and resolves into a ``FeatureSpec``. The second decides
 only *how* they are computed (device, inference runtime, batch size, decoder, pickle policy) and leaves the spec
 unchanged. The CLI, the scorer, the batch and Ray engines all build an extractor from one of these
-(``ExtractionConfig.from_spec`` rebuilds the config that made a spec), so no setting is mapped by hand twice.
+(``ExtractionConfig.from_spec`` rebuilds the config that made a spec). A setting has one name everywhere: the
+config field, the ``FeatureSpec`` field and the ``lanp extract`` flag (``crop_size``, ``--crop-size``), so the
+mapping between config and spec goes by name (``SPEC_SETTINGS``), never by a hand-written list. Settings that
+contradict each other are errors, never clamped.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lanp_vad.models.errors import ErrorKind, UserError
-from lanp_vad.pipeline.features.runtime import Runtime
-from lanp_vad.pipeline.features.spec import FeatureSpec
-from lanp_vad.pipeline.features.weights import RANDOM_INIT
+from lanp_vad.pipeline.features.sessions import Runtime
+from lanp_vad.pipeline.features.spec import RANDOM_INIT, FeatureSpec
 from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 Decoder = Literal["auto", "decord", "pyav"]
@@ -48,6 +50,17 @@ class ExtractionConfig(BaseModel):
     decoder: Decoder = "pyav"
     allow_pickle: bool = False
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ExtractionConfig:
+        """Settings that cannot hold together are refused, naming both (never silently clamped)."""
+        if self.frames_per_snippet is not None and self.frames_per_snippet > self.snippet_length:
+            raise ValueError(f"frames_per_snippet {self.frames_per_snippet} exceeds snippet_length "
+                             f"{self.snippet_length}: a snippet has only that many frames to sample")
+        if self.crop_size is not None and self.resize is not None and self.crop_size > self.resize:
+            raise ValueError(f"crop_size {self.crop_size} exceeds resize {self.resize} (the short side it is "
+                             "cropped from)")
+        return self
+
     @classmethod
     def from_spec(cls, spec: FeatureSpec, *, weights: str | None = None, **how: object) -> ExtractionConfig:
         """The config that makes ``spec``'s features; ``weights`` says where its weights file lives (default: the
@@ -59,9 +72,11 @@ class ExtractionConfig(BaseModel):
             )
         if spec.weights.startswith(RANDOM_INIT):
             weights = spec.weights
-        return cls.model_validate({
-            "backbone": spec.backbone, "weights": weights or "pretrained", "crops": spec.crops,
-            "frames_per_snippet": spec.frames_per_snippet, "crop_size": spec.crop_size, "resize": spec.resize,
-            "snippet_length": spec.snippet_length, "stride": spec.stride, "pad_last": spec.pad_last,
-            "fps": spec.fps, "max_side": spec.max_side, "decode_short_side": spec.decode_short_side, **how,
-        })
+        settings = {name: getattr(spec, name) for name in SPEC_SETTINGS}
+        return cls.model_validate({**settings, "weights": weights or "pretrained", **how})
+
+
+SPEC_SETTINGS = tuple(name for name in ExtractionConfig.model_fields if name in FeatureSpec.model_fields
+                      and name != "weights")
+"""The settings that a config and a spec share by name (the spec records the weights' identity, not where they
+are, so ``weights`` maps apart)."""

@@ -23,13 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from lanp_vad.models.errors import ErrorKind
-from lanp_vad.pipeline.features.runtime import cpu_cores
+from lanp_vad.pipeline.features.sessions import cpu_cores
 from lanp_vad.pipeline.features.spec import FeatureSpec
 from lanp_vad.pipeline.video import VideoInfo
 from lanp_vad.pipeline.video.inputs import VideoInput
@@ -42,6 +41,9 @@ from lanp_vad.pipeline.video.worker import (
     error_from_report,
 )
 from lanp_vad.pipeline.workers import start_process
+
+if TYPE_CHECKING:
+    import torch
 
 Progress = Callable[[int, int], None]
 """Called with (snippets done, snippets in total) as a video is extracted."""
@@ -57,7 +59,11 @@ class ExtractedVideo:
 
 
 class SnippetModel(Protocol):
-    """What the engine needs of an extractor: its settings, the transform to the device and the forward pass."""
+    """What the engine needs of an extractor: its settings, the transform to the device and the forward pass.
+
+    ``clips`` takes uint8 snippets as numpy arrays (views of the decoders' shared memory) and returns what
+    ``forward_clips`` takes: torch tensors on the device for the torch extractor, numpy arrays for the exported one
+    (which runs without torch: the engine imports torch only for a CUDA device or the torch runtime)."""
 
     spec: FeatureSpec
     decode: DecodeSettings
@@ -65,9 +71,16 @@ class SnippetModel(Protocol):
     device: torch.device
     runtime: str
 
-    def clips(self, snippets: torch.Tensor) -> torch.Tensor: ...
+    def clips(self, snippets: np.ndarray) -> Any: ...
 
-    def forward_clips(self, clips: torch.Tensor) -> np.ndarray: ...
+    def forward_clips(self, clips: Any) -> np.ndarray: ...
+
+
+def _torch() -> Any:
+    """torch, imported where a CUDA device or the torch runtime needs it."""
+    import torch
+
+    return torch
 
 
 @dataclass(eq=False)
@@ -78,7 +91,7 @@ class _Worker:
     inbox: Any
     free_slots: Any
     receiver: Connection
-    slots: torch.Tensor  # (slots, slot bytes) uint8, this process's view of the worker's shared memory
+    slots: np.ndarray  # (slots, slot bytes) uint8, this process's view of the worker's shared memory
     heartbeat: Any
     assigned: deque[VideoInput] = field(default_factory=deque)
     pinned: bool = False
@@ -149,7 +162,7 @@ class DecodePool:
     def _start(self) -> _Worker:
         receiver, sender = self.context.Pipe(duplex=False)
         shared = self.context.RawArray("B", self.slots_per_worker * self.slot_bytes)
-        slots = torch.from_numpy(np.frombuffer(shared, dtype=np.uint8).reshape(-1, self.slot_bytes))
+        slots = np.frombuffer(shared, dtype=np.uint8).reshape(-1, self.slot_bytes)
         inbox, free_slots = self.context.Queue(), self.context.Queue()
         for slot in range(self.slots_per_worker):
             free_slots.put(slot)
@@ -166,8 +179,8 @@ class DecodePool:
             os.setpriority(os.PRIO_PROCESS, process.pid, min(19, own + self.niceness))
         sender.close()
         worker = _Worker(process, inbox, free_slots, receiver, slots, heartbeat)
-        if self.pin_for_cuda and slots.numel():  # page-lock the shared slots so host-to-device copies are async
-            worker.pinned = torch.cuda.cudart().cudaHostRegister(slots.data_ptr(), slots.numel(), 0) == 0
+        if self.pin_for_cuda and slots.size:  # page-lock the shared slots so host-to-device copies are async
+            worker.pinned = _torch().cuda.cudart().cudaHostRegister(slots.ctypes.data, slots.size, 0) == 0
         return worker
 
     def assign(self, pending: deque[VideoInput], depth: int = 2) -> None:
@@ -266,7 +279,7 @@ class DecodePool:
             worker.process.kill()
             worker.process.join()
         if worker.pinned:
-            torch.cuda.cudart().cudaHostUnregister(worker.slots.data_ptr())
+            _torch().cuda.cudart().cudaHostUnregister(worker.slots.ctypes.data)
         worker.receiver.close()
         for channel in (worker.inbox, worker.free_slots):
             channel.cancel_join_thread()
@@ -302,14 +315,15 @@ def run_engine(
 
     Every slot is handed back to the pool at the end, whatever happened."""
     cuda = model.device.type == "cuda"
-    threads = torch.get_num_threads()
-    if model.runtime == "torch" and not cuda:
+    torch = _torch() if cuda or model.runtime == "torch" else None
+    threads = torch.get_num_threads() if torch is not None else 0
+    if torch is not None and not cuda:
         # leave the decoders their cores: torch's OpenMP threads busy-wait, and oversubscribed they slow the
         # forward pass severalfold (the exported runtimes keep every core: their idle threads sleep at once)
         torch.set_num_threads(max(1, min(threads, cpu_cores() - len(pool.workers))))
     pending = deque(videos)
     states: dict[str, _VideoState] = {video.video_id: _VideoState(video) for video in videos}
-    batch: list[tuple[str, int, torch.Tensor]] = []  # (video id, first snippet, clips on the device)
+    batch: list[tuple[str, int, Any]] = []  # (video id, first snippet, clips on the device)
     releases: list[tuple[Any, _Worker, int]] = []  # slots whose device copy may still be in flight
 
     def settle(video_id: str) -> None:
@@ -348,7 +362,7 @@ def run_engine(
         for video_id in touched:
             settle(video_id)
 
-    def add_chunk(worker: _Worker, video_id: str, first: int, snippets: torch.Tensor, slot: int | None) -> None:
+    def add_chunk(worker: _Worker, video_id: str, first: int, snippets: np.ndarray, slot: int | None) -> None:
         state = states.get(video_id)
         if state is not None:
             state.in_flight += 1
@@ -375,9 +389,9 @@ def run_engine(
                 elif kind == "chunk":
                     first, slot, shape = message[2:]
                     nbytes = int(np.prod(shape))
-                    add_chunk(worker, video_id, first, worker.slots[slot, :nbytes].view(shape), slot)
+                    add_chunk(worker, video_id, first, worker.slots[slot, :nbytes].reshape(shape), slot)
                 elif kind == "inline":
-                    add_chunk(worker, video_id, message[2], torch.from_numpy(message[3]), None)
+                    add_chunk(worker, video_id, message[2], message[3], None)
                 elif kind == "done":
                     pool.finished(worker, video_id)
                     states[video_id].decoded = True
@@ -397,7 +411,8 @@ def run_engine(
             torch.cuda.synchronize()
         for _, worker, slot in releases:  # every copy has finished: the pool gets all its slots back
             pool.release(worker, slot)
-        torch.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
 
 
 def extract_in_worker(model: SnippetModel, path: Path, pool: DecodePool, progress: Progress | None) -> ExtractedVideo:

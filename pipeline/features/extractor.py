@@ -8,40 +8,33 @@ process that the extractor starts once and keeps (``close()``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import weakref
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from lanp_vad.models.errors import ErrorKind, InternalError
+from lanp_vad.models.errors import ErrorKind, InternalError, UserError
 from lanp_vad.pipeline.device import resolve_device
-from lanp_vad.pipeline.features.config import ExtractionConfig
-from lanp_vad.pipeline.features.engine import DecodePool, ExtractedVideo, Progress, extract_in_worker
+from lanp_vad.pipeline.features.base import PooledExtractor, close_pools
+from lanp_vad.pipeline.features.config import SPEC_SETTINGS, ExtractionConfig
+from lanp_vad.pipeline.features.engine import DecodePool
 from lanp_vad.pipeline.features.runtime import CPU_PREFERENCE, INSTALL_HINTS, Runner, choose_runtime, create_runner
 from lanp_vad.pipeline.features.spec import FeatureSpec
 from lanp_vad.pipeline.features.transforms import SnippetTransform
 from lanp_vad.pipeline.features.weights import create_backbone
-from lanp_vad.pipeline.video import VideoInfo
-from lanp_vad.pipeline.video.worker import DecodeSettings, snippet_frame_offsets
+from lanp_vad.pipeline.video.worker import snippet_frame_offsets
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DECODE_SHORT_SIDE = 1080
 """By default frames are scaled while decoding so their short side is at most this (or twice the resize, if that
 is more): an 8K source never holds full-size frames, while every source up to 1080 lines (Ped2, the CCTV clips,
-720p, 1080p) decodes at full size exactly as before. Scaling does change features: measured on a Ped2 clip
-upscaled x4 / x6, decode-time scaling to 2x / 4x the resize moved EfficientNet-Lite0 features by 6.3 % / 4.4 %
-relative L2, where re-encoding the clip at CRF 18 moved them by 1.9 % / 1.1 % (bench/decode_size.py), so the
-bound is kept high and recorded in the spec."""
+720p, 1080p) decodes at full size. Scaling while decoding changes the features more than a re-encode of the clip
+does (bench/decode_size.py measures both), so the bound is kept high and recorded in the spec."""
 
 
-class FeatureExtractor:
+class FeatureExtractor(PooledExtractor):
     """A backbone on a device plus the decoding and transform settings that, together, define a ``FeatureSpec``."""
 
     def __init__(self, config: ExtractionConfig | None = None, *, archive_workers: int = 0):
@@ -54,62 +47,37 @@ class FeatureExtractor:
         info = loaded.info
         self.device = resolve_device(config.device)
         self.backbone = loaded.backbone.to(self.device)
-        self.batch_size = config.batch_size
-        crop = config.crop_size or info.crop_size
+        crop_size = config.crop_size or info.crop_size
         # Without an explicit resize keep the backbone's resize/crop ratio (e.g. 256/224).
-        short_side = config.resize or (
-            info.resize if config.crop_size is None else round(crop * info.resize / info.crop_size)
+        resize = config.resize or (
+            info.resize if config.crop_size is None else round(crop_size * info.resize / info.crop_size)
         )
-        self.transform = SnippetTransform(short_side, crop, config.crops, info.mean, info.std)
         decode_short_side = config.decode_short_side
         if decode_short_side == "auto":  # large sources never sit in memory at full size (the spec records it)
-            decode_short_side = max(DEFAULT_DECODE_SHORT_SIDE, 2 * short_side)
-        self.decode = DecodeSettings(
-            snippet_length=config.snippet_length,
-            stride=config.stride,
-            pad_last=config.pad_last,
-            frames_per_snippet=min(config.frames_per_snippet or info.input_frames, config.snippet_length),
-            target_fps=config.fps,
-            max_side=config.max_side,
-            max_short_side=decode_short_side,
-            backend=config.decoder,
-        )
+            decode_short_side = max(DEFAULT_DECODE_SHORT_SIDE, 2 * resize)
+        self.spec = FeatureSpec(**{
+            **{name: getattr(config, name) for name in SPEC_SETTINGS},
+            # what the config leaves to the backbone, resolved; the backbone's frame count by default (as many as
+            # a snippet has if it wants more)
+            "backbone": info.name, "weights": loaded.weights, "dim": info.dim, "mean": info.mean, "std": info.std,
+            "layer": info.layer, "resize": resize, "crop_size": crop_size, "decode_short_side": decode_short_side,
+            "frames_per_snippet": config.frames_per_snippet or min(info.input_frames, config.snippet_length),
+        })
+        if crop_size > resize:
+            raise UserError(f"crop_size {crop_size} exceeds resize {resize} (the short side it is cropped from)",
+                            kind=ErrorKind.INVALID_ARGUMENT)
+        self.transform = SnippetTransform(resize, crop_size, config.crops, info.mean, info.std)
+        super().__init__(self.spec.decode_settings(config.decoder), batch_size=config.batch_size,
+                         pin_for_cuda=self.device.type == "cuda")
         snippet_frame_offsets(config.snippet_length, self.decode.frames_per_snippet)  # validates the count
         self._archive_pool: DecodePool | None = None
         if archive_workers > 0:
             self._archive_pool = DecodePool.for_archive(self.decode, workers=archive_workers,
                                                         snippets_per_chunk=config.batch_size, device=self.device)
             self._archive_pool.start()
-            weakref.finalize(self, _close_pools, self._archive_pool)
+            weakref.finalize(self, close_pools, self._archive_pool)
         self.runtime = choose_runtime(config.runtime, self.device)
-        self._runner = self._build_runner(config.runtime, loaded.weights, crop)
-        self.spec = FeatureSpec(
-            backbone=info.name,
-            weights=loaded.weights,
-            dim=info.dim,
-            snippet_length=config.snippet_length,
-            stride=config.stride,
-            frames_per_snippet=self.decode.frames_per_snippet,
-            pad_last=config.pad_last,
-            resize=short_side,
-            crop_size=crop,
-            crops=config.crops,
-            mean=info.mean,
-            std=info.std,
-            layer=info.layer,
-            fps=config.fps,
-            max_side=config.max_side,
-            decode_short_side=decode_short_side,
-        )
-        # The isolated path's processes, started on first use and kept: one decodes, one reads headers (a probe
-        # must not wait behind a long decode). Stopped by close(), garbage collection or interpreter exit.
-        self._decoder = DecodePool(self.decode, slots_per_worker=3, snippets_per_chunk=config.batch_size,
-                                   pin_for_cuda=self.device.type == "cuda")
-        self._prober = DecodePool(self.decode, slots_per_worker=0, snippets_per_chunk=1)
-        self._close = weakref.finalize(self, _close_pools, self._decoder, self._prober)
-        # Entered around every forward pass (one batch): the service sets its device scheduler's gate here, so
-        # that callers in several threads (uploads, jobs, live streams) take turns on the one device.
-        self.forward_gate: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+        self._runner = self._build_runner(config.runtime, loaded.weights, crop_size)
 
     @classmethod
     def from_spec(cls, spec: FeatureSpec, *, weights: str | None = None, what: str = "model",
@@ -125,36 +93,17 @@ class FeatureExtractor:
         pool, self._archive_pool = self._archive_pool, None
         return pool
 
-    def start_workers(self) -> None:
-        """Start the isolated path's decode and probe processes now rather than on the first video."""
-        for pool in (self._decoder, self._prober):
-            with pool.lease():
-                pass
-
     def close(self) -> None:
-        """Stop the decode and probe processes (idempotent; a later isolated call starts fresh ones)."""
-        _close_pools(self._decoder, self._prober, *([self._archive_pool] if self._archive_pool else []))
+        """Stop the decode and probe processes and an untaken archive pool (idempotent)."""
+        super().close()
+        if self._archive_pool is not None:
+            self._archive_pool.close()
 
-    def __enter__(self) -> FeatureExtractor:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def probe(self, source: str | Path, *, timeout_s: float | None = None) -> VideoInfo:
-        """The video's header as extraction will see it (frame count, fps, size), without decoding frames.
-
-        With ``timeout_s`` it is read by the persistent probe process, killed and replaced when it gives no answer
-        in that long (DecodeTimeoutError) or dies (DecoderCrashedError); otherwise in this process."""
-        if timeout_s is None:
-            with self.decode.open_reader(source) as reader:
-                return reader.info
-        with self._prober.lease(timeout_s) as pool:
-            return pool.probe(Path(source))
-
-    def clips(self, snippets: torch.Tensor) -> torch.Tensor:
-        """uint8 snippets (any device) -> normalised clips (N, crops, 3, L, S, S) on the extractor's device."""
-        return self.transform(snippets.to(self.device, non_blocking=True))
+    def clips(self, snippets: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """uint8 snippets (any device, or a numpy array) -> normalised clips (N, crops, 3, L, S, S) on the
+        extractor's device."""
+        tensor = torch.from_numpy(snippets) if isinstance(snippets, np.ndarray) else snippets
+        return self.transform(tensor.to(self.device, non_blocking=True))
 
     @torch.inference_mode()
     def forward_clips(self, clips: torch.Tensor) -> np.ndarray:
@@ -170,7 +119,7 @@ class FeatureExtractor:
                 start += size
             except torch.cuda.OutOfMemoryError as error:
                 if size <= 1:
-                    raise InternalError("out of device memory for a single snippet; lower --size",
+                    raise InternalError("out of device memory for a single snippet; lower --crop-size",
                                         kind=ErrorKind.OUT_OF_MEMORY) from error
                 torch.cuda.empty_cache()
                 self.batch_size = max(1, self.batch_size // 2)
@@ -198,31 +147,3 @@ class FeatureExtractor:
             self.runtime = "torch"
             return create_runner("torch", self.backbone, weights=weights, device=self.device,
                                  frames=self.decode.frames_per_snippet, crop_size=crop_size)
-
-    def features(self, snippets: torch.Tensor | np.ndarray) -> np.ndarray:
-        """uint8 snippets (N, L, H, W, 3) -> features (N, D) or (N, crops, D)."""
-        tensor = torch.from_numpy(snippets) if isinstance(snippets, np.ndarray) else snippets
-        return self.forward_clips(self.clips(tensor))
-
-    def extract_video(
-        self, source: str | Path | BinaryIO, *, timeout_s: float | None = None, progress: Progress | None = None
-    ) -> ExtractedVideo:
-        """One video's features. With ``timeout_s`` (paths only) decoding runs in the extractor's persistent worker
-        process, killed (and replaced for the next video) when it stops making progress for that long
-        (DecodeTimeoutError) or dies (DecoderCrashedError); otherwise decoding runs in this process."""
-        if timeout_s is not None and isinstance(source, str | Path):
-            with self._decoder.lease(timeout_s) as pool:
-                return extract_in_worker(self, Path(source), pool, progress)
-        reader, plan = self.decode.open(source)
-        with reader:
-            parts = []
-            for first, chunk in self.decode.iter_chunks(reader, plan, self.batch_size):
-                parts.append(self.features(chunk))
-                if progress is not None:
-                    progress(first + chunk.shape[0], plan.num_snippets)
-            return ExtractedVideo(np.concatenate(parts), reader.info, plan)
-
-
-def _close_pools(*pools: DecodePool) -> None:
-    for pool in pools:
-        pool.close()

@@ -14,39 +14,32 @@ error, with the install command.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
 import logging
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
-import numpy as np
 import torch
 
 from lanp_vad.models import backbones
 from lanp_vad.models.backbones import VideoBackbone
 from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.features.sessions import (
+    EXPORTED_RUNTIMES,
+    INSTALL_HINTS,
+    RUNTIMES,
+    exported_runner,
+    importable,
+)
 
 log = logging.getLogger(__name__)
 
-Runtime = Literal["auto", "torch", "onnxruntime", "openvino"]
-RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
-CPU_PREFERENCE = ("openvino", "onnxruntime", "torch")
-"""``auto``'s order on a CPU, the fastest first (bench/extract.py, 2-core machine): OpenVINO ran X3D-XS 2x and
-EfficientNet-Lite0 1.15-1.3x faster than ONNX Runtime, both far ahead of torch eager."""
-INSTALL_HINTS = {
-    "onnxruntime": "pip install onnxruntime onnx (dependencies of lanp-vad: reinstall it)",
-    "openvino": "pip install openvino onnx (dependencies of lanp-vad: reinstall it)",
-}
-CPU_BATCH_FRAMES = 64
-"""Frames per call of an exported runtime: larger batches are no faster on a CPU, only bigger (activations of a
-16-snippet batch at 224 px took 1.3 GiB more peak RSS than 64 frames in bench/extract.py)."""
+CPU_PREFERENCE = (*EXPORTED_RUNTIMES, "torch")
+"""``auto``'s order on a CPU, the fastest first (bench/extract.py): both exported runtimes far ahead of torch eager."""
 EXPORT_FORMAT = 1
 """Bumped when the export settings change, so that older cached files are not reused."""
 OPSET = 17
@@ -64,17 +57,7 @@ def cache_dir() -> Path:
 
 def _installed(runtime: str) -> bool:
     """Whether ``runtime`` and the ``onnx`` package the export needs can be imported."""
-    try:
-        importlib.import_module(runtime)
-        importlib.import_module("onnx")
-    except ImportError:
-        return False
-    return True
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on (its affinity, which containers and ``taskset`` narrow)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return importable(runtime) and importable("onnx")
 
 
 def choose_runtime(requested: str, device: torch.device) -> str:
@@ -91,7 +74,8 @@ def choose_runtime(requested: str, device: torch.device) -> str:
             raise UserError(f"--runtime {requested} runs on the CPU only; on {device} use torch (or auto)",
                             kind=ErrorKind.INVALID_ARGUMENT)
         if not _installed(requested):
-            raise UserError(f"--runtime {requested} is not installed: {INSTALL_HINTS[requested]}",
+            missing = requested if not importable(requested) else "onnx"
+            raise UserError(f"--runtime {requested} is not installed: {INSTALL_HINTS[missing]}",
                             kind=ErrorKind.MISSING_DEPENDENCY)
     return requested
 
@@ -132,46 +116,6 @@ def exported_model(backbone: VideoBackbone, weights: str, frames: int, crop_size
     return path
 
 
-def _onnxruntime_runner(path: Path, threads: int) -> Runner:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # idle threads sleep at once instead of busy-waiting: the decoding processes need those cores
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def run(clips: torch.Tensor) -> torch.Tensor:
-        (features,) = session.run(None, {"clips": np.ascontiguousarray(clips.numpy(), dtype=np.float32)})
-        return torch.from_numpy(features)
-
-    return run
-
-
-def _openvino_runner(path: Path, threads: int) -> Runner:
-    import openvino
-
-    core = openvino.Core()
-    compiled = core.compile_model(str(path), "CPU", {
-        "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-        "ENABLE_HYPER_THREADING": False,
-        # unpinned: a thread pinned to a core waits whenever the decoder (or anything else) runs there, and each
-        # inference waits for its slowest thread; off ran the engine 1.5-1.6x faster (two alternating A/B pairs,
-        # 2 Ped2 clips, default spec, load 6-8)
-        "ENABLE_CPU_PINNING": False,
-    })
-    request = compiled.create_infer_request()
-    lock = threading.Lock()  # an infer request serves one call at a time (the service may score from threads)
-
-    def run(clips: torch.Tensor) -> torch.Tensor:
-        with lock:
-            request.infer({0: np.ascontiguousarray(clips.numpy(), dtype=np.float32)})
-            return torch.from_numpy(request.get_output_tensor(0).data.copy())
-
-    return run
-
-
 def _torch_runner(backbone: VideoBackbone, device: torch.device) -> Runner:
     def run(clips: torch.Tensor) -> torch.Tensor:
         if device.type == "cuda":
@@ -189,11 +133,9 @@ def create_runner(runtime: str, backbone: VideoBackbone, *, weights: str, device
     if runtime == "torch":
         return _torch_runner(backbone, device)
     path = exported_model(backbone, weights, frames, crop_size)
-    build = _onnxruntime_runner if runtime == "onnxruntime" else _openvino_runner
-    run = build(path, threads or torch.get_num_threads())
-    snippets_per_call = max(1, CPU_BATCH_FRAMES // frames)
+    run = exported_runner(runtime, path, threads=threads or torch.get_num_threads(), frames_per_item=frames)
 
-    def run_in_parts(clips: torch.Tensor) -> torch.Tensor:
-        return torch.cat([run(part) for part in clips.split(snippets_per_call)])
+    def run_exported(clips: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(run(clips.numpy()))
 
-    return run_in_parts
+    return run_exported

@@ -2,6 +2,8 @@
 
 Stored with every feature set (``feature_spec.json``) and every trained model; scoring refuses a model whose spec
 differs from the extractor's, since a classifier trained on one backbone's features is meaningless on another's.
+Its settings have the names of ``ExtractionConfig``'s fields and of the ``lanp extract`` flags; ``decode_settings``
+is the one mapping to the decoder's settings. A stored spec loads only when it is a complete spec of this version.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.video.decode import Backend
 from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
+from lanp_vad.pipeline.video.worker import DecodeSettings
 
 SPEC_FILE = "feature_spec.json"
+RANDOM_INIT = "random-init"
+"""The weights identity of seeded random weights: ``random-init:SEED``."""
 
 
 class SpecMismatchError(UserError):
@@ -48,7 +54,7 @@ class FeatureSpec(BaseModel):
     decode_short_side: int | None = Field(
         None,
         description="frames scaled down while decoding (FFmpeg bilinear) so the short side is at most this, before "
-        "the resize; None: decoded at full size (every spec written before this setting existed)",
+        "the resize; None: decoded at full size",
     )
 
     @classmethod
@@ -77,6 +83,14 @@ class FeatureSpec(BaseModel):
                 f"{other.describe()}; they differ in {', '.join(differing)}"
             )
 
+    def decode_settings(self, backend: Backend = "pyav") -> DecodeSettings:
+        """How videos are decoded for these features (``backend`` is the decoder, which changes nothing in them)."""
+        return DecodeSettings(
+            snippet_length=self.snippet_length, stride=self.stride, pad_last=self.pad_last,
+            frames_per_snippet=self.frames_per_snippet, target_fps=self.fps, max_side=self.max_side,
+            max_short_side=self.decode_short_side, backend=backend,
+        )
+
     def save(self, directory: Path) -> Path:
         path = Path(directory) / SPEC_FILE
         path.write_text(self.model_dump_json(indent=2))
@@ -84,4 +98,14 @@ class FeatureSpec(BaseModel):
 
     @classmethod
     def load(cls, directory: Path) -> FeatureSpec:
-        return cls.model_validate_json((Path(directory) / SPEC_FILE).read_text())
+        """The spec stored in ``directory``: every setting must be there (a spec of another version of lanp-vad,
+        which lacks some, is refused naming them rather than completed with guesses); pydantic's
+        ``ValidationError`` for values that are not a spec's."""
+        path = Path(directory) / SPEC_FILE
+        spec = cls.model_validate_json(path.read_text())
+        missing = sorted(set(cls.model_fields) - spec.model_fields_set)
+        if missing:
+            raise UserError(f"{path} is not a complete feature spec of this version of lanp-vad (it lacks "
+                            f"{', '.join(missing)}): extract its features (and train its model) again",
+                            kind=ErrorKind.INVALID_FEATURES)
+        return spec

@@ -16,10 +16,10 @@ from torch.nn import functional
 
 GROUP_BYTES = 32 << 20
 """Snippets are transformed a few at a time, so that each group's float frames fit in about this much: buffers
-below glibc's largest mmap threshold are reused instead of being faulted in afresh for every batch. With the
-frames made channels-first before the resize (float NCHW resizes ~1.5x faster than the channels-last view) and
-the normalisation written in place into the result, the transform ran 2-3x faster than stacking whole batches,
-with bit-identical output (tests/pipeline/features/test_transforms.py)."""
+below glibc's largest mmap threshold are reused instead of being faulted in afresh for every batch. The frames are
+made channels-first before the resize (float NCHW resizes faster than the channels-last view) and normalised in
+place into the result, with output bit-identical to stacking whole batches (tests/pipeline/features/
+test_transforms.py)."""
 
 
 def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:

@@ -18,11 +18,11 @@ import torch
 
 from lanp_vad.models.backbones import BackboneInfo, VideoBackbone, apply_state_dict, backbone_info, build_backbone
 from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.pipeline.features.spec import RANDOM_INIT
 from lanp_vad.pipeline.files import sha256_file
 
 log = logging.getLogger(__name__)
 
-RANDOM_INIT = "random-init"
 _STATE_DICT_KEYS = ("model_state", "state_dict", "model")
 
 

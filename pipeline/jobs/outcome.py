@@ -45,14 +45,14 @@ def score_one(scorer: Any, video: VideoInput, config: BatchConfig) -> VideoOutco
     ``config.timeout_s`` stops the scoring cooperatively (the Scorer polls ``cancel`` between snippet batches); a
     decoder hung in native code never returns to poll it, so the local pool also kills a worker that overruns.
     """
-    from lanp_vad.pipeline.scoring.scorer import ScoringCancelled
+    from lanp_vad.pipeline.scoring.result import ScoringCancelled
 
     start = time.perf_counter()
     deadline = None if config.timeout_s is None else time.monotonic() + config.timeout_s
     try:
         score = scorer.score_video(video.path, config=config.scoring,
                                    cancel=None if deadline is None else lambda: time.monotonic() > deadline)
-        document = score.to_dict()
+        document = score.model_dump(mode="json")
         plot = None
         if config.plots:
             from lanp_vad.pipeline.scoring.plot import plot_png

@@ -115,9 +115,8 @@ class BatchOutputs:
             return False
         recorded = json.loads(run_file.read_text())
         model = recorded.get("model")
-        files = model.get("files_sha256") if isinstance(model, dict) else model  # round 2 wrote the hash alone
-        if files != self.model["files_sha256"]:
-            named = model.get("id", files) if isinstance(model, dict) else model
+        if not isinstance(model, dict) or model.get("files_sha256") != self.model["files_sha256"]:
+            named = model.get("id") if isinstance(model, dict) else "another version of lanp-vad"
             raise BatchError(
                 f"{self.root} holds results of model {named}, not of model {self.model['id']} (or of another "
                 "version of its files): use another --out folder (nothing was changed)",
@@ -139,7 +138,7 @@ class BatchOutputs:
         plot when it has one (or when ``plots``; ``plot(VideoScore)`` draws it, default ``plot_png``) and its
         evidence; then ``run.json``. Returns how many videos; the tables are rebuilt by ``rebuild_tables``."""
         from lanp_vad.pipeline.scoring.plot import plot_png
-        from lanp_vad.pipeline.scoring.result import VideoScore, resegment
+        from lanp_vad.pipeline.scoring.result import parse_document, resegment
 
         count = 0
         for video_id, record in sorted(self.manifest.latest.items()):
@@ -150,7 +149,7 @@ class BatchOutputs:
             atomic_write_bytes(path, json.dumps(document).encode())
             plot_path = self.plots_dir / f"{video_id}.png"
             if plots or (plots is None and plot_path.exists()):
-                atomic_write_bytes(plot_path, (plot or plot_png)(VideoScore.from_dict(document)))
+                atomic_write_bytes(plot_path, (plot or plot_png)(parse_document(document)))
             self.write_evidence(video_id, record["path"], document)
             count += 1
         self.save_run()

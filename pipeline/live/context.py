@@ -15,20 +15,10 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import numpy as np
-import torch
 
 from lanp_vad.models.context import StreamingTrailingMean
 
 Meta = TypeVar("Meta")
-
-
-def temporal_radius(classifier: torch.nn.Module | None) -> int:
-    """How many snippets on each side a classifier's score looks at (its temporal convolution's half width; 0
-    without a classifier: the normality bank scores each snippet on its own)."""
-    if classifier is None:
-        return 0
-    convolutions = [m for m in classifier.modules() if isinstance(m, torch.nn.Conv1d)]
-    return sum(int(m.kernel_size[0]) // 2 * int(m.dilation[0]) for m in convolutions)
 
 
 class TemporalContext(Generic[Meta]):

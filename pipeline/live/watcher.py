@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lanp_vad.models.errors import VideoError
 from lanp_vad.pipeline.live.assembler import SessionEnd, Snippet, SnippetAssembler
 from lanp_vad.pipeline.live.backlog import Backlog, Notice
-from lanp_vad.pipeline.live.context import TemporalContext, temporal_radius
+from lanp_vad.pipeline.live.context import TemporalContext
 from lanp_vad.pipeline.live.segmenter import LiveSegmenter, SegmentEvent
 from lanp_vad.pipeline.live.source import Backoff, SourceConfig, check_source, is_file, open_live
 from lanp_vad.pipeline.scoring.scorer import Scorer, check_threshold
@@ -75,11 +75,9 @@ class Watcher:
         self.threshold = scorer.threshold if self.config.threshold is None else check_threshold(self.config.threshold)
         self.settings = scorer.extractor.decode
         self.backlog = Backlog(self.config.backlog_snippets)
-        head = scorer.classifier.config if scorer.classifier is not None else None
         self.context: TemporalContext[Snippet] = TemporalContext(
-            scorer.classify, temporal_radius(scorer.classifier),
-            context_window=head.context_window if head is not None and head.context == "trailing_mean" else None,
-        )  # fmt: skip
+            scorer.head, scorer.head.radius, context_window=scorer.head.context_window
+        )
         self._stop = threading.Event()
         self._stopped_at: float | None = None
         self.gave_up = False
@@ -270,7 +268,7 @@ class Watcher:
                 self._emit({"type": "event_start", "session": session, "start_frame": segment.start_frame,
                             "start_s": segment.start_s, "peak": segment.peak})
             else:
-                self._emit({"type": "event_end", "session": session, **segment.to_dict(),
+                self._emit({"type": "event_end", "session": session, **segment.model_dump(),
                             "thumbnail": self._thumbnail(session, segment.start_frame, segment.end_frame)})
         if self._segmenter is not None:
             region = self._segmenter.region

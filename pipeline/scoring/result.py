@@ -1,10 +1,11 @@
-"""The result of scoring one video, torch-free: ``VideoScore`` in memory, its JSON document, and re-thresholding.
+"""The result of scoring one video, torch-free: ``VideoScore``, the one definition of the result document.
 
-``VideoScore.to_dict`` is THE document of ``POST /score``, ``lanp score`` and ``videos/<id>.json`` of a batch run.
-Its shape is the pydantic model ``ScoreDocument`` (``schema_version`` ``SCHEMA_VERSION``); the JSON Schema made
-from it ships with the package (``pipeline/scoring/score_document.schema.json``, ``document_schema()``).
-``resegment(document, config)`` recomputes the events of a stored document at another threshold or with other
-segment rules, without decoding: the same function a fresh score ends with, so both give the same events.
+``VideoScore`` (pydantic) is THE document of ``POST /score``, ``lanp score`` and ``videos/<id>.json`` of a batch
+run: in memory its scores are numpy arrays, in JSON lists (``model_dump(mode="json")``, ``model_dump_json()``),
+and ``parse_document`` reads one back. Its JSON Schema (``schema_version`` ``SCHEMA_VERSION``) ships with the
+package (``pipeline/scoring/score_document.schema.json``, ``document_schema()``) and is the route's OpenAPI
+response. ``resegment(document, config)`` recomputes the events of a stored document at another threshold or with
+other segment rules, without decoding: the same function a fresh score ends with, so both give the same events.
 
 Nothing here imports torch: the service, the plot and ``lanp segments`` use it without loading a model.
 """
@@ -14,13 +15,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from lanp_vad.models.errors import Canceled, ErrorKind, UserError, VideoError
 from lanp_vad.pipeline.scoring.config import ScoringConfig, SegmentConfig
@@ -31,6 +40,27 @@ SCHEMA_FILE = "score_document.schema.json"
 # Scores count as saturated when 90 % of the frames lie within 0.05 of 0 or of 1 (one flat curve, no ranking).
 SATURATION_MARGIN = 0.05
 SATURATION_SHARE = 0.9
+
+
+def _vector(dtype: type, item: str) -> Any:
+    """A one-dimensional numpy array in memory that is a JSON list of ``item`` s (``number``, ``integer``)."""
+
+    def validate(value: Any) -> np.ndarray:
+        array = np.asarray(value)
+        if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.number)):
+            raise ValueError(f"expected a list of {item}s")
+        return array.astype(dtype, copy=False)
+
+    return Annotated[
+        np.ndarray,
+        PlainValidator(validate),
+        PlainSerializer(lambda array: array.tolist()),
+        WithJsonSchema({"type": "array", "items": {"type": item}}),
+    ]
+
+
+FloatVector = _vector(np.float64, "number")
+IntVector = _vector(np.int64, "integer")
 
 
 class ScoringCancelled(Canceled):
@@ -68,17 +98,10 @@ class ModelRef(BaseModel):
     device: str
 
 
-class SegmentDoc(BaseModel):
-    """One event: frames ``[start_frame, end_frame)``, seconds ``[start_s, end_s)``, raw-score peak and mean."""
+class EventSegment(Segment):
+    """One event of a document: a ``Segment`` with its number."""
 
     index: int = Field(description="1-based event number, as on the plot and in file names")
-    start_frame: int
-    end_frame: int = Field(description="exclusive")
-    start_s: float
-    end_s: float
-    peak: float
-    peak_frame: int = Field(description="the frame with the highest score (the thumbnail)")
-    mean: float
 
 
 class DomainShift(BaseModel):
@@ -94,12 +117,12 @@ class ResultWarning(BaseModel):
     message: str
 
 
-class ScoreDocument(BaseModel):
+class VideoScore(BaseModel):
     """The result document of one scored video (JSON of ``POST /score``, ``lanp score``, ``videos/<id>.json``)."""
 
     model_config = ConfigDict(extra="forbid", title="LANP score document")
 
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
     video: str
     fps: float
     num_frames: int
@@ -111,39 +134,48 @@ class ScoreDocument(BaseModel):
     feature_spec: dict[str, Any]
     decoder: str = ""
     num_snippets: int
-    snippet_scores: list[float]
-    frame_scores: list[float]
-    frame_snippets: list[int]
-    timestamps: list[float] = Field(description="seconds from the first frame, one per frame")
-    segments: list[SegmentDoc]
+    snippet_scores: FloatVector
+    frame_scores: FloatVector
+    frame_snippets: IntVector
+    timestamps: FloatVector = Field(description="seconds from the first frame, one per frame")
+    segments: list[EventSegment]
     domain_shift: DomainShift | None = None
     warnings: list[ResultWarning] = Field(default_factory=list)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _upgrade_unversioned(cls, data: Any) -> Any:
-        """Documents written before ``schema_version`` existed lack the model id and the events' index and peak
-        frame: fill them in from what they hold, so old batch folders can still be re-thresholded."""
-        if not isinstance(data, dict) or "schema_version" in data:
-            return data
-        data = dict(data)
-        model = data.get("model")
-        if isinstance(model, dict) and "id" not in model and {"name", "sha256"} <= model.keys():
-            data["model"] = {**model, "id": model_id(model["name"], model["sha256"])}
-        scores = data.get("frame_scores")
-        if isinstance(data.get("segments"), list) and isinstance(scores, list):
-            data["segments"] = [
-                {"index": index, "peak_frame": _peak_frame(scores, segment), **segment}
-                if isinstance(segment, dict) else segment
-                for index, segment in enumerate(data["segments"], 1)
-            ]
-        return data
+    @model_validator(mode="after")
+    def _lengths_agree(self) -> VideoScore:
+        """One snippet score per snippet, one frame score, snippet and time per frame."""
+        if self.snippet_scores.size != self.num_snippets:
+            raise ValueError(f"{self.snippet_scores.size} snippet_scores for num_snippets {self.num_snippets}")
+        for name in ("frame_scores", "frame_snippets", "timestamps"):
+            if getattr(self, name).size != self.num_frames:
+                raise ValueError(f"{getattr(self, name).size} {name} for num_frames {self.num_frames}")
+        return self
+
+    def frames_csv(self) -> str:
+        """One row per decoded frame: ``frame,time_s,snippet,score,in_segment``."""
+        in_segment = np.zeros(self.num_frames, dtype=bool)
+        for segment in self.segments:
+            in_segment[segment.start_frame : segment.end_frame] = True
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["frame", "time_s", "snippet", "score", "in_segment"])
+        for frame in range(self.num_frames):
+            writer.writerow(
+                [
+                    frame,
+                    repr(float(self.timestamps[frame])),
+                    int(self.frame_snippets[frame]),
+                    repr(float(self.frame_scores[frame])),
+                    int(in_segment[frame]),
+                ]
+            )
+        return buffer.getvalue()
 
 
-def _peak_frame(frame_scores: list[float], segment: dict[str, Any]) -> int:
-    start, end = int(segment.get("start_frame", 0)), int(segment.get("end_frame", 0))
-    window = frame_scores[start:end]
-    return start + int(np.argmax(window)) if window else start
+def numbered(segments: list[Segment]) -> list[EventSegment]:
+    """Segments as a document's events, numbered from 1 in order."""
+    return [EventSegment(index=index, **segment.model_dump()) for index, segment in enumerate(segments, 1)]
 
 
 def document_schema() -> dict[str, Any]:
@@ -152,12 +184,12 @@ def document_schema() -> dict[str, Any]:
 
 
 def generated_schema() -> dict[str, Any]:
-    """The JSON Schema made from ``ScoreDocument`` now: what ``SCHEMA_FILE`` must hold (a test compares them;
+    """The JSON Schema made from ``VideoScore`` now: what ``SCHEMA_FILE`` must hold (a test compares them;
     regenerate with ``python -m lanp_vad.pipeline.scoring.result > pipeline/scoring/score_document.schema.json``)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"lanp-vad/score-document/{SCHEMA_VERSION}",
-        **ScoreDocument.model_json_schema(),
+        **VideoScore.model_json_schema(),
     }
 
 
@@ -191,109 +223,11 @@ def domain_shift_warning(shift: DomainShift) -> ResultWarning:
     )
 
 
-@dataclass
-class VideoScore:
-    """Everything known about one scored video; ``to_dict`` is the result document."""
-
-    video: str
-    fps: float
-    num_frames: int
-    duration_s: float
-    threshold: float
-    model: dict[str, Any]
-    feature_spec: dict[str, Any]
-    snippet_scores: np.ndarray
-    frame_scores: np.ndarray
-    frame_snippets: np.ndarray
-    timestamps: np.ndarray
-    segments: list[Segment] = field(default_factory=list)
-    decoder: str = ""
-    segment_config: SegmentConfig = field(default_factory=SegmentConfig)
-    start_time: str | None = None
-    domain_shift: DomainShift | None = None
-    warnings: list[ResultWarning] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "video": self.video,
-            "fps": self.fps,
-            "num_frames": self.num_frames,
-            "duration_s": self.duration_s,
-            "start_time": self.start_time,
-            "threshold": self.threshold,
-            "segment_config": self.segment_config.model_dump(),
-            "model": self.model,
-            "feature_spec": self.feature_spec,
-            "decoder": self.decoder,
-            "num_snippets": int(self.snippet_scores.size),
-            "snippet_scores": self.snippet_scores.tolist(),
-            "frame_scores": self.frame_scores.tolist(),
-            "frame_snippets": self.frame_snippets.tolist(),
-            "timestamps": self.timestamps.tolist(),
-            "segments": [segment_document(index, segment) for index, segment in enumerate(self.segments, 1)],
-            "domain_shift": None if self.domain_shift is None else self.domain_shift.model_dump(),
-            "warnings": [warning.model_dump(mode="json") for warning in self.warnings],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VideoScore:
-        """Rebuild from a result document (a stored job result, ``videos/<id>.json``); a document that does not
-        fit the schema is a ``UserError`` naming the first fields at fault."""
-        document = parse_document(data)
-        return cls(
-            video=document.video,
-            fps=document.fps,
-            num_frames=document.num_frames,
-            duration_s=document.duration_s,
-            threshold=document.threshold,
-            model=document.model.model_dump(),
-            feature_spec=document.feature_spec,
-            snippet_scores=np.asarray(document.snippet_scores, dtype=np.float64),
-            frame_scores=np.asarray(document.frame_scores, dtype=np.float64),
-            frame_snippets=np.asarray(document.frame_snippets, dtype=np.int64),
-            timestamps=np.asarray(document.timestamps, dtype=np.float64),
-            segments=[Segment(**s.model_dump(exclude={"index"})) for s in document.segments],
-            decoder=document.decoder,
-            segment_config=document.segment_config,
-            start_time=document.start_time,
-            domain_shift=document.domain_shift,
-            warnings=list(document.warnings),
-        )
-
-    @property
-    def model_id(self) -> str:
-        return str(self.model.get("id") or model_id(self.model["name"], self.model["sha256"]))
-
-    def frames_csv(self) -> str:
-        """One row per decoded frame: ``frame,time_s,snippet,score,in_segment``."""
-        in_segment = np.zeros(self.num_frames, dtype=bool)
-        for segment in self.segments:
-            in_segment[segment.start_frame : segment.end_frame] = True
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["frame", "time_s", "snippet", "score", "in_segment"])
-        for frame in range(self.num_frames):
-            writer.writerow(
-                [
-                    frame,
-                    repr(float(self.timestamps[frame])),
-                    int(self.frame_snippets[frame]),
-                    repr(float(self.frame_scores[frame])),
-                    int(in_segment[frame]),
-                ]
-            )
-        return buffer.getvalue()
-
-
-def segment_document(index: int, segment: Segment) -> dict[str, Any]:
-    return {"index": index, **segment.to_dict()}
-
-
-def parse_document(data: Any) -> ScoreDocument:
-    """Validate a result document; errors name the fields (a ``UserError`` of kind ``invalid_input``)."""
+def parse_document(data: Any) -> VideoScore:
+    """Read a result document (a stored job result, ``videos/<id>.json``); one that does not fit the schema is a
+    ``UserError`` of kind ``invalid_input`` naming the first fields at fault."""
     try:
-        return ScoreDocument.model_validate(data)
+        return VideoScore.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in error.errors()[:3])
         raise UserError(f"not a LANP result document: {problems}", kind=ErrorKind.INVALID_INPUT) from None
@@ -316,12 +250,11 @@ def resegment(document: dict[str, Any], config: ScoringConfig) -> dict[str, Any]
     its segment rules replace the document's. Scores, timestamps and everything else are kept as they are.
     The result equals what ``Scorer.score_video`` returns with the same config. Raises ``UserError`` for a
     document that is not a result document."""
-    score = VideoScore.from_dict(document)
-    threshold = float(score.model["threshold"]) if config.threshold is None else config.threshold
-    score.threshold = threshold
-    score.segment_config = config.segments
-    score.segments = event_segments(score.frame_scores, score.fps, threshold, config.segments, score.timestamps)
-    return score.to_dict()
+    score = parse_document(document)
+    threshold = score.model.threshold if config.threshold is None else config.threshold
+    segments = event_segments(score.frame_scores, score.fps, threshold, config.segments, score.timestamps)
+    return score.model_copy(update={"threshold": threshold, "segment_config": config.segments,
+                                    "segments": numbered(segments)}).model_dump(mode="json")
 
 
 if __name__ == "__main__":

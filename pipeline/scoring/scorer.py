@@ -1,9 +1,12 @@
 """Scoring one video with a trained model: per-snippet, per-frame scores, timestamps and event segments.
 
-``Scorer.from_model_dir`` loads a model directory once (classifier, feature spec, default threshold from
+``Scorer.from_model_dir`` loads a model directory once (its head, feature spec, default threshold from
 ``metadata.json``) and builds the feature extractor the spec describes; a model whose spec differs from the
-extractor's is refused with both specs named. ``Scorer.score_video`` returns a ``VideoScore`` whose ``to_dict``
-is THE JSON document of ``POST /score`` and ``lanp score``: both call this function, so they agree to the bit.
+extractor's is refused with both specs named. With torch installed the head is the classifier in torch and the
+extractor the torch one; without it (or with ``exported=True``) both are the networks ``lanp export`` wrote into
+the model directory, run by ONNX Runtime or OpenVINO, and the scores agree with torch's to 1e-4.
+``Scorer.score_video`` returns a ``VideoScore``, THE JSON document of ``POST /score`` and ``lanp score``: both call
+this function, so they agree to the bit.
 
 Per-frame scores follow the field's convention: each frame gets the score of the snippet that holds it, frames of
 a padded last snippet included (with ``pad_last=False`` the frames of the dropped partial snippet take the last
@@ -19,16 +22,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import torch
 
-from lanp_vad.models.detector import Detector
 from lanp_vad.models.errors import ErrorKind, UserError
-from lanp_vad.pipeline.device import resolve_device
-from lanp_vad.pipeline.features.extractor import FeatureExtractor
+from lanp_vad.pipeline.features.base import PooledExtractor
+from lanp_vad.pipeline.features.sessions import INSTALL_HINTS, importable
 from lanp_vad.pipeline.features.spec import FeatureSpec
 from lanp_vad.pipeline.files import files_sha256
 from lanp_vad.pipeline.scoring.config import DEFAULT_THRESHOLD, ScoringConfig
 from lanp_vad.pipeline.scoring.evidence import container_start_time
+from lanp_vad.pipeline.scoring.export import load_exported
+from lanp_vad.pipeline.scoring.heads import SnippetHead
 from lanp_vad.pipeline.scoring.result import (
     DomainShift,
     ScoringCancelled,
@@ -37,20 +40,18 @@ from lanp_vad.pipeline.scoring.result import (
     domain_shift_warning,
     event_segments,
     model_id,
+    numbered,
     saturation_warning,
 )
 from lanp_vad.pipeline.scoring.segments import frame_times
 from lanp_vad.pipeline.training.domain import SHIFT_WARN_AT, FeatureStats
-from lanp_vad.pipeline.training.model_dir import ModelDirError, load_model, weights_files
+from lanp_vad.pipeline.training.model_dir import ModelDirError, ModelFiles, read_model_files, weights_files
 from lanp_vad.pipeline.video import VideoInfo
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float], None]
 CancelCallback = Callable[[], bool]
-
-# Re-exported for callers of the scorer that predate pipeline.scoring.result.
-__all__ = ["Scorer", "ScoringCancelled", "VideoScore", "WorkLimitExceeded", "check_threshold"]
 
 
 def frame_scores_from_snippets(snippet_scores: np.ndarray, frame_to_snippet: np.ndarray) -> np.ndarray:
@@ -64,8 +65,6 @@ def _model_threshold(metadata: dict[str, Any], model_dir: Path) -> tuple[float, 
     if value is None:
         log.warning("%s/metadata.json has no threshold; using %.2f", model_dir, DEFAULT_THRESHOLD)
         return DEFAULT_THRESHOLD, "default"
-    if isinstance(value, dict):  # {"value": ..., "method": ...}
-        value = value.get("value")
     try:
         threshold = float(value)
     except (TypeError, ValueError) as error:
@@ -83,26 +82,25 @@ def check_threshold(threshold: float) -> float:
 
 
 class Scorer:
-    """A loaded model plus its matching feature extractor, ready to score videos one after another."""
+    """A loaded model's head plus its matching feature extractor, ready to score videos one after another."""
 
     def __init__(
         self,
         *,
         model_dir: Path,
-        detector: Detector,
+        head: SnippetHead,
         spec: FeatureSpec,
-        extractor: FeatureExtractor,
+        extractor: PooledExtractor,
         metadata: dict[str, Any],
-        device: torch.device,
         config: ScoringConfig | None = None,
         feature_stats: FeatureStats | None = None,
     ):
         self.model_dir = model_dir
-        self.detector = detector.to(device)
+        self.head = head
         self.spec = spec
         self.extractor = extractor
         self.metadata = metadata
-        self.device = device
+        self.device = head.device
         self.config = config or ScoringConfig()
         self.feature_stats = feature_stats
         self.threshold, self.threshold_source = _model_threshold(metadata, model_dir)
@@ -121,6 +119,7 @@ class Scorer:
         weights: str | None = None,
         config: ScoringConfig | None = None,
         runtime: str = "auto",
+        exported: bool | None = None,
     ) -> Scorer:
         """Load ``model_dir`` and build the extractor its spec names (``weights`` overrides where they live).
 
@@ -129,19 +128,27 @@ class Scorer:
         killed when it makes no progress for that long, so a hostile or broken file can neither hang nor crash
         the caller; the process is started once and reused (``close()`` or ``with`` stops it). ``None`` decodes
         in this process (for trusted inputs). Both give the same numbers. ``runtime`` is the backbone's inference
-        runtime (``ExtractionConfig.runtime``; features do not depend on it)."""
+        runtime (``ExtractionConfig.runtime``; features do not depend on it). ``exported``: score with the
+        networks ``lanp export`` wrote into the model directory (default: when torch is not installed)."""
         model_dir = Path(model_dir)
-        loaded = load_model(model_dir)
-        torch_device = resolve_device(device)
-        extractor = FeatureExtractor.from_spec(loaded.spec, weights=weights, device=str(torch_device),
-                                               runtime=runtime, what=f"model {model_dir.name}")
+        files = read_model_files(model_dir)
+        if exported is None:
+            exported = not importable("torch")
+        if exported:
+            if device not in ("auto", "cpu"):
+                raise UserError(f"the exported model runs on the CPU, not on {device}: install torch for a GPU "
+                                f"({INSTALL_HINTS['torch']})", kind=ErrorKind.MISSING_DEPENDENCY)
+            extractor, head = load_exported(model_dir, files, runtime=runtime)
+        else:
+            extractor, head = _torch_pipeline(model_dir, files, device=device, weights=weights, runtime=runtime)
+        if files.calibration is not None:  # the classifier's and the normality bank's evidence, calibrated
+            head = files.detector(head)
         return cls(
             model_dir=model_dir,
-            detector=loaded.detector,
-            spec=loaded.spec,
+            head=head,
+            spec=files.spec,
             extractor=extractor,
-            metadata=dict(loaded.metadata),
-            device=torch_device,
+            metadata=dict(files.metadata),
             config=config,
             feature_stats=FeatureStats.load(model_dir),
         )
@@ -155,7 +162,7 @@ class Scorer:
             "sha256": self.model_sha256,
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
-            "device": str(self.device),
+            "device": self.device,
             "runtime": self.extractor.runtime,
         }
 
@@ -163,25 +170,12 @@ class Scorer:
     def spec_identity(self) -> dict[str, Any]:
         return {"hash": self.spec.digest(), **self.spec.model_dump(mode="json")}
 
-    @property
-    def classifier(self) -> torch.nn.Module | None:
-        """The model's classifier (None for a model of an archive without anomalies: its bank scores alone)."""
-        return self.detector.classifier
-
-    def classify(self, features: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-        """Snippet scores in [0, 1] for one video's (T, D) or (T, crops, D) features (crops averaged).
-
-        ``reference``: the features' trailing means (same shape), for a head with the video context that is given
-        a window out of a longer sequence (a live session); by default they are computed from ``features``.
-        """
-        return self.detector.score(features, reference=reference, device=self.device)
-
     def warm_up(self) -> None:
         """Run the backbone and the classifier once and start the decode processes (when decoding is isolated),
         so that the first request pays no lazy initialisation."""
         frames = self.extractor.decode.frames_per_snippet
         features = self.extractor.features(np.zeros((1, frames, 64, 64, 3), dtype=np.uint8))
-        self.classify(features)
+        self.head(features)
         if self.decode_timeout_s is not None:
             self.extractor.start_workers()
 
@@ -238,7 +232,7 @@ class Scorer:
                 progress(min(done / total, 0.99))
 
         extracted = self.extractor.extract_video(source, timeout_s=self.decode_timeout_s, progress=on_progress)
-        snippet_scores = self.classify(extracted.features)
+        snippet_scores = self.head(extracted.features)
         info, plan = extracted.info, extracted.plan
         frame_to_snippet = np.asarray(plan.frame_to_snippet)
         num_frames = int(frame_to_snippet.size)
@@ -265,14 +259,30 @@ class Scorer:
             threshold=threshold,
             model=self.identity,
             feature_spec=self.spec_identity,
+            num_snippets=int(snippet_scores.size),
             snippet_scores=snippet_scores,
             frame_scores=frame_scores,
             frame_snippets=np.where(frame_to_snippet < 0, snippet_scores.size - 1, frame_to_snippet),
             timestamps=times[:-1],
-            segments=segments,
+            segments=numbered(segments),
             decoder=str(getattr(info, "backend", "")),
             segment_config=config.segments,
             start_time=None if start_time is None else start_time.isoformat(),
             domain_shift=shift,
             warnings=warnings,
         )
+
+
+def _torch_pipeline(model_dir: Path, files: ModelFiles, *, device: str, weights: str | None,
+                    runtime: str) -> tuple[PooledExtractor, SnippetHead | None]:
+    """The torch extractor of the model's spec and its classifier in torch (None if it has none), on ``device``."""
+    from lanp_vad.models.torch_head import TorchHead
+    from lanp_vad.pipeline.device import resolve_device
+    from lanp_vad.pipeline.features.extractor import FeatureExtractor
+    from lanp_vad.pipeline.training.model_dir import load_model
+
+    torch_device = resolve_device(device)
+    extractor = FeatureExtractor.from_spec(files.spec, weights=weights, device=str(torch_device), runtime=runtime,
+                                           what=f"model {model_dir.name}")
+    classifier = load_model(model_dir).classifier if files.has_classifier else None
+    return extractor, None if classifier is None else TorchHead(classifier, torch_device)

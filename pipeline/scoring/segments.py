@@ -11,34 +11,30 @@ strictly above ``threshold`` -> runs separated by at most ``merge_gap_s`` second
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_SMOOTH_S = 0.5
 DEFAULT_MIN_DURATION_S = 0.5
 DEFAULT_MERGE_GAP_S = 1.0
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One event. ``end_frame`` is exclusive; ``end_s`` is when frame ``end_frame`` would start."""
+class Segment(BaseModel):
+    """One event: frames ``[start_frame, end_frame)``, seconds ``[start_s, end_s)``, raw-score peak and mean."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     start_frame: int
-    end_frame: int
+    end_frame: int = Field(description="exclusive")
     start_s: float
-    end_s: float
+    end_s: float = Field(description="when frame end_frame would start")
     peak: float
-    peak_frame: int
+    peak_frame: int = Field(description="the frame with the highest score (the thumbnail)")
     mean: float
 
     @property
     def num_frames(self) -> int:
         return self.end_frame - self.start_frame
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def frames_for(seconds: float, fps: float) -> int:

@@ -5,10 +5,10 @@ every result carries a ``domain_shift`` figure. The statistic is a principal sub
 their mean and the leading principal directions that explain ``VARIANCE_KEPT`` of the variance. A snippet's
 distance is the norm of its residual off that subspace (what the training archive never varied along); the
 training snippets' own 99th percentile of that residual is the unit. A video's ``domain_shift`` is the median of
-its snippets' distances in that unit. Measured (``bench/domain_shift.py``, README "Domain-shift warning"):
-1.2-2.5 for held-back footage of the training camera, 4.2-8.1 for other cameras; ``SHIFT_WARN_AT`` (3) lies
-between. It separated the two groups better than the Mahalanobis distance inside the subspace and the distance
-to the nearest training snippet (the plain choice), whose ranges overlap more closely.
+its snippets' distances in that unit. ``SHIFT_WARN_AT`` (3) lies between the figures of held-back footage of the
+training camera and those of other cameras (``bench/domain_shift.py``, README "Domain-shift warning"), which this
+statistic separates better than the Mahalanobis distance inside the subspace and the distance to the nearest
+training snippet (the plain choice).
 
 Stored as ``feature_stats.safetensors`` in the model directory (a few hundred KB, no pickle). Pure numpy.
 """

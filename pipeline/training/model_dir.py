@@ -4,14 +4,16 @@
 model.safetensors   classifier weights (safetensors: loading runs no code); absent for an archive without
                     anomalies, whose model is its normality bank alone
 bank.safetensors    the normality bank (models.bank), when the config builds one
-calibration.json    how the classifier's and the bank's evidence become one score (models.detector)
+calibration.json    how the classifier's and the bank's evidence become one score (models.calibration)
 feature_spec.json   the features the model was trained on (pipeline.features.spec.FeatureSpec)
 config.json         every switch of the method (models.config.LANPConfig)
 metadata.json       training data summary, pseudo-label stats, default threshold, metrics, versions, time
 feature_stats.safetensors   optional: statistics of the training features (pipeline.training.domain)
+backbone.onnx classifier.onnx export.json   optional: the networks exported by ``lanp export`` (scoring without torch)
 ```
-Saving writes into a temporary sibling folder and renames it into place, so a failed or killed save leaves either
-the previous model or nothing, never a half-written directory.
+``read_model_files`` reads and checks everything but the weights without torch; ``load_model`` adds the classifier
+(torch). Saving writes into a temporary sibling folder and renames it into place, so a failed or killed save
+leaves either the previous model or nothing, never a half-written directory.
 """
 
 from __future__ import annotations
@@ -26,23 +28,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from pydantic import ValidationError
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save as save_numpy
-from safetensors.torch import load_file
-from safetensors.torch import save as save_safetensors
 
 from lanp_vad.models.bank import NormalityBank
-from lanp_vad.models.classifier import LANPClassifier
+from lanp_vad.models.calibration import Calibration, CalibrationError
 from lanp_vad.models.config import LANPConfig
-from lanp_vad.models.detector import Calibration, CalibrationError, Detector
+from lanp_vad.models.detector import Detector, Head
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.features.spec import SPEC_FILE, FeatureSpec
 from lanp_vad.pipeline.training.domain import FeatureStats
+
+if TYPE_CHECKING:
+    import torch
+
+    from lanp_vad.models.classifier import LANPClassifier
 
 MODEL_FILE = "model.safetensors"
 BANK_FILE = "bank.safetensors"
@@ -59,32 +61,54 @@ class ModelDirError(UserError):
 
 
 @dataclass
-class LoadedModel:
-    """A model directory in memory; ``detector`` scores (its classifier, if any, in eval mode on the CPU)."""
+class ModelFiles:
+    """What a model directory says besides the classifier's weights: the features it takes, its settings, its
+    metadata, and the numpy parts of its scoring (the normality bank, the calibration; None where it has none)."""
 
-    detector: Detector
     spec: FeatureSpec
     config: LANPConfig
     metadata: dict[str, Any]
+    bank: NormalityBank | None = None
+    calibration: Calibration | None = None
+    has_classifier: bool = True
 
-    @property
-    def classifier(self) -> LANPClassifier | None:
-        return self.detector.classifier
+    def detector(self, head: Head | None) -> Detector:
+        """What scores with this model, given its classifier as a head (torch or exported; None when it has none)."""
+        return Detector(head, self.bank, self.calibration)
+
+
+@dataclass
+class LoadedModel(ModelFiles):
+    """A model directory in memory; ``classifier`` (None for a bank-only model) is in eval mode on the CPU."""
+
+    classifier: LANPClassifier | None = None
+
+    def torch_detector(self, device: str | torch.device = "cpu") -> Detector:
+        """What scores with this model, its classifier in torch on ``device``."""
+        import torch
+
+        from lanp_vad.models.torch_head import TorchHead
+
+        return self.detector(None if self.classifier is None else TorchHead(self.classifier, torch.device(device)))
 
 
 def weights_files(directory: Path) -> list[Path]:
-    """The files whose bytes make the model's scores (its identity: ``model_sha256``)."""
+    """The files whose bytes make a model's scores: its identity (``model_sha256``)."""
     return [directory / name for name in (MODEL_FILE, BANK_FILE, CALIBRATION_FILE) if (directory / name).is_file()]
 
 
 def _save_bank(bank: NormalityBank, path: Path) -> None:
+    from safetensors.numpy import save
+
     arrays = {"mean": bank.mean, "scale": bank.scale, "entries": bank.entries, "owners": bank.owners,
               "signatures": bank.signatures, "signature_owners": bank.signature_owners}  # fmt: skip
-    path.write_bytes(save_numpy({name: np.ascontiguousarray(value) for name, value in arrays.items()},
-                                metadata={"format": "lanp-bank", "centred": str(bank.centred), "kind": bank.kind}))
+    path.write_bytes(save({name: np.ascontiguousarray(value) for name, value in arrays.items()},
+                          metadata={"format": "lanp-bank", "centred": str(bank.centred), "kind": bank.kind}))
 
 
 def _load_bank(path: Path, dim: int) -> NormalityBank:
+    from safetensors import SafetensorError, safe_open
+
     try:
         with safe_open(str(path), framework="numpy") as handle:
             info = handle.metadata() or {}
@@ -101,6 +125,8 @@ def _load_bank(path: Path, dim: int) -> NormalityBank:
 
 def versions() -> dict[str, str]:
     """Versions of the software that made a model (recorded in metadata.json)."""
+    import torch
+
     try:
         lanp = package_metadata.version("lanp-vad")
     except package_metadata.PackageNotFoundError:
@@ -126,21 +152,22 @@ def _replace_directory(staged: Path, target: Path) -> None:
 
 def save_model(
     directory: str | Path,
-    model: Detector | LANPClassifier,
+    model: LANPClassifier | None,
     spec: FeatureSpec,
     config: LANPConfig,
     metadata: dict[str, Any],
     *,
+    bank: NormalityBank | None = None,
+    calibration: Calibration | None = None,
     feature_stats: FeatureStats | None = None,
 ) -> Path:
-    """Write a model directory atomically; ``model`` is what scores (a ``Detector``, or a bare classifier);
-    ``metadata`` gets ``versions`` and ``created`` added, and ``feature_stats`` (``TrainResult.feature_stats``) lets
-    scoring warn about footage unlike the training's."""
+    """Write a model directory atomically: the classifier (None for a bank-only model), the normality bank and
+    the calibration where the model scores with them; ``metadata`` gets ``versions`` and ``created`` added, and
+    ``feature_stats`` (``TrainResult.feature_stats``) lets scoring warn about footage unlike the training's."""
     target = Path(directory)
-    detector = model if isinstance(model, Detector) else Detector(model)
-    classifier, bank = detector.classifier, detector.bank
-    if classifier is not None and classifier.dim != spec.dim:
-        raise ModelDirError(f"the classifier takes {classifier.dim}-d features but the feature spec says {spec.dim}")
+    Detector(None if model is None else _HeadSlot(), bank, calibration)  # the parts must make a scorer
+    if model is not None and model.dim != spec.dim:
+        raise ModelDirError(f"the classifier takes {model.dim}-d features but the feature spec says {spec.dim}")
     if bank is not None and bank.dim != spec.dim:
         raise ModelDirError(f"the normality bank holds {bank.dim}-d features but the feature spec says {spec.dim}")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,17 +177,19 @@ def save_model(
     staged.mkdir()
     try:
         head = config.classifier
-        if classifier is not None:
-            state = {name: tensor.detach().cpu().contiguous() for name, tensor in classifier.state_dict().items()}
+        if model is not None:
+            from safetensors.torch import save as save_safetensors
+
+            state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
             # safetensors' save_file writes 0600 whatever the umask; its bytes written by Python follow the umask.
             (staged / MODEL_FILE).write_bytes(
-                save_safetensors(state, metadata={"format": "lanp-classifier", "dim": str(classifier.dim)})
+                save_safetensors(state, metadata={"format": "lanp-classifier", "dim": str(model.dim)})
             )
-            head = classifier.config
+            head = model.config
         if bank is not None:
             _save_bank(bank, staged / BANK_FILE)
-        if detector.calibration is not None:
-            (staged / CALIBRATION_FILE).write_text(json.dumps(detector.calibration.to_dict(), indent=2))
+        if calibration is not None:
+            (staged / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2))
         spec.save(staged)
         # The head's own settings: classifier.context=auto is saved as what training decided.
         (staged / CONFIG_FILE).write_text(config.model_copy(update={"classifier": head}).to_json())
@@ -179,8 +208,14 @@ def save_model(
     return target
 
 
-def load_model(directory: str | Path) -> LoadedModel:
-    """Read a model directory (never unpickles) into an eval-mode classifier on the CPU."""
+class _HeadSlot:
+    """Stands for a classifier head when checking that a model's parts make a scorer."""
+
+    radius, context_window, device = 0, None, "cpu"
+
+
+def read_model_files(directory: str | Path) -> ModelFiles:
+    """Read and check a model directory's files, all but the weights' values (no torch, never unpickles)."""
     directory = Path(directory)
     # safetensors reports an unreadable file as "No such file or directory": name the real cause.
     fix = f"make the model directory readable, e.g. chmod -R a+rX {directory}"
@@ -211,17 +246,6 @@ def load_model(directory: str | Path) -> LoadedModel:
         metadata = json.loads((directory / METADATA_FILE).read_text())
     except json.JSONDecodeError as error:
         raise ModelDirError(f"{directory / METADATA_FILE} is not JSON: {error}") from error
-    classifier = None
-    if (directory / MODEL_FILE).is_file():
-        classifier = LANPClassifier(spec.dim, config.classifier)
-        try:
-            state = load_file(str(directory / MODEL_FILE))
-            classifier.load_state_dict(state, strict=True)
-        except (SafetensorError, RuntimeError, OSError) as error:
-            raise ModelDirError(
-                f"{directory / MODEL_FILE} does not hold the weights of a {spec.dim}-d LANP classifier: {error}"
-            ) from error
-        classifier = classifier.eval()
     bank = _load_bank(directory / BANK_FILE, spec.dim) if (directory / BANK_FILE).is_file() else None
     calibration = None
     if (directory / CALIBRATION_FILE).is_file():
@@ -229,8 +253,33 @@ def load_model(directory: str | Path) -> LoadedModel:
             calibration = Calibration.from_dict(json.loads((directory / CALIBRATION_FILE).read_text()))
         except (json.JSONDecodeError, CalibrationError) as error:
             raise ModelDirError(f"{directory / CALIBRATION_FILE}: {error}") from error
+    files = ModelFiles(spec, config, metadata, bank, calibration, (directory / MODEL_FILE).is_file())
     try:
-        detector = Detector(classifier, bank, calibration)
+        files.detector(_HeadSlot() if files.has_classifier else None)
     except CalibrationError as error:
         raise ModelDirError(f"{directory}: {error}") from error
-    return LoadedModel(detector, spec, config, metadata)
+    return files
+
+
+def load_model(directory: str | Path) -> LoadedModel:
+    """Read a model directory (never unpickles) with its classifier, if it has one, in eval mode on the CPU
+    (needs torch when it has one)."""
+    files = read_model_files(directory)
+    parts = {"spec": files.spec, "config": files.config, "metadata": files.metadata, "bank": files.bank,
+             "calibration": files.calibration, "has_classifier": files.has_classifier}  # fmt: skip
+    if not files.has_classifier:
+        return LoadedModel(**parts)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from lanp_vad.models.classifier import LANPClassifier
+
+    path = Path(directory) / MODEL_FILE
+    classifier = LANPClassifier(files.spec.dim, files.config.classifier)
+    try:
+        classifier.load_state_dict(load_file(str(path)), strict=True)
+    except (SafetensorError, RuntimeError, OSError) as error:
+        raise ModelDirError(
+            f"{path} does not hold the weights of a {files.spec.dim}-d LANP classifier: {error}"
+        ) from error
+    return LoadedModel(**parts, classifier=classifier.eval())

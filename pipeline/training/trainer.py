@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,11 @@ from torch.nn import functional
 from tqdm import tqdm
 
 from lanp_vad.models.bank import ArchiveCheck, NormalityBank, build_bank, check_archive, seed_indices
+from lanp_vad.models.calibration import fit_calibration
 from lanp_vad.models.classifier import LANPClassifier, create_classifier
 from lanp_vad.models.config import LANPConfig
 from lanp_vad.models.context import between_video_share, trailing_mean
-from lanp_vad.models.detector import Detector, fit_calibration
+from lanp_vad.models.detector import Detector
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.models.propagation import MIN_SNIPPETS, Propagation, propagate_videos
 from lanp_vad.models.pseudo_labels import PseudoLabels, make_pseudo_labels
@@ -49,10 +51,13 @@ from lanp_vad.models.snippet_ranking import (
     pseudo_label_videos,
     smooth_on_graph,
 )
+from lanp_vad.models.torch_head import TorchHead
 from lanp_vad.pipeline.device import resolve_device
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
 from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.features.spec import FeatureSpec
 from lanp_vad.pipeline.training.domain import FeatureStats, fit_feature_stats
+from lanp_vad.pipeline.training.model_dir import save_model
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +72,23 @@ class TrainingError(UserError):
 
 @dataclass
 class TrainResult:
-    """What scores (``detector``: the classifier, eval mode, and where the config asks for it the normality bank
-    and the calibration), per-epoch history of the classifier, the pseudo labels it learned from, metadata."""
+    """The trained classifier (eval mode; None for an archive without anomalies, scored by its bank alone), what
+    scores (``detector``: the classifier, and where the config asks for them the normality bank and the
+    calibration), per-epoch history of the classifier, the pseudo labels it learned from, metadata."""
 
+    model: LANPClassifier | None
     detector: Detector
     history: list[dict[str, float]]
     pseudo_labels: PseudoLabels
     metadata: dict[str, Any] = field(default_factory=dict)
     feature_stats: FeatureStats | None = None  # saved with the model: the domain-shift check at scoring time
 
-    @property
-    def model(self) -> LANPClassifier | None:
-        """The trained classifier (None for an archive without anomalies, scored by its bank alone)."""
-        return self.detector.classifier
+    def save(self, directory: str | Path, spec: FeatureSpec, config: LANPConfig,
+             metadata: dict[str, Any] | None = None) -> Path:
+        """Write the model directory of this result (``metadata``: instead of the training's own)."""
+        return save_model(directory, self.model, spec, config, self.metadata if metadata is None else metadata,
+                          bank=self.detector.bank, calibration=self.detector.calibration,
+                          feature_stats=self.feature_stats)  # fmt: skip
 
 
 def load_training_features(features: FeatureSet) -> list[np.ndarray]:
@@ -336,13 +345,14 @@ def train_lanp(
         calibration = fit_calibration(
             classifier_scores=np.concatenate(full_scores), bank_distances=np.concatenate(distances), abnormal=abnormal
         )
-        detector, threshold, rule = Detector(model, bank, calibration), 0.5, calibration.rule
+        detector, threshold, rule = Detector(TorchHead(model, device), bank, calibration), 0.5, calibration.rule
         bank_record.update({"entries": int(len(bank.entries)), "kind": bank.kind, "centred": bank.centred})
     else:
         with torch.no_grad():
             train_scores = model(inputs.features, inputs.references).cpu().numpy()
         threshold = choose_threshold(train_scores.ravel(), sampled_labels.ravel())
-        detector, rule = Detector(model), "midpoint of the median scores of pseudo-normal and pseudo-abnormal snippets"
+        detector = Detector(TorchHead(model, device))
+        rule = "midpoint of the median scores of pseudo-normal and pseudo-abnormal snippets"
     metadata = {
         "training_data": {
             "source": features.source,
@@ -381,7 +391,7 @@ def train_lanp(
     }
     if eval_fn is not None:
         metadata["metrics"] = epoch_metrics(history)
-    return TrainResult(detector, history, labels, metadata, fit_feature_stats(arrays, seed=train.seed))
+    return TrainResult(model, detector, history, labels, metadata, fit_feature_stats(arrays, seed=train.seed))
 
 
 def _pseudo_labels(
@@ -468,7 +478,7 @@ def _normal_only(
         "threshold_rule": calibration.rule,
         "training": {"epochs": 0, "steps": 0, "device": "cpu", "seconds": round(time.perf_counter() - started, 3)},
     }
-    return TrainResult(Detector(None, bank, calibration), [], labels, metadata,
+    return TrainResult(None, Detector(None, bank, calibration), [], labels, metadata,
                        fit_feature_stats(arrays, seed=config.train.seed))  # fmt: skip
 
 

@@ -1,8 +1,8 @@
 """The decoding half of extraction, and the worker process that runs it away from the caller.
 
 Kept free of torch on purpose: a decode worker is a spawned process, and importing only this module (numpy, PyAV,
-``pipeline.video.decode``) starts in about half a second and ~50 MiB, where importing torch costs ~5 s and ~650 MiB on
-these machines. The main process (``pipeline.features.engine``) owns the workers; see ``DecodePool`` there.
+``pipeline.video.decode``) starts several times faster and in a fraction of the memory that importing torch
+takes. The main process (``pipeline.features.engine``) owns the workers; see ``DecodePool`` there.
 
 Protocol: the worker takes ``(task, video_id, path)`` from its inbox (``None`` stops it). ``task`` is ``"decode"``
 (send ``start`` with the header and snippet plan, then ``chunk``/``inline`` snippets, then ``done``) or ``"probe"``
@@ -39,11 +39,11 @@ PARENT_CHECK_S = 1.0
 
 DECODER_NICENESS = 10
 """How much an archive extraction's decode workers lower their priority on a CPU whose cores the inference
-runtime already fills. Decoding is a small share of the work there (1.5-2.7 s of ~20 s for 4 Ped2 clips at the
-default spec) and runs ahead of the backbone in its slots; at equal priority it took its core from one of the
-runtime's threads, and each parallel operator of the runtime then waited for that thread. Lowered, it runs in the
-gaps (the transform's serial parts, the runtime's idle threads) and at full speed whenever the main process waits
-for it, so the worst case is the plain loop's serial order (bench/extract.py)."""
+runtime already fills. Decoding is a small share of the work there and runs ahead of the backbone in its slots;
+at equal priority it took its core from one of the runtime's threads, and each parallel operator of the runtime
+then waited for that thread. Lowered, it runs in the gaps (the transform's serial parts, the runtime's idle
+threads) and at full speed whenever the main process waits for it, so the worst case is the plain loop's serial
+order (bench/extract.py)."""
 
 _USER_KINDS = frozenset({ErrorKind.INVALID_ARGUMENT, ErrorKind.INVALID_INPUT, ErrorKind.NOT_FOUND})
 """Kinds a worker may report that are the user's to fix (a bad setting, a path that went away)."""
@@ -88,8 +88,8 @@ class DecodeSettings:
     frames_per_snippet: int = SNIPPET_LENGTH
     target_fps: float | None = None
     max_side: int | None = None
-    # PyAV by default: on these clips it decoded 1.28x faster than decord (num_threads=1) and spares every worker
-    # decord's ~700 MiB import (bench/decode.py); "auto" is decord with PyAV as fallback.
+    # PyAV by default: it decoded these clips faster than decord (num_threads=1) and spares every worker decord's
+    # large import (bench/decode.py); "auto" is decord with PyAV as fallback.
     backend: Backend = "pyav"
     max_short_side: int | None = None
 

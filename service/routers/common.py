@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
-from lanp_vad.pipeline.scoring.result import ScoreDocument
-from lanp_vad.pipeline.scoring.scorer import VideoScore
-from lanp_vad.service.problems import Problem, client_closed, from_exception, too_much_for_score
+from lanp_vad.pipeline.scoring.result import VideoScore
+from lanp_vad.service.problems import (
+    HTTPErrorKind,
+    Problem,
+    ServiceError,
+    client_closed,
+    from_exception,
+    too_much_for_score,
+)
 from lanp_vad.service.state import ServiceState
 from lanp_vad.service.worker import SnippetBudget
 
@@ -56,8 +61,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "model": ScoreDocument,
-        "description": "the result (JSON), or one row per frame (?format=csv)",
+        "description": "the result (JSON: VideoScore, the response model), or one row per frame (?format=csv)",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     },
 }
@@ -76,7 +80,7 @@ def event_options(
 def queue_full(state: ServiceState, depth: int) -> ServiceError:
     return ServiceError(
         503,
-        ErrorKind.QUEUE_FULL,
+        HTTPErrorKind.QUEUE_FULL,
         f"the inference queue is full ({depth} videos waiting); retry after {state.settings.retry_after_s} s",
         headers={"Retry-After": str(state.settings.retry_after_s)},
         extra={"limit": "queue_size"},
@@ -140,8 +144,6 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def score_response(score: VideoScore | dict[str, Any], result_format: ResultFormat) -> Response:
-    if result_format == "csv":
-        video_score = score if isinstance(score, VideoScore) else VideoScore.from_dict(score)
-        return Response(video_score.frames_csv(), media_type="text/csv")
-    return JSONResponse(score.to_dict() if isinstance(score, VideoScore) else score)
+def csv_response(score: VideoScore) -> Response:
+    """The ``?format=csv`` answer: one row per frame."""
+    return Response(score.frames_csv(), media_type="text/csv")

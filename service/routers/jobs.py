@@ -13,21 +13,22 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.models.errors import ErrorKind
 from lanp_vad.pipeline.files import atomic_write_bytes
 from lanp_vad.pipeline.scoring.plot import plot_png
-from lanp_vad.pipeline.scoring.scorer import VideoScore
+from lanp_vad.pipeline.scoring.result import VideoScore, parse_document
 from lanp_vad.service.jobs import COMPLETED, Job
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.routers.common import (
     ERROR_RESPONSES,
     MULTIPART_VIDEO_BODY,
     PROTECTED_RESPONSES,
     RESULT_RESPONSES,
     ResultFormat,
+    csv_response,
     event_options,
     problem,
     queue_full,
-    score_response,
 )
 from lanp_vad.service.schemas import JobPage, JobStatus, JobStatusName
 from lanp_vad.service.state import ServiceState, ready_state, require_api_key
@@ -82,15 +83,15 @@ def resolve_under_root(state: ServiceState, requested: str) -> Path:
     root = state.settings.data_root
     if root is None:
         raise ServiceError(
-            403, ErrorKind.FORBIDDEN, "server-side paths are disabled (LANP_DATA_ROOT is not set)"
+            403, HTTPErrorKind.FORBIDDEN, "server-side paths are disabled (LANP_DATA_ROOT is not set)"
         )
     if "\x00" in requested:
-        raise ServiceError(400, ErrorKind.BAD_REQUEST, "the path contains a NUL byte")
+        raise ServiceError(400, HTTPErrorKind.BAD_REQUEST, "the path contains a NUL byte")
     real_root = root.resolve()
     candidate = Path(requested)
     resolved = (candidate if candidate.is_absolute() else real_root / candidate).resolve()
     if not resolved.is_relative_to(real_root):
-        raise ServiceError(403, ErrorKind.FORBIDDEN, f"{requested!r} is outside the allowed data root")
+        raise ServiceError(403, HTTPErrorKind.FORBIDDEN, f"{requested!r} is outside the allowed data root")
     if not resolved.is_file():
         raise ServiceError(404, ErrorKind.NOT_FOUND, f"{requested!r} is not a file under the data root")
     return resolved
@@ -212,6 +213,7 @@ def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str
 @router.get(
     "/{job_id}/result",
     summary="A completed job's result (the POST /score document, or CSV of frames)",
+    response_model=VideoScore,
     responses={**RESULT_RESPONSES, 404: problem("no job"), 409: problem("not completed"), 410: problem("gone")},
 )
 async def get_result(
@@ -220,11 +222,11 @@ async def get_result(
     completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
-        raise ServiceError(410, ErrorKind.GONE, f"the result file of job {job_id} is gone")
+        raise ServiceError(410, HTTPErrorKind.GONE, f"the result file of job {job_id} is gone")
     if format == "json":
         return FileResponse(path, media_type="application/json")
-    data = await asyncio.to_thread(lambda: json.loads(path.read_text()))
-    return score_response(data, "csv")
+    document = await asyncio.to_thread(lambda: parse_document(json.loads(path.read_text())))
+    return csv_response(document)
 
 
 @router.get(
@@ -240,7 +242,7 @@ async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> R
     if not cached.is_file():
 
         def render() -> None:
-            png = plot_png(VideoScore.from_dict(json.loads(result.read_text())))
+            png = plot_png(parse_document(json.loads(result.read_text())))
             atomic_write_bytes(cached, png)
 
         await asyncio.to_thread(render)

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.models.errors import ErrorKind
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.routers.common import PROTECTED_RESPONSES, problem
 from lanp_vad.service.routers.jobs import completed_job
 from lanp_vad.service.schemas import ResegmentedEvents
@@ -54,7 +55,7 @@ def get_video(job_id: str, state: ServiceState = Depends(ready_state)) -> FileRe
     job = completed_job(state, job_id)
     source = Path(job.input_path)
     if not source.is_file():
-        raise ServiceError(410, ErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
+        raise ServiceError(410, HTTPErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
     return FileResponse(source, filename=Path(job.video).name)
 
 
@@ -65,7 +66,7 @@ async def _document(state: ServiceState, job_id: str, threshold: float | None) -
     completed_job(state, job_id)
     path = result_path(state.settings.jobs_dir, job_id)
     if not path.is_file():
-        raise ServiceError(410, ErrorKind.GONE, f"the result file of job {job_id} is gone")
+        raise ServiceError(410, HTTPErrorKind.GONE, f"the result file of job {job_id} is gone")
     document = await asyncio.to_thread(lambda: json.loads(path.read_text()))
     if threshold is None:
         return document
@@ -98,7 +99,7 @@ def _event(document: dict[str, Any], job_id: str, number: int) -> dict[str, Any]
 def _source(state: ServiceState, job_id: str) -> Path:
     source = Path(completed_job(state, job_id).input_path)
     if not source.is_file():
-        raise ServiceError(410, ErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
+        raise ServiceError(410, HTTPErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
     return source
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from lanp_vad.pipeline.scoring.result import VideoScore
 from lanp_vad.service.routers.common import (
     ERROR_RESPONSES,
     MULTIPART_VIDEO_BODY,
@@ -13,9 +14,9 @@ from lanp_vad.service.routers.common import (
     ResultFormat,
     await_unless_disconnected,
     check_sync_limits,
+    csv_response,
     event_options,
     queue_full,
-    score_response,
 )
 from lanp_vad.service.state import ServiceState, ready_state, require_api_key
 from lanp_vad.service.worker import QueueFullError
@@ -28,6 +29,7 @@ router = APIRouter(
 @router.post(
     "/score",
     summary="Score an uploaded video now",
+    response_model=VideoScore,
     openapi_extra={"requestBody": {"required": True, "content": MULTIPART_VIDEO_BODY}},
     responses={**RESULT_RESPONSES, **ERROR_RESPONSES},
 )
@@ -37,7 +39,7 @@ async def score(
     format: ResultFormat = Query("json", description="json: the full result; csv: one row per frame"),
     events: dict[str, float] = Depends(event_options),
     state: ServiceState = Depends(ready_state),
-) -> Response:
+) -> VideoScore | Response:
     """Per-frame and per-snippet scores, timestamps and event segments of one clip, with the model identity.
 
     A client that hangs up stops the scoring at the next snippet batch (the worker is free for the next one)."""
@@ -53,8 +55,8 @@ async def score(
             submitted = state.worker.submit_score(upload.path, upload.filename, threshold, events, budget)
         except QueueFullError as error:
             raise queue_full(state, state.worker.depth) from error
-        result = await await_unless_disconnected(request, submitted.future, submitted.cancel.set)
-        return score_response(result, format)
+        result: VideoScore = await await_unless_disconnected(request, submitted.future, submitted.cancel.set)
+        return csv_response(result) if format == "csv" else result
     finally:
         if submitted is not None:
             submitted.cancel.set()  # also when this task is canceled (a shutdown past its grace period)

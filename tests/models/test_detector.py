@@ -9,14 +9,15 @@ import torch
 from lanp_vad.models.bank import build_bank
 from lanp_vad.models.classifier import create_classifier
 from lanp_vad.models.config import BankConfig, ClassifierConfig
-from lanp_vad.models.detector import (
+from lanp_vad.models.calibration import (
     NORMAL_MEDIAN_SCORE,
     Calibration,
     CalibrationError,
-    Detector,
     classifier_logit,
     fit_calibration,
 )
+from lanp_vad.models.detector import Detector
+from lanp_vad.models.torch_head import TorchHead
 
 
 def _training_snippets(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,10 +77,13 @@ def test_the_detector_scores_crops_and_windows_as_the_classifier_and_the_bank_do
     distances = bank.archive_distances(videos)
     calibration = fit_calibration(classifier_scores=np.concatenate(raw), bank_distances=np.concatenate(distances),
                                   abnormal=np.concatenate(distances) > np.quantile(np.concatenate(distances), 0.9))
-    detector = Detector(classifier, bank, calibration)
+    head = TorchHead(classifier, torch.device("cpu"))
+    detector = Detector(head, bank, calibration)
     expected = calibration.score(calibration.evidence(raw[2], distances[2]))
-    assert np.allclose(detector.score(videos[2]), expected)  # recognised by its seeds: its own entries left out
+    assert np.allclose(detector(videos[2]), expected)  # recognised by its seeds: its own entries left out
     crops = np.stack([videos[2], videos[2]], axis=1)  # two identical crops score as one
-    assert np.allclose(detector.score(crops), expected, atol=1e-6)
-    assert np.allclose(Detector(classifier).score(videos[2]), raw[2], atol=1e-7)  # the official: classifier alone
+    assert np.allclose(detector(crops), expected, atol=1e-6)
+    assert np.allclose(Detector(head)(videos[2]), raw[2], atol=1e-7)  # the official recipe: the classifier alone
+    assert Detector(None, bank, fit_calibration(classifier_scores=None, bank_distances=np.concatenate(distances),
+                                                abnormal=None)).radius == 0  # fmt: skip
     assert np.all(np.isfinite(classifier_logit(np.array([0.0, 1.0]))))

@@ -22,32 +22,43 @@ from packaging.requirements import Requirement
 from tests.conftest import REPO_ROOT
 
 
-def _lock() -> dict[str, str]:
+def _lock(name: str = "requirements.lock") -> dict[str, str]:
     pins = {}
-    for line in (REPO_ROOT / "docker/requirements.lock").read_text().splitlines():
+    for line in (REPO_ROOT / "docker" / name).read_text().splitlines():
         if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pins[name] = version
+            package, _, version = line.partition("==")
+            pins[package] = version
     return pins
 
 
-def test_lock_pins_the_versions_this_venv_is_tested_with() -> None:
-    installed = {name: metadata.version(name) for name in _lock()}
-    mismatched = {name: (pinned, installed[name]) for name, pinned in _lock().items() if installed[name] != pinned}
-    assert not mismatched, f"docker/requirements.lock is stale (run python docker/lock.py): {mismatched}"
+def test_locks_pin_the_versions_this_venv_is_tested_with() -> None:
+    for lock in ("requirements.lock", "requirements-torch.lock"):
+        pins = _lock(lock)
+        mismatched = {name: (pinned, metadata.version(name)) for name, pinned in pins.items()
+                      if metadata.version(name) != pinned}
+        assert not mismatched, f"docker/{lock} is stale (run python docker/lock.py): {mismatched}"
 
 
-def test_every_runtime_dependency_is_installed_by_the_image() -> None:
+def _requirements(texts: list[str]) -> list[tuple[str, Requirement]]:
+    return [(re.sub(r"[-_.]+", "-", Requirement(text).name).lower(), Requirement(text)) for text in texts
+            if Requirement(text).name != "lanp-vad"]
+
+
+def test_the_cpu_image_installs_every_dependency_and_no_torch() -> None:
+    """``pip install lanp-vad`` (and the CPU image) brings no torch; the torch extra is the GPU image's."""
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert "pip install -r docker/requirements.lock" in dockerfile
-    torch_pins = dict(re.findall(r"(torch|torchvision)==([\w.]+)", dockerfile))
-    lock = _lock()
+    assert "pip install -r docker/requirements-torch.lock" in dockerfile and 'ARG TORCH_INDEX=""' in dockerfile
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    for text in project["dependencies"]:
-        requirement = Requirement(text)
-        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
-        version = torch_pins.get(name) or lock.get(name)
-        assert version is not None, f"{name} is a dependency but the image does not install it"
+    base, torch_lock = _lock(), _lock("requirements-torch.lock")
+    assert not {"torch", "torchvision", "scipy", "onnx", "openvino"} & base.keys()
+    for name, requirement in _requirements(project["dependencies"]):
+        assert name in base, f"{name} is a dependency but the image does not install it"
+        assert requirement.specifier.contains(base[name], prereleases=True), (name, base[name], str(requirement))
+    torch_pins = dict(re.findall(r"(torch|torchvision)==([\w.]+)", dockerfile))
+    for name, requirement in _requirements(project["optional-dependencies"]["torch"]):
+        version = torch_pins.get(name) or torch_lock.get(name)
+        assert version is not None, f"{name} is in the torch extra but the GPU image does not install it"
         assert requirement.specifier.contains(version, prereleases=True), (name, version, str(requirement))
 
 
@@ -67,6 +78,8 @@ def test_the_base_image_is_an_argument_that_defaults_to_the_registry_python() ->
     froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
     assert froms == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
     assert any(line.startswith("ARG TORCH_INDEX=") for line in lines)
+    gpu = yaml.safe_load((REPO_ROOT / "docker/compose.gpu.yaml").read_text())["services"]["lanp"]
+    assert gpu["build"]["args"]["TORCH_INDEX"].startswith("https://download.pytorch.org/whl/cu")
 
 
 def _compose_service() -> dict:

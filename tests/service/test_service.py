@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from lanp_vad.pipeline.scoring.result import ScoreDocument, segment_document
+from lanp_vad.pipeline.scoring.result import VideoScore, numbered
 from lanp_vad.pipeline.scoring.scorer import Scorer
 from lanp_vad.pipeline.scoring.segments import find_segments
 from tests.service import raw_http
@@ -108,8 +108,8 @@ def test_one_score_per_decoded_frame_same_as_the_scorer(
     assert medium_result["feature_spec"]["backbone"] == "efficientnet_lite0"
     with Scorer.from_model_dir(tiny_model_dir, device="cpu", runtime="torch") as scorer:  # the server's runtime
         direct = scorer.score_video(medium_clip, threshold=0.5)
-    assert direct.to_dict() == {**medium_result, "video": direct.video}
-    assert ScoreDocument.model_validate(medium_result).model_dump() == medium_result  # the declared schema is exact
+    assert direct.model_dump(mode="json") == {**medium_result, "video": direct.video}
+    assert VideoScore.model_validate(medium_result).model_dump() == medium_result  # the declared schema is exact
 
 
 def test_segments_are_the_pipelines_for_the_requested_threshold(
@@ -121,7 +121,7 @@ def test_segments_are_the_pipelines_for_the_requested_threshold(
     stamps = np.asarray(medium_result["timestamps"])
     expected = find_segments(scores, medium_result["fps"], 0.5, timestamps_s=stamps, **options)
     assert medium_result["threshold"] == 0.5
-    assert medium_result["segments"] == [segment_document(index, s) for index, s in enumerate(expected, 1)]
+    assert medium_result["segments"] == [segment.model_dump() for segment in numbered(expected)]
 
 
 def test_event_rules_are_request_options_of_score_and_jobs(
@@ -387,7 +387,9 @@ def test_docs_are_offline_and_behind_the_api_key(server: LiveServer) -> None:
             assert assets and all(browser.get(asset).status_code == 200 for asset in assets)
         schema = browser.get("/openapi.json").json()
     score_ok = schema["paths"]["/score"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
-    assert score_ok == {"$ref": "#/components/schemas/ScoreDocument"}
+    assert score_ok == {"$ref": "#/components/schemas/VideoScore"}
+    result_ok = schema["paths"]["/jobs/{job_id}/result"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert result_ok["schema"] == score_ok
     assert "application/problem+json" in schema["paths"]["/score"]["post"]["responses"]["422"]["content"]
 
 

@@ -13,9 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from lanp_vad.models.errors import ServiceError
 from lanp_vad.pipeline.video import sniff_container
-from lanp_vad.service.problems import problem_response
+from lanp_vad.service.problems import ServiceError, problem_response
 from lanp_vad.service.uploads import UploadGate
 from tests.videos import write_video
 

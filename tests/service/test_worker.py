@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from lanp_vad.models.errors import ServiceError
 from lanp_vad.pipeline.scoring.config import ScoringConfig
 from lanp_vad.pipeline.scoring.scorer import Scorer
 from lanp_vad.service.jobs import CANCELED, COMPLETED, FAILED, PENDING, JobStore
 from lanp_vad.service.metrics import ServiceMetrics
+from lanp_vad.service.problems import ServiceError
 from lanp_vad.service.uploads import UploadGate
 from lanp_vad.service.worker import InferenceWorker, SnippetBudget, result_path
 from tests.videos import write_video

@@ -110,7 +110,7 @@ def test_extract_then_train_then_evaluate_on_ped2(tmp_path: Path, shared_data: P
     videos = shared_data / "ucsd-ped2" / "videos"
     lanp = [sys.executable, "-m", "lanp_vad"]
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    fast = ["--frames-per-snippet", "1", "--size", "32", "--device", "cpu", "--workers", "1", "--no-progress"]
+    fast = ["--frames-per-snippet", "1", "--crop-size", "32", "--device", "cpu", "--workers", "1", "--no-progress"]
     for split in ("train", "test"):
         done = subprocess.run([*lanp, "extract", str(videos / split), "--out", str(tmp_path / split), *fast],
                               env=environment, capture_output=True, text=True, timeout=600)

@@ -39,3 +39,43 @@ def test_bad_settings_are_refused_before_any_backbone_is_built() -> None:
         ExtractionConfig(batch_size=0)
     with pytest.raises(ValidationError, match="extra"):
         ExtractionConfig(target_fps=5)  # a misspelt setting is an error, not silently ignored
+
+
+def test_one_name_per_setting_in_the_config_the_spec_and_the_flags() -> None:
+    """Every setting a config and a spec share is one ``lanp extract`` flag of the same name, and the spec's
+    settings that a config can ask for are all shared (no renames on the way: ``size`` -> ``crop_size``)."""
+    import argparse
+
+    from lanp_vad.cli import extract
+    from lanp_vad.pipeline.features.config import SPEC_SETTINGS
+
+    parser = argparse.ArgumentParser()
+    extract.register(parser.add_subparsers())
+    flags = {option for action in parser._subparsers._group_actions[0].choices["extract"]._actions
+             for option in action.option_strings}
+    assert {"frames_per_snippet", "crop_size", "resize", "crops", "fps", "max_side", "backbone"} <= set(SPEC_SETTINGS)
+    for name in set(SPEC_SETTINGS) - {"snippet_length", "stride", "pad_last", "decode_short_side"}:
+        assert f"--{name.replace('_', '-')}" in flags, name
+
+
+def test_contradicting_settings_are_errors_not_clamps() -> None:
+    with pytest.raises(ValidationError, match="frames_per_snippet 32 exceeds snippet_length 16"):
+        ExtractionConfig(frames_per_snippet=32)
+    with pytest.raises(ValidationError, match="crop_size 300 exceeds resize 256"):
+        ExtractionConfig(crop_size=300, resize=256)
+    with pytest.raises(UserError, match="crop_size 224 exceeds resize 200"):  # the backbone's crop, resolved
+        FeatureExtractor(ExtractionConfig(weights="random-init:1", device="cpu", resize=200, frames_per_snippet=1))
+
+
+def test_a_stored_spec_of_another_version_is_refused_naming_what_it_lacks(tmp_path) -> None:
+    import json
+
+    spec = FeatureExtractor(ExtractionConfig(weights="random-init:1", device="cpu", crop_size=32,
+                                             frames_per_snippet=1)).spec
+    spec.save(tmp_path)
+    assert FeatureSpec.load(tmp_path) == spec
+    stored = json.loads((tmp_path / "feature_spec.json").read_text())
+    del stored["decode_short_side"]
+    (tmp_path / "feature_spec.json").write_text(json.dumps(stored))
+    with pytest.raises(UserError, match="lacks decode_short_side"):
+        FeatureSpec.load(tmp_path)

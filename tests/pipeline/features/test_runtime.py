@@ -87,7 +87,7 @@ def test_the_export_is_reused_and_other_weights_get_their_own(tmp_path: Path, ex
 
 def test_a_runtime_asked_for_by_name_must_be_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if the package were not installed
-    with pytest.raises(UserError, match=r"pip install openvino onnx") as error:
+    with pytest.raises(UserError, match=r"pip install 'lanp-vad\[openvino\]'") as error:
         choose_runtime("openvino", torch.device("cpu"))
     assert error.value.kind == ErrorKind.MISSING_DEPENDENCY
     with pytest.raises(UserError, match="unknown runtime 'tensorrt'"):

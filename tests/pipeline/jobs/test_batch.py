@@ -282,6 +282,14 @@ def test_output_folder_of_another_model_is_refused(model_dir: Path, reference: P
         run_batch(expand_inputs([archive]), other, reference, CPU, progress=False)
     assert raised.value.kind == ErrorKind.CONFLICT
     assert (reference / "manifest.jsonl").read_bytes() == before
+    recorded = (reference / "run.json").read_text()
+    run = json.loads(recorded)
+    (reference / "run.json").write_text(json.dumps({**run, "model": run["model"]["files_sha256"]}))
+    try:
+        with pytest.raises(BatchError, match="another version of lanp-vad"):  # a run.json of another layout
+            run_batch(expand_inputs([archive]), model_dir, reference, CPU, progress=False)
+    finally:
+        (reference / "run.json").write_text(recorded)
 
 
 def test_invalid_settings_are_one_user_error_naming_them() -> None:

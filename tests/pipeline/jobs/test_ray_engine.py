@@ -217,7 +217,7 @@ def test_score_and_extract_on_a_real_two_node_cluster(two_node_cluster: dict[str
                                    rtol=0, atol=1e-6)
 
     extracted = _lanp(two_node_cluster, "extract", *clips, "--out", tmp_path / "features", "--workers", "2",
-                      "--backbone", "x3d_xs", "--weights", "random-init:0", "--size", "64",
+                      "--backbone", "x3d_xs", "--weights", "random-init:0", "--crop-size", "64",
                       "--frames-per-snippet", "2")
     assert extracted.returncode == 0, extracted.stderr[-3000:]
     assert sorted(path.stem for path in (tmp_path / "features").glob("*.npy")) == ["entrance", "yard"]

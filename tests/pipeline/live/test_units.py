@@ -10,7 +10,7 @@ import pytest
 
 from lanp_vad.pipeline.live.assembler import SessionEnd, SnippetAssembler
 from lanp_vad.pipeline.live.backlog import Backlog
-from lanp_vad.pipeline.live.context import TemporalContext, temporal_radius
+from lanp_vad.pipeline.live.context import TemporalContext
 from lanp_vad.pipeline.live.segmenter import LiveSegmenter
 from lanp_vad.pipeline.scoring.segments import find_segments
 from lanp_vad.pipeline.video.worker import DecodeSettings
@@ -64,6 +64,7 @@ def test_context_scores_equal_whole_sequence_scores(video_context: str) -> None:
 
     from lanp_vad.models.classifier import create_classifier
     from lanp_vad.models.config import ClassifierConfig
+    from lanp_vad.models.torch_head import TorchHead
 
     config = ClassifierConfig(hidden=16, dropout=0.0, kernel_size=5, context=video_context, context_window=4)
     classifier = create_classifier(dim=8, config=config, seed=1).eval()
@@ -75,7 +76,8 @@ def test_context_scores_equal_whole_sequence_scores(video_context: str) -> None:
 
     features = np.random.default_rng(0).normal(size=(11, 8)).astype(np.float32)
     window = 4 if video_context == "trailing_mean" else None  # shorter than the session: the mean slides
-    context: TemporalContext[int] = TemporalContext(classify, temporal_radius(classifier), context_window=window)
+    context: TemporalContext[int] = TemporalContext(classify, TorchHead(classifier, torch.device("cpu")).radius,
+                                                    context_window=window)
     assert context.radius == 2
     scored, pending_max = [], 0
     for index, row in enumerate(features):

@@ -35,8 +35,8 @@ def ped2_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_the_warning_fires_on_another_camera_and_not_on_the_training_camera(ped2_model: Path,
                                                                            shared_data: Path) -> None:
     with Scorer.from_model_dir(ped2_model, device="cpu", config=ScoringConfig(decode_timeout_s=None)) as scorer:
-        same = scorer.score_video(shared_data / "ucsd-ped2" / "videos" / "test" / "04.mp4").to_dict()
-        other = scorer.score_video(shared_data / "cctv-clips" / "Normal__Dava1_2.mp4").to_dict()
+        same = scorer.score_video(shared_data / "ucsd-ped2" / "videos" / "test" / "04.mp4").model_dump(mode="json")
+        other = scorer.score_video(shared_data / "cctv-clips" / "Normal__Dava1_2.mp4").model_dump(mode="json")
     assert same["domain_shift"]["out_of_distribution"] is False and same["domain_shift"]["score"] < SHIFT_WARN_AT
     assert WarningKind.DOMAIN_SHIFT not in [warning["kind"] for warning in same["warnings"]]
     assert other["domain_shift"]["out_of_distribution"] is True and other["domain_shift"]["score"] > SHIFT_WARN_AT

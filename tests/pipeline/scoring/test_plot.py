@@ -9,8 +9,7 @@ import pytest
 
 from lanp_vad.models.errors import UserError
 from lanp_vad.pipeline.scoring.plot import plot_png, score_figure
-from lanp_vad.pipeline.scoring.result import VideoScore
-from lanp_vad.pipeline.scoring.segments import Segment
+from lanp_vad.pipeline.scoring.result import EventSegment, VideoScore
 
 
 def _score(start_time: str | None = None) -> VideoScore:
@@ -22,9 +21,12 @@ def _score(start_time: str | None = None) -> VideoScore:
         video="cam.mp4", fps=fps, num_frames=frames, duration_s=frames / fps, threshold=0.5,
         model={"id": "m@0", "name": "m", "sha256": "0" * 64, "threshold": 0.5, "threshold_source": "metadata",
                "device": "cpu"},
-        feature_spec={}, snippet_scores=scores[::16], frame_scores=scores, frame_snippets=np.arange(frames) // 16,
-        timestamps=np.arange(frames) / fps, start_time=start_time,
-        segments=[Segment(50, 80, 5.0, 8.0, 0.9, 50, 0.9), Segment(120, 150, 12.0, 15.0, 0.8, 120, 0.8)],
+        feature_spec={}, num_snippets=13, snippet_scores=scores[::16], frame_scores=scores,
+        frame_snippets=np.arange(frames) // 16, timestamps=np.arange(frames) / fps, start_time=start_time,
+        segments=[EventSegment(index=1, start_frame=50, end_frame=80, start_s=5.0, end_s=8.0, peak=0.9, peak_frame=50,
+                               mean=0.9),
+                  EventSegment(index=2, start_frame=120, end_frame=150, start_s=12.0, end_s=15.0, peak=0.8,
+                               peak_frame=120, mean=0.8)],
     )
 
 

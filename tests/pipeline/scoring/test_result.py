@@ -15,7 +15,6 @@ from lanp_vad.pipeline.scoring.config import ScoringConfig, make_config
 from lanp_vad.pipeline.scoring.result import (
     SCHEMA_VERSION,
     ScoringCancelled,
-    VideoScore,
     WarningKind,
     document_schema,
     generated_schema,
@@ -47,8 +46,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_resegmenting_a_stored_result_equals_a_fresh_score_and_decodes_nothing(
     scorer: Scorer, clip: Path, config: ScoringConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stored = json.loads(json.dumps(scorer.score_video(clip).to_dict()))
-    fresh = scorer.score_video(clip, config=config).to_dict()
+    stored = json.loads(scorer.score_video(clip).model_dump_json())
+    fresh = scorer.score_video(clip, config=config).model_dump(mode="json")
     calls: list[object] = []
     real_extract = FeatureExtractor.extract_video
     monkeypatch.setattr(FeatureExtractor, "extract_video", lambda *a, **k: calls.append(a) or real_extract(*a, **k))
@@ -64,7 +63,8 @@ def test_the_median_threshold_gives_events_to_compare(scorer: Scorer, clip: Path
     middle = float(np.median(scores))
     raw = scorer.score_video(clip, config=ScoringConfig(threshold=middle, smooth_s=0, min_duration_s=0,
                                                         merge_gap_s=0))
-    merged = resegment(raw.to_dict(), ScoringConfig(threshold=middle, smooth_s=0, min_duration_s=0, merge_gap_s=60))
+    merged = resegment(raw.model_dump(mode="json"),
+                       ScoringConfig(threshold=middle, smooth_s=0, min_duration_s=0, merge_gap_s=60))
     assert len(raw.segments) >= 1 and len(merged["segments"]) <= len(raw.segments)
     assert [s["index"] for s in merged["segments"]] == list(range(1, len(merged["segments"]) + 1))
 
@@ -73,11 +73,11 @@ def test_the_document_validates_against_the_shipped_schema(scorer: Scorer, clip:
     assert document_schema() == generated_schema(), (
         "regenerate: python -m lanp_vad.pipeline.scoring.result > pipeline/scoring/score_document.schema.json"
     )
-    document = json.loads(json.dumps(scorer.score_video(clip, threshold=0.0).to_dict()))
+    document = json.loads(scorer.score_video(clip, threshold=0.0).model_dump_json())
     jsonschema.validate(document, document_schema())
     assert document["schema_version"] == SCHEMA_VERSION
     assert document["model"]["id"] == f"tiny@{document['model']['sha256'][:12]}"
-    assert VideoScore.from_dict(document).to_dict() == document
+    assert parse_document(document).model_dump(mode="json") == document
     broken = {**document, "segments": [{"start_frame": "x"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, document_schema())
@@ -86,15 +86,20 @@ def test_the_document_validates_against_the_shipped_schema(scorer: Scorer, clip:
     assert error.value.kind == ErrorKind.INVALID_INPUT
 
 
-def test_an_unversioned_document_is_upgraded(scorer: Scorer, clip: Path) -> None:
-    """Results written before schema_version (no model id, no event index / peak frame) still re-threshold."""
-    document = scorer.score_video(clip, threshold=0.0).to_dict()
-    old = {key: value for key, value in document.items()
-           if key not in ("schema_version", "segment_config", "start_time", "domain_shift", "warnings")}
-    old["model"] = {key: value for key, value in old["model"].items() if key != "id"}
-    old["segments"] = [{k: v for k, v in s.items() if k not in ("index", "peak_frame")} for s in old["segments"]]
-    upgraded = VideoScore.from_dict(old).to_dict()
-    assert upgraded["model"]["id"] == document["model"]["id"] and upgraded["segments"] == document["segments"]
+def test_documents_that_do_not_fit_are_refused_naming_the_field(scorer: Scorer, clip: Path) -> None:
+    """The one result type reads documents strictly: a document of another version (or none) and scores that do
+    not match the counts are user errors naming the field, never upgraded or trimmed."""
+    document = scorer.score_video(clip, threshold=0.0).model_dump(mode="json")
+    for broken, field in [
+        ({key: value for key, value in document.items() if key != "num_snippets"}, "num_snippets"),
+        ({**document, "schema_version": "0.9"}, "schema_version"),
+        ({**document, "frame_scores": document["frame_scores"][:-1]}, "frame_scores"),
+        ({**document, "snippet_scores": [["nested"]]}, "snippet_scores"),
+        ({**document, "model": {k: v for k, v in document["model"].items() if k != "id"}}, "model.id"),
+    ]:
+        with pytest.raises(UserError, match=field) as error:
+            parse_document(broken)
+        assert error.value.kind == ErrorKind.INVALID_INPUT
 
 
 def test_saturated_scores_warn_and_ordinary_ones_do_not() -> None:

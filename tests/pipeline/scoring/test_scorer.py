@@ -12,14 +12,8 @@ from lanp_vad.models.errors import UserError
 from lanp_vad.pipeline.features.spec import SpecMismatchError
 from lanp_vad.pipeline.scoring.config import ScoringConfig
 from lanp_vad.pipeline.scoring.plot import plot_png
-from lanp_vad.pipeline.scoring.scorer import (
-    Scorer,
-    ScoringCancelled,
-    VideoScore,
-    WorkLimitExceeded,
-    check_threshold,
-    frame_scores_from_snippets,
-)
+from lanp_vad.pipeline.scoring.result import ScoringCancelled, WorkLimitExceeded, parse_document
+from lanp_vad.pipeline.scoring.scorer import Scorer, check_threshold, frame_scores_from_snippets
 from tests.service.tiny_model import THRESHOLD, make_tiny_model
 from tests.videos import write_video
 
@@ -45,16 +39,16 @@ def test_every_decoded_frame_gets_its_snippets_score(scorer: Scorer, clip: Path)
     np.testing.assert_array_equal(score.frame_scores, np.repeat(score.snippet_scores, 16)[:37])
     np.testing.assert_allclose(score.timestamps, np.arange(37) / 10, atol=1e-6)
     assert ((score.snippet_scores >= 0) & (score.snippet_scores <= 1)).all()
-    assert score.threshold == THRESHOLD and score.model["threshold_source"] == "metadata"
-    assert score.model["sha256"] == scorer.model_sha256 and score.feature_spec["hash"] == scorer.spec.digest()
+    assert score.threshold == THRESHOLD and score.model.threshold_source == "metadata"
+    assert score.model.sha256 == scorer.model_sha256 and score.feature_spec["hash"] == scorer.spec.digest()
 
 
 def test_threshold_override_and_result_round_trip(scorer: Scorer, clip: Path) -> None:
     low = scorer.score_video(clip, threshold=0.0)
     assert low.threshold == 0.0 and [(s.start_frame, s.end_frame) for s in low.segments] == [(0, 37)]
     assert scorer.score_video(clip, threshold=1.0).segments == []
-    data = json.loads(json.dumps(low.to_dict()))
-    assert VideoScore.from_dict(data).to_dict() == data
+    data = json.loads(low.model_dump_json())
+    assert parse_document(data).model_dump(mode="json") == data
     rows = low.frames_csv().splitlines()
     assert len(rows) == 38 and rows[1].endswith(",1")
     assert plot_png(low).startswith(b"\x89PNG")
@@ -92,7 +86,7 @@ def test_isolated_scoring_reports_progress_and_a_cancel_leaves_the_worker_usable
         checks = iter([False, True])  # not before the start, then at the first snippet batch
         with pytest.raises(ScoringCancelled):
             isolated.score_video(clip, cancel=lambda: next(checks))
-        assert isolated.score_video(clip).to_dict() == reference.to_dict()
+        assert isolated.score_video(clip).model_dump(mode="json") == reference.model_dump(mode="json")
         assert isolated.probe(clip, timeout_s=30).num_frames == reference.num_frames == 37
 
 
@@ -128,8 +122,8 @@ def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with(
         rebuilt.close()
 
 
-def test_a_spec_from_before_the_decode_bound_is_scored_at_full_size() -> None:
-    """Models saved before ``decode_short_side`` existed were trained on full-size decodes: keep their pixels."""
+def test_a_spec_without_a_decode_bound_is_scored_at_full_size() -> None:
+    """``decode_short_side`` None (features of full-size decodes) is rebuilt as such, never with the default bound."""
     from lanp_vad.pipeline.features.config import ExtractionConfig
     from lanp_vad.pipeline.features.extractor import FeatureExtractor
     from lanp_vad.pipeline.features.spec import FeatureSpec
@@ -145,3 +139,16 @@ def test_a_spec_from_before_the_decode_bound_is_scored_at_full_size() -> None:
     finally:
         current.close()
         rebuilt.close()
+
+
+def test_a_threshold_that_is_not_a_number_is_a_model_error(tmp_path: Path) -> None:
+    """metadata.json's threshold is a number in [0, 1]; anything else (an object, as early models wrote) is refused
+    naming the file, not read by guessing."""
+    from lanp_vad.pipeline.training.model_dir import ModelDirError
+
+    model = make_tiny_model(tmp_path / "tiny")
+    metadata = json.loads((model / "metadata.json").read_text())
+    for threshold in ({"value": 0.3, "method": "midpoint"}, 1.5):
+        (model / "metadata.json").write_text(json.dumps({**metadata, "threshold": threshold}))
+        with pytest.raises(ModelDirError, match="metadata.json: threshold"):
+            Scorer.from_model_dir(model, device="cpu")
