@@ -25,7 +25,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lanp_vad.pipeline.research.accuracy import markdown_tables, method_rows, run_table, summarize  # noqa: E402
+from lanp_vad.pipeline.research.accuracy import (  # noqa: E402
+    markdown_tables,
+    method_rows,
+    run_table,
+    summarize,
+    verdict_table,
+)
 from lanp_vad.pipeline.research.datasets import AccuracyDataset, SyntheticSpec, public_dataset, synthetic_dataset  # noqa: E402
 from lanp_vad.pipeline.research.ped2 import PED2_DATASETS, ped2_datasets, synthetic_clip_datasets  # noqa: E402
 from lanp_vad.pipeline.research.regimes import PLAZAS, REGIMES, ped2_regime_datasets, plaza_datasets  # noqa: E402
@@ -97,7 +103,9 @@ def render(paths: list[str]) -> int:
                 cells[record["dataset"], record["method"], record["seed"]] = record
     records = list(cells.values())
     datasets = list(dict.fromkeys(record["dataset"] for record in records))
-    print(markdown_tables(summarize(records), datasets))
+    summary = summarize(records)
+    print(verdict_table(summary, datasets))
+    print(markdown_tables(summary, datasets))
     return 0
 
 
@@ -178,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".json").write_text(report.to_json())
     out.with_suffix(".md").write_text(report.markdown())
     print(report.markdown())
+    if args.grid:
+        print(verdict_table(report.summary, list(report.datasets)))
     random_row = report.summary.get("random scorer", {})
     for dataset in report.datasets:
         floor = random_row.get(dataset, {}).get("auc_final", {}).get("mean")

@@ -118,6 +118,6 @@ def test_an_export_is_required_without_torch_and_refused_once_stale(tmp_path: Pa
     for name, content in exported.items():  # the old export copied in beside the new weights
         (model / name).write_bytes(content)
     assert (model / EXPORT_FILE).is_file()
-    with pytest.raises(ModelDirError, match="model.safetensors changed") as error:
+    with pytest.raises(ModelDirError, match="the model's weights changed") as error:
         Scorer.from_model_dir(model, exported=True)
     assert error.value.kind == ErrorKind.INVALID_MODEL and "lanp export" in str(error.value)

@@ -44,7 +44,7 @@ def test_round_trip_gives_identical_scores_and_every_switch(tmp_path: Path) -> N
     assert loaded.config.propagation.affinity == "cosine" and loaded.config.train.epochs == 7
     assert loaded.metadata["threshold"] == 0.42
     assert set(loaded.metadata["versions"]) == {"lanp", "torch", "python"} and loaded.metadata["created"]
-    assert sorted(path.name for path in (tmp_path / "m").iterdir()) == sorted(MODEL_DIR_FILES)
+    assert sorted(path.name for path in (tmp_path / "m").iterdir()) == sorted([*MODEL_DIR_FILES, MODEL_FILE])
 
 
 def test_failed_save_leaves_nothing_and_keeps_the_previous_model(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_model_directory_permissions_follow_the_umask(tmp_path: Path, umask: int
         os.umask(previous)
     assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask
     written = sorted(path.name for path in target.iterdir())
-    assert set(MODEL_DIR_FILES) | {STATS_FILE} == set(written)
+    assert set(MODEL_DIR_FILES) | {MODEL_FILE, STATS_FILE} == set(written)
     for name in written:  # every file: the container's uid 10001 reads them all (feature_stats was 0600)
         assert stat.S_IMODE((target / name).stat().st_mode) == 0o666 & ~umask, name
 
