@@ -1,17 +1,20 @@
 """How a model's evidence becomes one score: the classifier's and the normality bank's, joined on one scale.
 
 The official recipe scores with the classifier alone (its sigmoid output, often a 0/1 step). The product's default
-also asks the normality bank how far each snippet is from the other videos' normal seeds, and joins the two: each
-component is put in robust standard units of the training archive's *pseudo-normal* snippets (the classifier's
-logit and the log bank distance: median and IQR), their mean is the evidence, and a logistic maps it to a score in
+joins three views of each snippet: the classifier's, the normality bank's (how far the snippet is from the other
+videos' normal seeds) and, for a whole video, its own propagation's (``models.within``: how little normality the
+video's start and end send it). Each is put in robust standard units of the training archive's *pseudo-normal*
+snippets (median and IQR, after its transform), their mean is the evidence, and a logistic maps it to a score in
 (0, 1) whose 0.5 is the label-free threshold (the midpoint between the evidence's medians over the pseudo-normal
 and the pseudo-abnormal training snippets; the pseudo-normal median maps to 0.1). An archive without anomalies is
 scored by the bank alone, its threshold where 1 % of the training snippets lie above. Scores then rank within a
-video instead of saturating, and the threshold is 0.5 for every model. Pure numpy.
+video instead of saturating, and the threshold is 0.5 for every model. A live stream has no end, so it is scored
+by a second calibration without the within-video view. Pure numpy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -19,10 +22,14 @@ import numpy as np
 
 from lanp_vad.models.errors import ErrorKind, UserError
 
-Component = Literal["classifier", "bank"]
+Component = Literal["classifier", "bank", "within"]
+COMPONENTS: tuple[Component, ...] = ("classifier", "bank", "within")
 NORMAL_MEDIAN_SCORE = 0.1  # where the pseudo-normal snippets' median evidence lands on the score scale
 NORMAL_ONLY_QUANTILE = 0.99  # an archive without anomalies: the threshold leaves 1 % of its snippets above
+BANK_RADIUS = 2  # the log bank distance is averaged over the snippet and this many on each side
+COMPONENT_BOUND = 4.0  # robust units: no one view's extreme values outvote the others
 _LOGIT_CLIP = 1e-7
+_WITHIN_FLOOR = 1e-3
 
 
 class CalibrationError(UserError):
@@ -37,18 +44,30 @@ def classifier_logit(scores: np.ndarray) -> np.ndarray:
     return np.log(values) - np.log1p(-values)
 
 
+def moving_average(values: np.ndarray, radius: int) -> np.ndarray:
+    """Each value averaged with the ``radius`` on either side that exist (fewer at the ends of the sequence)."""
+    if radius == 0 or len(values) == 0:
+        return np.asarray(values, dtype=np.float64)
+    kernel = np.ones(2 * radius + 1)
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones(len(values)), kernel, "same")
+
+
+def bounded(values: np.ndarray) -> np.ndarray:
+    """Values in robust units squashed to (-COMPONENT_BOUND, COMPONENT_BOUND), nearly unchanged near 0."""
+    return COMPONENT_BOUND * np.tanh(np.asarray(values) / COMPONENT_BOUND)
+
+
 @dataclass(frozen=True)
 class Standardiser:
-    """x -> (x - center) / spread for one component, after its transform (logit or log distance)."""
+    """x -> (x - center) / spread for one component, after its transform."""
 
     center: float
     spread: float
-    floor: float = 0.0  # added to a bank distance before its log (a distance of 0 stays finite)
 
     @classmethod
-    def fit(cls, values: np.ndarray, *, floor: float = 0.0) -> Standardiser:
+    def fit(cls, values: np.ndarray) -> Standardiser:
         low, center, high = np.quantile(values, [0.25, 0.5, 0.75])
-        return cls(float(center), float(max((high - low) / 1.349, 1e-6)), floor)
+        return cls(float(center), float(max((high - low) / 1.349, 1e-6)))
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         return (values - self.center) / self.spread
@@ -56,72 +75,82 @@ class Standardiser:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The components' standardisers, and the logistic of their mean evidence: score = sigmoid((e - t) / s)."""
+    """The components' transforms and standardisers, and the logistic of their mean: sigmoid((e - t) / s).
+
+    Transforms, per video: the classifier's logit; the log of the bank distance plus ``floor``, averaged over
+    ``bank_radius`` snippets on each side; the log of the within-video abnormality plus 1e-3.
+    """
 
     components: tuple[Component, ...]
     standardisers: tuple[Standardiser, ...]
+    floor: float
+    bank_radius: int
     threshold: float
     scale: float
     rule: str
 
-    def evidence(self, classifier_scores: np.ndarray | None, bank_distances: np.ndarray | None) -> np.ndarray:
-        parts = []
-        for component, standardiser in zip(self.components, self.standardisers, strict=True):
-            if component == "classifier":
-                parts.append(standardiser(classifier_logit(classifier_scores)))
-            else:
-                parts.append(standardiser(np.log(np.asarray(bank_distances, dtype=np.float64) + standardiser.floor)))
-        return np.mean(parts, axis=0)
+    def transform(self, component: Component, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if component == "classifier":
+            return classifier_logit(values)
+        if component == "bank":
+            return moving_average(np.log(values + self.floor), self.bank_radius)
+        return np.log(values + _WITHIN_FLOOR)
 
-    def score(self, evidence: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(evidence - self.threshold) / self.scale))
+    def evidence(self, parts: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The mean standardised evidence of one video's snippets from its components' raw values (each bounded
+        to +-COMPONENT_BOUND robust units, smoothly: a distance a million times the normal one says "far", as a
+        thousand times does, and must not silence the other views)."""
+        return np.mean([bounded(standardiser(self.transform(component, parts[component])))
+                        for component, standardiser in zip(self.components, self.standardisers, strict=True)],
+                       axis=0)  # fmt: skip
+
+    def score(self, parts: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Scores in (0, 1) of one video's snippets; 0.5 is the threshold."""
+        return 1.0 / (1.0 + np.exp(-(self.evidence(parts) - self.threshold) / self.scale))
 
     def to_dict(self) -> dict[str, Any]:
         return {"components": list(self.components), "standardisers": [asdict(s) for s in self.standardisers],
-                "threshold": self.threshold, "scale": self.scale, "rule": self.rule}  # fmt: skip
+                "floor": self.floor, "bank_radius": self.bank_radius, "threshold": self.threshold,
+                "scale": self.scale, "rule": self.rule}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
         try:
             components = tuple(data["components"])
-            if not components or any(c not in ("classifier", "bank") for c in components):
+            if not components or any(c not in COMPONENTS for c in components):
                 raise CalibrationError(f"unknown calibration components {components}")
             standardisers = tuple(Standardiser(**item) for item in data["standardisers"])
-            calibration = cls(components, standardisers, float(data["threshold"]), float(data["scale"]),
-                              str(data["rule"]))  # fmt: skip
+            calibration = cls(components, standardisers, float(data["floor"]), int(data["bank_radius"]),
+                              float(data["threshold"]), float(data["scale"]), str(data["rule"]))  # fmt: skip
         except (KeyError, TypeError, ValueError) as error:
             raise CalibrationError(f"calibration is not valid: {error!r}") from error
-        if len(standardisers) != len(components) or not calibration.scale > 0:
+        if len(standardisers) != len(components) or not calibration.scale > 0 or calibration.bank_radius < 0:
             raise CalibrationError("calibration is not valid: one standardiser per component and a positive scale")
         return calibration
 
 
 def fit_calibration(
-    *,
-    classifier_scores: np.ndarray | None,
-    bank_distances: np.ndarray | None,
-    abnormal: np.ndarray | None,
+    parts: Mapping[str, Sequence[np.ndarray]], abnormal: Sequence[np.ndarray] | None, *, bank_radius: int = BANK_RADIUS
 ) -> Calibration:
-    """Fit on the training archive's snippets (all of them, in one order): the classifier's scores and the bank's
-    leave-one-video-out distances (either may be None), ``abnormal`` the 0/1 pseudo labels (None: no anomaly)."""
-    components: list[Component] = []
-    raw: list[np.ndarray] = []
-    if classifier_scores is not None:
-        components.append("classifier")
-        raw.append(classifier_logit(classifier_scores))
-    if bank_distances is not None:
-        distances = np.asarray(bank_distances, dtype=np.float64)
-        floor = 0.05 * float(np.median(distances)) + 1e-12
-        components.append("bank")
-        raw.append(np.log(distances + floor))
+    """Fit on the training archive's videos: ``parts`` maps each component used to its raw values per video (the
+    classifier's scores, the bank's leave-one-video-out distances, the within-video abnormality), ``abnormal`` the
+    0/1 pseudo labels per video (None: an archive without anomalies)."""
+    components = tuple(component for component in COMPONENTS if component in parts)
     if not components:
-        raise CalibrationError("nothing to calibrate: neither classifier scores nor bank distances")
-    normal = np.ones(len(raw[0]), dtype=bool) if abnormal is None else ~np.asarray(abnormal, dtype=bool)
+        raise CalibrationError("nothing to calibrate: no component")
+    floor = 0.0
+    if "bank" in parts:
+        floor = 0.05 * float(np.median(np.concatenate([np.asarray(v, dtype=np.float64) for v in parts["bank"]])))
+        floor += 1e-12
+    draft = Calibration(components, (), floor, bank_radius, 0.0, 1.0, "")
+    raw = {c: np.concatenate([draft.transform(c, values) for values in parts[c]]) for c in components}
+    size = len(raw[components[0]])
+    normal = np.ones(size, dtype=bool) if abnormal is None else ~(np.concatenate(abnormal) >= 0.5)
     if not normal.any():
         raise CalibrationError("every training snippet is pseudo-abnormal: no normal reference to calibrate on")
-    floors = [0.0 if c == "classifier" else float(floor) for c in components]
-    standardisers = tuple(Standardiser.fit(values[normal], floor=f) for values, f in zip(raw, floors, strict=True))
-    evidence = np.mean([s(values) for s, values in zip(standardisers, raw, strict=True)], axis=0)
+    standardisers = tuple(Standardiser.fit(raw[c][normal]) for c in components)
+    evidence = np.mean([bounded(s(raw[c])) for s, c in zip(standardisers, components, strict=True)], axis=0)
     normal_median = float(np.median(evidence[normal]))
     if abnormal is not None and (~normal).any():
         threshold = (normal_median + float(np.median(evidence[~normal]))) / 2
@@ -134,4 +163,4 @@ def fit_calibration(
         threshold, gap = normal_median + 1.0, 1.0
         rule += " (fallback: pseudo-abnormal evidence was not above normal; one spread above the normal median)"
     scale = gap / np.log(1 / NORMAL_MEDIAN_SCORE - 1)
-    return Calibration(tuple(components), standardisers, float(threshold), float(scale), rule)
+    return Calibration(components, standardisers, floor, bank_radius, float(threshold), float(scale), rule)

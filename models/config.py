@@ -189,8 +189,8 @@ class BankConfig(_Section):
     fusion: Literal["classifier", "mean"] = Field(
         "mean",
         description=(
-            "the score of a snippet: classifier: the classifier alone; mean: the mean of where the classifier's "
-            "score and the bank distance fall among the training snippets' (their empirical CDFs), calibrated"
+            "the score of a snippet: classifier: the classifier alone; mean: the calibrated mean evidence of the "
+            "classifier, the bank distance and (whole videos) the video's own propagation (models.calibration)"
         ),
     )
     clean_seeds: bool = Field(
@@ -279,15 +279,18 @@ class LANPConfig(_Section):
 
 
 _PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
-    # The product: the official UCF-Crime recipe with a length-neutral video score and two-stage snippet ranking
-    # (abnormality smoothed on the graph from the least-normal snippets; measured in docs/ACCURACY.md, round 3),
-    # trainable on any archive of two or more videos (batches of min(30, N): the last partial batch is kept; at
-    # least one confident normal; videos too short to propagate are skipped and listed); the head gets the video
-    # context where the archive's videos differ from each other far more than inside (docs/ACCURACY.md, round 4).
+    # The product: the official UCF-Crime recipe with a length-neutral video score, the normality bank across
+    # videos (the snippets of abnormal videos ranked by the joint evidence of their own propagation and the bank;
+    # scores that join the classifier, the bank and the video's own propagation, calibrated; an archive without
+    # anomalies scored by a bank of all its snippets), trainable on any archive of two or more videos (batches of
+    # min(30, N): the last partial batch is kept; at least one confident normal; videos too short to propagate are
+    # skipped and listed); the head gets the video context where the archive's videos differ from each other far
+    # more than inside. Chosen on the regime grid (docs/ACCURACY.md).
     "default": {
-        "pseudo": {"video_score": "decorrelation", "min_confident_normal": 1, "second_stage": True},
+        "pseudo": {"video_score": "decorrelation", "min_confident_normal": 1},
         "classifier": {"context": "auto"},
-        "train": {"drop_last": False, "skip_short": True},
+        "bank": {"enabled": True, "labels": "joint", "fuse_video_scores": False},
+        "train": {"drop_last": False, "skip_short": True, "epochs": 100},
     },
     # The official code on UCF-Crime: RMS-distance kernel, half the videos abnormal, cosine re-weighting.
     "reference": {},

@@ -3,8 +3,9 @@
 A *head* is any function of a video's snippet features that gives scores in [0, 1] (the trained classifier in
 torch, ``models.torch_head``, or its ONNX export), with the ``radius`` of snippets its score looks at and the
 ``context_window`` of a head that sees the video context. A ``Detector`` is itself such a head: the head alone
-(no calibration: the official recipe), or the calibrated evidence of the head and / or the bank
-(``models.calibration``), so training, evaluation, offline and live scoring all score with the same object.
+(no calibration: the official recipe), or the calibrated evidence of the head, the bank and the video's own
+propagation (``models.calibration``), so training, evaluation, offline and live scoring score with one object
+(a live stream through ``for_stream``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 
 from lanp_vad.models.bank import NormalityBank
 from lanp_vad.models.calibration import Calibration, CalibrationError
+from lanp_vad.models.config import PropagationConfig
+from lanp_vad.models.within import within_abnormality
 
 
 class Head(Protocol):
@@ -31,36 +34,52 @@ class Head(Protocol):
 
 @dataclass
 class Detector:
-    """The head alone (``calibration`` None, the official recipe), or the calibrated evidence of the head and / or
-    the normality bank."""
+    """The head alone (``calibration`` None, the official recipe), or the calibrated evidence of the head, the
+    normality bank and (for whole videos) the video's own propagation; ``stream`` is the calibration of a live
+    stream's windows, which have no end to propagate from."""
 
     head: Head | None
     bank: NormalityBank | None = None
     calibration: Calibration | None = None
+    stream: Calibration | None = None
+    propagation: PropagationConfig | None = None
 
     def __post_init__(self) -> None:
-        needed = set(self.calibration.components) if self.calibration is not None else {"classifier"}
-        if "bank" in needed and self.bank is None:
-            raise CalibrationError("the calibration uses a normality bank the model does not have")
-        if "classifier" in needed and self.head is None:
-            raise CalibrationError("the model's scores need a classifier it does not have")
+        for calibration in (self.calibration, self.stream):
+            needed = set(calibration.components) if calibration is not None else {"classifier"}
+            if "bank" in needed and self.bank is None:
+                raise CalibrationError("the calibration uses a normality bank the model does not have")
+            if "classifier" in needed and self.head is None:
+                raise CalibrationError("the model's scores need a classifier it does not have")
+            if "within" in needed and self.propagation is None:
+                raise CalibrationError("the calibration uses the video's own propagation but has no settings for it")
+        if self.stream is not None and "within" in self.stream.components:
+            raise CalibrationError("a live stream cannot be calibrated on the video's own propagation (it has no end)")
 
-    @property
-    def uses_classifier(self) -> bool:
-        return self.calibration is None or "classifier" in self.calibration.components
+    def _uses(self, component: str) -> bool:
+        if self.calibration is None:
+            return component == "classifier"
+        return component in self.calibration.components
 
     @property
     def radius(self) -> int:
-        """Snippets on each side a score depends on: the head's (the bank scores each snippet on its own)."""
-        return self.head.radius if self.head is not None and self.uses_classifier else 0
+        """Snippets on each side a score depends on: the head's, and the bank's smoothing."""
+        head = self.head.radius if self.head is not None and self._uses("classifier") else 0
+        return max(head, self.calibration.bank_radius if self._uses("bank") else 0)
 
     @property
     def context_window(self) -> int | None:
-        return self.head.context_window if self.head is not None and self.uses_classifier else None
+        return self.head.context_window if self.head is not None and self._uses("classifier") else None
 
     @property
     def device(self) -> str:
         return self.head.device if self.head is not None else "cpu"
+
+    def for_stream(self) -> Detector:
+        """The detector of a live stream's windows: the stream calibration (no within-video view)."""
+        if self.calibration is None or "within" not in self.calibration.components:
+            return self
+        return Detector(self.head, self.bank, self.stream, None, None)
 
     def __call__(
         self, features: np.ndarray, reference: np.ndarray | None = None, *, exclude: Sequence[int] | None = None
@@ -68,8 +87,12 @@ class Detector:
         """Snippet scores in [0, 1] of one video's (T, D) or (T, crops, D) features. ``reference``: trailing means
         for a head with the video context (a window of a longer sequence); ``exclude``: training videos whose bank
         entries do not count (None: those recognised by their seeds)."""
-        scores = self.head(features, reference) if self.uses_classifier else None
+        classifier = self.head(features, reference) if self._uses("classifier") else None
         if self.calibration is None:
-            return scores
-        distances = self.bank.distances(features, exclude=exclude) if "bank" in self.calibration.components else None
-        return self.calibration.score(self.calibration.evidence(scores, distances))
+            return classifier
+        parts = {"classifier": classifier}
+        if self._uses("bank"):
+            parts["bank"] = self.bank.distances(features, exclude=exclude)
+        if self._uses("within"):
+            parts["within"] = within_abnormality(features, self.propagation)
+        return self.calibration.score(parts)

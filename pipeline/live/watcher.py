@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lanp_vad.models.detector import Detector
 from lanp_vad.models.errors import VideoError
 from lanp_vad.pipeline.live.assembler import SessionEnd, Snippet, SnippetAssembler
 from lanp_vad.pipeline.live.backlog import Backlog, Notice
@@ -75,9 +76,9 @@ class Watcher:
         self.threshold = scorer.threshold if self.config.threshold is None else check_threshold(self.config.threshold)
         self.settings = scorer.extractor.decode
         self.backlog = Backlog(self.config.backlog_snippets)
-        self.context: TemporalContext[Snippet] = TemporalContext(
-            scorer.head, scorer.head.radius, context_window=scorer.head.context_window
-        )
+        # a stream has no end: its windows are scored without the video's own propagation
+        head = scorer.head.for_stream() if isinstance(scorer.head, Detector) else scorer.head
+        self.context: TemporalContext[Snippet] = TemporalContext(head, head.radius, context_window=head.context_window)
         self._stop = threading.Event()
         self._stopped_at: float | None = None
         self.gave_up = False

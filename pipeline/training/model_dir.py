@@ -70,11 +70,12 @@ class ModelFiles:
     metadata: dict[str, Any]
     bank: NormalityBank | None = None
     calibration: Calibration | None = None
+    stream_calibration: Calibration | None = None
     has_classifier: bool = True
 
     def detector(self, head: Head | None) -> Detector:
         """What scores with this model, given its classifier as a head (torch or exported; None when it has none)."""
-        return Detector(head, self.bank, self.calibration)
+        return Detector(head, self.bank, self.calibration, self.stream_calibration, self.config.propagation)
 
 
 @dataclass
@@ -159,13 +160,15 @@ def save_model(
     *,
     bank: NormalityBank | None = None,
     calibration: Calibration | None = None,
+    stream_calibration: Calibration | None = None,
     feature_stats: FeatureStats | None = None,
 ) -> Path:
     """Write a model directory atomically: the classifier (None for a bank-only model), the normality bank and
     the calibration where the model scores with them; ``metadata`` gets ``versions`` and ``created`` added, and
     ``feature_stats`` (``TrainResult.feature_stats``) lets scoring warn about footage unlike the training's."""
     target = Path(directory)
-    Detector(None if model is None else _HeadSlot(), bank, calibration)  # the parts must make a scorer
+    # the parts must make a scorer
+    Detector(None if model is None else _HeadSlot(), bank, calibration, stream_calibration, config.propagation)
     if model is not None and model.dim != spec.dim:
         raise ModelDirError(f"the classifier takes {model.dim}-d features but the feature spec says {spec.dim}")
     if bank is not None and bank.dim != spec.dim:
@@ -189,7 +192,9 @@ def save_model(
         if bank is not None:
             _save_bank(bank, staged / BANK_FILE)
         if calibration is not None:
-            (staged / CALIBRATION_FILE).write_text(json.dumps(calibration.to_dict(), indent=2))
+            calibrations = {"video": calibration.to_dict(),
+                            "stream": None if stream_calibration is None else stream_calibration.to_dict()}
+            (staged / CALIBRATION_FILE).write_text(json.dumps(calibrations, indent=2))
         spec.save(staged)
         # The head's own settings: classifier.context=auto is saved as what training decided.
         (staged / CONFIG_FILE).write_text(config.model_copy(update={"classifier": head}).to_json())
@@ -247,13 +252,15 @@ def read_model_files(directory: str | Path) -> ModelFiles:
     except json.JSONDecodeError as error:
         raise ModelDirError(f"{directory / METADATA_FILE} is not JSON: {error}") from error
     bank = _load_bank(directory / BANK_FILE, spec.dim) if (directory / BANK_FILE).is_file() else None
-    calibration = None
+    calibration = stream = None
     if (directory / CALIBRATION_FILE).is_file():
         try:
-            calibration = Calibration.from_dict(json.loads((directory / CALIBRATION_FILE).read_text()))
-        except (json.JSONDecodeError, CalibrationError) as error:
-            raise ModelDirError(f"{directory / CALIBRATION_FILE}: {error}") from error
-    files = ModelFiles(spec, config, metadata, bank, calibration, (directory / MODEL_FILE).is_file())
+            record = json.loads((directory / CALIBRATION_FILE).read_text())
+            calibration = Calibration.from_dict(record["video"])
+            stream = None if record.get("stream") is None else Calibration.from_dict(record["stream"])
+        except (json.JSONDecodeError, CalibrationError, KeyError, TypeError) as error:
+            raise ModelDirError(f"{directory / CALIBRATION_FILE} is not a calibration: {error!r}") from error
+    files = ModelFiles(spec, config, metadata, bank, calibration, stream, (directory / MODEL_FILE).is_file())
     try:
         files.detector(_HeadSlot() if files.has_classifier else None)
     except CalibrationError as error:
@@ -266,7 +273,8 @@ def load_model(directory: str | Path) -> LoadedModel:
     (needs torch when it has one)."""
     files = read_model_files(directory)
     parts = {"spec": files.spec, "config": files.config, "metadata": files.metadata, "bank": files.bank,
-             "calibration": files.calibration, "has_classifier": files.has_classifier}  # fmt: skip
+             "calibration": files.calibration, "stream_calibration": files.stream_calibration,
+             "has_classifier": files.has_classifier}  # fmt: skip
     if not files.has_classifier:
         return LoadedModel(**parts)
     from safetensors import SafetensorError

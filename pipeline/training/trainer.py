@@ -88,7 +88,7 @@ class TrainResult:
         """Write the model directory of this result (``metadata``: instead of the training's own)."""
         return save_model(directory, self.model, spec, config, self.metadata if metadata is None else metadata,
                           bank=self.detector.bank, calibration=self.detector.calibration,
-                          feature_stats=self.feature_stats)  # fmt: skip
+                          stream_calibration=self.detector.stream, feature_stats=self.feature_stats)  # fmt: skip
 
 
 def load_training_features(features: FeatureSet) -> list[np.ndarray]:
@@ -342,10 +342,12 @@ def train_lanp(
         if config.bank.clean_seeds and bank.kind == "seeds":
             bank, bank_record = _clean_seeds(bank, arrays, full_scores, abnormal, config.bank.max_cleaned)
             distances = bank.archive_distances(arrays, owners)
-        calibration = fit_calibration(
-            classifier_scores=np.concatenate(full_scores), bank_distances=np.concatenate(distances), abnormal=abnormal
-        )
-        detector, threshold, rule = Detector(TorchHead(model, device), bank, calibration), 0.5, calibration.rule
+        parts = {"classifier": full_scores, "bank": distances}
+        within = [1.0 - z / max(float(np.max(z)), 1e-12) for z in propagation.z]
+        calibration = fit_calibration({**parts, "within": within}, labels.snippet_labels)
+        stream = fit_calibration(parts, labels.snippet_labels)
+        detector = Detector(TorchHead(model, device), bank, calibration, stream, config.propagation)
+        threshold, rule = 0.5, calibration.rule
         bank_record.update({"entries": int(len(bank.entries)), "kind": bank.kind, "centred": bank.centred})
     else:
         with torch.no_grad():
@@ -455,8 +457,7 @@ def _normal_only(
     """An archive without anomalies: its model is a bank of all its snippets, calibrated so that 1 % of them lie
     above the threshold; no pseudo labels and no classifier (nothing abnormal to learn from)."""
     bank = build_bank(arrays, config.bank, entries="all", groups=owners)
-    distances = np.concatenate(bank.archive_distances(arrays, owners))
-    calibration = fit_calibration(classifier_scores=None, bank_distances=distances, abnormal=None)
+    calibration = fit_calibration({"bank": bank.archive_distances(arrays, owners)}, None)
     zeros = [np.zeros(len(array), dtype=np.float32) for array in arrays]
     labels = PseudoLabels(np.zeros(len(arrays)), np.zeros(len(arrays), dtype=bool), zeros,
                           np.arange(len(arrays)), 0.0)  # fmt: skip
@@ -478,7 +479,7 @@ def _normal_only(
         "threshold_rule": calibration.rule,
         "training": {"epochs": 0, "steps": 0, "device": "cpu", "seconds": round(time.perf_counter() - started, 3)},
     }
-    return TrainResult(None, Detector(None, bank, calibration), [], labels, metadata,
+    return TrainResult(None, Detector(None, bank, calibration, None, config.propagation), [], labels, metadata,
                        fit_feature_stats(arrays, seed=config.train.seed))  # fmt: skip
 
 
