@@ -346,11 +346,11 @@ else
     build_images
 fi
 make_model
-run_container "$IMAGE" cpu
+run_container "$IMAGE" "${IMAGE##*:}"
 job_survives_restart
 compose_up
 if [ "${LANP_CT_GPU_IMAGE:-0}" = 1 ] && [ -z "${LANP_CT_IMAGE:-}" ]; then
-    run_container "$GPU_IMAGE" gpu -gpu # with torch, on this machine's CPU: the same checks
+    run_container "$GPU_IMAGE" "${GPU_IMAGE##*:}" -gpu # with torch, on this machine's CPU: the same checks
     docker rm -f "$NAME" >/dev/null
 fi
 say "all checks passed; load average $(cut -d' ' -f1-3 /proc/loadavg)"
