@@ -16,6 +16,9 @@ rate it measures, in one run, interleaved, ``--repeats`` times (medians):
 Cameras per core = video seconds / CPU-s (a camera needs CPU-s / video-s of a core): the real-time capacity of
 one core if nothing else ran, for the floor, the extraction and the watcher; ``x floor`` = CPU-s / floor CPU-s.
 
+``--costs`` prints the extraction CPU-s of each candidate spec (``--specs``: frames per snippet x input size, as
+in ``bench/extract.py``) on the camera clip and on four Ped2 test clips, each beside its decode floor.
+
 ``--stages`` prints instead where the extraction time of one clip goes, each stage in isolation, user and system
 CPU-s apart: decoding alone; decoding + colour conversion and scaling (the reader's chunks, as the engine's
 workers make them); the shared-memory hand-off (the real decode pool and engine loop with a model that does
@@ -23,6 +26,7 @@ nothing, minus the in-process read); the transform (resize / crop / normalise); 
 extraction (``extract``) with what is left over.
 
     python bench/cameras.py --stages --size 1080p --fps 25 [--spec default]
+    python bench/cameras.py --costs --size 1080p --fps 25 --repeats 3 [--specs default f8 ...]
     python bench/cameras.py --sizes 720p 1080p 4k --rates 10 25 --repeats 3 [--watch] [--json out.json]
 """
 
@@ -154,10 +158,11 @@ def stage_breakdown(path: Path, spec: str, runtime: str) -> dict[str, dict[str, 
     return stages
 
 
-def extract_fresh(path: Path, spec: str, runtime: str) -> dict[str, Any]:
-    """``extract_archive`` on the clip in a fresh process (``bench/extract.py --one engine``)."""
+def extract_fresh(path: Path | list[Path], spec: str, runtime: str) -> dict[str, Any]:
+    """``extract_archive`` on the clip(s) in a fresh process (``bench/extract.py --one engine``)."""
+    paths = path if isinstance(path, list) else [path]
     command = [sys.executable, str(ROOT / "bench" / "extract.py"), "--one", "engine", runtime, "--spec", spec,
-               "--workers", "1", str(path)]
+               "--workers", "1", *map(str, paths)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"extraction of {path} failed:\n{done.stderr[-3000:]}")
@@ -257,6 +262,40 @@ def measure_cameras(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def spec_costs(args: argparse.Namespace) -> dict[str, Any]:
+    """Extraction CPU-s of each candidate spec on the camera clip and on the first Ped2 test clips, beside the
+    decode floor of each, interleaved over ``--repeats`` (medians)."""
+    from bench.footage import SHARED
+
+    inputs = {f"{args.size} {args.fps} fps": [camera_clip(args.size, args.fps, args.seconds)],
+              "ped2 test 01-04": sorted((SHARED / "ucsd-ped2/videos/test").glob("*.mp4"))[:4]}
+    floors = {name: [] for name in inputs}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {(s, n): [] for s in args.specs for n in inputs}
+    print(f"spec costs, runtime {args.runtime}; {load()}", flush=True)
+    for _ in range(args.repeats):
+        for name, clips in inputs.items():
+            floor = [decode_floor(clip) for clip in clips]
+            floors[name].append({"cpu_s": sum(f["cpu_s"] for f in floor), "video_s": sum(f["video_s"] for f in floor)})
+            for spec in args.specs:
+                runs[spec, name].append(extract_fresh(clips, spec, args.runtime))
+    table: dict[str, Any] = {"load_before": os.getloadavg(), "rows": []}
+    print(f"{'spec':>8s} {'settings':>44s}" + "".join(f" {name + ' CPU-s':>22s} {'x floor':>7s}" for name in inputs))
+    for spec in args.specs:
+        row: dict[str, Any] = {"spec": spec, "settings": SPECS[spec]}
+        cells = []
+        for name in inputs:
+            floor = statistics.median(f["cpu_s"] for f in floors[name])
+            cpu = statistics.median(r["cpu_s"] for r in runs[spec, name])
+            row[name] = {"cpu_s": round(cpu, 2), "floor_cpu_s": round(floor, 2), "x_floor": round(cpu / floor, 2),
+                         "video_s": floors[name][0]["video_s"], "all_cpu_s": [r["cpu_s"] for r in runs[spec, name]]}
+            cells.append(f" {cpu:22.2f} {cpu / floor:6.2f}x")
+        table["rows"].append(row)
+        print(f"{spec:>8s} {json.dumps(SPECS[spec]):>44s}" + "".join(cells), flush=True)
+    print("floors (CPU-s): " + ", ".join(
+        f"{name} {statistics.median(f['cpu_s'] for f in floors[name]):.2f}" for name in inputs) + f"; {load()}")
+    return table
+
+
 def print_stages(args: argparse.Namespace) -> dict[str, Any]:
     clip = camera_clip(args.size, args.fps, args.seconds)
     print(f"{clip.name}, spec {args.spec}, runtime {args.runtime}; {load()}", flush=True)
@@ -278,6 +317,10 @@ def print_stages(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", action="store_true", help="the per-stage breakdown of one clip instead")
+    parser.add_argument("--costs", action="store_true",
+                        help="extraction CPU-s of each of --specs on the --size/--fps clip and Ped2 instead")
+    parser.add_argument("--specs", nargs="+", choices=sorted(SPECS),
+                        default=["default", "f8", "f4", "s160", "f8s160", "demo"])
     parser.add_argument("--size", choices=sorted(SIZES), default="1080p", help="--stages: the clip's size")
     parser.add_argument("--fps", type=int, default=25, help="--stages: the clip's rate")
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["720p", "1080p", "4k"])
@@ -289,7 +332,7 @@ def main() -> None:
     parser.add_argument("--watch", action="store_true", help="also `lanp watch` each clip at real-time pace")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results = print_stages(args) if args.stages else measure_cameras(args)
+    results = print_stages(args) if args.stages else spec_costs(args) if args.costs else measure_cameras(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
