@@ -32,6 +32,16 @@ def _prior(
     return torch.as_tensor(np.asarray(priors[index], dtype=np.float64), device=features.device)
 
 
+def _load_video(
+    target: torch.Tensor, video: np.ndarray | torch.Tensor, rng: np.random.Generator, config: PropagationConfig,
+    priors: list[np.ndarray] | None, index: int,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """One video's prepared features copied into ``target`` (``load_into``), then its seeds and right-hand side."""
+    load_into(target, video, config)
+    seeds = seed_indices(target, config, rng)
+    return seeds, _prior(target, seeds, config, priors, index)
+
+
 def propagate_complete(
     videos: list[np.ndarray | torch.Tensor],
     graphs: list[Graph],
@@ -45,10 +55,10 @@ def propagate_complete(
     batch = torch.empty(count, longest, dim, dtype=torch.float32, device=device)
     seeds, ys = [], []
     for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
-        load_into(batch[index, : g.length], video, config)
+        seed, y = _load_video(batch[index, : g.length], video, rng, config, priors, index)
         batch[index, g.length :] = 0
-        seeds.append(seed_indices(batch[index, : g.length], config, rng))
-        ys.append(_prior(batch[index, : g.length], seeds[-1], config, priors, index))
+        seeds.append(seed)
+        ys.append(y)
     lengths = torch.tensor([g.length for g in graphs], device=device)
     positions = torch.arange(longest, device=device)
     valid = positions[None, :] < lengths[:, None]
@@ -226,10 +236,9 @@ def _stack_videos(
     stacked = torch.empty(total + half, dim, dtype=torch.float32, device=device)
     seeds, ys = [], []
     for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
-        start = offsets[index]
-        load_into(stacked[start : start + g.length], video, config)
-        seeds.append(seed_indices(stacked[start : start + g.length], config, rng))
-        ys.append(_prior(stacked[start : start + g.length], seeds[-1], config, priors, index))
+        seed, y = _load_video(stacked[offsets[index] : offsets[index] + g.length], video, rng, config, priors, index)
+        seeds.append(seed)
+        ys.append(y)
     padded = torch.tensor(padded_lengths + [half], device=device)
     owner = torch.arange(len(graphs) + 1, device=device).repeat_interleave(padded)
     position = torch.arange(total + half, device=device) - torch.as_tensor(offsets, device=device)[owner]
