@@ -61,9 +61,9 @@ def plain_scipy(features: np.ndarray, *, band_k: int = 50, sigma: float = 0.1, a
 
     Snippet i links to the Lw = min(2 min(k, T - 1), T) snippets of its window (centred, shifted inside the video
     at the borders), weight exp(-rms(xi - xj) / (2 sigma^2)) * exp(-|i - j| / Lw); W + W^T, zero degrees count as
-    1, S = D^-1/2 W D^-1/2, then CG on (I - alpha S) z = y for the seeds y (first two, last two) from x0 = 0."""
-    import scipy.sparse
-    import scipy.sparse.linalg
+    1, S = D^-1/2 W D^-1/2, then CG on (I - alpha S) z = y for the seeds y (first two, last two) from x0 = 0
+    (the official code's rules after W, shared with the oracle: ``solve_official``)."""
+    from lanp_vad.pipeline.research.oracle import solve_official
 
     x = np.asarray(features, dtype=np.float64)
     length, dim = x.shape
@@ -81,20 +81,8 @@ def plain_scipy(features: np.ndarray, *, band_k: int = 50, sigma: float = 0.1, a
         rows += [first[forward], second[backward]]
         cols += [second[forward], first[backward]]
         values += [weight[forward], weight[backward]]
-    graph = scipy.sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                                    shape=(length, length))
-    graph = graph + graph.T
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    degree[degree == 0] = 1
-    scaling = scipy.sparse.diags(1 / np.sqrt(degree))
-    system = scipy.sparse.eye(length) - alpha * (scaling @ graph @ scaling)
-    seeds = np.unique([0, 1, length - 2, length - 1])
-    target = np.zeros(length)
-    target[seeds] = 1
-    z, _ = scipy.sparse.linalg.cg(system, target, rtol=1e-6, maxiter=maxiter)
-    z[z < 0] = 0
-    z[seeds] = z.max()
-    return z
+    return solve_official(np.concatenate(values), np.concatenate(rows), np.concatenate(cols), length, alpha=alpha,
+                          maxiter=maxiter)
 
 
 def worker(kind: str, data: Path, count: int, device: str | None, threads: int | None, out: Path) -> None:
