@@ -192,8 +192,9 @@ wait_healthy() {
 }
 
 # The service's document must equal `lanp score`'s (torch on the host, the exported networks in the CPU image):
-# the scores within 1e-4, the events' frames equal, everything else equal except the model's name (the mount's
-# folder name, also the first part of its id: the weights' part must be equal) and the runtime of the backbone.
+# the scores and the domain-shift figure within 1e-4, the events' frames equal, everything else equal except the
+# model's name (the mount's folder name, also the first part of its id: the weights' part must be equal) and the
+# runtime of the backbone.
 same_as_host() {
     python3 - "$WORK/host.json" "$1" <<'EOF'
 import json, sys
@@ -205,6 +206,8 @@ for document in (host, served):
     document["model"]["id"] = document["model"]["id"].rpartition("@")[2]
 scores = ("snippet_scores", "frame_scores")
 gap = max(abs(a - b) for key in scores for a, b in zip(host[key], served[key], strict=True))
+if host["domain_shift"] and served["domain_shift"]:
+    gap = max(gap, abs(host["domain_shift"].pop("score") - served["domain_shift"].pop("score")))
 if gap > 1e-4:
     sys.exit(f"the container's scores differ from `lanp score`'s by {gap:.2g}")
 spans = {name: [(s["start_frame"], s["end_frame"]) for s in document.pop("segments")]
@@ -343,11 +346,11 @@ else
     build_images
 fi
 make_model
-run_container "$IMAGE" cpu
+run_container "$IMAGE" "${IMAGE##*:}"
 job_survives_restart
 compose_up
 if [ "${LANP_CT_GPU_IMAGE:-0}" = 1 ] && [ -z "${LANP_CT_IMAGE:-}" ]; then
-    run_container "$GPU_IMAGE" gpu -gpu # with torch, on this machine's CPU: the same checks
+    run_container "$GPU_IMAGE" "${GPU_IMAGE##*:}" -gpu # with torch, on this machine's CPU: the same checks
     docker rm -f "$NAME" >/dev/null
 fi
 say "all checks passed; load average $(cut -d' ' -f1-3 /proc/loadavg)"
