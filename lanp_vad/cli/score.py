@@ -180,6 +180,16 @@ def print_warnings(document: dict[str, Any], label: str) -> None:
         print(f"lanp: warning: {label}: {warning['message']}", file=sys.stderr)
 
 
+def summary_line(document: dict[str, Any]) -> str:
+    """One line a person reads instead of the JSON: events, top score and how far the video is from training."""
+    scores = document.get("frame_scores") or [0.0]
+    line = f"{len(document.get('segments', ()))} event(s), top score {max(scores):.2f}"
+    shift = document.get("domain_shift")
+    if shift:
+        line += f", domain shift {shift['score']:.2f} (warns above {shift['threshold']:g})"
+    return line
+
+
 def _score_single(args: argparse.Namespace, video: Any) -> int:
     from lanp_vad.pipeline.scoring.evidence import write_evidence
     from lanp_vad.pipeline.scoring.scorer import Scorer, ScoringCancelled
@@ -201,6 +211,7 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
     if args.evidence:
         write_evidence(document, video.path, args.evidence, evidence_config(args))
     print_warnings(document, str(video.path))
+    print(f"lanp score: {video.path}: {summary_line(document)}", file=sys.stderr)
     json.dump(document, sys.stdout)
     sys.stdout.write("\n")
     return 0
