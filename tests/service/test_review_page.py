@@ -3,7 +3,7 @@
 Uploads a clip through the page, waits for the job, opens the result, and checks that the curve and the events
 render, that the threshold slider re-draws the events from the server, and that clicking the curve or an event
 seeks the video; starts a live stream from the page and follows its curve and events. Set
-``LANP_SCREENSHOT_DIR=docs`` to refresh the README's screenshots.
+``LANP_SCREENSHOT_DIR=docs`` to refresh the screenshots in docs/.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver")
 pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (installed by .ci/run)"
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver",
 )
 
 
@@ -148,7 +149,7 @@ def test_a_live_stream_grows_its_curve_and_events_on_the_page(page_server: LiveS
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#streams li[data-stream='{stream_id}']"), 10,
              what="the stream in the list")
 
-    if "LANP_SCREENSHOT_DIR" in os.environ:  # a longer curve for the README
+    if "LANP_SCREENSHOT_DIR" in os.environ:  # a longer curve for the screenshot
         wait_for(lambda: int(canvas.get_attribute("data-points")) >= 12, 60, what="a longer curve")
     browser.save_screenshot(str(Path(os.environ.get("LANP_SCREENSHOT_DIR", tmp_path)) / "live-stream.png"))
 
