@@ -1,4 +1,4 @@
-# LANP scoring service. Build:  docker build -t lanp .   Run: see docker/README.md (model directory as a volume).
+# LANP scoring service. Build:  docker build -t lanp:cpu .   Run: see docs/deployment.md (model directory as a volume).
 
 # The base: any Debian-like image with Python 3.11 and venv. Users take python:3.11-slim; where no registry can be
 # reached, scripts/container-test.sh builds one from Debian packages and passes --build-arg BASE_IMAGE=....
@@ -10,7 +10,7 @@ LABEL org.opencontainers.image.title=lanp-vad
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 RUN python -m venv /opt/venv
-# torch/torchvision from the PyTorch CPU index (no CUDA libraries); the GPU image swaps this index, see docker/README.md.
+# torch/torchvision from the PyTorch CPU index (no CUDA libraries); the GPU image swaps this index, see docs/deployment.md.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url "$TORCH_INDEX" torch==2.14.1 torchvision==0.29.1
 COPY docker/requirements.lock docker/requirements.lock

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The container, built and run for real (CI runs it only when LANP_CONTAINER_TEST=1; see docker/README.md).
+# The container, built and run for real (CI runs it only when LANP_CONTAINER_TEST=1; see docs/deployment.md).
 #
-# Builds the image (cold, then cached), runs it as docker/README.md says (a model directory mounted read-only, a
+# Builds the image (cold, then cached), runs it as docs/deployment.md says (a model directory mounted read-only, a
 # state volume, user 10001, LANP_* settings), waits for the HEALTHCHECK, scores a clip with POST /score and checks
 # the document equals `lanp score` on the host, submits a job and restarts the container (the job must survive),
 # checks the uid and the read-only model volume, then does the same with `docker-compose -f docker/compose.yaml up`.
@@ -200,7 +200,7 @@ run_container() {
     local port started
     port=$(free_port)
     PORT=$port
-    # As docker/README.md says: the model read-only at /models, the state volume at /var/lib/lanp, LANP_* settings.
+    # As docs/deployment.md says: the model read-only at /models, the state volume at /var/lib/lanp, LANP_* settings.
     started=$(now)
     docker run -d --name "$NAME" -p "127.0.0.1:$port:8000" \
         -v "$MODEL:/models:ro" -v "$STATE_VOLUME:/var/lib/lanp" \
@@ -266,13 +266,13 @@ compose() { docker-compose -p "$NAME" --env-file "$WORK/compose.env" -f docker/c
 compose_up() {
     local port started
     port=$(free_port)
-    mkdir -p "$WORK/compose/models" "$WORK/compose/data"
-    cp -r "$MODEL" "$WORK/compose/models/default"
+    mkdir -p "$WORK/compose/data"
+    cp -r "$MODEL" "$WORK/compose/model"
     # No LANP_API_KEY: the compose file must leave the API open when it is unset.
     cat >"$WORK/compose.env" <<EOF
 LANP_IMAGE=$IMAGE
 LANP_PORT=$port
-LANP_MODELS=$WORK/compose/models
+LANP_MODEL=$WORK/compose/model
 LANP_DATA=$WORK/compose/data
 EOF
     say "docker-compose -f docker/compose.yaml up (port $port)"

@@ -1,4 +1,4 @@
-"""The README's Python example, run verbatim as a plain script (no ``__main__`` guard) in a subprocess."""
+"""The example of docs/python-api.md, run verbatim as a plain script (no ``__main__`` guard) in a subprocess."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from tests.service.tiny_model import tiny_extractor
 from tests.videos import moving_square, write_video
 
 
-def readme_example() -> str:
-    section = (REPO_ROOT / "README.md").read_text().split("### Python API", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def documented_example() -> str:
+    page = (REPO_ROOT / "docs/python-api.md").read_text()
+    return re.search(r"```python\n(.*?)```", page, re.S).group(1)
 
 
 def _with_flash(index: int, height: int, width: int) -> np.ndarray:
@@ -27,7 +27,7 @@ def _with_flash(index: int, height: int, width: int) -> np.ndarray:
     return np.full_like(frame, 255) if 20 <= index < 30 else frame
 
 
-def test_the_readme_example_runs_as_a_plain_script(tmp_path: Path) -> None:
+def test_the_documented_example_runs_as_a_plain_script(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
     for number in range(8):
@@ -40,7 +40,7 @@ def test_the_readme_example_runs_as_a_plain_script(tmp_path: Path) -> None:
         extractor.close()
     assert not report.failed
     script = tmp_path / "example.py"
-    script.write_text(readme_example())
+    script.write_text(documented_example())
     assert "__main__" not in script.read_text()
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True,
