@@ -27,7 +27,6 @@ from lanp_vad.pipeline.evaluation.events import DEFAULT_MIN_OVERLAP
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="frame ROC-AUC / AP of a model on labelled features", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model directory (lanp train)")
     add_feature_arguments(parser)

@@ -21,7 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "extract",
         help="extract snippet features of videos into a feature folder (resumable)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_video_inputs(parser)
     parser.add_argument("--out", required=True, metavar="FEATURE_DIR", help="feature folder (created or resumed)")
@@ -51,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="video decoder (auto: decord with PyAV as fallback); features do not depend on it")
     parser.add_argument("--timeout", type=positive(float), default=600.0, metavar="SECONDS",
                         help="record a video as failed when its decoding makes no progress for this long")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="ray: --workers actors on Ray Data (RAY_ADDRESS to use a cluster; needs [ray])")
     add_ray_arguments(parser)

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional
-from tqdm import tqdm
 
 from lanp_vad.models.classifier import LANPClassifier, create_classifier
 from lanp_vad.models.config import LANPConfig
@@ -45,6 +44,7 @@ from lanp_vad.models.snippet_ranking import pseudo_label_videos, smooth_on_graph
 from lanp_vad.pipeline.device import resolve_device
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
 from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.progress import progress_bar
 from lanp_vad.pipeline.training.domain import FeatureStats, fit_feature_stats
 
 log = logging.getLogger(__name__)
@@ -374,7 +374,7 @@ def fit_classifier(
     history: list[dict[str, float]] = []
     step = 0
     autocast_on = train.amp == "on" or (train.amp == "auto" and device.type == "cuda")
-    bar = tqdm(range(1, train.epochs + 1), desc="training", unit="epoch", disable=not progress)
+    bar = progress_bar(range(1, train.epochs + 1), desc="training", unit="epoch", enabled=progress)
     for epoch in bar:
         model.train()
         order = torch.randperm(num_videos, generator=generator)[:usable].to(device)
