@@ -34,9 +34,9 @@ def add_gt_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, requi
 
 def add_method_arguments(parser: argparse.ArgumentParser, *, example: str) -> None:
     """--preset / --set: the method's configuration (a preset, then field overrides), as train and propagate take."""
-    from lanp_vad.models.config import PRESETS
+    from lanp_vad.models.config import DEFAULT_PRESET, PRESETS
 
-    parser.add_argument("--preset", choices=PRESETS, default="default",
+    parser.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET,
                         help="starting configuration (default: the product's; reference*: the official code's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help=f"override a config field, e.g. {example} (repeatable)")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lanp_vad.pipeline.features.defaults import DEFAULT_TIMEOUT_S, DEFAULT_WORKERS
 from lanp_vad.pipeline.features.engine import DecodePool, ExtractedVideo, run_engine
 from lanp_vad.pipeline.features.extractor import FeatureExtractor
 from lanp_vad.pipeline.features.featureset import FeatureStore
@@ -52,8 +53,8 @@ def extract_archive(
     out_dir: str | Path,
     extractor: FeatureExtractor,
     *,
-    workers: int = 2,
-    timeout_s: float | None = 600.0,
+    workers: int = DEFAULT_WORKERS,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
     progress: bool = True,
 ) -> ExtractionReport:
     """Extract every video of ``inputs`` (files, folders, frame folders, path lists) into the store ``out_dir``

@@ -9,13 +9,14 @@ unchanged. The CLI, the scorer, the batch and Ray engines all build an extractor
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.features.runtime import Runtime
-from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.features.spec import SPEC_FILE, FeatureSpec
 from lanp_vad.pipeline.features.weights import RANDOM_INIT
 from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
@@ -47,6 +48,15 @@ class ExtractionConfig(BaseModel):
     batch_size: int = Field(16, ge=1, description="snippets per forward pass")
     decoder: Decoder = "pyav"
     allow_pickle: bool = False
+
+    @classmethod
+    def like_model(cls, model_dir: str | Path, **how: object) -> ExtractionConfig:
+        """The config that makes the features a model directory was trained on (its ``feature_spec.json``), so
+        that the model can read them: ``lanp extract --like`` and ``api.extract(like=...)``."""
+        path = Path(model_dir) / SPEC_FILE
+        if not path.is_file():
+            raise UserError(f"{model_dir} is not a model directory (no {SPEC_FILE})", kind=ErrorKind.INVALID_MODEL)
+        return cls.from_spec(FeatureSpec.load(Path(model_dir)), **how)
 
     @classmethod
     def from_spec(cls, spec: FeatureSpec, *, weights: str | None = None, **how: object) -> ExtractionConfig:

@@ -95,8 +95,8 @@ def check_batching(num_videos: int, config: LANPConfig) -> None:
     if train.drop_last and num_videos < train.batch_size:
         raise TrainingError(
             f"the feature set has {num_videos} videos but train.batch_size is {train.batch_size} with "
-            f"train.drop_last=true, so no batch would ever be trained; pass --set train.drop_last=false or "
-            f"--set train.batch_size={num_videos} (or less)"
+            f"train.drop_last=true, so no batch would ever be trained; set train.drop_last=false or "
+            f"train.batch_size={num_videos} (or less)"
         )
 
 
@@ -151,7 +151,7 @@ def usable_videos(features: FeatureSet, arrays: list[np.ndarray], config: LANPCo
     if not config.train.skip_short:
         raise TrainingError(
             f"{names}: fewer than {MIN_SNIPPETS} snippets, too short to propagate ({len(short)} video(s)); "
-            "pass --set train.skip_short=true to leave them out (the default preset does)"
+            "set train.skip_short=true to leave them out (the default preset does)"
         )
     log.warning("skipping %d video(s) shorter than %d snippets: %s", len(short), MIN_SNIPPETS, names)
     left_out = set(short)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lanp_vad.pipeline.features.archive import extract_archive
+from lanp_vad.models.config import DEFAULT_PRESET
+from lanp_vad.pipeline.features.config import ExtractionConfig
+from lanp_vad.pipeline.features.spec import FeatureSpec
 from tests.conftest import REPO_ROOT
-from tests.service.tiny_model import tiny_extractor
 from tests.videos import moving_square, write_video
 
 
@@ -30,15 +32,9 @@ def _with_flash(index: int, height: int, width: int) -> np.ndarray:
 def test_the_documented_example_runs_as_a_plain_script(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
-    for number in range(8):
+    for number in range(4):
         write_video(archive / f"clip{number}.mp4", num_frames=48, fps=10,
                     content=_with_flash if number % 2 else moving_square)
-    extractor = tiny_extractor()
-    try:
-        report = extract_archive([archive], tmp_path / "feats", extractor, workers=1, progress=False)
-    finally:
-        extractor.close()
-    assert not report.failed
     script = tmp_path / "example.py"
     script.write_text(documented_example())
     assert "__main__" not in script.read_text()
@@ -46,6 +42,9 @@ def test_the_documented_example_runs_as_a_plain_script(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "8 scored, 0 failed" in result.stdout
+    assert "4 scored, 0 failed" in result.stdout
     assert (tmp_path / "model" / "feature_stats.safetensors").is_file()
-    assert len(list((tmp_path / "results" / "videos").glob("*.json"))) == 8
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["preset"] == DEFAULT_PRESET  # the command line's defaults: the same folder, the same model
+    assert FeatureSpec.load(tmp_path / "feats").backbone == ExtractionConfig().backbone
+    assert len(list((tmp_path / "results" / "videos").glob("*.json"))) == 4
