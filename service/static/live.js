@@ -63,6 +63,7 @@ function openStream(id) {
   const stream = live.streams.find((s) => s.id === id);
   $("live-title").textContent = stream ? stream.url : id;
   document.body.classList.remove("landing");
+  $("live-warnings").replaceChildren();
   $("live").hidden = false;
   $("live-stop").disabled = false;
   renderStreams();
@@ -144,6 +145,9 @@ function onRecord(record) {
       renderLiveEvents();
       break;
     }
+    case "warning": // the stream is unlike the training footage: the same banner as a result's
+      window.renderWarnings($("live-warnings"), [record]);
+      break;
     case "disconnected": case "reconnecting": case "gave_up": live.status = record.type; break;
     case "stopped": case "failed": live.status = "stopped"; break;
     default: break;

@@ -46,19 +46,10 @@ def page_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
 def shifted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server whose model learned its normal from flat grey footage: a moving scene is unlike its training
     archive, so every result carries the domain-shift warning (a real one, from the model's feature statistics)."""
-    from lanp_vad.pipeline.training.domain import fit_feature_stats
-    from tests.service.tiny_model import make_tiny_model, tiny_extractor
+    from tests.service.tiny_model import make_shifted_model
 
     work = tmp_path_factory.mktemp("shifted-work")
-    grey = write_video(work / "grey.mp4", num_frames=160, width=96, height=64, fps=10,
-                       content=lambda index, height, width: np.full((height, width, 3), 90 + index % 3, np.uint8))
-    extractor = tiny_extractor()
-    try:
-        features = extractor.extract_video(grey).features
-    finally:
-        extractor.close()
-    model = make_tiny_model(work / "grey-model")
-    fit_feature_stats([features]).save(model)
+    model = make_shifted_model(work / "model")
     live = LiveServer({"LANP_MODEL_DIR": str(model), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work / "state")},
                       work / "server.log")
     live.start()
@@ -196,6 +187,21 @@ def test_the_job_list_a_warning_banner_and_each_result_from_its_start(shifted_se
     browser.get(shifted_server.url + "/")  # the landing page with its job list, for the docs
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#jobs li .badge")) == 2, 30, what="the badges")
     browser.save_screenshot(str(shots / "job-list.png"))
+
+
+def test_a_live_stream_unlike_the_training_footage_shows_a_banner(shifted_server: LiveServer, browser,  # noqa: ANN001
+                                                                  camera: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(shifted_server.url + "/")
+    browser.find_element(By.ID, "stream-url").send_keys(camera)
+    browser.find_element(By.CSS_SELECTOR, "#watch button[type=submit]").click()
+    banner = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#live-warnings .banner[data-kind=domain_shift]"),
+                      90, what="the stream's warning")[0]
+    assert "domain shift" in banner.text and "train again" in banner.text
+    stream_id = browser.execute_script("return window.live.open")
+    with httpx.Client(base_url=shifted_server.url) as client:
+        assert client.delete(f"/streams/{stream_id}").status_code in (200, 202)
 
 
 def test_an_avi_upload_plays_through_a_playable_copy_made_once(page_server: LiveServer, browser,  # noqa: ANN001
