@@ -152,10 +152,11 @@ function onRecord(record) {
     case "stopped": case "failed": live.status = "stopped"; break;
     default: break;
   }
-  if (live.stopping.has(live.open) && live.status !== "stopped") live.status = "stopping…";
+  if (live.stopping.has(live.open) && live.status !== "stopped") live.status = "stopping";
   if (live.status === "stopped") $("live-stop").disabled = true;
   const last = live.points[live.points.length - 1];
-  $("live-status").textContent = `${live.status}` + (live.session ? ` · session ${live.session}` : "")
+  $("live-status").textContent = `${live.status === "stopping" ? "stopping…" : live.status}`
+    + (live.session ? ` · session ${live.session}` : "")
     + ` · ${live.points.length} snippets` + (last && last.latency !== undefined
     ? ` · last score ${last.score.toFixed(2)}, ${last.latency.toFixed(1)} s after its frames` : "");
   $("live").dataset.status = live.status;
@@ -233,10 +234,12 @@ $("live-stop").addEventListener("click", async () => {
   live.stopping.add(id); // said at once: the server scores the last snippet and closes events before it answers
   $("live-stop").disabled = true;
   $("live-status").textContent = "stopping…";
+  live.status = "stopping";
   $("live").dataset.status = "stopping";
   renderStreams();
   try { await api(`streams/${id}`, { method: "DELETE" }); } catch (error) {
     live.stopping.delete(id);
+    live.status = "live";
     $("live-stop").disabled = false;
     $("live-status").textContent = error.message;
   }
