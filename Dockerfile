@@ -1,4 +1,4 @@
-# LANP scoring service. Build:  docker build -t lanp .   Run: see docker/README.md (model directory as a volume).
+# LANP scoring service. Build:  docker build -t lanp:cpu .   Run: see docs/deployment.md (model directory as a volume).
 # The default image has no torch (under 1 GB): it scores with the networks `lanp export` wrote into the model
 # directory, run by ONNX Runtime. --build-arg TORCH_INDEX=<a PyTorch wheel index> adds torch (the GPU image,
 # docker/compose.gpu.yaml), which scores any model directory on the GPU.

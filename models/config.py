@@ -315,6 +315,8 @@ _PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 PRESETS: tuple[str, ...] = tuple(_PRESET_OVERRIDES)
+DEFAULT_PRESET = "default"
+"""The preset every interface trains with unless told otherwise: ``lanp train``, ``api.train``, ``lanp demo``."""
 
 
 def preset(name: str) -> LANPConfig:

@@ -1,4 +1,4 @@
-"""Data flow and jobs: the rooms below are the stages of the README diagram.
+"""Data flow and jobs: the rooms below are the stages of docs/ARCHITECTURE.md's diagram.
 
 video -> features -> training / evaluation -> scoring -> jobs / live; research and demo sit on top of them and
 ``api`` (the Python API) over all of it. Shared plumbing (files, devices, worker processes) lives in the modules

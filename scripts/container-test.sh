@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The container, built and run for real (CI runs it only when LANP_CONTAINER_TEST=1; see docker/README.md).
+# The container, built and run for real (CI runs it only when LANP_CONTAINER_TEST=1; see docs/deployment.md).
 #
 # Builds the torch-free CPU image (cold, then cached), exports the model's networks on the host (`lanp export`),
-# runs the image as docker/README.md says (a model directory mounted read-only, a state volume, user 10001, LANP_*
+# runs the image as docs/deployment.md says (a model directory mounted read-only, a state volume, user 10001, LANP_*
 # settings), waits for the HEALTHCHECK, scores a clip with POST /score and checks the document equals `lanp score`
 # on the host (torch there: the scores within 1e-4, everything else equal), submits a job and restarts the container
 # (the job must survive), checks the uid and the read-only model volume, then does the same with
@@ -244,7 +244,7 @@ run_container() {
     PORT=$port
     NAME=lanp-ct-$$-$label
     CONTAINERS+=("$NAME")
-    # As docker/README.md says: the model read-only at /models, the state volume at /var/lib/lanp, LANP_* settings.
+    # As docs/deployment.md says: the model read-only at /models, the state volume at /var/lib/lanp, LANP_* settings.
     started=$(now)
     docker run -d --name "$NAME" -p "127.0.0.1:$port:8000" \
         -v "$MODEL:/models:ro" -v "$STATE_VOLUME${3:-}:/var/lib/lanp" \
@@ -312,13 +312,13 @@ compose() { docker-compose -p "$NAME" --env-file "$WORK/compose.env" -f docker/c
 compose_up() {
     local port started
     port=$(free_port)
-    mkdir -p "$WORK/compose/models" "$WORK/compose/data"
-    cp -r "$MODEL" "$WORK/compose/models/default"
+    mkdir -p "$WORK/compose/data"
+    cp -r "$MODEL" "$WORK/compose/model"
     # No LANP_API_KEY: the compose file must leave the API open when it is unset.
     cat >"$WORK/compose.env" <<EOF
 LANP_IMAGE=$IMAGE
 LANP_PORT=$port
-LANP_MODELS=$WORK/compose/models
+LANP_MODEL=$WORK/compose/model
 LANP_DATA=$WORK/compose/data
 EOF
     say "docker-compose -f docker/compose.yaml up (port $port)"

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lanp_vad.pipeline.scoring.result import EventSegment, ModelRef
+from lanp_vad.pipeline.scoring.summary import ResultSummary
 
 JobStatusName = Literal["pending", "running", "completed", "failed", "canceled"]
 WebhookState = Literal["none", "pending", "delivered", "failed"]
@@ -34,6 +35,9 @@ class JobStatus(BaseModel):
     webhook_error: str | None
     event_options: dict[str, float] = Field(
         description="event rules this job overrides (smooth_s, min_duration_s, merge_gap_s); empty: the model's"
+    )
+    result: ResultSummary | None = Field(
+        None, description="a completed job's result at a glance (duration, events, top score, warnings)"
     )
 
 

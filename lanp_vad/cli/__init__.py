@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,26 @@ OPTIONAL_MODULES = {
 """What the extras bring, and how to install each: a command that needs one says so in one line."""
 
 COMMANDS = ("train", "evaluate", "propagate", "score", "segments", "extract", "export", "serve", "demo", "watch")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` from the commands' docstrings: reST markup (````code````) taken out, each paragraph re-wrapped to
+    the terminal (docstrings wrap at the code's width), indented lines (lists, examples) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = re.sub(r"``(.+?)``", r"\1", text, flags=re.S)
+        paragraphs = []
+        for paragraph in textwrap.dedent(text).strip().split("\n\n"):
+            lines = paragraph.splitlines()
+            if any(line.startswith((" ", "- ")) for line in lines):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(textwrap.fill(" ".join(lines), width, initial_indent=indent,
+                                                subsequent_indent=indent))
+        return "\n\n".join(paragraphs)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return None if action.help is None else re.sub(r"``(.+?)``", r"\1", action.help)
 
 
 def positive(kind: type) -> Callable[[str], Any]:
@@ -59,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"lanp_vad.cli.{name}").register(subparsers)
+    for command in subparsers.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 

@@ -12,7 +12,6 @@ import dataclasses
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="the whole pipeline on synthetic clips, offline on the CPU", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--out", default="lanp-demo", metavar="DIR", help="output folder (default ./lanp-demo)")
     parser.add_argument("--clips", type=int, metavar="N", help="clips in the training archive (default 24, quick 12)")

@@ -27,7 +27,6 @@ from lanp_vad.pipeline.evaluation.events import DEFAULT_MIN_OVERLAP
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="frame ROC-AUC / AP of a model on labelled features", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model directory (lanp train)")
     add_feature_arguments(parser)
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.model)
     features = open_feature_set(args.features, feature_dir=args.feature_dir, suffix=args.suffix)
-    check_spec_match(loaded.spec, features)
+    check_spec_match(loaded.spec, features, model_dir=args.model)
     ground_truth = load_ground_truth(args.gt, fmt=args.gt_format, frames=args.frames)
     device = resolve_device(args.device)
     evaluator = Evaluator(features, ground_truth, device)

@@ -16,7 +16,6 @@ from lanp_vad.cli.train import add_feature_arguments, add_method_arguments
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "propagate", help="write z, video scores and pseudo labels of a feature set", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_feature_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="JSON file to write (atomically)")

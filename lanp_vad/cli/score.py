@@ -150,7 +150,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score",
         help="score videos with a trained model (one video: JSON on stdout; --out: batch job)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_video_inputs(parser)
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="a model directory (lanp train)")
@@ -168,7 +167,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="inference runtime of the backbone for one video (scores do not depend on it)")
     parser.add_argument("--timeout", type=positive(float), metavar="SECONDS",
                         help="give up on (and record as failed) a video that takes longer than this")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     add_event_arguments(parser)
     add_evidence_arguments(parser)
     add_ray_arguments(parser)
@@ -181,17 +180,22 @@ def print_warnings(document: dict[str, Any], label: str) -> None:
 
 
 def _score_single(args: argparse.Namespace, video: Any) -> int:
+    from lanp_vad.pipeline.progress import progress_bar
     from lanp_vad.pipeline.scoring.evidence import write_evidence
     from lanp_vad.pipeline.scoring.result import ScoringCancelled
     from lanp_vad.pipeline.scoring.scorer import Scorer
+    from lanp_vad.pipeline.scoring.summary import summarize
     from lanp_vad.pipeline.video import VideoError
 
     plot = plotter(args)  # reads the ground truth first: a bad --gt costs no scoring
     config = scoring_config(args)
-    with Scorer.from_model_dir(args.model, device=args.device, config=config, runtime=args.runtime) as scorer:
+    with (Scorer.from_model_dir(args.model, device=args.device, config=config, runtime=args.runtime) as scorer,
+          progress_bar(total=100, desc=f"score {Path(video.path).name}", unit="%",
+                       enabled=not args.no_progress) as bar):
         try:
             deadline = None if args.timeout is None else time.monotonic() + args.timeout
             score = scorer.score_video(video.path, start_time=args.start_time,
+                                       progress=lambda fraction: bar.update(round(100 * fraction) - bar.n),
                                        cancel=None if deadline is None else lambda: time.monotonic() > deadline)
         except (VideoError, ScoringCancelled) as error:
             print(f"lanp score: {video.path}: {error.kind}: {error}", file=sys.stderr)
@@ -202,6 +206,9 @@ def _score_single(args: argparse.Namespace, video: Any) -> int:
     if args.evidence:
         write_evidence(document, video.path, args.evidence, evidence_config(args))
     print_warnings(document, str(video.path))
+    summary = summarize(document)
+    shift = f" (warns above {score.domain_shift.threshold:g})" if score.domain_shift else ""
+    print(f"lanp score: {video.path}: {summary.line()}{shift}", file=sys.stderr)
     json.dump(document, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -28,7 +28,6 @@ from lanp_vad.cli.score import (
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "segments", help="recompute events from stored results (no decoding)", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("results", metavar="RESULTS", help="a result JSON or a lanp score --out folder")
     parser.add_argument("--plots", action="store_true", help="folder: draw plots/<id>.png for every video")

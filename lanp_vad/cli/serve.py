@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a model over HTTP (POST /score, /jobs, /metrics, ...)",
         description="Serve a model directory over HTTP. Every LANP_* environment setting applies "
-        "(see docker/README.md); the options here override LANP_MODEL_DIR and LANP_DEVICE. The model is loaded "
+        "(see docs/deployment.md); the options here override LANP_MODEL_DIR and LANP_DEVICE. The model is loaded "
         "and warmed up before the port opens; a bad model directory is refused in one line (exit 2).",
     )
     parser.add_argument("--model", help="model directory (default: $LANP_MODEL_DIR)")

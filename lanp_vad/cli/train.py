@@ -34,9 +34,9 @@ def add_gt_arguments(parser: argparse.ArgumentParser, prefix: str = "", *, requi
 
 def add_method_arguments(parser: argparse.ArgumentParser, *, example: str) -> None:
     """--preset / --set: the method's configuration (a preset, then field overrides), as train and propagate take."""
-    from lanp_vad.models.config import PRESETS
+    from lanp_vad.models.config import DEFAULT_PRESET, PRESETS
 
-    parser.add_argument("--preset", choices=PRESETS, default="default",
+    parser.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET,
                         help="starting configuration (default: the product's; reference*: the official code's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help=f"override a config field, e.g. {example} (repeatable)")
@@ -45,7 +45,6 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, example: str) -> No
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a model on unlabeled features", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_feature_arguments(parser)
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write (atomically)")
@@ -54,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_gt_arguments(parser)
     add_feature_arguments(parser, "eval-")
     add_gt_arguments(parser, "eval-")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=run)
 
 

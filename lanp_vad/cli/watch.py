@@ -23,7 +23,6 @@ from lanp_vad.cli.score import unit_interval
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "watch", help="score a live stream as it plays (JSON lines)", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", metavar="SOURCE",
                         help="rtsp://, http(s)://, udp://, srt://... URL, a device or a (growing) file")

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lanp_vad.models.config import LANPConfig, apply_overrides, preset
+from lanp_vad.models.config import DEFAULT_PRESET, LANPConfig, apply_overrides, preset
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.demo.scenes import (
     AnomalyKind,
@@ -78,7 +78,7 @@ def demo_config(settings: DemoSettings) -> LANPConfig:
     of 30 (batches of min(30, N), at least one confident normal clip), so the demo needs no other change.
     """
     return apply_overrides(
-        preset("default"), [f"train.epochs={settings.epochs}", "train.device=cpu", f"train.seed={settings.seed}"]
+        preset(DEFAULT_PRESET), [f"train.epochs={settings.epochs}", "train.device=cpu", f"train.seed={settings.seed}"]
     )
 
 

@@ -12,11 +12,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from lanp_vad.pipeline.features.defaults import DEFAULT_TIMEOUT_S, DEFAULT_WORKERS
 from lanp_vad.pipeline.features.engine import DecodePool, ExtractedVideo, run_engine
 from lanp_vad.pipeline.features.extractor import FeatureExtractor
 from lanp_vad.pipeline.features.featureset import FeatureStore
+from lanp_vad.pipeline.progress import progress_bar
 from lanp_vad.pipeline.video.inputs import VideoInput, expand_inputs
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ def extract_archive(
     out_dir: str | Path,
     extractor: FeatureExtractor,
     *,
-    workers: int = 2,
-    timeout_s: float | None = 600.0,
+    workers: int = DEFAULT_WORKERS,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
     progress: bool = True,
 ) -> ExtractionReport:
     """Extract every video of ``inputs`` (files, folders, frame folders, path lists) into the store ``out_dir``
@@ -68,7 +69,7 @@ def extract_archive(
             report.skipped.append(video.video_id)
         else:
             todo.append(video)
-    bar = _progress_bar(len(todo), progress)
+    bar = progress_bar(total=len(todo), desc="extract", unit="video", enabled=progress)
     started = time.perf_counter()
 
     def done(video: VideoInput, extracted: ExtractedVideo) -> None:
@@ -108,8 +109,3 @@ def extract_archive(
         report.seconds = time.perf_counter() - started
     return report
 
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="video", desc="extract", disable=not enabled, dynamic_ncols=True)

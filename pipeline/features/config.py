@@ -12,13 +12,14 @@ contradict each other are errors, never clamped.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.features.sessions import Runtime
-from lanp_vad.pipeline.features.spec import RANDOM_INIT, FeatureSpec
+from lanp_vad.pipeline.features.spec import RANDOM_INIT, SPEC_FILE, FeatureSpec
 from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 Decoder = Literal["auto", "decord", "pyav"]
@@ -60,6 +61,15 @@ class ExtractionConfig(BaseModel):
             raise ValueError(f"crop_size {self.crop_size} exceeds resize {self.resize} (the short side it is "
                              "cropped from)")
         return self
+
+    @classmethod
+    def like_model(cls, model_dir: str | Path, **how: object) -> ExtractionConfig:
+        """The config that makes the features a model directory was trained on (its ``feature_spec.json``), so
+        that the model can read them: ``lanp extract --like`` and ``api.extract(like=...)``."""
+        path = Path(model_dir) / SPEC_FILE
+        if not path.is_file():
+            raise UserError(f"{model_dir} is not a model directory (no {SPEC_FILE})", kind=ErrorKind.INVALID_MODEL)
+        return cls.from_spec(FeatureSpec.load(Path(model_dir)), **how)
 
     @classmethod
     def from_spec(cls, spec: FeatureSpec, *, weights: str | None = None, **how: object) -> ExtractionConfig:

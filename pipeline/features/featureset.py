@@ -265,11 +265,19 @@ class FeatureStore:
         self._append({"video_id": video_id, "status": "failed", "error": error, **info})
 
 
-def check_spec_match(model_spec: FeatureSpec, features: FeatureSet) -> None:
-    """Refuse to apply a model to features of another kind (dimension always; full spec when both are known)."""
+def check_spec_match(model_spec: FeatureSpec, features: FeatureSet, *, model_dir: str | Path | None = None) -> None:
+    """Refuse to apply a model to features of another kind (dimension always; full spec when both are known).
+    Given the model's directory, the error says how to make features it can use."""
+    remedy = "" if model_dir is None else (
+        f"; make features for this model with its own spec: lanp extract --like {model_dir} (Python: "
+        f"api.extract(..., like={str(model_dir)!r}))")
     if model_spec.dim != features.spec.dim:
         raise SpecMismatchError(
-            f"the model expects {model_spec.dim}-d features but {features.source} holds {features.spec.dim}-d ones"
+            f"the model expects {model_spec.dim}-d features but {features.source} holds {features.spec.dim}-d "
+            f"ones{remedy}"
         )
     if "external" not in (model_spec.weights, features.spec.weights):
-        model_spec.check_compatible(features.spec, what="model", other_what=f"feature set {features.source}")
+        try:
+            model_spec.check_compatible(features.spec, what="model", other_what=f"feature set {features.source}")
+        except SpecMismatchError as error:
+            raise SpecMismatchError(f"{error}{remedy}") from None

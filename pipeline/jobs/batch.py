@@ -99,10 +99,10 @@ def _outcomes(todo: list[VideoInput], model_dir: Path, outputs: BatchOutputs, ru
 def _consume(outcomes: Iterable[VideoOutcome], outputs: BatchOutputs, run_id: str, report: BatchReport, *,
              total: int, progress: bool) -> None:
     """Record each outcome as it arrives, with a progress bar of videos, snippets/s and ETA."""
-    from tqdm import tqdm
+    from lanp_vad.pipeline.progress import progress_bar
 
     start = time.perf_counter()
-    with tqdm(total=total, unit="video", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=total, desc="score", unit="video", enabled=progress) as bar:
         for outcome in outcomes:
             outputs.record(outcome, run_id)
             if outcome.status == "ok":

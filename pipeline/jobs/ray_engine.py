@@ -252,11 +252,10 @@ def ray_extract_archive(
     Each actor rebuilds the extractor from ``spec`` (as the Scorer does), so every node makes the same features;
     the driver writes the store (validated arrays, atomic files, fsynced manifest).
     """
-    from tqdm import tqdm
-
     from lanp_vad.pipeline.device import resolve_device
     from lanp_vad.pipeline.features.archive import ExtractionReport
     from lanp_vad.pipeline.features.featureset import FeatureStore
+    from lanp_vad.pipeline.progress import progress_bar
     from lanp_vad.pipeline.video.inputs import expand_inputs
 
     videos = expand_inputs([str(item) for item in inputs])
@@ -275,7 +274,7 @@ def ray_extract_archive(
             "runtime": runtime,
             "timeout_s": timeout_s,
         })
-        with tqdm(total=len(todo), unit="video", desc="extract (ray)", disable=not progress) as bar:
+        with progress_bar(total=len(todo), desc="extract (ray)", unit="video", enabled=progress) as bar:
             for row in _rows(ray, dataset, plan, ray_config):
                 if row["status"] == "ok":
                     features = np.load(io.BytesIO(row["features"]), allow_pickle=False)

@@ -12,9 +12,10 @@ inference falls behind, the backlog drops whole snippets (oldest first); their f
 
 Records (each has ``type`` and ``wall_time``, Unix seconds): ``start`` (source, model, feature spec, config),
 ``connected``, ``snippet`` (score, frames, stream times, latency), ``dropped``, ``event_start``, ``event_end``
-(the segment, and a JPEG of the peak snippet's first sampled frame), ``disconnected``, ``reconnecting``,
-``gave_up``, ``stopped``. ``stop()`` (a signal handler may call it) ends the session cleanly: the last partial
-snippet is scored and open events are closed.
+(the segment, and a JPEG of the peak snippet's first sampled frame), ``warning`` (once a session: the stream is
+unlike the model's training archive, as a scored video's ``domain_shift`` warning says), ``disconnected``,
+``reconnecting``, ``gave_up``, ``stopped``. ``stop()`` (a signal handler may call it) ends the session cleanly:
+the last partial snippet is scored and open events are closed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import io
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -39,11 +41,17 @@ from lanp_vad.pipeline.live.backlog import Backlog, Notice
 from lanp_vad.pipeline.live.context import TemporalContext
 from lanp_vad.pipeline.live.segmenter import LiveSegmenter, SegmentEvent
 from lanp_vad.pipeline.live.source import Backoff, SourceConfig, check_source, is_file, open_live
+from lanp_vad.pipeline.scoring.result import DomainShift, domain_shift_warning
 from lanp_vad.pipeline.scoring.scorer import Scorer, check_threshold
+from lanp_vad.pipeline.training.domain import SHIFT_WARN_AT
 
 Record = dict[str, Any]
 THUMBNAILS_KEPT = 32
 """Candidate peak thumbnails kept per undecided stretch (the highest-scoring snippets)."""
+SHIFT_WINDOW = 16
+"""A stream's domain-shift figure is the median distance of its last this-many snippets (a video's: all of them)."""
+SHIFT_MIN_SNIPPETS = 4
+"""Snippets seen before a session's figure is trusted enough to warn."""
 
 
 class WatchConfig(BaseModel):
@@ -86,6 +94,9 @@ class Watcher:
         self._segmenter: LiveSegmenter | None = None
         self._last_score = 0.0
         self._thumbnails: dict[int, tuple[float, np.ndarray]] = {}
+        self._distances: deque[float] = deque(maxlen=SHIFT_WINDOW)
+        self._shift_session: int | None = None
+        self._shift_warned = False
 
     def stop(self) -> None:
         """Ask the watch to end (safe from a signal handler or another thread)."""
@@ -178,6 +189,7 @@ class Watcher:
     def _handle(self, items: list[Snippet | SessionEnd | Notice]) -> None:
         with_pixels = [item for item in items if isinstance(item, Snippet) and not item.dropped]
         features = self._features(with_pixels)
+        self._check_shift(with_pixels, features)
         for item in items:
             if isinstance(item, Notice):
                 self._emit(item.record)
@@ -204,6 +216,27 @@ class Watcher:
                 out[id(snippet)] = feature
             start = stop
         return out
+
+    def _check_shift(self, snippets: list[Snippet], features: dict[int, np.ndarray]) -> None:
+        """Warn once a session when its recent snippets lie as far from the training archive as a video's must for
+        ``lanp score`` to warn (the model's feature statistics; models without them never warn)."""
+        stats = self.scorer.feature_stats
+        if stats is None or not snippets:
+            return
+        distances = stats.distances(np.stack([features[id(snippet)] for snippet in snippets]))
+        for snippet, distance in zip(snippets, distances, strict=True):
+            if snippet.session != self._shift_session:
+                self._shift_session, self._shift_warned = snippet.session, False
+                self._distances.clear()
+            self._distances.append(float(distance))
+            figure = float(np.median(self._distances))
+            if self._shift_warned or len(self._distances) < SHIFT_MIN_SNIPPETS or figure <= SHIFT_WARN_AT:
+                continue
+            self._shift_warned = True
+            shift = DomainShift(score=figure, threshold=SHIFT_WARN_AT, out_of_distribution=True)
+            warning = domain_shift_warning(shift)
+            self._emit({"type": "warning", "session": snippet.session, "kind": str(warning.kind),
+                        "message": warning.message, "domain_shift": shift.model_dump(), "snippet": snippet.index})
 
     def _segmenter_for(self, snippet: Snippet) -> LiveSegmenter:
         if self._segmenter is None:

@@ -10,6 +10,8 @@ document's: seconds from the first frame (``timestamps``), which is what the dec
 - ``write_evidence(document, source, folder, config)``: both for every event of a result document, named
   ``<n>.jpg`` / ``<n>.mp4`` after the event's 1-based ``index`` (what the plot and the service's
   ``/jobs/{id}/events/{n}/...`` show).
+- ``browser_playable(source)`` / ``write_browser_proxy(source, destination, max_side=...)``: whether a browser
+  plays the source as it is, and an H.264 MP4 copy of it that one does (the review page's player).
 - ``container_start_time(source)``: the wall-clock time of the first frame when the container records a
   ``creation_time``.
 """
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 SEEK_MARGIN_S = 1.0
 JPEG_QUALITY = 85
 CLIP_CODEC = "libx264"
+CLIP_TIME_BASE = Fraction(1, 1000)  # clip timestamps in milliseconds: any source timing fits
 
 
 @dataclass(frozen=True)
@@ -98,21 +101,27 @@ def write_event_clip(
     *,
     pre_roll_s: float = 3.0,
     post_roll_s: float = 3.0,
+    max_side: int | None = None,
 ) -> ClipInfo:
     """Write ``[start_s - pre_roll_s, end_s + post_roll_s)`` of ``source`` (clamped to the video) as an H.264
-    MP4 at the source's frame rate and size (even-sized for 4:2:0); written to a temporary name and renamed."""
+    MP4 at the source's size (even-sized for 4:2:0; scaled down to ``max_side`` when given); written to a
+    temporary name and renamed. Each frame keeps its own time from the source, so a recording that dropped
+    frames plays its gaps as time (the clip lasts as long as the span it shows), as the scores count them."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     begin, finish = max(0.0, start_s - pre_roll_s), end_s + post_roll_s
     temporary = destination.with_name(f".{destination.name}.partial.mp4")
-    written, first_s, last_s = 0, None, begin
+    written, first_s, last_s, last_pts = 0, None, begin, -1
     with _open(source) as container:
         source_stream = container.streams.video[0]
         rate = source_stream.average_rate or source_stream.guessed_rate or Fraction(25)
+        width, height = source_stream.codec_context.width, source_stream.codec_context.height
+        scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
         with av.open(str(temporary), mode="w") as output:
             stream = output.add_stream(CLIP_CODEC, rate=rate)
-            stream.width = source_stream.codec_context.width // 2 * 2
-            stream.height = source_stream.codec_context.height // 2 * 2
+            stream.codec_context.time_base = CLIP_TIME_BASE
+            stream.width = int(width * scale) // 2 * 2
+            stream.height = int(height * scale) // 2 * 2
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "23", "preset": "veryfast"}
             for seconds, frame in _frames_from(container, begin):
@@ -120,10 +129,11 @@ def write_event_clip(
                     continue
                 if seconds >= finish - 1e-6:
                     break
-                picture = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
-                picture.pts, picture.time_base = written, Fraction(1) / Fraction(rate)
-                output.mux(stream.encode(picture))
                 first_s = seconds if first_s is None else first_s
+                picture = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
+                last_pts = max(last_pts + 1, round((seconds - first_s) / CLIP_TIME_BASE))
+                picture.pts, picture.time_base = last_pts, CLIP_TIME_BASE
+                output.mux(stream.encode(picture))
                 last_s, written = seconds, written + 1
             output.mux(stream.encode(None))
     if written == 0:
@@ -131,6 +141,35 @@ def write_event_clip(
         raise VideoError(f"{source}: no frames between {begin:.2f} s and {finish:.2f} s", kind=ErrorKind.CORRUPT)
     temporary.replace(destination)
     return ClipInfo(destination, float(first_s or 0.0), float(last_s + 1.0 / float(rate)), written)
+
+
+# What every current browser's <video> plays: H.264 (8-bit 4:2:0), VP9 or AV1 in MP4; VP8, VP9 or AV1 in WebM
+# (Matroska holding H.264 plays in some browsers only, so it gets a copy).
+BROWSER_CODECS = {
+    frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"}): {"h264", "vp9", "av1"},
+    frozenset({"matroska", "webm"}): {"vp8", "vp9", "av1"},
+}
+
+
+def browser_playable(source: str | Path) -> bool:
+    """Whether a browser's ``<video>`` can play ``source`` as it is (container, codec and pixel format)."""
+    try:
+        with av.open(str(source)) as container:
+            if not container.streams.video:
+                return False
+            context = container.streams.video[0].codec_context
+            formats = set(container.format.name.split(","))
+            codecs = next((codecs for family, codecs in BROWSER_CODECS.items() if formats & family), set())
+            return context.name in codecs and (context.name != "h264" or context.pix_fmt in ("yuv420p", "yuvj420p"))
+    except (FFmpegError, OSError):
+        return False
+
+
+def write_browser_proxy(source: str | Path, destination: str | Path, *, max_side: int) -> ClipInfo:
+    """The whole of ``source`` as an H.264 MP4 a browser plays (an AVI's MPEG-4 part 2, say), its long side at
+    most ``max_side``, every frame at its own time (so the page's curve and cursor agree with it)."""
+    return write_event_clip(source, destination, 0.0, float("inf"), pre_roll_s=0.0, post_roll_s=0.0,
+                            max_side=max_side)
 
 
 def write_evidence(

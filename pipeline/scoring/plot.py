@@ -9,6 +9,7 @@ legend outside the plot so that it never hides the curve. Torch-free: it needs o
 from __future__ import annotations
 
 import io
+import textwrap
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -78,14 +79,28 @@ def score_figure(
     else:
         axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: (origin + timedelta(seconds=x)).strftime("%H:%M:%S")))
         axes.set_xlabel(f"time ({origin.strftime('%Y-%m-%d %Z').strip()}, from frame 0 at {origin:%H:%M:%S})")
-    fps = score.fps
-    frames_axis = axes.secondary_xaxis("top", functions=(lambda s: s * fps, lambda f: f / fps))
+    frames = np.arange(times.size, dtype=np.float64)
+    if times.size > 1 and np.all(np.diff(times) > 0):  # frame numbers at the decoded frames' own times
+        frames_axis = axes.secondary_xaxis("top", functions=(lambda s: np.interp(s, times, frames),
+                                                              lambda f: np.interp(f, frames, times)))
+    else:
+        fps = score.fps
+        frames_axis = axes.secondary_xaxis("top", functions=(lambda s: s * fps, lambda f: f / fps))
     frames_axis.set_xlabel("frame", fontsize="small")
     frames_axis.tick_params(labelsize="small")
     axes.set_title(f"{score.video}: {len(score.segments)} event(s)", fontsize="medium", loc="left")
+    if score.warnings:  # a plot shared alone must carry its doubts: the warnings head it, in red
+        lines = warning_lines(score)
+        figure.set_figheight(height_in + 0.18 * (lines.count("\n") + 1))
+        figure.suptitle(lines, x=0.01, ha="left", fontsize="small", color="firebrick")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     figure.tight_layout()
     return figure
+
+
+def warning_lines(score: VideoScore, width: int = 150) -> str:
+    """The result's warnings, wrapped for the plot's title: every message whole, as the document says it."""
+    return "\n".join(textwrap.fill(f"WARNING: {warning.message}", width) for warning in score.warnings)
 
 
 def plot_png(score: VideoScore, *, ground_truth: np.ndarray | None = None, start_time: datetime | None = None) -> bytes:

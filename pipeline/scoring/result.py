@@ -198,20 +198,32 @@ def model_id(name: str, sha256: str) -> str:
     return f"{name}@{sha256[:12]}"
 
 
-def saturation_warning(frame_scores: np.ndarray) -> ResultWarning | None:
+def saturation_warning(frame_scores: np.ndarray, shift: DomainShift | None = None) -> ResultWarning | None:
     """A warning when nearly every frame scores within ``SATURATION_MARGIN`` of 0 or of 1: such a curve ranks
-    nothing, and one event covering the video (or none) says more about the model than about the video."""
+    nothing, and one event covering the video (or none) says more about the model than about the video. The
+    message names the likely cause (``saturation_cause``) and what to do about it."""
     scores = np.asarray(frame_scores, dtype=np.float64)
     if scores.size == 0:
         return None
     for side, share in (("1", np.mean(scores >= 1 - SATURATION_MARGIN)), ("0", np.mean(scores <= SATURATION_MARGIN))):
         if share >= SATURATION_SHARE:
-            return ResultWarning(
-                kind=WarningKind.SATURATED,
-                message=f"{share:.0%} of the frames score within {SATURATION_MARGIN} of {side}: the scores are "
-                "saturated, so events mean little here (is this camera like the training archive?)",
-            )
+            return ResultWarning(kind=WarningKind.SATURATED, message=saturation_cause(side == "1", share, shift))
     return None
+
+
+def saturation_cause(high: bool, share: float, shift: DomainShift | None) -> str:
+    """Why a saturated curve happens, worded for the operator: the video unlike the training footage (the domain
+    shift says so), a whole video unlike what the model learned as normal, or nothing standing out at all."""
+    where = f"{share:.0%} of the frames score within {SATURATION_MARGIN} of {1 if high else 0}"
+    if shift is not None and shift.out_of_distribution:
+        return (f"{where}: this video is unlike the training footage (domain shift {shift.score:.2f}, warning above "
+                f"{shift.threshold:g}), so the scores reflect the new scene, not events; train on this camera")
+    if high:
+        return (f"{where}: the whole video differs from what the model learned as normal (one long event, or a "
+                "change of scene, light or camera position); check the event's clip, and if it is ordinary, add "
+                "footage like it to the training archive")
+    return (f"{where}: nothing in this video stands out from the training footage, and the flat curve cannot rank "
+            "moments within it; if you expected an event here, its kind may be missing from what the model can see")
 
 
 def domain_shift_warning(shift: DomainShift) -> ResultWarning:
@@ -219,7 +231,8 @@ def domain_shift_warning(shift: DomainShift) -> ResultWarning:
     return ResultWarning(
         kind=WarningKind.DOMAIN_SHIFT,
         message=f"this video is unlike the model's training archive (domain shift {shift.score:.2f}, warning above "
-        f"{shift.threshold:g}): its scores are unreliable; train on footage of this camera",
+        f"{shift.threshold:g}): its scores are unreliable; add footage of this camera to the training archive and "
+        "train again",
     )
 
 

@@ -239,13 +239,13 @@ class Scorer:
         frame_scores = frame_scores_from_snippets(snippet_scores, frame_to_snippet)
         times = frame_times(num_frames, info.fps, info.timestamps_s)
         segments = event_segments(frame_scores, info.fps, threshold, config.segments, times[:-1])
-        warnings = [warning for warning in (saturation_warning(frame_scores),) if warning is not None]
         shift = None
         if self.feature_stats is not None:
             figure = self.feature_stats.shift(extracted.features)
             shift = DomainShift(score=figure, threshold=SHIFT_WARN_AT, out_of_distribution=figure > SHIFT_WARN_AT)
-            if shift.out_of_distribution:
-                warnings.append(domain_shift_warning(shift))
+        warnings = [warning for warning in (saturation_warning(frame_scores, shift),) if warning is not None]
+        if shift is not None and shift.out_of_distribution:
+            warnings.append(domain_shift_warning(shift))
         if progress is not None:
             progress(1.0)
         label = name or (Path(source).name if isinstance(source, str | Path) else "upload")

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional
-from tqdm import tqdm
 
 from lanp_vad.models.bank import ArchiveCheck, NormalityBank, build_bank, check_archive, seed_indices
 from lanp_vad.models.calibration import fit_calibration
@@ -56,6 +55,7 @@ from lanp_vad.pipeline.device import resolve_device
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
 from lanp_vad.pipeline.features.featureset import FeatureSet
 from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.progress import progress_bar
 from lanp_vad.pipeline.training.domain import FeatureStats, fit_feature_stats
 from lanp_vad.pipeline.training.model_dir import save_model
 
@@ -117,8 +117,8 @@ def check_batching(num_videos: int, config: LANPConfig) -> None:
     if train.drop_last and num_videos < train.batch_size:
         raise TrainingError(
             f"the feature set has {num_videos} videos but train.batch_size is {train.batch_size} with "
-            f"train.drop_last=true, so no batch would ever be trained; pass --set train.drop_last=false or "
-            f"--set train.batch_size={num_videos} (or less)"
+            f"train.drop_last=true, so no batch would ever be trained; set train.drop_last=false or "
+            f"train.batch_size={num_videos} (or less)"
         )
 
 
@@ -173,7 +173,7 @@ def usable_videos(features: FeatureSet, arrays: list[np.ndarray], config: LANPCo
     if not config.train.skip_short:
         raise TrainingError(
             f"{names}: fewer than {MIN_SNIPPETS} snippets, too short to propagate ({len(short)} video(s)); "
-            "pass --set train.skip_short=true to leave them out (the default preset does)"
+            "set train.skip_short=true to leave them out (the default preset does)"
         )
     log.warning("skipping %d video(s) shorter than %d snippets: %s", len(short), MIN_SNIPPETS, names)
     left_out = set(short)
@@ -509,7 +509,7 @@ def fit_classifier(
     history: list[dict[str, float]] = []
     step = 0
     autocast_on = train.amp == "on" or (train.amp == "auto" and device.type == "cuda")
-    bar = tqdm(range(1, train.epochs + 1), desc="training", unit="epoch", disable=not progress)
+    bar = progress_bar(range(1, train.epochs + 1), desc="training", unit="epoch", enabled=progress)
     for epoch in bar:
         model.train()
         order = torch.randperm(num_videos, generator=generator)[:usable].to(device)

@@ -16,9 +16,11 @@ Rules, applied to each input in order:
   decoder decides, and a file that is not a video is then reported as a failed video rather than dropped.
 
 Video ids are file names without extension, or for videos found in a folder their path relative to that
-folder with ``/`` written ``__`` (so ``train/01.mp4`` and ``test/01.mp4`` stay apart). Ids are made safe as file
-names; two different videos that would still share an id both get a short hash of their path appended. The same
-file reached twice (say by a folder and a pattern) is listed once.
+folder with ``/`` written ``__`` (so ``train/01.mp4`` and ``test/01.mp4`` under one folder are ``train__01`` and
+``test__01``). Ids are made safe as file names. Two different videos that would still share an id (two folders
+given, each with a ``01.mp4``) take the names of the folders above them until they differ, so the same readable
+``train__01`` / ``test__01``; only names that clash even then get a short hash of their path. The same file
+reached twice (say by a folder and a pattern) is listed once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import hashlib
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", 
 LIST_EXTENSIONS = frozenset({".txt", ".list", ".lst"})
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 _UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_PARENTS_IN_ID = 8  # folders an id may take from above its path to tell two videos apart
 
 
 class InputError(UserError):
@@ -183,15 +187,31 @@ class _Expander:
                 self.expand(entry, base=list_file.parent, from_list=f"{list_file}:{number}")
 
 
+def _with_parents(video_id: str, path: Path, parents: int) -> str:
+    """``video_id`` with the names of ``parents`` more of the folders above the part of ``path`` it spells."""
+    spelled = video_id.count("__") + 1  # the path components the id already holds (the file and its folders)
+    above = path.resolve().parents[spelled - 1:spelled - 1 + parents]
+    return _safe_id("__".join([*(folder.name for folder in reversed(above)), video_id]))
+
+
 def _disambiguate(candidates: list[tuple[str, Path, bool]]) -> list[VideoInput]:
-    counts: dict[str, int] = {}
-    for video_id, _, _ in candidates:
-        counts[video_id] = counts.get(video_id, 0) + 1
+    """Ids that two different videos share take the names of the folders above them, one at a time, until they
+    differ (``train/01.mp4`` and ``test/01.mp4`` given as two folders: ``train__01`` and ``test__01``); names
+    that still clash (``a__b/c`` and ``a/b__c``) get a short hash of their path."""
+    ids = [video_id for video_id, _, _ in candidates]
+    for parents in range(1, MAX_PARENTS_IN_ID + 1):
+        counts = Counter(ids)
+        clashing = [index for index, video_id in enumerate(ids) if counts[video_id] > 1]
+        if not clashing:
+            break
+        for index in clashing:
+            video_id, path, _ = candidates[index]
+            ids[index] = _with_parents(video_id, path, parents)
+    counts = Counter(ids)
     videos = []
-    for video_id, path, is_frame_folder in candidates:
+    for video_id, (_, path, is_frame_folder) in zip(ids, candidates, strict=True):
         if counts[video_id] > 1:
-            suffix = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-            video_id = f"{video_id}-{suffix}"
+            video_id = f"{video_id}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
         videos.append(VideoInput(video_id, path, is_frame_folder))
     return videos
 

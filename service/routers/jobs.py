@@ -17,6 +17,7 @@ from lanp_vad.models.errors import ErrorKind
 from lanp_vad.pipeline.files import atomic_write_bytes
 from lanp_vad.pipeline.scoring.plot import plot_png
 from lanp_vad.pipeline.scoring.result import VideoScore, parse_document
+from lanp_vad.pipeline.scoring.summary import summarize
 from lanp_vad.service.jobs import COMPLETED, Job
 from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.routers.common import (
@@ -55,8 +56,28 @@ class PathJobRequest(BaseModel):
     callback_url: AnyHttpUrl | None = Field(None, description="POSTed a signed notice when the job ends")
 
 
-def _status(job: Job) -> dict[str, Any]:
-    return job.public()
+SUMMARY_FILE = "summary.json"
+
+
+def _status(state: ServiceState, job: Job) -> dict[str, Any]:
+    return {**job.public(), "result": result_summary(state, job.id) if job.status == COMPLETED else None}
+
+
+def result_summary(state: ServiceState, job_id: str) -> dict[str, Any] | None:
+    """A completed job's ``ResultSummary``, made from its result once and cached beside it (the page's job list
+    asks every second; a result holds every frame's score)."""
+    result = result_path(state.settings.jobs_dir, job_id)
+    cached = result.with_name(SUMMARY_FILE)
+    try:
+        return json.loads(cached.read_text())
+    except (OSError, ValueError):
+        pass
+    try:
+        summary = summarize(json.loads(result.read_text())).model_dump(mode="json")
+    except (OSError, ValueError):  # the result is gone (expired): the job record says the rest
+        return None
+    atomic_write_bytes(cached, json.dumps(summary).encode())
+    return summary
 
 
 def _job_or_404(state: ServiceState, job_id: str) -> Job:
@@ -132,7 +153,7 @@ def list_jobs(
 ) -> dict[str, Any]:
     assert state.store is not None
     jobs, total = state.store.list(status=status, limit=limit, offset=offset)
-    return {"jobs": [_status(job) for job in jobs], "total": total, "limit": limit, "offset": offset}
+    return {"jobs": [_status(state, job) for job in jobs], "total": total, "limit": limit, "offset": offset}
 
 
 @router.post(
@@ -200,14 +221,14 @@ async def submit_job(
         if source_kind == "upload":
             state.uploads.discard(path)
         raise queue_full(state, state.worker.depth) from error
-    return JSONResponse(_status(job), status_code=202, headers={"Location": f"/jobs/{job.id}"})
+    return JSONResponse(_status(state, job), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
 
 @router.get(
     "/{job_id}", response_model=JobStatus, summary="A job's status and progress", responses={404: problem("no job")}
 )
 def get_job(job_id: str, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
-    return _status(_job_or_404(state, job_id))
+    return _status(state, _job_or_404(state, job_id))
 
 
 @router.get(
@@ -264,6 +285,6 @@ def cancel_job(job_id: str, state: ServiceState = Depends(ready_state)) -> Respo
         raise ServiceError(
             409, ErrorKind.CONFLICT, f"job {job_id} already ended ({job.status})", extra={"status_of_job": job.status}
         )
-    return JSONResponse(_status(_job_or_404(state, job_id)), status_code=202)
+    return JSONResponse(_status(state, _job_or_404(state, job_id)), status_code=202)
 
 

@@ -40,23 +40,47 @@ def review_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
 
+PROXY_FILE = "browser.mp4"
+PROXY_MAX_SIDE = 640
+# The playable copy is bounded: at 640 px H.264 (CRF 23) a video takes about 0.5-1 Mbit/s, so an hour is at most
+# ~450 MB beside the job; longer sources get a clear refusal instead, and the page says their clips still play.
+PROXY_MAX_SECONDS = 3600.0
+_proxy_turn = asyncio.Lock()  # one copy made at a time (the player asks for byte ranges in parallel)
+
+
 @router.get(
     "/{job_id}/video",
-    summary="The source video of a completed job (byte ranges supported, for seeking)",
+    summary="The video of a completed job for a browser's player (byte ranges supported, for seeking): the source "
+            "itself when browsers play it, else an H.264 MP4 copy made once and kept with the job",
     response_class=FileResponse,
     responses={
         200: {"content": {"video/*": {}}},
         404: problem("no job"),
         409: problem("not completed"),
         410: problem("the video is gone"),
+        415: problem("browsers cannot play the source and it is too long for a playable copy"),
     },
 )
-def get_video(job_id: str, state: ServiceState = Depends(ready_state)) -> FileResponse:
+async def get_video(job_id: str, state: ServiceState = Depends(ready_state)) -> FileResponse:
+    from lanp_vad.pipeline.scoring.evidence import browser_playable, write_browser_proxy
+
     job = completed_job(state, job_id)
-    source = Path(job.input_path)
-    if not source.is_file():
-        raise ServiceError(410, HTTPErrorKind.GONE, f"the source video of job {job_id} is no longer kept")
-    return FileResponse(source, filename=Path(job.video).name)
+    source = _source(state, job_id)
+    proxy = _cached(state, job_id, PROXY_FILE)
+    if not proxy.is_file():
+        if await asyncio.to_thread(browser_playable, source):
+            return FileResponse(source, filename=Path(job.video).name)
+        duration_s = (await _document(state, job_id, None))["duration_s"]
+        if duration_s > PROXY_MAX_SECONDS:
+            raise ServiceError(
+                415, HTTPErrorKind.UNSUPPORTED_MEDIA_TYPE,
+                f"browsers cannot play this video's format, and at {duration_s:.0f} s it is longer than a playable "
+                f"copy may be ({PROXY_MAX_SECONDS:.0f} s); its event clips play",
+            )
+        async with _proxy_turn:
+            if not proxy.is_file():
+                await asyncio.to_thread(write_browser_proxy, source, proxy, max_side=PROXY_MAX_SIDE)
+    return FileResponse(proxy, media_type="video/mp4", filename=f"{Path(job.video).stem}.mp4")
 
 
 async def _document(state: ServiceState, job_id: str, threshold: float | None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ const POINTS_KEPT = 4000; // snippets drawn at most (the curve shows the current
 
 const live = {
   streams: [], open: null, session: null, threshold: 0.5, points: [], events: [], lastId: 0, status: "",
-  abort: null,
+  abort: null, clock: null, stopping: new Set(),
   close() { // stop following (another stream or a job is opened)
     if (this.abort) this.abort.abort();
     this.abort = null;
@@ -44,8 +44,10 @@ async function refreshStreams() {
 
 function renderStreams() {
   $("streams").replaceChildren(...live.streams.map((stream) => {
-    const item = listItem({ stream: stream.id, status: stream.status }, stream.id === live.open, stream.url,
-      stream.status, `${stream.status} · ${stream.snippets_scored} snippets`
+    // a stream asked to stop says so at once, until the server reports it stopped
+    const status = live.stopping.has(stream.id) && stream.status !== "stopped" ? "stopping" : stream.status;
+    const item = listItem({ stream: stream.id, status }, stream.id === live.open, stream.url,
+      status, `${status === "stopping" ? "stopping…" : status} · ${stream.snippets_scored} snippets`
         + (stream.snippets_dropped ? ` (${stream.snippets_dropped} dropped)` : ""));
     item.addEventListener("click", () => openStream(stream.id));
     return item;
@@ -56,10 +58,14 @@ function renderStreams() {
 function openStream(id) {
   live.close();
   if (window.review) { window.review.open = null; window.review.doc = null; $("result").hidden = true; }
-  Object.assign(live, { open: id, session: null, points: [], events: [], lastId: 0, status: "connecting" });
+  Object.assign(live, { open: id, session: null, points: [], events: [], lastId: 0, status: "connecting",
+    clock: null });
   const stream = live.streams.find((s) => s.id === id);
   $("live-title").textContent = stream ? stream.url : id;
+  document.body.classList.remove("landing");
+  $("live-warnings").replaceChildren();
   $("live").hidden = false;
+  $("live-stop").disabled = false;
   renderStreams();
   renderLiveEvents();
   drawLive();
@@ -112,8 +118,13 @@ function onRecord(record) {
       live.session = record.session;
       live.points = [];
       live.status = "live";
+      live.clock = record.wall_time; // until the first snippet: stream time 0 is about when the session began
       break;
     case "snippet": case "dropped":
+      // the wall clock of stream time 0: when this snippet's last frame arrived, less its stream time
+      if (record.latency_s !== undefined && record.end_s !== undefined) {
+        live.clock = record.wall_time - record.latency_s - record.end_s;
+      }
       live.points.push({
         start: record.start_s, end: record.end_s ?? record.start_s + 0.04 * (record.end_frame - record.start_frame),
         score: record.type === "snippet" ? record.score : record.held_score, dropped: record.type === "dropped",
@@ -122,23 +133,30 @@ function onRecord(record) {
       if (live.points.length > POINTS_KEPT) live.points.shift();
       break;
     case "event_start":
-      live.events.push({ session: record.session, start_s: record.start_s, peak: record.peak, open: true });
+      live.events.push({ session: record.session, start_s: record.start_s, peak: record.peak, open: true,
+        clock: live.clock });
       renderLiveEvents();
       break;
     case "event_end": {
       const open = live.events.find((e) => e.open && e.session === record.session);
       const event = open || {};
       if (!open) live.events.push(event);
-      Object.assign(event, { ...record, open: false });
+      Object.assign(event, { clock: live.clock, ...record, open: false });
       renderLiveEvents();
       break;
     }
+    case "warning": // the stream is unlike the training footage: the same banner as a result's
+      window.renderWarnings($("live-warnings"), [record]);
+      break;
     case "disconnected": case "reconnecting": case "gave_up": live.status = record.type; break;
     case "stopped": case "failed": live.status = "stopped"; break;
     default: break;
   }
+  if (live.stopping.has(live.open) && live.status !== "stopped") live.status = "stopping";
+  if (live.status === "stopped") $("live-stop").disabled = true;
   const last = live.points[live.points.length - 1];
-  $("live-status").textContent = `${live.status}` + (live.session ? ` · session ${live.session}` : "")
+  $("live-status").textContent = `${live.status === "stopping" ? "stopping…" : live.status}`
+    + (live.session ? ` · session ${live.session}` : "")
     + ` · ${live.points.length} snippets` + (last && last.latency !== undefined
     ? ` · last score ${last.score.toFixed(2)}, ${last.latency.toFixed(1)} s after its frames` : "");
   $("live").dataset.status = live.status;
@@ -156,9 +174,15 @@ function renderLiveEvents() {
       item.append(image);
     }
     const label = document.createElement("div");
-    label.textContent = `#${index + 1} ` + (event.open
+    label.append(`#${index + 1} `);
+    if (event.clock !== null && event.clock !== undefined) { // wall-clock times, RFC 3339 as in the job list
+      label.append(timeElement(rfc3339(event.clock + event.start_s)));
+      if (!event.open) label.append(" – ", timeElement(rfc3339(event.clock + event.end_s)));
+      label.append(" · ");
+    }
+    label.append(event.open
       ? `since ${event.start_s.toFixed(1)} s (open)`
-      : `${event.start_s.toFixed(1)}–${event.end_s.toFixed(1)} s · peak ${event.peak.toFixed(2)}`);
+      : `${event.start_s.toFixed(1)}–${event.end_s.toFixed(1)} s of the stream · peak ${event.peak.toFixed(2)}`);
     item.append(label);
     return item;
   }));
@@ -206,7 +230,19 @@ function drawLive() {
 
 $("live-stop").addEventListener("click", async () => {
   if (!live.open) return;
-  try { await api(`streams/${live.open}`, { method: "DELETE" }); } catch (error) { $("live-status").textContent = error.message; }
+  const id = live.open;
+  live.stopping.add(id); // said at once: the server scores the last snippet and closes events before it answers
+  $("live-stop").disabled = true;
+  $("live-status").textContent = "stopping…";
+  live.status = "stopping";
+  $("live").dataset.status = "stopping";
+  renderStreams();
+  try { await api(`streams/${id}`, { method: "DELETE" }); } catch (error) {
+    live.stopping.delete(id);
+    live.status = "live";
+    $("live-stop").disabled = false;
+    $("live-status").textContent = error.message;
+  }
   refreshStreams();
 });
 

@@ -96,11 +96,69 @@ function listItem(data, open, titleText, statusName, statusText) {
   return item;
 }
 
+// RFC 3339 in the browser's zone, to the second: 2026-12-01T14:30:05+01:00 (what operators paste into reports).
+function rfc3339(seconds) {
+  const date = new Date(seconds * 1000);
+  const pad = (n) => String(Math.trunc(Math.abs(n))).padStart(2, "0");
+  const offset = -date.getTimezoneOffset();
+  const zone = offset === 0 ? "Z" : `${offset > 0 ? "+" : "-"}${pad(offset / 60)}:${pad(offset % 60)}`;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:`
+    + `${pad(date.getMinutes())}:${pad(date.getSeconds())}${zone}`;
+}
+
+function timeElement(text) {
+  const element = document.createElement("time");
+  element.dateTime = text;
+  element.textContent = text;
+  return element;
+}
+
+function duration(seconds) {
+  const whole = Math.round(seconds);
+  const [h, m, s] = [Math.floor(whole / 3600), Math.floor(whole / 60) % 60, whole % 60];
+  return h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${seconds.toFixed(1)} s`;
+}
+
+// Warning kinds as a badge says them; the badge's tooltip (and the result's banner) carries the whole message.
+const WARNING_NAMES = { domain_shift: "unlike training footage", saturated: "saturated scores" };
+
+function badges(warnings) {
+  return (warnings || []).map((warning) => {
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.dataset.kind = warning.kind;
+    badge.title = warning.message;
+    badge.textContent = `⚠ ${WARNING_NAMES[warning.kind] || warning.kind}`;
+    return badge;
+  });
+}
+
+// The times a job's line shows: the recording's own clock when the video carries it, else when it was scored.
+function jobFacts(job) {
+  const facts = document.createElement("span");
+  facts.className = "facts";
+  const result = job.result;
+  const [start, end, label] = result && result.start_time
+    ? [result.start_time, result.end_time, "recorded"]
+    : [job.started_at && rfc3339(job.started_at), job.finished_at && rfc3339(job.finished_at), "scored"];
+  if (start) {
+    facts.append(`${label} `, timeElement(start));
+    if (end) facts.append(" – ", timeElement(end));
+  }
+  if (result) {
+    facts.append(` · ${duration(result.duration_s)} · ${result.events} event(s) · top score `
+      + `${result.top_score.toFixed(2)}`);
+  }
+  return facts;
+}
+
 function renderJobs() {
   const list = $("jobs");
   list.replaceChildren(...[...state.jobs.values()].map((job) => {
     const item = listItem({ job: job.id, status: job.status }, job.id === state.open, job.video, job.status,
       job.status + (job.error ? `: ${job.error}` : ""));
+    item.firstChild.append(...badges(job.result && job.result.warnings));
+    item.append(jobFacts(job));
     if (job.status === "running" || job.status === "pending") {
       const bar = document.createElement("progress");
       bar.max = 1;
@@ -120,7 +178,10 @@ async function openJob(id) {
   const doc = await (await api(`jobs/${id}/result`)).json();
   state.doc = doc;
   state.segments = doc.segments;
+  state.lastSeek = 0;
+  document.body.classList.remove("landing");
   $("result").hidden = false;
+  renderWarnings($("warnings"), doc.warnings);
   $("result-title").textContent = `${doc.video} · ${doc.num_frames} frames · ${doc.duration_s.toFixed(1)} s`;
   $("threshold").value = doc.threshold;
   $("threshold-value").textContent = Number(doc.threshold).toFixed(2);
@@ -130,10 +191,27 @@ async function openJob(id) {
     anchor.download = `${doc.video}.${format}`;
   }
   const video = $("video");
+  video.pause();
+  $("video-message").hidden = true;
   video.src = await mediaUrl(`jobs/${id}/video`);
+  video.currentTime = 0; // every result opens at its start, whatever the last one was playing
   renderEvents();
   draw();
 }
+
+// A banner per warning: the whole message, which says how far off the video is and what to do.
+function renderWarnings(container, warnings) {
+  container.replaceChildren(...(warnings || []).map((warning) => {
+    const banner = document.createElement("div");
+    banner.className = "banner";
+    banner.dataset.kind = warning.kind;
+    const title = document.createElement("strong");
+    title.textContent = `⚠ ${WARNING_NAMES[warning.kind] || warning.kind}: read these scores with care`;
+    banner.append(title, warning.message);
+    return banner;
+  }));
+}
+window.renderWarnings = renderWarnings; // live.js shows a stream's warnings the same way
 
 function timeOf(frame) {
   const times = state.doc.timestamps;
@@ -271,6 +349,13 @@ $("curve").addEventListener("click", (event) => {
 });
 
 const video = $("video");
+video.addEventListener("error", () => { // the server's playable copy was refused (too long) or failed
+  if (!state.doc) return;
+  const message = $("video-message");
+  message.textContent = "This video cannot play in the browser (its format, and no playable copy could be made); "
+    + "the event clips below can.";
+  message.hidden = false;
+});
 video.addEventListener("timeupdate", draw);
 video.addEventListener("seeked", draw);
 (function follow() { if (!video.paused) draw(); requestAnimationFrame(follow); })();

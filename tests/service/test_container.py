@@ -89,8 +89,8 @@ def _compose_service() -> dict:
 
 def test_compose_mounts_the_model_read_only_and_leaves_an_unset_api_key_unset() -> None:
     service = _compose_service()
-    assert "${LANP_MODELS:-./models}:/models:ro" in service["volumes"]
-    assert service["environment"]["LANP_MODEL_DIR"].startswith("/models/")
+    assert "${LANP_MODEL:-../runs/model}:/models:ro" in service["volumes"]
+    assert service["environment"]["LANP_MODEL_DIR"] == "/models"
     # An empty default ("${LANP_API_KEY:-}") would set the key to "" and answer 401 to every client.
     assert service["environment"]["LANP_API_KEY"] is None
 
@@ -103,8 +103,8 @@ def test_the_container_test_script_is_valid_shell_and_documented() -> None:
     if shellcheck is not None:
         result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
-    readme = (REPO_ROOT / "docker/README.md").read_text()
-    assert "scripts/container-test.sh" in readme and "LANP_CONTAINER_TEST=1" in readme
+    page = (REPO_ROOT / "docs/deployment.md").read_text()
+    assert "scripts/container-test.sh" in page and "LANP_CONTAINER_TEST=1" in page
 
 
 def test_the_entrypoint_refuses_to_serve_without_a_model(tmp_path) -> None:
@@ -116,3 +116,20 @@ def test_the_entrypoint_refuses_to_serve_without_a_model(tmp_path) -> None:
         text=True,
     )
     assert result.returncode == 64 and f"no model at {tmp_path}" in result.stderr
+
+
+def test_compose_defaults_name_folders_of_the_repository_and_the_image_of_the_dockerfile() -> None:
+    """Compose resolves relative paths from docker/: its default model and data folders are the repository's
+    runs/model and runs/data (not docker/..., and never the models/ source folder), and the image it builds is the
+    one the Dockerfile's build line names."""
+    service = _compose_service()
+    compose_dir = REPO_ROOT / "docker"
+    for volume in service["volumes"]:
+        source = volume.split(":")[0]
+        default = source.split(":-", 1)[1].rstrip("}") if ":-" in source else None
+        if default is not None and not default.startswith("/"):
+            resolved = (compose_dir / default).resolve()
+            assert resolved.parent == (REPO_ROOT / "runs").resolve(), volume
+    image = service["image"].split(":-", 1)[1].rstrip("}")
+    build_line = (REPO_ROOT / "Dockerfile").read_text().splitlines()[0]
+    assert f"docker build -t {image} ." in build_line

@@ -27,3 +27,24 @@ def make_tiny_model(directory: Path, **classifier: object) -> Path:
     config = LANPConfig(classifier=ClassifierConfig(hidden=32, dropout=0.0, **classifier))
     classifier = create_classifier(dim=spec.dim, config=config.classifier, seed=3)
     return save_model(directory, classifier, spec, config, {"threshold": THRESHOLD, "note": "untrained test head"})
+
+
+def make_shifted_model(directory: Path) -> Path:
+    """The tiny model, its normal learned from flat grey footage: its feature statistics (what ``lanp train``
+    stores for the domain-shift warning) make any moving scene foreign, so every result and stream warns."""
+    import numpy as np
+
+    from lanp_vad.pipeline.training.domain import fit_feature_stats
+    from tests.videos import write_video
+
+    directory.mkdir(parents=True, exist_ok=True)
+    grey = write_video(directory / "grey.mp4", num_frames=160, width=96, height=64, fps=10,
+                       content=lambda index, height, width: np.full((height, width, 3), 90 + index % 3, np.uint8))
+    extractor = tiny_extractor()
+    try:
+        features = extractor.extract_video(grey).features
+    finally:
+        extractor.close()
+    model = make_tiny_model(directory / "grey-model")
+    fit_feature_stats([features]).save(model)
+    return model

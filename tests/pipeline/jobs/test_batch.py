@@ -347,8 +347,11 @@ def test_single_video_prints_the_score_document(archive: Path, model_dir: Path, 
     from lanp_vad.cli import main
 
     assert main(["score", str(archive / "clips" / "gate.webm"), "--model", str(model_dir), "--device", "cpu"]) == 0
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     stored = json.loads((reference / "videos" / "clips__gate.json").read_text())
+    top = max(printed["frame_scores"])
+    assert f"gate.webm: {len(printed['segments'])} event(s), top score {top:.2f}" in captured.err
     assert printed.keys() == stored.keys() and printed["num_frames"] == stored["num_frames"]
     np.testing.assert_allclose(printed["snippet_scores"], stored["snippet_scores"], rtol=0, atol=1e-6)
     assert main(["score", str(archive / "bad" / "notes.mp4"), "--model", str(model_dir), "--device", "cpu"]) == 1

@@ -217,6 +217,31 @@ def test_watch_reads_a_file_while_it_grows(clip: Path, model_name: str, tmp_path
     assert "stopped growing" in _of(records, "disconnected")[0]["reason"]
     offline = Scorer.from_model_dir(model, device="cpu").score_video(clip)
     np.testing.assert_allclose([r["score"] for r in _of(records, "snippet")], offline.snippet_scores, atol=1e-5)
+    assert not _of(records, "warning")  # a model without training statistics cannot tell, so it never warns
+
+
+@pytest.mark.timeout(300)
+def test_a_stream_unlike_the_training_footage_warns_once(clip: Path, tmp_path: Path,
+                                                          processes: list[subprocess.Popen]) -> None:
+    """The live panel's warning: a model whose normal is flat grey watches a moving scene. One ``warning`` record
+    (domain shift, its figure and what to do), as offline scoring of the same clip warns."""
+    from lanp_vad.pipeline.scoring.scorer import Scorer
+    from tests.service.tiny_model import make_shifted_model
+
+    model = make_shifted_model(tmp_path / "shifted")
+    recording, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"
+    _remux_to_ts(clip, recording)
+    watcher = _python("-m", "lanp_vad", "watch", str(recording), "--model", str(model), "--out", str(out),
+                      "--read-timeout", "2", "--device", "cpu", "--threads", "1")
+    processes.append(watcher)
+    assert watcher.wait(timeout=120) == 0
+    records = _records(out)
+    (warning,) = _of(records, "warning")
+    assert warning["kind"] == "domain_shift" and warning["session"] == 1
+    assert warning["domain_shift"]["score"] > warning["domain_shift"]["threshold"]
+    assert "train again" in warning["message"]
+    offline = Scorer.from_model_dir(model, device="cpu").score_video(clip)
+    assert [item.kind for item in offline.warnings if item.kind == "domain_shift"] == ["domain_shift"]
 
 
 @pytest.fixture(scope="module")

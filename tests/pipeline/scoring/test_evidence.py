@@ -117,3 +117,26 @@ def test_memory_stays_bounded_on_a_long_video(tmp_path: Path) -> None:
     short, long = probe(150.0, 151.0), probe(5.0, 155.0)
     assert short["frames"] == 25 and long["frames"] == 25 * 150
     assert long["rss_kb"] - short["rss_kb"] < 80 * 1024, (short, long)
+
+
+def test_a_clip_of_a_file_with_dropped_frames_keeps_real_time(tmp_path: Path) -> None:
+    """A recorder that kept 15 of 40 frames (gaps up to 0.8 s): the clip shows each stored frame at its own time,
+    so its 4 s of recording last 4 s, not 15 frames at the nominal rate (1.5 s)."""
+    from tests.pipeline.video.test_decode import DROPPED, FPS, write_dropped_frames_avi
+
+    source = write_dropped_frames_avi(tmp_path / "dropped.avi", stored=DROPPED)
+    info = write_event_clip(source, tmp_path / "clip.mp4", 0.0, 4.0, pre_roll_s=0, post_roll_s=0)
+    with av.open(str(info.path)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert info.frames == len(DROPPED)
+    np.testing.assert_allclose(times, np.asarray(DROPPED) / FPS, atol=2e-3)
+
+
+def test_a_clip_scaled_to_a_maximum_side(clip: Path, tmp_path: Path) -> None:
+    with av.open(str(clip)) as container:
+        width, height = container.streams.video[0].width, container.streams.video[0].height
+    info = write_event_clip(clip, tmp_path / "small.mp4", 0.0, 1.0, pre_roll_s=0, post_roll_s=0, max_side=32)
+    with av.open(str(info.path)) as container:
+        stream = container.streams.video[0]
+        assert max(stream.width, stream.height) <= 32 and stream.width / stream.height == pytest.approx(
+            width / height, rel=0.15)

@@ -9,7 +9,7 @@ import pytest
 
 from lanp_vad.models.errors import UserError
 from lanp_vad.pipeline.scoring.plot import plot_png, score_figure
-from lanp_vad.pipeline.scoring.result import EventSegment, VideoScore
+from lanp_vad.pipeline.scoring.result import DomainShift, EventSegment, VideoScore, domain_shift_warning
 
 
 def _score(start_time: str | None = None) -> VideoScore:
@@ -73,3 +73,32 @@ def test_png_bytes_and_an_empty_result() -> None:
     empty = _score()
     empty.segments = []
     assert _texts(score_figure(empty)) == []
+
+
+def test_warnings_head_the_plot_in_full() -> None:
+    """A plot shared alone carries the result's doubts: each warning's whole message above the curve."""
+    score = _score()
+    assert score_figure(score).get_suptitle() == ""
+    shift = DomainShift(score=5.2, threshold=3.0, out_of_distribution=True)
+    score.warnings = [domain_shift_warning(shift)]
+    heading = " ".join(score_figure(score).get_suptitle().split())
+    assert heading == f"WARNING: {score.warnings[0].message}" and "5.20" in heading
+
+
+def test_frame_numbers_follow_the_decoded_frames_of_a_file_with_gaps() -> None:
+    """A recorder that dropped frames: 68 decoded frames over 29.6 s at a nominal 15 fps. The top axis counts
+    the decoded frames at their own times (frame 67 at the end), not 15 per second (~440)."""
+    fps, frames = 15.0, 68
+    times = np.linspace(0.0, 29.6, frames)
+    scores = np.full(frames, 0.2)
+    score = VideoScore(
+        video="tree.avi", fps=fps, num_frames=frames, duration_s=29.6 + 1 / fps, threshold=0.5,
+        model={"id": "m@0", "name": "m", "sha256": "0" * 64, "threshold": 0.5, "threshold_source": "metadata",
+               "device": "cpu"},
+        feature_spec={}, snippet_scores=scores[::16], frame_scores=scores, frame_snippets=np.arange(frames) // 16,
+        timestamps=times, start_time=None, segments=[],
+    )
+    figure = score_figure(score)
+    top = next(child for child in figure.axes[0].get_children() if type(child).__name__ == "SecondaryAxis")
+    low, high = top.get_xlim()
+    assert low == pytest.approx(0.0) and 67 <= high <= 68.5

@@ -14,6 +14,7 @@ from lanp_vad.pipeline.features.extractor import FeatureExtractor
 from lanp_vad.pipeline.scoring.config import ScoringConfig, make_config
 from lanp_vad.pipeline.scoring.result import (
     SCHEMA_VERSION,
+    DomainShift,
     ScoringCancelled,
     WarningKind,
     document_schema,
@@ -107,6 +108,20 @@ def test_saturated_scores_warn_and_ordinary_ones_do_not() -> None:
     assert "of 0" in saturation_warning(np.full(100, 0.01)).message
     assert saturation_warning(np.linspace(0, 1, 100)) is None
     assert saturation_warning(np.r_[np.full(80, 0.99), np.full(20, 0.5)]) is None
+
+
+def test_a_saturated_curve_is_worded_by_its_cause() -> None:
+    """Foreign footage (the domain shift says so), a whole video unlike normal, or nothing standing out: each
+    gets its own explanation and what to do."""
+    foreign = DomainShift(score=6.1, threshold=3.0, out_of_distribution=True)
+    familiar = DomainShift(score=1.2, threshold=3.0, out_of_distribution=False)
+    shifted = saturation_warning(np.full(100, 0.99), foreign).message
+    assert "unlike the training footage (domain shift 6.10" in shifted and "train on this camera" in shifted
+    high = saturation_warning(np.full(100, 0.99), familiar).message
+    assert "the whole video differs from what the model learned as normal" in high and "check" in high
+    low = saturation_warning(np.full(100, 0.01)).message
+    assert "nothing in this video stands out" in low
+    assert len({shifted, high, low}) == 3
 
 
 def test_config_errors_are_user_errors_and_a_cancel_is_canceled() -> None:

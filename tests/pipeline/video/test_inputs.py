@@ -42,13 +42,32 @@ def test_folder_is_searched_recursively_with_ids_relative_to_it(archive: Path) -
     assert all(video.path.exists() for video in videos)
 
 
-def test_explicit_files_keep_their_stem_and_clashing_ids_get_a_path_hash(archive: Path) -> None:
+def test_explicit_files_keep_their_stem_and_clashing_ids_take_their_folders(archive: Path) -> None:
     paths = [archive / "cam1" / "a.mp4", archive / "cam2" / "a.mp4", archive / "cam1" / "b.AVI"]
     videos = expand_inputs(paths)
-    first, second, third = _ids(videos)
-    assert first.startswith("a-") and second.startswith("a-") and first != second
-    assert third == "b"
+    assert _ids(videos) == ["cam1__a", "cam2__a", "b"]
     assert [video.path for video in videos] == paths
+
+
+def test_two_folders_with_the_same_file_names_keep_readable_ids(tmp_path: Path) -> None:
+    """``lanp extract train/ test/``: the split stays in the id (train__01, test__01), no hash hides it; ids
+    found inside one folder take the folder above them (a__cam__01 vs b__cam__01)."""
+    for split in ("train", "test"):
+        _touch(tmp_path / "ped2" / split / "01.mp4")
+        _touch(tmp_path / "ped2" / split / "02.mp4")
+    assert _ids(expand_inputs([tmp_path / "ped2" / "train", tmp_path / "ped2" / "test"])) == [
+        "train__01", "train__02", "test__01", "test__02"]
+    assert _ids(expand_inputs([tmp_path / "ped2"])) == ["test__01", "test__02", "train__01", "train__02"]
+    for site in ("a", "b"):
+        _touch(tmp_path / site / "cam" / "01.mp4")
+    assert _ids(expand_inputs([tmp_path / "a", tmp_path / "b"])) == ["a__cam__01", "b__cam__01"]
+
+
+def test_ids_that_clash_whatever_their_folders_get_a_path_hash(tmp_path: Path) -> None:
+    """Folder names that differ only in characters unsafe in a file name clash at every level."""
+    paths = [_touch(tmp_path / "cam 1" / "c.mp4"), _touch(tmp_path / "cam_1" / "c.mp4")]
+    ids = _ids(expand_inputs(paths))
+    assert ids[0] != ids[1] and all("cam_1__c-" in video_id for video_id in ids), ids
 
 
 def test_a_file_reached_twice_is_listed_once(archive: Path) -> None:
