@@ -58,7 +58,7 @@ class DemoSettings:
     scene: SceneSettings = field(default_factory=SceneSettings)
     frames_per_snippet: int = 4  # of the 16, fed to the backbone (evenly spread): 4x less arithmetic
     crop_size: int = 160  # short side resized to this, then center-cropped square (2.5x cheaper than 224)
-    epochs: int = 50
+    epochs: int | None = None  # None: the default preset's, as lanp train
     held_out_kind: AnomalyKind = "vehicle"
 
     def __post_init__(self) -> None:
@@ -73,13 +73,12 @@ QUICK = DemoSettings(clips=12, num_frames=320, epochs=30)
 
 
 def demo_config(settings: DemoSettings) -> LANPConfig:
-    """The product's ``default`` preset (what ``lanp train`` uses), with the demo's epochs and seed, on the CPU;
-    saved in the model's ``config.json``. The default already trains archives smaller than the official batch
-    of 30 (batches of min(30, N), at least one confident normal clip), so the demo needs no other change.
+    """The product's ``default`` preset (what ``lanp train`` uses), with the demo's seed (and epochs if set), on
+    the CPU; saved in the model's ``config.json``. The default already trains archives smaller than the official
+    batch of 30 (batches of min(30, N), at least one confident normal clip), so the demo needs no other change.
     """
-    return apply_overrides(
-        preset(DEFAULT_PRESET), [f"train.epochs={settings.epochs}", "train.device=cpu", f"train.seed={settings.seed}"]
-    )
+    epochs = [] if settings.epochs is None else [f"train.epochs={settings.epochs}"]
+    return apply_overrides(preset(DEFAULT_PRESET), [*epochs, "train.device=cpu", f"train.seed={settings.seed}"])
 
 
 @dataclass

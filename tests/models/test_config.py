@@ -15,13 +15,15 @@ def test_presets_differ_where_the_paper_and_the_code_differ():
     assert {paper.preset, reference.preset, reference_sh.preset, "default"} == set(PRESETS)
 
 
-def test_default_preset_is_the_reference_with_a_length_neutral_score_that_trains_any_archive():
+def test_default_preset_is_the_reference_with_the_normality_bank_that_trains_any_archive():
     default, reference = preset("default"), preset("reference")
     assert reference.pseudo.video_score == "std" and reference.train.drop_last and not reference.train.skip_short
     assert default.pseudo.video_score == "decorrelation" and not default.train.drop_last and default.train.skip_short
     assert default.pseudo.min_confident_normal == 1 and reference.pseudo.min_confident_normal == 0
     assert default.propagation == reference.propagation
-    assert default.pseudo.second_stage and not reference.pseudo.second_stage  # round 3: two-stage ranking
+    assert default.bank.enabled and default.bank.labels == "joint" and default.bank.fusion == "mean"
+    assert default.train.epochs == 100 and reference.train.epochs == 300
+    assert not any(preset(name).bank.enabled for name in PRESETS if name != "default")  # the official: no bank
     assert not any(preset(name).train.self_training_rounds or preset(name).pseudo.adaptive_snippet_ratio
                    for name in PRESETS)  # fmt: skip
 
