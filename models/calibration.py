@@ -26,7 +26,10 @@ Component = Literal["classifier", "bank", "within"]
 COMPONENTS: tuple[Component, ...] = ("classifier", "bank", "within")
 NORMAL_MEDIAN_SCORE = 0.1  # where the pseudo-normal snippets' median evidence lands on the score scale
 NORMAL_ONLY_QUANTILE = 0.99  # an archive without anomalies: the threshold leaves 1 % of its snippets above
-BANK_RADIUS = 2  # the log bank distance is averaged over the snippet and this many on each side
+BANK_RADIUS = 2  # the log bank distance is averaged over the snippet and this many on each side (triangular)
+WEIGHTS: dict[str, float] = {"classifier": 0.5, "bank": 1.0, "within": 1.0}
+"""How much each view counts in the evidence. The classifier learned from the other two views' joint evidence, so
+it counts half: it adds what it generalises without counting its teachers twice."""
 COMPONENT_BOUND = 4.0  # robust units: no one view's extreme values outvote the others
 _LOGIT_CLIP = 1e-7
 _WITHIN_FLOOR = 1e-3
@@ -45,10 +48,11 @@ def classifier_logit(scores: np.ndarray) -> np.ndarray:
 
 
 def moving_average(values: np.ndarray, radius: int) -> np.ndarray:
-    """Each value averaged with the ``radius`` on either side that exist (fewer at the ends of the sequence)."""
+    """Each value averaged with the ``radius`` on either side that exist (fewer at the ends of the sequence),
+    triangular weights (radius + 1 - |offset|): a snippet's own value counts most."""
     if radius == 0 or len(values) == 0:
         return np.asarray(values, dtype=np.float64)
-    kernel = np.ones(2 * radius + 1)
+    kernel = radius + 1.0 - np.abs(np.arange(-radius, radius + 1))
     return np.convolve(values, kernel, "same") / np.convolve(np.ones(len(values)), kernel, "same")
 
 
@@ -83,6 +87,7 @@ class Calibration:
 
     components: tuple[Component, ...]
     standardisers: tuple[Standardiser, ...]
+    weights: tuple[float, ...]
     floor: float
     bank_radius: int
     threshold: float
@@ -98,12 +103,12 @@ class Calibration:
         return np.log(values + _WITHIN_FLOOR)
 
     def evidence(self, parts: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The mean standardised evidence of one video's snippets from its components' raw values (each bounded
-        to +-COMPONENT_BOUND robust units, smoothly: a distance a million times the normal one says "far", as a
-        thousand times does, and must not silence the other views)."""
-        return np.mean([bounded(standardiser(self.transform(component, parts[component])))
-                        for component, standardiser in zip(self.components, self.standardisers, strict=True)],
-                       axis=0)  # fmt: skip
+        """The weighted mean standardised evidence of one video's snippets from its components' raw values (each
+        bounded to +-COMPONENT_BOUND robust units, smoothly: a distance a million times the normal one says "far",
+        as a thousand times does, and must not silence the other views)."""
+        views = [bounded(standardiser(self.transform(component, parts[component])))
+                 for component, standardiser in zip(self.components, self.standardisers, strict=True)]  # fmt: skip
+        return np.average(views, axis=0, weights=self.weights)
 
     def score(self, parts: Mapping[str, np.ndarray]) -> np.ndarray:
         """Scores in (0, 1) of one video's snippets; 0.5 is the threshold."""
@@ -111,8 +116,8 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {"components": list(self.components), "standardisers": [asdict(s) for s in self.standardisers],
-                "floor": self.floor, "bank_radius": self.bank_radius, "threshold": self.threshold,
-                "scale": self.scale, "rule": self.rule}  # fmt: skip
+                "weights": list(self.weights), "floor": self.floor, "bank_radius": self.bank_radius,
+                "threshold": self.threshold, "scale": self.scale, "rule": self.rule}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
@@ -121,12 +126,15 @@ class Calibration:
             if not components or any(c not in COMPONENTS for c in components):
                 raise CalibrationError(f"unknown calibration components {components}")
             standardisers = tuple(Standardiser(**item) for item in data["standardisers"])
-            calibration = cls(components, standardisers, float(data["floor"]), int(data["bank_radius"]),
+            weights = tuple(float(weight) for weight in data["weights"])
+            calibration = cls(components, standardisers, weights, float(data["floor"]), int(data["bank_radius"]),
                               float(data["threshold"]), float(data["scale"]), str(data["rule"]))  # fmt: skip
         except (KeyError, TypeError, ValueError) as error:
             raise CalibrationError(f"calibration is not valid: {error!r}") from error
-        if len(standardisers) != len(components) or not calibration.scale > 0 or calibration.bank_radius < 0:
-            raise CalibrationError("calibration is not valid: one standardiser per component and a positive scale")
+        if (len(standardisers) != len(components) or len(weights) != len(components) or min(weights) < 0
+                or not sum(weights) > 0 or not calibration.scale > 0 or calibration.bank_radius < 0):
+            raise CalibrationError("calibration is not valid: one standardiser and weight per component, weights "
+                                   "not negative, a positive scale")
         return calibration
 
 
@@ -143,14 +151,16 @@ def fit_calibration(
     if "bank" in parts:
         floor = 0.05 * float(np.median(np.concatenate([np.asarray(v, dtype=np.float64) for v in parts["bank"]])))
         floor += 1e-12
-    draft = Calibration(components, (), floor, bank_radius, 0.0, 1.0, "")
+    weights = tuple(WEIGHTS[component] for component in components)
+    draft = Calibration(components, (), weights, floor, bank_radius, 0.0, 1.0, "")
     raw = {c: np.concatenate([draft.transform(c, values) for values in parts[c]]) for c in components}
     size = len(raw[components[0]])
     normal = np.ones(size, dtype=bool) if abnormal is None else ~(np.concatenate(abnormal) >= 0.5)
     if not normal.any():
         raise CalibrationError("every training snippet is pseudo-abnormal: no normal reference to calibrate on")
     standardisers = tuple(Standardiser.fit(raw[c][normal]) for c in components)
-    evidence = np.mean([bounded(s(raw[c])) for s, c in zip(standardisers, components, strict=True)], axis=0)
+    views = [bounded(s(raw[c])) for s, c in zip(standardisers, components, strict=True)]
+    evidence = np.average(views, axis=0, weights=weights)
     normal_median = float(np.median(evidence[normal]))
     if abnormal is not None and (~normal).any():
         threshold = (normal_median + float(np.median(evidence[~normal]))) / 2
@@ -163,4 +173,4 @@ def fit_calibration(
         threshold, gap = normal_median + 1.0, 1.0
         rule += " (fallback: pseudo-abnormal evidence was not above normal; one spread above the normal median)"
     scale = gap / np.log(1 / NORMAL_MEDIAN_SCORE - 1)
-    return Calibration(components, standardisers, floor, bank_radius, float(threshold), float(scale), rule)
+    return Calibration(components, standardisers, weights, floor, bank_radius, float(threshold), float(scale), rule)

@@ -49,7 +49,7 @@ def test_the_calibration_puts_the_threshold_at_one_half_and_normal_snippets_near
 
 
 def test_the_bank_evidence_is_averaged_over_its_radius() -> None:
-    assert np.allclose(moving_average(np.array([0.0, 3.0, 0.0, 0.0]), 1), [1.5, 1.0, 1.0, 0.0])
+    assert np.allclose(moving_average(np.array([0.0, 3.0, 0.0, 0.0]), 1), [1.0, 1.5, 0.75, 0.0])  # weights 1 2 1
     assert np.allclose(moving_average(np.arange(4.0), 0), np.arange(4.0))
 
 

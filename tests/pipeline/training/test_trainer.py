@@ -11,9 +11,11 @@ import torch
 from lanp_vad.models.config import apply_overrides, preset
 from lanp_vad.models.propagation import propagate_videos
 from lanp_vad.models.snippet_ranking import pseudo_label_videos
-from lanp_vad.pipeline.evaluation.evaluator import Evaluator, snippet_scores
+from lanp_vad.pipeline.evaluation.evaluator import Evaluator, frame_scores, metrics_from_frames, snippet_scores
 from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
 from lanp_vad.pipeline.features.featureset import open_feature_set
+from lanp_vad.pipeline.features.spec import FeatureSpec
+from lanp_vad.pipeline.research.datasets import store_arrays
 from lanp_vad.pipeline.research.synthetic import write_synthetic_features
 from lanp_vad.pipeline.training.model_dir import load_model, save_model
 from lanp_vad.pipeline.training.trainer import (
@@ -23,6 +25,7 @@ from lanp_vad.pipeline.training.trainer import (
     cut_pseudo_videos,
     train_lanp,
 )
+from tests.models.test_bank import _footage
 
 # Small head and a larger step so the 40-video 'tiny' set trains in seconds (the official lr needs ~2,000 steps).
 FAST = ["train.epochs=40", "train.batch_size=10", "train.lr=0.001", "classifier.hidden=32"]
@@ -165,3 +168,48 @@ def test_default_gives_the_head_the_video_context_only_where_videos_differ_most(
     record = plain.metadata["classifier_context"]
     assert record["used"] == "none" and record["between_video_share"] < 0.01
     assert plain.model.temporal.in_channels == 32
+
+
+def test_the_default_joins_the_classifier_the_bank_and_the_own_propagation(archive: Path, tmp_path: Path) -> None:
+    """The default model scores with calibrated evidence: threshold 0.5, graded scores, the same after a round trip
+    through the model directory, and a stream calibration without the video's own propagation."""
+    features = open_feature_set(archive)
+    ground_truth = load_ground_truth(archive / "gt.csv", frames=archive / "frames.csv")
+    config = apply_overrides(preset("default"), FAST)
+    result = train_lanp(features, config, ground_truth=ground_truth, progress=False)
+    detector = result.detector
+    assert detector.calibration.components == ("classifier", "bank", "within")
+    assert detector.stream.components == ("classifier", "bank")
+    assert result.metadata["threshold"] == 0.5 and result.metadata["archive"]["mode"] == "mixed"
+    evaluator = Evaluator(features, ground_truth)
+    scores = evaluator.snippet_scores(detector)
+    assert metrics_from_frames(frame_scores(scores), evaluator.labels)["auc_roc"] > 0.9
+    flat = np.concatenate(list(scores.values()))
+    assert np.mean((flat < 0.05) | (flat > 0.95)) < 0.5  # graded, not a 0/1 step
+    result.save(tmp_path / "model", features.spec, config)
+    loaded = load_model(tmp_path / "model")
+    again = snippet_scores(loaded.torch_detector(), features)
+    assert all(np.allclose(scores[video], again[video]) for video in scores)
+
+
+def test_an_archive_without_anomalies_gets_a_bank_model_and_says_why(tmp_path: Path) -> None:
+    features = store_arrays(tmp_path / "week", FeatureSpec.external(16), {
+        f"day{index:02d}": video for index, video in enumerate(_footage(30, seed=0))
+    })  # fmt: skip
+    for requested in ("auto", "normal_only"):
+        config = apply_overrides(preset("default"), [*FAST, f"bank.archive={requested}"])
+        result = train_lanp(features, config, progress=False)
+        archive_record = result.metadata["archive"]
+        assert archive_record["mode"] == "normal_only", archive_record
+        assert ("holds no anomaly" in archive_record["reason"]) == (requested == "auto"), archive_record
+        assert result.model is None and result.detector.calibration.components == ("bank",)
+    result.save(tmp_path / "model", features.spec, config)
+    loaded = load_model(tmp_path / "model")
+    assert loaded.classifier is None and not (tmp_path / "model" / "model.safetensors").exists()
+    scores = snippet_scores(loaded.torch_detector(), features)
+    assert np.mean(np.concatenate(list(scores.values())) > 0.5) < 0.05  # its own normal footage: few alarms
+    mixed = store_arrays(tmp_path / "mixed", FeatureSpec.external(16), {
+        f"day{index:02d}": video for index, video in enumerate(_footage(30, abnormal=(3, 11, 19), seed=0))
+    })  # fmt: skip
+    result = train_lanp(mixed, apply_overrides(preset("default"), FAST), progress=False)
+    assert result.metadata["archive"]["mode"] == "mixed" and result.model is not None
