@@ -53,7 +53,8 @@ def moving_average(values: np.ndarray, radius: int) -> np.ndarray:
     if radius == 0 or len(values) == 0:
         return np.asarray(values, dtype=np.float64)
     kernel = radius + 1.0 - np.abs(np.arange(-radius, radius + 1))
-    return np.convolve(values, kernel, "same") / np.convolve(np.ones(len(values)), kernel, "same")
+    window = slice(radius, radius + len(values))  # "full" then cut: "same" is as long as the kernel when longer
+    return np.convolve(values, kernel)[window] / np.convolve(np.ones(len(values)), kernel)[window]
 
 
 def bounded(values: np.ndarray) -> np.ndarray:

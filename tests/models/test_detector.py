@@ -51,6 +51,7 @@ def test_the_calibration_puts_the_threshold_at_one_half_and_normal_snippets_near
 def test_the_bank_evidence_is_averaged_over_its_radius() -> None:
     assert np.allclose(moving_average(np.array([0.0, 3.0, 0.0, 0.0]), 1), [1.0, 1.5, 0.75, 0.0])  # weights 1 2 1
     assert np.allclose(moving_average(np.arange(4.0), 0), np.arange(4.0))
+    assert np.allclose(moving_average(np.array([2.0, 4.0]), 2), [(3 * 2 + 2 * 4) / 5, (2 * 2 + 3 * 4) / 5])
 
 
 def test_an_archive_without_anomalies_is_calibrated_on_its_own_spread() -> None:
