@@ -94,7 +94,7 @@ def method_rows(
     """
     base = tuple(base)
     presets = [
-        MethodRow("LANP default (z vs null, two-stage)", "lanp", "default", group="presets"),
+        MethodRow("LANP default", "lanp", "default", group="presets"),
         MethodRow("LANP reference code (rms, UCF)", "lanp", "reference", group="presets"),
         MethodRow("LANP reference-sh code (cosine, SH)", "lanp", "reference-sh", group="presets"),
         MethodRow("LANP paper text (gaussian)", "lanp", "paper", group="presets"),

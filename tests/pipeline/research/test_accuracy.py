@@ -28,7 +28,7 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     (long,) = synthetic_clip_datasets(tiny, tmp_path / "derived", ("long",))
     assert long.columns == ["syn-tiny s=2-long", "syn-tiny s=2-long test part"]
     rows = method_rows(include="core")
-    assert {"naive seed contrast (no training)", "LANP default (z vs null, two-stage)"} <= {row.name for row in rows}
+    assert {"naive seed contrast (no training)", "LANP default"} <= {row.name for row in rows}
     records = []
     report = run_table([tiny, long], rows, seeds=(0,), epochs=3, eval_every=2, on_record=records.append)
 
@@ -48,8 +48,10 @@ def test_table_runs_end_to_end_on_the_tiny_configuration(tmp_path: Path) -> None
     lanp = next(record for record in records if record["kind"] == "lanp")
     assert lanp["final"]["epoch"] == 3 and lanp["best"]["epoch"] in (2, 3)  # evaluated every 2nd and the last
     contexts = {record["method"]: record["classifier_context"] for record in records if record["kind"] == "lanp"}
-    assert contexts["LANP default (z vs null, two-stage)"]["requested"] == "auto"  # decided on the data, recorded
-    assert contexts["LANP reference code (rms, UCF)"] == {"requested": "none", "used": "none"}
+    assert contexts["LANP default"]["requested"] == "auto"  # decided on the data, recorded
+    assert contexts["LANP default"]["archive"]["mode"] in ("mixed", "normal_only")  # and the archive's mode
+    reference = contexts["LANP reference code (rms, UCF)"]
+    assert (reference["requested"], reference["used"], reference["archive"]["mode"]) == ("none", "none", "mixed")
     whole, part = (next(r for r in records if r["dataset"] == c and r["kind"] == "seed_contrast") for c in columns[1:])
     assert whole["final"]["auc_roc"] != part["final"]["auc_roc"]  # two regions, measured separately
 

@@ -95,8 +95,8 @@ def test_frame_numbers_follow_the_decoded_frames_of_a_file_with_gaps() -> None:
         video="tree.avi", fps=fps, num_frames=frames, duration_s=29.6 + 1 / fps, threshold=0.5,
         model={"id": "m@0", "name": "m", "sha256": "0" * 64, "threshold": 0.5, "threshold_source": "metadata",
                "device": "cpu"},
-        feature_spec={}, snippet_scores=scores[::16], frame_scores=scores, frame_snippets=np.arange(frames) // 16,
-        timestamps=times, start_time=None, segments=[],
+        feature_spec={}, num_snippets=len(scores[::16]), snippet_scores=scores[::16], frame_scores=scores,
+        frame_snippets=np.arange(frames) // 16, timestamps=times, start_time=None, segments=[],
     )
     figure = score_figure(score)
     top = next(child for child in figure.axes[0].get_children() if type(child).__name__ == "SecondaryAxis")
