@@ -38,14 +38,6 @@ class PropagationConfig(_Section):
             "random: as many random snippets as reference; data_driven: the snippets of lowest local contrast"
         ),
     )
-    prior: Literal["seeds", "soft"] = Field(
-        "seeds",
-        description=(
-            "the right-hand side y: seeds: 1 on the seed snippets, 0 elsewhere (paper, code); soft: "
-            "exp(-d^2 / (2 b^2)) with d each snippet's distance to the seeds' mean and b its median over the "
-            "video (scale-free; see models.prior)"
-        ),
-    )
     method: Literal["propagate", "direct"] = Field(
         "propagate", description="direct: similarity to the seeds instead of propagation (Table 3 ablation)"
     )
@@ -73,21 +65,16 @@ class PropagationConfig(_Section):
     cg_maxiter: int | None = Field(10, ge=1, description="None: iterate to tolerance; 10 in the official code")
     postprocess: bool = Field(True, description="clip z < 0 to 0 and set the seeds to max(z) (code)")
 
-    def model_post_init(self, __context: Any) -> None:
-        if self.prior == "soft" and self.method == "direct":
-            raise ConfigError("propagation.prior=soft needs propagation.method=propagate (direct has no y)")
-
 
 class PseudoLabelConfig(_Section):
     """Turning propagated normality z into video and snippet pseudo labels."""
 
-    video_score: Literal["std", "std_ratio", "decorrelation", "deficit", "shape_deficit"] = Field(
+    video_score: Literal["std", "decorrelation"] = Field(
         "std",
         description=(
             "how abnormal a video looks from its z: std: std(z) (code; shrinks as 1/T, so mostly a length "
-            "detector); std_ratio: std(z) / std(z_null) with z_null the temporal-only propagation of the same "
-            "length; decorrelation: 1 - corr(z, z_null); deficit: mean shortfall of z / mean(z) below "
-            "z_null / mean(z_null); shape_deficit: decorrelation x deficit (see models.video_scores)"
+            "detector); decorrelation: 1 - corr(z, z_null) with z_null the temporal-only propagation of the same "
+            "length (length-neutral; see models.video_scores)"
         ),
     )
     abnormal_fraction: float | Literal["auto"] = Field(
@@ -95,28 +82,6 @@ class PseudoLabelConfig(_Section):
         description="share of videos taken as abnormal (by std(z)); code: 0.5 UCF, 64/238 SH; auto: estimated",
     )
     snippet_ratio: float = Field(0.4, gt=0, lt=1, description="r: share of lowest-z snippets labelled abnormal")
-    adaptive_snippet_ratio: bool = Field(
-        False,
-        description=(
-            "per abnormal video, the share of snippets labelled abnormal is the low group of a 2-means split of "
-            "the snippet score, bounded to [5 %, 50 %] of the video, instead of the fixed snippet_ratio"
-        ),
-    )
-    snippet_score: Literal["z", "null_ratio", "prior"] = Field(
-        "z",
-        description=(
-            "what ranks the snippets of an abnormal video (lowest = abnormal): z (code); null_ratio: z / z_null(T) "
-            "(what position alone would give removed); prior: the propagation's right-hand side y (with "
-            "propagation.prior=soft: each snippet's resemblance to the seeds, before smoothing)"
-        ),
-    )
-    second_stage: bool = Field(
-        False,
-        description=(
-            "two-stage manifold ranking: smooth abnormality on the same graph from the snippets whose score is "
-            "below their video's mean, and rank the snippets of abnormal videos by it (default preset)"
-        ),
-    )
     confident_normal_ratio: float = Field(
         0.1, gt=0, le=1, description="h: share of pseudo-normal videos that form the normal list"
     )
@@ -174,18 +139,14 @@ class BankConfig(_Section):
             "decided from the archive (see models.archive_check)"
         ),
     )
-    labels: Literal["lanp", "bank", "joint", "evidence"] = Field(
-        "evidence",
+    labels: Literal["lanp", "joint"] = Field(
+        "joint",
         description=(
-            "pseudo labels: lanp: LANP's own (the bank only scores); bank: video scores fused with the bank's, "
-            "abnormal videos' snippets ranked by bank evidence; joint: the same, snippets ranked by the joint "
-            "evidence; evidence: the evidence_share of all snippets "
-            "with the highest joint evidence (within-video abnormality 1 - z/max and the smoothed bank distance, "
-            "each in robust standard units of the archive, averaged) are abnormal, all others normal"
+            "the snippets of LANP's abnormal videos labelled abnormal are ranked by: lanp: z (the official rule); "
+            "joint: the joint evidence of the video's own propagation (1 - z/max z) and the bank distance, "
+            "each in robust standard units of the archive (models.snippet_ranking.joint_evidence)"
         ),
     )
-    evidence_share: float = Field(0.1, gt=0, lt=1, description="labels=evidence: the share of snippets abnormal")
-    fuse_video_scores: bool = Field(True, description="labels=bank|joint: fuse LANP's video scores with the bank's")
     fusion: Literal["classifier", "mean"] = Field(
         "mean",
         description=(
@@ -205,7 +166,6 @@ class BankConfig(_Section):
     smooth_alpha: float = Field(
         0.5, gt=0, lt=1, description="alpha of the graph smoothing of the bank evidence used for pseudo labels"
     )
-    video_top: int = Field(3, ge=1, description="a video's bank evidence: the mean of its this many highest snippets")
     center_share: float = Field(
         0.9, gt=0, le=1,
         description="centre each video on its seeds' mean when this share of the variance lies between videos",
@@ -235,15 +195,6 @@ class TrainConfig(_Section):
             "None: whole videos (code). Seconds = snippets * 16 / fps"
         ),
     )
-    self_training_rounds: int = Field(
-        0,
-        ge=0,
-        description=(
-            "after training, relabel the snippets of the pseudo-abnormal videos by the classifier's scores "
-            "smoothed on the same graph (alpha = self_training_alpha) and train a fresh classifier, this many times"
-        ),
-    )
-    self_training_alpha: float = Field(0.5, gt=0, lt=1, description="alpha of the graph smoothing of self-training")
     num_segments: int = Field(32, ge=1, description="snippets sampled per video: floor(i * T / n)")
     lr: float = Field(1e-4, gt=0)
     momentum: float = Field(0.6, ge=0)
@@ -289,7 +240,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
         "pseudo": {"video_score": "decorrelation", "min_confident_normal": 1},
         "classifier": {"context": "auto"},
-        "bank": {"enabled": True, "labels": "joint", "fuse_video_scores": False},
+        "bank": {"enabled": True},
         "train": {"drop_last": False, "skip_short": True, "epochs": 100},
     },
     # The official code on UCF-Crime: RMS-distance kernel, half the videos abnormal, cosine re-weighting.

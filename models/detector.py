@@ -45,7 +45,7 @@ class Detector:
     propagation: PropagationConfig | None = None
 
     def __post_init__(self) -> None:
-        for calibration in (self.calibration, self.stream):
+        for calibration in (self.calibration, self.stream) if self.stream is not None else (self.calibration,):
             needed = set(calibration.components) if calibration is not None else {"classifier"}
             if "bank" in needed and self.bank is None:
                 raise CalibrationError("the calibration uses a normality bank the model does not have")

@@ -1,12 +1,5 @@
-"""The normality prior: which snippets are taken as normal before propagation, and z's post-processing.
-
-``prior=seeds`` (the paper and the code) is the 0/1 indicator y of the seed snippets. ``prior=soft`` is
-y_i = exp(-d_i^2 / (2 b^2)) with d_i the Euclidean distance of snippet i to the mean of the seed snippets and b
-the median of d over the video: every snippet starts as normal as it resembles the seeds, with no scale to tune
-(the bandwidth follows the video's own spread), so it carries the contrast that already finds subtle anomalies
-(the naive seed-contrast baseline) into the propagation, and it stays informative where a fixed-sigma feature
-affinity underflows to W = 0 (z is then y itself, not the seed indicator).
-"""
+"""The normality prior: which snippets are taken as normal before propagation (the right-hand side y is their 0/1
+indicator, as in the paper and the code), and z's post-processing."""
 
 from __future__ import annotations
 
@@ -41,16 +34,8 @@ def postprocess(z: np.ndarray, seeds: np.ndarray, config: PropagationConfig) -> 
     return z
 
 
-def prior_vector(features: torch.Tensor, seeds: np.ndarray, config: PropagationConfig) -> torch.Tensor:
-    """The right-hand side y (float64, (T,)) of one video's propagation, by ``config.prior``."""
-    length = features.shape[0]
-    seed_tensor = torch.as_tensor(seeds, device=features.device)
-    if config.prior == "seeds":
-        y = torch.zeros(length, dtype=torch.float64, device=features.device)
-        y[seed_tensor] = 1.0
-        return y
-    points = features.double()
-    distances = torch.linalg.vector_norm(points - points[seed_tensor].mean(dim=0), dim=1)
-    bandwidth = distances.median()
-    bandwidth = torch.where(bandwidth > 0, bandwidth, torch.ones_like(bandwidth))
-    return torch.exp(-(distances**2) / (2 * bandwidth**2))
+def prior_vector(features: torch.Tensor, seeds: np.ndarray) -> torch.Tensor:
+    """The right-hand side y (float64, (T,)) of one video's propagation: 1 on the seeds, 0 elsewhere."""
+    y = torch.zeros(features.shape[0], dtype=torch.float64, device=features.device)
+    y[torch.as_tensor(seeds, device=features.device)] = 1.0
+    return y

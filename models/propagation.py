@@ -105,7 +105,7 @@ def _chunks(order: list[int], sizes: list[int], budget: int) -> list[list[int]]:
 @dataclass(frozen=True)
 class Propagation:
     """z per video (float64, (T,)), the indices of the videos that had no feature graph (W = 0), and the
-    right-hand side y each was propagated from (the prior: seed indicator, soft prior, or given)."""
+    right-hand side y each was propagated from (the seed indicator, or the given prior)."""
 
     z: list[np.ndarray]
     featureless: list[int]
@@ -165,9 +165,9 @@ def propagate_videos(
     ``seed`` drives the ``random`` seeds ablation; ``video_ids`` name videos in errors and warnings;
     ``chunk_elements`` bounds the graph entries held at once (about 16 bytes each). Raises PropagationError for
     T < 3 or bad shapes. A video with no feature graph (W = 0) is propagated on the temporal graph alone, with a
-    warning, and listed in ``featureless``. ``priors`` (one (T,) vector per video) replaces the right-hand side
-    the config's prior gives: the same graph then smooths any per-snippet values (the two-stage ranking, the
-    self-training relabelling), post-processed as ``config.postprocess`` says.
+    warning, and listed in ``featureless``. ``priors`` (one (T,) vector per video) replaces the right-hand side,
+    the seed indicator: the same graph then smooths any per-snippet values (the bank evidence of the pseudo labels),
+    post-processed as ``config.postprocess`` says.
     """
     names = list(video_ids) if video_ids is not None else [f"video #{i}" for i in range(len(features))]
     if len(names) != len(features):
@@ -198,7 +198,7 @@ def propagate_videos(
                 prepared = prepare(video, config, target)
                 seeds = seed_indices(prepared, config, np.random.default_rng([seed, index]))
                 results[index] = _propagate_direct(prepared, seeds, config)
-                rhs[index] = prior_vector(prepared, seeds, config).cpu().numpy()
+                rhs[index] = prior_vector(prepared, seeds).cpu().numpy()
             return Propagation([np.asarray(z, dtype=np.float64) for z in results], [], rhs)
         complete = sorted((i for i, g in enumerate(graphs) if g.complete), key=lambda i: graphs[i].length)
         banded = sorted((i for i, g in enumerate(graphs) if not g.complete), key=lambda i: graphs[i].length)

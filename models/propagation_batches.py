@@ -26,9 +26,9 @@ from lanp_vad.models.solvers import segment_sum, solve
 def _prior(
     features: torch.Tensor, seeds: np.ndarray, config: PropagationConfig, priors: list[np.ndarray] | None, index: int
 ) -> torch.Tensor:
-    """The right-hand side y of one video: the given prior, else the config's (``prior_vector``)."""
+    """The right-hand side y of one video: the given prior, else the seed indicator (``prior_vector``)."""
     if priors is None:
-        return prior_vector(features, seeds, config)
+        return prior_vector(features, seeds)
     return torch.as_tensor(np.asarray(priors[index], dtype=np.float64), device=features.device)
 
 

@@ -1,13 +1,13 @@
 """Pseudo labels from propagated normality z: which videos are abnormal, which snippets, which normals to trust.
 
 The rules of the official code: a video's score is std(z) (a flat z means the whole video resembles its normal
-start and end; ``models.video_scores`` has the length-neutral alternatives); the ``abnormal_fraction`` of videos
-with the highest scores are abnormal, and in each of them the ``snippet_ratio`` share of snippets with the lowest
-z are labelled 1 (``adaptive_snippet_ratio``: a share found per video; ``models.snippet_ranking``: other
-rankings than z); all other snippets are 0; the ``confident_normal_ratio`` share of the pseudo-normal videos with
-the lowest scores (at least ``min_confident_normal`` of them) form the normal list used by the loss
-re-weighting. Counts are int(share * total), with a 1e-9 tolerance so that a fraction written as 64/238
-selects 64 videos even though 64/238 * 238 is 63.99999999999999 in floating point.
+start and end; ``models.video_scores`` has the length-neutral one); the ``abnormal_fraction`` of videos with the
+highest scores are abnormal, and in each of them the ``snippet_ratio`` share of snippets with the lowest z are
+labelled 1 (``models.snippet_ranking``: the joint evidence instead of z); all other snippets are 0; the
+``confident_normal_ratio`` share of the pseudo-normal videos with the lowest scores (at least
+``min_confident_normal`` of them) form the normal list used by the loss re-weighting. Counts are
+int(share * total), with a 1e-9 tolerance so that a fraction written as 64/238 selects 64 videos even though
+64/238 * 238 is 63.99999999999999 in floating point.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig
 from lanp_vad.models.errors import ErrorKind, InternalError, UserError
 from lanp_vad.models.video_scores import video_scores
 
 _COUNT_TOLERANCE = 1e-9
-ADAPTIVE_SHARE = (0.05, 0.5)  # bounds of the adaptive share of abnormal snippets per abnormal video
 
 
 def share_count(share: float, total: int) -> int:
@@ -100,48 +98,24 @@ def estimate_abnormal_fraction(video_scores: np.ndarray, *, iterations: int = 20
     return min(max(share, 1 / scores.size), 1 - 1 / scores.size)
 
 
-def abnormal_snippet_count(normality: np.ndarray, config: PseudoLabelConfig) -> int:
-    """How many of a pseudo-abnormal video's snippets are labelled abnormal.
-
-    Fixed: int(snippet_ratio * T) (the code). Adaptive: the size of the low group of the 2-means split of the
-    snippet normality (affine-invariant, so any normalisation of it splits the same), bounded to [5 %, 50 %] of T
-    and to at least one snippet: a video whose anomaly is short gets few labels, one whose anomaly is long more.
-    """
-    length = len(normality)
-    if not config.adaptive_snippet_ratio:
-        return share_count(config.snippet_ratio, length)
-    low, _ = _two_means_split(np.asarray(normality, dtype=np.float64))
-    lowest, highest = max(1, math.ceil(ADAPTIVE_SHARE[0] * length)), max(1, share_count(ADAPTIVE_SHARE[1], length))
-    return int(min(max(low.size, lowest), highest))
-
-
-def fuse_ranks(*scores: np.ndarray) -> np.ndarray:
-    """The mean of each score's rank among the videos, in (0, 1]: scores of any scale weigh the same."""
-    return np.mean([rankdata(values) / len(values) for values in scores], axis=0)
-
-
 def make_pseudo_labels(
     z: list[np.ndarray],
     config: PseudoLabelConfig,
     propagation: PropagationConfig | None = None,
     *,
     snippet_normality: list[np.ndarray] | None = None,
-    video_evidence: np.ndarray | None = None,
 ) -> PseudoLabels:
     """Video scores, abnormal videos, 0/1 snippet labels (float32) and the confident normals, from z per video.
 
     ``propagation`` is the graph z came from; the length-neutral video scores need it for their null model.
     ``snippet_normality`` ranks the snippets of abnormal videos (lowest first) instead of z (see
-    ``models.snippet_ranking``). The video scores come from z, fused by rank with ``video_evidence`` when given
-    (how abnormal each video looks from elsewhere, e.g. the normality bank: ``fuse_ranks``).
+    ``models.snippet_ranking``); the video scores always come from z.
     """
     if not z:
         raise UserError("no videos to pseudo-label", kind=ErrorKind.TRAINING_DATA)
     if config.video_score != "std" and propagation is None:
         raise InternalError(f"video_score={config.video_score} needs the propagation config for its null model")
     scores = video_scores(z, config, propagation or PropagationConfig())
-    if video_evidence is not None:
-        scores = fuse_ranks(scores, np.asarray(video_evidence, dtype=np.float64))
     count = scores.size
     if config.abnormal_fraction == "auto":
         fraction = estimate_abnormal_fraction(scores)
@@ -160,6 +134,6 @@ def make_pseudo_labels(
     for index, values in enumerate(ranking):
         snippet = np.zeros(len(values), dtype=np.float32)
         if abnormal[index]:
-            snippet[np.argsort(values, kind="stable")[: abnormal_snippet_count(values, config)]] = 1
+            snippet[np.argsort(values, kind="stable")[: share_count(config.snippet_ratio, len(values))]] = 1
         labels.append(snippet)
     return PseudoLabels(scores, abnormal, labels, confident, fraction)

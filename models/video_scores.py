@@ -10,16 +10,9 @@ length T on the same graph (same seeds, window, alpha, solver), i.e. what z is w
 depends on T and the graph settings alone and is cached per T. Scores:
 
 - ``std``: std(z) (the official code);
-- ``std_ratio``: std(z) / std(z_null(T)): how much more uneven z is than position alone makes it;
 - ``decorrelation``: 1 - Pearson corr(z, z_null) over the snippets between the seeds: how far the shape of z
   departs from the shape position alone gives it, whatever its scale (Spearman -0.15 with T on the official
-  ShanghaiTech z, -0.2 on stationary synthetic normal videos, where the std ratio has -0.86);
-- ``deficit``: the mean shortfall max(0, 1 - r) of r = (z / mean z) / (z_null / mean z_null) over the snippets
-  between the seeds: the share of normality that does not reach snippets which position alone would reach;
-- ``shape_deficit``: decorrelation x deficit: the missing share of normality, counted as far as the shape of z
-  departs from position's. In a video shorter than the graph window (the demo's clips: 30 snippets, window 50)
-  z_null is nearly flat between the seeds, so decorrelation alone is mostly noise there while the deficit keeps
-  the depth of the dip that std(z) sees; the product of the two scale-free scores stays length-neutral.
+  ShanghaiTech z). Other scores against the null are measured by the harness (``pipeline.research.length_bias``).
 
 A video whose every snippet is a seed (T <= 4 with the official seeds) has a constant null; the prior then says
 all of it is normal and its score is 0.
@@ -36,7 +29,7 @@ from lanp_vad.models.propagation import propagate
 
 _NULL_CACHE: dict[tuple[str, int], np.ndarray] = {}
 _NULL_CACHE_LIMIT = 8192  # distinct (graph settings, T) pairs kept; each holds T floats
-_SEED_EDGE = 2  # the deficit leaves out the first and last two snippets: the seeds, set to max(z) by the code
+_SEED_EDGE = 2  # the first and last two snippets: the seeds, set to max(z) by the code
 
 
 def _graph_key(config: PropagationConfig) -> str:
@@ -60,39 +53,17 @@ def null_normality(lengths: Sequence[int], config: PropagationConfig) -> dict[in
     return {int(length): _NULL_CACHE[key, int(length)] for length in lengths}
 
 
-def _std_ratio(z: np.ndarray, null: np.ndarray) -> float:
-    return float(np.std(z)) / float(np.std(null)) if np.ptp(null) > 0 else 0.0
-
-
-def _deficit(z: np.ndarray, null: np.ndarray) -> float:
-    z, null = _between_seeds(z), _between_seeds(null)
-    if np.ptp(null) == 0 or float(np.mean(z)) <= 0:
-        return 0.0
-    ratio = (z / np.mean(z)) / (null / np.mean(null))
-    return float(np.maximum(0.0, 1.0 - ratio).mean())
-
-
-def _decorrelation(z: np.ndarray, null: np.ndarray) -> float:
-    z, null = _between_seeds(z), _between_seeds(null)
+def decorrelation(z: np.ndarray, null: np.ndarray) -> float:
+    """1 - Pearson corr(z, z_null) between the seeds (0 when either is flat)."""
+    z, null = between_seeds(z), between_seeds(null)
     if np.ptp(null) == 0 or np.ptp(z) == 0:
         return 0.0
     return float(1.0 - np.corrcoef(z, null)[0, 1])
 
 
-def _between_seeds(values: np.ndarray) -> np.ndarray:
+def between_seeds(values: np.ndarray) -> np.ndarray:
+    """The snippets between the seeds (the first and last two, set to max(z) by the code), when there are any."""
     return values[_SEED_EDGE:-_SEED_EDGE] if len(values) > 2 * _SEED_EDGE + 1 else values
-
-
-def _shape_deficit(z: np.ndarray, null: np.ndarray) -> float:
-    return _decorrelation(z, null) * _deficit(z, null)
-
-
-_SCORES = {
-    "std_ratio": _std_ratio,
-    "deficit": _deficit,
-    "decorrelation": _decorrelation,
-    "shape_deficit": _shape_deficit,
-}
 
 
 def video_scores(z: Sequence[np.ndarray], pseudo: PseudoLabelConfig, propagation: PropagationConfig) -> np.ndarray:
@@ -101,5 +72,4 @@ def video_scores(z: Sequence[np.ndarray], pseudo: PseudoLabelConfig, propagation
     if pseudo.video_score == "std":
         return np.array([np.std(video) for video in values])
     nulls = null_normality([len(video) for video in values], propagation)
-    score = _SCORES[pseudo.video_score]
-    return np.array([score(video, nulls[len(video)]) for video in values])
+    return np.array([decorrelation(video, nulls[len(video)]) for video in values])

@@ -49,35 +49,21 @@ class MethodRow:
 
 
 SWITCHES: dict[str, tuple[str, ...]] = {
-    "video score std ratio": ("pseudo.video_score=std_ratio",),
-    "video score deficit": ("pseudo.video_score=deficit",),
-    "video score shape deficit": ("pseudo.video_score=shape_deficit",),
     "video score std (official)": ("pseudo.video_score=std",),
     "video context always on": ("classifier.context=trailing_mean",),
     "video context off": ("classifier.context=none",),
-    "soft prior": ("propagation.prior=soft",),
-    "snippets by z/z_null": ("pseudo.snippet_score=null_ratio",),
-    "soft prior, snippets by prior": ("propagation.prior=soft", "pseudo.snippet_score=prior"),
-    "one stage (the round-2 default)": ("pseudo.second_stage=false",),
-    "adaptive snippet labels": ("pseudo.adaptive_snippet_ratio=true",),
-    "self-training": ("train.self_training_rounds=1",),
-    "soft prior, snippets by prior, adaptive": (
-        "propagation.prior=soft", "pseudo.snippet_score=prior", "pseudo.adaptive_snippet_ratio=true",
-    ),
-    "soft prior, snippets by prior, self-training": (
-        "propagation.prior=soft", "pseudo.snippet_score=prior", "train.self_training_rounds=1",
-    ),
-    "soft prior, snippets by prior, adaptive, self-training": (
-        "propagation.prior=soft", "pseudo.snippet_score=prior", "pseudo.adaptive_snippet_ratio=true",
-        "train.self_training_rounds=1",
-    ),
+    "LANP's own snippet ranking (z)": ("bank.labels=lanp",),
+    "scored by the classifier alone": ("bank.fusion=classifier",),
+    "no normality bank": ("bank.enabled=false",),
+    "bank seeds not cleaned": ("bank.clean_seeds=false",),
+    "never normal-only": ("bank.archive=mixed",),
+    "300 epochs": ("train.epochs=300",),
     "pseudo-videos of 8 snippets": ("train.pseudo_video_snippets=8",),
     "pseudo-videos of 16 snippets": ("train.pseudo_video_snippets=16",),
     "pseudo-videos of 32 snippets": ("train.pseudo_video_snippets=32",),
     "pseudo-videos of 48 snippets": ("train.pseudo_video_snippets=48",),
 }
-"""Method switches measured on top of the default preset (row name -> overrides). docs/ACCURACY.md's round-3 table
-measured them on top of the round-2 default (one stage, before ``pseudo.second_stage`` became the default)."""
+"""Method switches measured on top of the default preset (row name -> overrides)."""
 
 
 def method_rows(

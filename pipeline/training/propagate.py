@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from lanp_vad.models.bank import build_bank
 from lanp_vad.models.config import LANPConfig
 from lanp_vad.models.propagation import MIN_SNIPPETS, PropagationError, propagate_videos
-from lanp_vad.models.snippet_ranking import pseudo_label_videos
 from lanp_vad.pipeline.device import resolve_device
 from lanp_vad.pipeline.features.featureset import FeatureSet
 from lanp_vad.pipeline.files import atomic_write_bytes
-from lanp_vad.pipeline.training.trainer import load_training_features
+from lanp_vad.pipeline.training.trainer import load_training_features, pseudo_labels_of
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,10 @@ def propagate_feature_set(
     target = resolve_device(config.train.device if device == "auto" else device)
     seed = config.train.seed
     propagation = propagate_videos(arrays, config.propagation, device=target, seed=seed, video_ids=video_ids)
-    labels = pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=target, seed=seed)
+    distances = None
+    if config.bank.enabled and len(arrays) > 1:  # the labels training would make: joint evidence with the bank
+        distances = build_bank(arrays, config.bank).archive_distances(arrays)
+    labels = pseudo_labels_of(arrays, propagation, distances, config, target)
     z = propagation.z
     return PropagationResult(
         video_ids, z, labels.video_scores, labels.abnormal, labels.confident_normal, labels.snippet_labels,

@@ -41,15 +41,10 @@ from lanp_vad.models.context import between_video_share, trailing_mean
 from lanp_vad.models.detector import Detector
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.models.propagation import MIN_SNIPPETS, Propagation, propagate_videos
-from lanp_vad.models.pseudo_labels import PseudoLabels, make_pseudo_labels
+from lanp_vad.models.pseudo_labels import PseudoLabels
 from lanp_vad.models.reweighting import loss_weights, normal_list
 from lanp_vad.models.sampling import segment_indices
-from lanp_vad.models.snippet_ranking import (
-    evidence_pseudo_labels,
-    joint_evidence,
-    pseudo_label_videos,
-    smooth_on_graph,
-)
+from lanp_vad.models.snippet_ranking import joint_evidence, pseudo_label_videos, smooth_on_graph
 from lanp_vad.models.torch_head import TorchHead
 from lanp_vad.pipeline.device import resolve_device
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
@@ -257,6 +252,96 @@ def _score_videos(model: LANPClassifier, arrays: list[np.ndarray], device: torch
         return [model(batch)[0].cpu().numpy() for batch in batches]
 
 
+@dataclass
+class _Archive:
+    """The training videos as the method sees them: usable (T >= 3), crop-averaged, cut into pseudo-videos."""
+
+    features: FeatureSet  # the usable videos
+    lengths: list[int]  # snippets of each usable video
+    skipped: list[str]  # video ids left out (too short)
+    arrays: list[np.ndarray]  # (T, D) per pseudo-video (the videos themselves unless train.pseudo_video_snippets)
+    owners: np.ndarray  # the video of each pseudo-video
+    piece_ids: list[str]
+
+
+def _prepare(features: FeatureSet, config: LANPConfig) -> _Archive:
+    """Stage 1: load, leave out or refuse short videos, cut long recordings (see ``train.pseudo_video_snippets``)."""
+    check_batching(len(features), config)  # before loading anything
+    all_ids = features.video_ids
+    features, video_arrays = usable_videos(features, load_training_features(features), config)
+    kept_ids = set(features.video_ids)
+    arrays, owners = cut_pseudo_videos(video_arrays, config.train.pseudo_video_snippets)
+    check_batching(len(arrays), config)
+    piece_ids = [
+        features.video_ids[owner] if len(arrays) == len(video_arrays) else f"{features.video_ids[owner]}#{index}"
+        for index, owner in enumerate(owners)
+    ]
+    skipped = [video_id for video_id in all_ids if video_id not in kept_ids]
+    return _Archive(features, [array.shape[0] for array in video_arrays], skipped, arrays, owners, piece_ids)
+
+
+@dataclass
+class _Classifier:
+    """Stage 4's outcome: the trained head, its per-epoch history, and what it was trained on."""
+
+    model: LANPClassifier
+    history: list[dict[str, float]]
+    inputs: ClassifierInputs
+    sampled_labels: np.ndarray
+
+
+def _train_classifier(
+    archive: _Archive, labels: PseudoLabels, config: LANPConfig, device: torch.device, *, progress: bool,
+    eval_fn: EvalFn | None,
+) -> _Classifier:
+    """Stage 4: sample every video's snippets, weight their labels by the normal list, fit the head."""
+    train = config.train
+    inputs = classifier_inputs(archive.arrays, config, device)
+    normals = None
+    if inputs.config.reweight.enabled:
+        normals = normal_list(archive.arrays, labels.confident_normal, inputs.config.reweight, train.num_segments)
+    sampled_labels = _sample(labels.snippet_labels, train.num_segments).astype(np.float32)
+    # Weights are per snippet, so weighting the sampled snippets equals sampling the full video's weights.
+    sampled_weights = (
+        np.ones_like(sampled_labels) if normals is None
+        else loss_weights(inputs.sampled, sampled_labels, normals, inputs.config.reweight)
+    )  # fmt: skip
+    targets = torch.from_numpy(sampled_labels).to(device)
+    weights = torch.from_numpy(np.asarray(sampled_weights, dtype=np.float32)).to(device)
+    model, history = fit_classifier(
+        inputs.features, targets, weights, inputs.config, references=inputs.references, progress=progress,
+        eval_fn=eval_fn,
+    )  # fmt: skip
+    return _Classifier(model, history, inputs, sampled_labels)
+
+
+def _detector(
+    archive: _Archive, labels: PseudoLabels, trained: _Classifier, propagation: Propagation,
+    bank: NormalityBank | None, distances: list[np.ndarray] | None, config: LANPConfig, device: torch.device,
+) -> tuple[Detector, float, str, dict[str, Any]]:
+    """Stage 5: what scores and its threshold: the calibrated evidence of the classifier, the (cleaned) bank and
+    the videos' own propagation (``bank.fusion=mean``), or the classifier alone at the midpoint threshold."""
+    head = TorchHead(trained.model, device)
+    if bank is None or config.bank.fusion != "mean":
+        with torch.no_grad():
+            train_scores = trained.model(trained.inputs.features, trained.inputs.references).cpu().numpy()
+        threshold = choose_threshold(train_scores.ravel(), trained.sampled_labels.ravel())
+        rule = "midpoint of the median scores of pseudo-normal and pseudo-abnormal snippets"
+        return Detector(head), threshold, rule, {}
+    full_scores = _score_videos(trained.model, archive.arrays, device)
+    record: dict[str, Any] = {}
+    if config.bank.clean_seeds and bank.kind == "seeds":
+        abnormal = np.concatenate(labels.snippet_labels) >= 0.5
+        bank, record = _clean_seeds(bank, archive.arrays, full_scores, abnormal, config.bank.max_cleaned)
+        distances = bank.archive_distances(archive.arrays, archive.owners)
+    parts = {"classifier": full_scores, "bank": distances}
+    within = [1.0 - z / max(float(np.max(z)), 1e-12) for z in propagation.z]
+    calibration = fit_calibration({**parts, "within": within}, labels.snippet_labels)
+    stream = fit_calibration(parts, labels.snippet_labels)
+    record.update({"entries": int(len(bank.entries)), "kind": bank.kind, "centred": bank.centred})
+    return Detector(head, bank, calibration, stream, config.propagation), 0.5, calibration.rule, record
+
+
 def train_lanp(
     features: FeatureSet,
     config: LANPConfig,
@@ -265,156 +350,99 @@ def train_lanp(
     progress: bool = True,
     eval_fn: EvalFn | None = None,
 ) -> TrainResult:
-    """Train a LANP classifier on ``features`` (no labels used; ``ground_truth`` only logs pseudo-label quality).
+    """Train a LANP model on ``features`` (no labels used; ``ground_truth`` only logs pseudo-label quality).
 
-    ``eval_fn(model)`` is called after each epoch with the model in eval mode; what it returns (e.g. the test
-    AUC) is stored in that epoch's history record, which allows best-epoch reporting (test-set selection).
+    Stages: prepare the archive; propagate each video's normality from its seeds; build the normality bank and
+    check whether the archive holds anomalies (an archive without any is modelled by its bank alone); pseudo-label;
+    train the classifier; calibrate what scores. ``eval_fn(model)`` is called after each epoch with the classifier
+    in eval mode; what it returns (e.g. the test AUC) is stored in that epoch's history record, which allows
+    best-epoch reporting (test-set selection).
     """
     started = time.perf_counter()
-    train = config.train
-    check_batching(len(features), config)  # before loading anything
-    all_ids = features.video_ids
-    features, video_arrays = usable_videos(features, load_training_features(features), config)
-    kept_ids = set(features.video_ids)
-    skipped = [video_id for video_id in all_ids if video_id not in kept_ids]
-    lengths = [array.shape[0] for array in video_arrays]
-    arrays, owners = cut_pseudo_videos(video_arrays, train.pseudo_video_snippets)
-    check_batching(len(arrays), config)
-    device = resolve_device(train.device)
-
-    piece_ids = [
-        features.video_ids[owner] if len(arrays) == len(video_arrays) else f"{features.video_ids[owner]}#{index}"
-        for index, owner in enumerate(owners)
-    ]
-    propagation = propagate_videos(arrays, config.propagation, device=device, seed=train.seed, video_ids=piece_ids)
+    archive = _prepare(features, config)
+    device = resolve_device(config.train.device)
+    propagation = propagate_videos(archive.arrays, config.propagation, device=device, seed=config.train.seed,
+                                   video_ids=archive.piece_ids)  # fmt: skip
     bank, distances, check = None, None, None
     if config.bank.enabled:
-        bank = build_bank(arrays, config.bank, groups=owners)
-        distances = bank.archive_distances(arrays, owners)
+        bank = build_bank(archive.arrays, config.bank, groups=archive.owners)
+        distances = bank.archive_distances(archive.arrays, archive.owners)
         check = check_archive(distances)
         if config.bank.archive == "normal_only" or (config.bank.archive == "auto" and not check.holds_anomalies):
-            return _normal_only(features, arrays, owners, config, check, started, skipped, lengths)
-    labels = _pseudo_labels(arrays, propagation, distances, config, device)
-    inputs = classifier_inputs(arrays, config, device)
-    config = inputs.config
-    sampled_features = inputs.sampled
-    normals = None
-    if config.reweight.enabled:
-        normals = normal_list(arrays, labels.confident_normal, config.reweight, train.num_segments)
-    history: list[dict[str, float]] = []
-    quality_rounds = []
-    for round_index in range(train.self_training_rounds + 1):
-        if ground_truth is not None:
-            quality_rounds.append(pseudo_label_quality(features, lengths, labels, ground_truth, owners))
-            log.info(
-                "pseudo labels vs ground truth: video precision %.3f recall %.3f; snippet precision %.3f recall %.3f",
-                quality_rounds[-1]["video"]["precision"], quality_rounds[-1]["video"]["recall"],
-                quality_rounds[-1]["snippet"]["precision"], quality_rounds[-1]["snippet"]["recall"],
-            )  # fmt: skip
-        sampled_labels = _sample(labels.snippet_labels, train.num_segments).astype(np.float32)
-        # Weights are per snippet, so weighting the sampled snippets equals sampling the full video's weights.
-        sampled_weights = (
-            np.ones_like(sampled_labels) if normals is None
-            else loss_weights(sampled_features, sampled_labels, normals, config.reweight)
+            return _normal_only(archive, config, check, started)
+    labels = pseudo_labels_of(archive.arrays, propagation, distances, config, device)
+    quality = None
+    if ground_truth is not None:
+        quality = pseudo_label_quality(archive.features, archive.lengths, labels, ground_truth, archive.owners)
+        log.info(
+            "pseudo labels vs ground truth: video precision %.3f recall %.3f; snippet precision %.3f recall %.3f",
+            quality["video"]["precision"], quality["video"]["recall"],
+            quality["snippet"]["precision"], quality["snippet"]["recall"],
         )  # fmt: skip
-        targets = torch.from_numpy(sampled_labels).to(device)
-        weights = torch.from_numpy(np.asarray(sampled_weights, dtype=np.float32)).to(device)
-        model, rounds = fit_classifier(
-            inputs.features, targets, weights, config, references=inputs.references, progress=progress, eval_fn=eval_fn
-        )
-        offset = history[-1] if history else {"epoch": 0, "step": 0}
-        history += [{**record, "epoch": record["epoch"] + offset["epoch"], "step": record["step"] + offset["step"]}
-                    for record in rounds]  # fmt: skip
-        if round_index < train.self_training_rounds:  # relabel by this classifier's scores, smoothed on the graph
-            smoothed = smooth_on_graph(
-                arrays, _score_videos(model, arrays, device), config.propagation, train.self_training_alpha,
-                device=device, seed=train.seed,
-            )  # fmt: skip
-            labels = make_pseudo_labels(
-                propagation.z, config.pseudo, config.propagation, snippet_normality=[-values for values in smoothed]
-            )
-    quality = quality_rounds[-1] if quality_rounds else None
-
-    bank_record: dict[str, Any] = {}
-    if bank is not None and config.bank.fusion == "mean":
-        full_scores = _score_videos(model, arrays, device)
-        abnormal = np.concatenate(labels.snippet_labels) >= 0.5
-        if config.bank.clean_seeds and bank.kind == "seeds":
-            bank, bank_record = _clean_seeds(bank, arrays, full_scores, abnormal, config.bank.max_cleaned)
-            distances = bank.archive_distances(arrays, owners)
-        parts = {"classifier": full_scores, "bank": distances}
-        within = [1.0 - z / max(float(np.max(z)), 1e-12) for z in propagation.z]
-        calibration = fit_calibration({**parts, "within": within}, labels.snippet_labels)
-        stream = fit_calibration(parts, labels.snippet_labels)
-        detector = Detector(TorchHead(model, device), bank, calibration, stream, config.propagation)
-        threshold, rule = 0.5, calibration.rule
-        bank_record.update({"entries": int(len(bank.entries)), "kind": bank.kind, "centred": bank.centred})
-    else:
-        with torch.no_grad():
-            train_scores = model(inputs.features, inputs.references).cpu().numpy()
-        threshold = choose_threshold(train_scores.ravel(), sampled_labels.ravel())
-        detector = Detector(TorchHead(model, device))
-        rule = "midpoint of the median scores of pseudo-normal and pseudo-abnormal snippets"
+    trained = _train_classifier(archive, labels, config, device, progress=progress, eval_fn=eval_fn)
+    config = trained.inputs.config  # classifier.context=auto decided
+    detector, threshold, rule, bank_record = _detector(archive, labels, trained, propagation, bank, distances,
+                                                       config, device)  # fmt: skip
     metadata = {
         "training_data": {
-            "source": features.source,
-            "num_videos": len(video_arrays),
-            "num_pseudo_videos": len(arrays),
-            "num_snippets": int(sum(lengths)),
-            "skipped_short": skipped,
-            "featureless": [piece_ids[index] for index in propagation.featureless],
-            "feature_dim": int(arrays[0].shape[1]),
-            "crops": features.spec.crops,
+            **_data_record(archive),
+            "featureless": [archive.piece_ids[index] for index in propagation.featureless],
             "crop_handling": "crops averaged for propagation, pseudo labels, re-weighting and training",
         },
-        "classifier_context": inputs.record,
+        "classifier_context": trained.inputs.record,
         "pseudo_labels": {
             "video_score": config.pseudo.video_score,
+            "labels": config.bank.labels if bank is not None else "lanp",
             "abnormal_fraction": float(labels.abnormal_fraction),
             "abnormal_videos": int(labels.abnormal.sum()),
             "confident_normal_videos": len(labels.confident_normal),
             "abnormal_snippet_share": float(np.concatenate(labels.snippet_labels).mean()),
-            "snippet_score": config.pseudo.snippet_score,
-            "self_training_rounds": train.self_training_rounds,
             **({"vs_ground_truth": quality} if quality is not None else {}),
-            **({"vs_ground_truth_by_round": quality_rounds} if len(quality_rounds) > 1 else {}),
         },
         "threshold": threshold,
         "threshold_rule": rule,
         "archive": _archive_record(config, check, "mixed"),
         **({"bank": bank_record} if bank_record else {}),
         "training": {
-            "epochs": train.epochs * (train.self_training_rounds + 1),
-            "steps": int(history[-1]["step"]),
-            "final_loss": history[-1]["loss"],
+            "epochs": config.train.epochs,
+            "steps": int(trained.history[-1]["step"]),
+            "final_loss": trained.history[-1]["loss"],
             "device": str(device),
             "seconds": round(time.perf_counter() - started, 3),
         },
     }
     if eval_fn is not None:
-        metadata["metrics"] = epoch_metrics(history)
-    return TrainResult(model, detector, history, labels, metadata, fit_feature_stats(arrays, seed=train.seed))
+        metadata["metrics"] = epoch_metrics(trained.history)
+    return TrainResult(trained.model, detector, trained.history, labels, metadata,
+                       fit_feature_stats(archive.arrays, seed=config.train.seed))  # fmt: skip
 
 
-def _pseudo_labels(
+def _data_record(archive: _Archive) -> dict[str, Any]:
+    """metadata.json's summary of the training data."""
+    return {
+        "source": archive.features.source,
+        "num_videos": len(archive.features),
+        "num_pseudo_videos": len(archive.arrays),
+        "num_snippets": int(sum(archive.lengths)),
+        "skipped_short": archive.skipped,
+        "feature_dim": int(archive.arrays[0].shape[1]),
+        "crops": archive.features.spec.crops,
+    }
+
+
+def pseudo_labels_of(
     arrays: list[np.ndarray], propagation: Propagation, distances: list[np.ndarray] | None, config: LANPConfig,
     device: torch.device,
 ) -> PseudoLabels:
-    """The pseudo labels ``config.bank.labels`` asks for: LANP's own, or informed by the normality bank."""
-    seed = config.train.seed
+    """LANP's pseudo labels (stage 3), the snippets of abnormal videos ranked by z (no bank: ``distances`` None, or
+    ``bank.labels=lanp``) or by the joint evidence of the propagation and the bank distances (leave-one-video-out,
+    smoothed on each video's graph)."""
     if distances is None or config.bank.labels == "lanp":
-        return pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation, device=device, seed=seed)
+        return pseudo_label_videos(propagation, config.pseudo, config.propagation)
     evidence = smooth_on_graph(arrays, distances, config.propagation, config.bank.smooth_alpha, device=device,
-                               seed=seed)  # fmt: skip
-    if config.bank.labels in ("bank", "joint"):
-        return pseudo_label_videos(
-            arrays, propagation, config.pseudo, config.propagation, device=device, seed=seed,
-            bank_evidence=evidence, bank_top=config.bank.video_top,
-            ranking=joint_evidence(propagation.z, evidence) if config.bank.labels == "joint" else None,
-            fuse_video_scores=config.bank.fuse_video_scores,
-        )  # fmt: skip
-    return evidence_pseudo_labels(joint_evidence(propagation.z, evidence), config.bank.evidence_share, config.pseudo,
-                                  top=config.bank.video_top)  # fmt: skip
+                               seed=config.train.seed)  # fmt: skip
+    return pseudo_label_videos(propagation, config.pseudo, config.propagation,
+                               ranking=joint_evidence(propagation.z, evidence))  # fmt: skip
 
 
 def _clean_seeds(
@@ -444,18 +472,10 @@ def _archive_record(config: LANPConfig, check: ArchiveCheck | None, mode: str) -
     return {"mode": mode, "requested": config.bank.archive, "evidence_ratio": check.ratio, "reason": reason}
 
 
-def _normal_only(
-    features: FeatureSet,
-    arrays: list[np.ndarray],
-    owners: np.ndarray,
-    config: LANPConfig,
-    check: ArchiveCheck,
-    started: float,
-    skipped: list[str],
-    lengths: list[int],
-) -> TrainResult:
+def _normal_only(archive: _Archive, config: LANPConfig, check: ArchiveCheck, started: float) -> TrainResult:
     """An archive without anomalies: its model is a bank of all its snippets, calibrated so that 1 % of them lie
     above the threshold; no pseudo labels and no classifier (nothing abnormal to learn from)."""
+    arrays, owners = archive.arrays, archive.owners
     bank = build_bank(arrays, config.bank, entries="all", groups=owners)
     calibration = fit_calibration({"bank": bank.archive_distances(arrays, owners)}, None)
     zeros = [np.zeros(len(array), dtype=np.float32) for array in arrays]
@@ -463,15 +483,7 @@ def _normal_only(
                           np.arange(len(arrays)), 0.0)  # fmt: skip
     log.info("normal-only archive: %s; the model is a bank of %d snippets", check.describe(), len(bank.entries))
     metadata = {
-        "training_data": {
-            "source": features.source,
-            "num_videos": len(features),
-            "num_pseudo_videos": len(arrays),
-            "num_snippets": int(sum(lengths)),
-            "skipped_short": skipped,
-            "feature_dim": int(arrays[0].shape[1]),
-            "crops": features.spec.crops,
-        },
+        "training_data": _data_record(archive),
         "archive": _archive_record(config, check, "normal_only"),
         "bank": {"entries": int(len(bank.entries)), "kind": bank.kind, "centred": bank.centred},
         "pseudo_labels": {"abnormal_videos": 0, "abnormal_fraction": 0.0, "abnormal_snippet_share": 0.0},

@@ -24,8 +24,6 @@ def test_default_preset_is_the_reference_with_the_normality_bank_that_trains_any
     assert default.bank.enabled and default.bank.labels == "joint" and default.bank.fusion == "mean"
     assert default.train.epochs == 100 and reference.train.epochs == 300
     assert not any(preset(name).bank.enabled for name in PRESETS if name != "default")  # the official: no bank
-    assert not any(preset(name).train.self_training_rounds or preset(name).pseudo.adaptive_snippet_ratio
-                   for name in PRESETS)  # fmt: skip
 
 
 def test_a_config_json_written_before_the_new_switches_loads_as_the_official_behaviour():

@@ -1,17 +1,13 @@
-"""The method switches of issue 10: soft prior, z / z_null ranking, two-stage ranking, adaptive snippet labels."""
+"""Which snippets of an abnormal video are labelled: z (official) or the joint evidence with the normality bank."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
-from lanp_vad.models.config import PropagationConfig, PseudoLabelConfig, preset
-from lanp_vad.models.prior import prior_vector
+from lanp_vad.models.bank import build_bank
+from lanp_vad.models.config import BankConfig, PseudoLabelConfig, preset
 from lanp_vad.models.propagation import propagate_videos
-from lanp_vad.models.pseudo_labels import abnormal_snippet_count, make_pseudo_labels
-from lanp_vad.models.snippet_ranking import pseudo_label_videos, second_stage, smooth_on_graph, snippet_normality
-from lanp_vad.models.video_scores import null_normality
+from lanp_vad.models.snippet_ranking import joint_evidence, pseudo_label_videos, robust_units, smooth_on_graph
 
 
 def video_with_event(rng: np.random.Generator, length: int, event: slice, dim: int = 16, shift: float = 1.0):
@@ -19,77 +15,6 @@ def video_with_event(rng: np.random.Generator, length: int, event: slice, dim: i
     features = 0.5 + 0.05 * rng.standard_normal((length, dim))
     features[event, 0] += shift
     return features.astype(np.float32)
-
-
-def test_soft_prior_is_the_seed_resemblance_and_scale_free() -> None:
-    rng = np.random.default_rng(0)
-    features = torch.from_numpy(video_with_event(rng, 30, slice(12, 16)))
-    seeds = np.array([0, 1, 28, 29])
-    soft = PropagationConfig(prior="soft")
-    y = prior_vector(features, seeds, soft).numpy()
-    assert y[12:16].max() < 0.05 < 0.2 < np.delete(y, np.arange(12, 16)).min()
-    np.testing.assert_allclose(prior_vector(features * 1000, seeds, soft).numpy(), y, rtol=1e-5)
-    hard = prior_vector(features, seeds, PropagationConfig()).numpy()
-    assert hard.tolist() == [1.0 if i in seeds else 0.0 for i in range(30)]
-
-
-def test_soft_prior_keeps_the_paper_preset_informative_where_its_sigma_underflows() -> None:
-    """sigma = 0.1 on features of this scale gives W = 0 (temporal graph alone): with the seed prior z / z_null is
-    flat (z is the null itself), with the soft prior it still ranks the event first."""
-    rng = np.random.default_rng(1)
-    features = video_with_event(rng, 40, slice(20, 24), shift=4.0) * 100
-    paper = preset("paper").propagation
-    ratio = PseudoLabelConfig(snippet_score="null_ratio")
-    for prior in ("seeds", "soft"):
-        config = paper.model_copy(update={"prior": prior})
-        result = propagate_videos([features], config)
-        assert result.featureless == [0]
-        (normality,) = snippet_normality(result.z, result.prior, ratio, config)
-        if prior == "seeds":
-            np.testing.assert_allclose(normality, 1.0, rtol=1e-6)
-        else:
-            assert set(np.argsort(normality)[:4]) == {20, 21, 22, 23}
-
-
-def test_soft_prior_refuses_the_direct_ablation() -> None:
-    with pytest.raises(ValueError, match="prior=soft"):  # a ConfigError, wrapped by pydantic
-        PropagationConfig(prior="soft", method="direct")
-
-
-def test_null_ratio_removes_what_position_gives() -> None:
-    """z shaped like the null but for a shallow dip mid-way: z ranks the snippets by the seeds first (the null is
-    lowest just inside them), z / z_null the dip."""
-    config = preset("default")
-    null = null_normality([40], config.propagation)[40]
-    z = 3.0 * null.copy()
-    z[20] *= 0.98
-    assert z[20] > z.min()
-    by_z = snippet_normality([z], [z], config.pseudo, config.propagation)[0]
-    by_ratio = snippet_normality([z], [z], PseudoLabelConfig(snippet_score="null_ratio"), config.propagation)[0]
-    assert np.argmin(by_ratio) == 20 and np.argmin(by_z) != 20
-
-
-def test_snippets_by_prior_rank_the_event_first() -> None:
-    rng = np.random.default_rng(2)
-    videos = [video_with_event(rng, 50, slice(20, 26)), video_with_event(rng, 50, slice(0, 0))]
-    config = preset("default")
-    propagation = config.propagation.model_copy(update={"prior": "soft"})
-    pseudo = config.pseudo.model_copy(update={"snippet_score": "prior", "snippet_ratio": 0.12})
-    result = propagate_videos(videos, propagation)
-    labels = pseudo_label_videos(videos, result, pseudo, propagation)
-    abnormal = int(np.flatnonzero(labels.abnormal)[0])
-    assert abnormal == 0 and set(np.flatnonzero(labels.snippet_labels[0])) == set(range(20, 26))
-
-
-def test_second_stage_propagates_abnormality_from_the_least_normal_snippets() -> None:
-    rng = np.random.default_rng(3)
-    features = video_with_event(rng, 60, slice(30, 36), shift=0.5)
-    config = preset("default").propagation.model_copy(update={"affinity": "adaptive"})
-    stage_one = [np.where(np.arange(60) == 32, 0.0, 1.0)]  # one query inside the event
-    (normality,) = second_stage([features], stage_one, config)
-    outside = np.r_[0:28, 38:60]
-    assert normality[30:36].max() < normality[outside].min()  # the abnormality reached the event, not its vicinity
-    assert normality[32] == normality.min() and normality.max() <= 1
 
 
 def test_smoothing_on_the_graph_averages_and_keeps_constants() -> None:
@@ -104,23 +29,31 @@ def test_smoothing_on_the_graph_averages_and_keeps_constants() -> None:
     assert 0 < smoothed[20] < 1 and smoothed[19] > 0 and np.argmax(smoothed) == 20
 
 
-@pytest.mark.parametrize(
-    ("low", "length", "expected"),
-    [(3, 20, 3), (1, 100, 5), (45, 60, 30)],  # the 2-means split, then the [5 %, 50 %] bounds
-)
-def test_adaptive_snippet_count_follows_the_split_within_bounds(low: int, length: int, expected: int) -> None:
-    rng = np.random.default_rng(low)
-    normality = np.concatenate([0.1 + 0.01 * rng.random(low), 1.0 + 0.01 * rng.random(length - low)])
-    adaptive = PseudoLabelConfig(adaptive_snippet_ratio=True)
-    assert abnormal_snippet_count(normality, adaptive) == expected
-    assert abnormal_snippet_count(normality, PseudoLabelConfig()) == int(0.4 * length)
+def test_robust_units_are_set_by_the_bulk_not_the_extremes() -> None:
+    values = np.r_[np.linspace(-1, 1, 99), 1000.0]
+    units = robust_units(values)
+    assert abs(np.median(units)) < 1e-9 and 1 < units[98] < 3 and units[99] > 100
 
 
-def test_adaptive_labels_pick_each_videos_own_share() -> None:
-    short_event = np.concatenate([np.full(4, 0.1), np.ones(36)])
-    long_event = np.concatenate([np.ones(5), np.full(15, 0.2), np.ones(20)])
-    normal = np.ones(40) + 0.01 * np.arange(40)
-    config = PseudoLabelConfig(abnormal_fraction=0.67, adaptive_snippet_ratio=True)
-    scores = [np.r_[5.0, 1, 1, 5.0], np.r_[5.0, 1, 1, 5.0], np.r_[5.0, 5, 5, 5.0]]  # z: the first two vary most
-    labels = make_pseudo_labels(scores, config, snippet_normality=[short_event, long_event, normal])
-    assert labels.snippet_labels[0].sum() == 4 and labels.snippet_labels[1].sum() == 15
+def test_the_joint_evidence_ranks_what_both_views_find_above_a_common_change_of_scene() -> None:
+    """Every video holds a stretch unlike its own start and end; in the abnormal one it is also unlike every other
+    video's seeds. Within the video, its own propagation sees both alike; the joint evidence ranks the event above
+    the normal videos' change of scene, and the labels of an abnormal video follow it."""
+    rng = np.random.default_rng(2)
+    videos = [video_with_event(rng, 50, slice(20, 26), shift=2.0)]
+    for _ in range(5):  # normal videos: a change of scene in the middle, which other videos' seeds show too
+        video = video_with_event(rng, 50, slice(0, 0))
+        video[18:28, 1] += 1.0
+        video[:2, 1] += 1.0
+        videos.append(video)
+    config = preset("default")
+    result = propagate_videos(videos, config.propagation)
+    bank = build_bank(videos, BankConfig(enabled=True))
+    evidence = smooth_on_graph(videos, bank.archive_distances(videos), config.propagation, 0.5)
+    joint = joint_evidence(result.z, evidence)
+    assert joint[0][20:26].min() > max(values[18:28].max() for values in joint[1:])
+    pseudo = PseudoLabelConfig(abnormal_fraction=0.5, snippet_ratio=0.12)
+    labels = pseudo_label_videos(result, pseudo, config.propagation, ranking=joint)
+    for index in np.flatnonzero(labels.abnormal):
+        chosen = set(np.flatnonzero(labels.snippet_labels[index]))
+        assert len(chosen) == int(0.12 * 50) and (index != 0 or chosen <= set(range(19, 27)))

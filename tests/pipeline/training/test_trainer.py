@@ -9,8 +9,6 @@ import pytest
 import torch
 
 from lanp_vad.models.config import apply_overrides, preset
-from lanp_vad.models.propagation import propagate_videos
-from lanp_vad.models.snippet_ranking import pseudo_label_videos
 from lanp_vad.pipeline.evaluation.evaluator import Evaluator, frame_scores, metrics_from_frames, snippet_scores
 from lanp_vad.pipeline.evaluation.groundtruth import load_ground_truth
 from lanp_vad.pipeline.features.featureset import open_feature_set
@@ -121,28 +119,6 @@ def test_long_videos_are_cut_into_pseudo_videos(archive: Path) -> None:
     data = result.metadata["training_data"]
     assert data["num_videos"] == 40 and data["num_pseudo_videos"] > 40
     assert 0 <= result.metadata["pseudo_labels"]["vs_ground_truth"]["video"]["recall"] <= 1
-
-
-def test_self_training_relabels_by_the_classifier_and_retrains(archive: Path, tmp_path: Path) -> None:
-    """One round: a second fit on new snippet labels (the same videos), recorded in history, metadata, config."""
-    features = open_feature_set(archive)
-    ground_truth = load_ground_truth(archive / "gt.csv", frames=archive / "frames.csv")
-    evaluator = Evaluator(features, ground_truth)
-    config = apply_overrides(preset("default"), [*FAST, "train.epochs=15", "train.self_training_rounds=1"])
-    result = train_lanp(features, config, ground_truth=ground_truth, progress=False, eval_fn=evaluator)
-    assert [record["epoch"] for record in result.history] == list(range(1, 31))
-    assert result.history[-1]["step"] == 30 * 4 and result.metadata["training"]["epochs"] == 30
-    first, second = result.metadata["pseudo_labels"]["vs_ground_truth_by_round"]
-    assert first["video"] == second["video"]  # the selection of videos stays; the snippets are relabelled
-    arrays = [np.asarray(features.load(video_id)) for video_id in features.video_ids]
-    propagation = propagate_videos(arrays, config.propagation)
-    initial = pseudo_label_videos(arrays, propagation, config.pseudo, config.propagation)
-    pairs = zip(initial.snippet_labels, result.pseudo_labels.snippet_labels, strict=True)
-    changed = sum(int((before != after).sum()) for before, after in pairs)
-    assert changed > 0 and np.array_equal(initial.abnormal, result.pseudo_labels.abnormal)
-    assert second["snippet"]["recall"] > 0.9 and result.history[-1]["auc_roc"] > 0.8
-    save_model(tmp_path / "model", result.model, features.spec, config, result.metadata)
-    assert load_model(tmp_path / "model").config.train.self_training_rounds == 1
 
 
 def test_default_gives_the_head_the_video_context_only_where_videos_differ_most(archive: Path, tmp_path: Path) -> None:
