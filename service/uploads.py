@@ -54,8 +54,9 @@ def _too_large(limit: int, what: str) -> ServiceError:
     )
 
 
-def check_declared_length(request: Request, max_bytes: int) -> int | None:
-    """The declared body length; 413 before reading anything when it is larger than the limit allows."""
+def check_declared_length(request: Request, max_bytes: int, *, slack: int = MULTIPART_SLACK_BYTES) -> int | None:
+    """The declared body length; 413 before reading anything when it is larger than ``max_bytes`` + ``slack``
+    (the multipart framing around a file)."""
     declared = request.headers.get("content-length")
     if declared is None:
         return None
@@ -63,7 +64,7 @@ def check_declared_length(request: Request, max_bytes: int) -> int | None:
         length = int(declared)
     except ValueError as error:
         raise ServiceError(400, ErrorKind.BAD_REQUEST, f"Content-Length {declared!r} is not a number") from error
-    if length > max_bytes + MULTIPART_SLACK_BYTES:
+    if length > max_bytes + slack:
         raise _too_large(max_bytes, f"the request body ({length / 2**20:.1f} MiB declared)")
     return length
 

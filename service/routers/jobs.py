@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from lanp_vad.models.errors import ErrorKind, ServiceError
 from lanp_vad.pipeline.files import atomic_write_bytes
@@ -27,18 +27,17 @@ from lanp_vad.service.routers.common import (
     event_options,
     problem,
     queue_full,
+    read_json_body,
     score_response,
 )
 from lanp_vad.service.schemas import JobPage, JobStatus, JobStatusName
 from lanp_vad.service.state import ServiceState, ready_state, require_api_key
-from lanp_vad.service.uploads import SNIFF_BYTES, check_declared_length, idle_timed_chunks
+from lanp_vad.service.uploads import SNIFF_BYTES
 from lanp_vad.service.worker import QueueFullError, result_path
 
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
 )
-
-MAX_JSON_BYTES = 16 * 1024
 
 
 class PathJobRequest(BaseModel):
@@ -109,19 +108,6 @@ def _sniff_file(path: Path, shown: str) -> None:
         )
 
 
-async def _read_json(request: Request, idle_timeout_s: float) -> PathJobRequest:
-    body = b""
-    async for chunk in idle_timed_chunks(request, idle_timeout_s):
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise ServiceError(413, ErrorKind.TOO_LARGE, "a JSON job request is at most 16 KiB")
-    try:
-        return PathJobRequest.model_validate_json(body)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
-        raise ServiceError(422, ErrorKind.INVALID_ARGUMENT, f"invalid job request: {problems}") from error
-
-
 @router.get("", response_model=JobPage, summary="The jobs, newest first, one page at a time")
 def list_jobs(
     status: JobStatusName | None = Query(None, description="only jobs in this status"),
@@ -171,8 +157,7 @@ async def submit_job(
         raise queue_full(state, state.worker.depth)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        check_declared_length(request, MAX_JSON_BYTES)
-        job_request = await _read_json(request, settings.body_timeout_s)
+        job_request = await read_json_body(request, PathJobRequest, settings.body_timeout_s)
         path = resolve_under_root(state, job_request.path)
         _sniff_file(path, job_request.path)
         source_kind, video = "path", job_request.path

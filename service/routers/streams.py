@@ -11,38 +11,50 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
-from lanp_vad.service.routers.common import PROTECTED_RESPONSES, problem
+from lanp_vad.service.routers.common import PROTECTED_RESPONSES, problem, read_json_body
 from lanp_vad.service.state import ServiceState, ready_state, require_api_key
 
 router = APIRouter(tags=["streams"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES)
 NO_STREAM = {404: problem("no such stream")}
 
 
+MAX_URL_LENGTH = 2048
+"""The longest stream or callback URL (every record and notice of a stream repeats its URL)."""
+
+
 class StreamRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str = Field(description="rtsp://, http(s)://, udp://, srt://... (LANP_STREAM_SCHEMES) or a path under "
-                     "LANP_DATA_ROOT", min_length=1)
+                     "LANP_DATA_ROOT", min_length=1, max_length=MAX_URL_LENGTH)
     threshold: float | None = Field(None, ge=0, le=1, description="the events' threshold (default: the model's)")
     callback_url: AnyHttpUrl | None = Field(
-        None, description="POSTed a signed notice at each event_start / event_end and when the stream stops")
+        None, max_length=MAX_URL_LENGTH,
+        description="POSTed a signed notice at each event_start / event_end and when the stream stops")
 
 
 @router.post(
     "/streams",
     status_code=201,
     summary="Start watching a live stream",
+    openapi_extra={"requestBody": {"required": True,
+                                   "content": {"application/json": {"schema": StreamRequest.model_json_schema()}}}},
     responses={
         400: problem("a malformed URL (e.g. a NUL byte)"),
+        413: problem("a request body over 16 KiB"),
         403: problem("scheme not allowed, or a path outside the data root"),
         404: problem("no such file under the data root"),
         422: problem("the source cannot be opened"),
         429: problem("LANP_MAX_STREAMS streams are running"),
     },
 )
-def start_stream(body: StreamRequest, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
+async def start_stream(request: Request, state: ServiceState = Depends(ready_state)) -> dict[str, Any]:
+    body = await read_json_body(request, StreamRequest, state.settings.body_timeout_s)  # after the key is checked
     callback = str(body.callback_url) if body.callback_url else None
-    return state.streams.start(body.url, threshold=body.threshold, callback_url=callback).summary()
+    run = await asyncio.to_thread(state.streams.start, body.url, threshold=body.threshold, callback_url=callback)
+    return run.summary()
 
 
 @router.get("/streams", summary="The streams being watched (and the last few stopped ones)")

@@ -83,3 +83,14 @@ def partial_headers(port: int) -> socket.socket:
     connection = connect(port)
     connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
     return connection
+
+
+def send_declared(port: int, method: str, path: str, *, declared: int, sent: bytes, headers: dict[str, str]
+                  ) -> socket.socket:
+    """A request that declares a ``declared``-byte body and sends only ``sent`` of it: whatever reads the whole
+    body before answering hangs, whatever answers first answers now."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {declared}",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    connection = connect(port, timeout_s=10.0)
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + sent)
+    return connection
