@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.egress import EgressPolicy, EgressProxy
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
 from lanp_vad.service.problems import CLIENT_CLOSED, problem_response, status_error
@@ -115,6 +118,22 @@ async def _janitor(state: ServiceState) -> None:
         await asyncio.sleep(interval_s)
 
 
+def webhook_key(settings: Settings) -> bytes:
+    """The key that signs webhook notices: ``LANP_WEBHOOK_SECRET``, else a random key made once and kept (mode
+    0600) in the work directory, so that no client can forge a notice (every client holds the API key)."""
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.get_secret_value().encode()
+    path = settings.work_dir / "webhook.key"
+    if not path.is_file():
+        made = path.with_name(f".webhook.key.{secrets.token_hex(4)}")
+        descriptor = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(secrets.token_hex(32))
+        made.replace(path)
+        log.info("webhook notices are signed with a new random key, kept in %s", path)
+    return path.read_text().strip().encode()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServiceState = app.state.lanp
@@ -132,13 +151,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "metadata": {key: value for key, value in scorer.metadata.items() if key != "history"},
     }
     store = state.store = JobStore(settings.jobs_db_path)
-    secret = settings.webhook_secret or settings.api_key
+    state.egress = EgressPolicy(allowed=settings.allowed_networks, denied=settings.denied_networks)
+    proxy = EgressProxy(state.egress)
+    proxy_url = proxy.start()
     state.webhooks = WebhookSender(
         store,
         server_url=str(settings.webhook_url) if settings.webhook_url else None,
-        secret=secret.get_secret_value().encode() if secret else None,
+        secret=webhook_key(settings),
         attempts=settings.webhook_attempts,
         segments_of=lambda job_id: _segments_of(settings, job_id),
+        proxy_url=proxy_url,
     )
     scheduler = DeviceScheduler(observe=state.metrics.device_turn)
     scorer.extractor.forward_gate = scheduler.gate  # every forward pass takes its turn on the one device
@@ -172,7 +194,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     state.probe_slots = asyncio.Semaphore(settings.probe_concurrency)
     state.streams = StreamManager(scorer, max_streams=settings.max_streams, schemes=settings.stream_schemes,
-                                  data_root=settings.data_root, scheduler=scheduler,
+                                  data_root=settings.data_root, scheduler=scheduler, egress=state.egress,
+                                  proxy_url=proxy_url, max_reconnects=settings.stream_max_reconnects,
                                   webhooks=state.webhooks)
     janitor = asyncio.create_task(_janitor(state)) if settings.job_ttl_hours is not None else None
     state.ready = True
@@ -189,6 +212,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.warning("the running video did not stop in time: its decoding is killed")
         await asyncio.to_thread(scorer.close)  # its decode and probe processes: none may outlive the server
         await asyncio.to_thread(state.webhooks.stop)
+        proxy.stop()
         store.close()
 
 

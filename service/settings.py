@@ -6,8 +6,10 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lanp_vad.service.egress import DEFAULT_DENIED_NETWORKS
 
 
 class Settings(BaseSettings):
@@ -46,7 +48,8 @@ class Settings(BaseSettings):
     )
     webhook_url: AnyHttpUrl | None = Field(None, description="every job's end is also POSTed here")
     webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key of the webhook signature (default: the API key)"
+        None, description="HMAC-SHA256 key of the webhook signature (default: a random key kept in "
+        "<work_dir>/webhook.key; never the API key, which every client holds)"
     )
     webhook_attempts: int = Field(5, ge=1, description="deliveries tried per webhook (backoff 1 s, 2 s, 4 s, ...)")
     queue_size: int = Field(8, ge=1, description="videos waiting for the worker; beyond it: 503 + Retry-After")
@@ -73,6 +76,24 @@ class Settings(BaseSettings):
     stream_schemes: list[str] = Field(
         ["rtsp", "rtsps", "http", "https", "udp", "srt"],
         description="URL schemes POST /streams accepts (JSON list); file and device paths must lie under data_root",
+    )
+    stream_max_reconnects: int = Field(
+        20, ge=0, description="failed connection attempts in a row (backoff up to 30 s) before a stream gives up"
+    )
+    max_event_clients: int = Field(
+        32, ge=1, description="GET /streams/{id}/events connections open at once (429 beyond)"
+    )
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        [], description="networks streams and webhooks may reach even when denied below (JSON list of CIDR)"
+    )
+    denied_networks: list[IPvAnyNetwork] = Field(
+        [IPvAnyNetwork(network) for network in DEFAULT_DENIED_NETWORKS],  # type: ignore[misc]
+        description="networks streams and webhooks may not reach unless allowed (JSON list of CIDR): loopback, "
+        "private, shared, link-local, multicast and reserved ranges by default",
+    )
+    allowed_origins: list[str] = Field(
+        [], description="browser origins (scheme://host[:port]) besides the server's own that may send "
+        "state-changing requests (POST, DELETE); others get 403"
     )
     max_job_attempts: int = Field(
         2, ge=1, description="a job interrupted by a server death is re-queued until it has started this often"

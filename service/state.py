@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.egress import EgressPolicy
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
 from lanp_vad.service.settings import Settings
@@ -35,6 +36,7 @@ class ServiceState:
     model_info: dict[str, Any] = field(default_factory=dict)
     probe_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     streams: Any = None  # service.streams.StreamManager once the model is loaded
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
 
 def get_state(request: Request) -> ServiceState:

@@ -43,6 +43,8 @@ from lanp_vad.pipeline.scoring.scorer import Scorer, check_threshold
 Record = dict[str, Any]
 THUMBNAILS_KEPT = 32
 """Candidate peak thumbnails kept per undecided stretch (the highest-scoring snippets)."""
+STOP_WAIT_S = 0.5
+"""After ``stop()``, how long inference waits for the reader's last snippets before it ends the watch."""
 
 
 class WatchConfig(BaseModel):
@@ -115,12 +117,11 @@ class Watcher:
                                              width=connection.width, height=connection.height)
                 reason, kind = "end of stream", None
                 try:
-                    for seconds, frame in connection.frames():
+                    for seconds, frame in connection.frames(self._stop.is_set):
                         for snippet in assembler.push(seconds, frame):
                             self.backlog.put(snippet)
-                        if self._stop.is_set():
-                            reason = "stopped"
-                            break
+                    if self._stop.is_set():
+                        reason = "stopped"
                 except VideoError as error:
                     reason, kind = str(error), error.kind
                 finally:
@@ -170,8 +171,8 @@ class Watcher:
                 break
             elif self._stop.is_set():
                 self._stopped_at = self._stopped_at or time.monotonic()
-                if time.monotonic() - self._stopped_at > self.config.source.read_timeout_s + 2:
-                    break  # the reader is stuck in a read that does not return; leave it
+                if time.monotonic() - self._stopped_at > STOP_WAIT_S:
+                    break  # the reader waits in a read (a silent source): it ends by its read timeout, unwaited
         self._emit({"type": "stopped", "reason": "stop requested" if self._stop.is_set() else "source ended",
                     "sessions": self.sessions, "snippets_scored": self.scored, "snippets_dropped": self.dropped})
         return 1 if self.gave_up and self.scored == 0 else 0

@@ -17,6 +17,7 @@ from lanp_vad.models.errors import ErrorKind, ServiceError
 from lanp_vad.pipeline.files import atomic_write_bytes
 from lanp_vad.pipeline.scoring.plot import plot_png
 from lanp_vad.pipeline.scoring.scorer import VideoScore
+from lanp_vad.service.egress import check_destination
 from lanp_vad.service.jobs import COMPLETED, Job
 from lanp_vad.service.routers.common import (
     ERROR_RESPONSES,
@@ -50,7 +51,8 @@ class PathJobRequest(BaseModel):
     smooth: float | None = Field(None, ge=0, le=60, description="moving average over this many seconds")
     min_duration: float | None = Field(None, ge=0, le=3600, description="drop events shorter than this (s)")
     merge_gap: float | None = Field(None, ge=0, le=3600, description="merge events this close together (s)")
-    callback_url: AnyHttpUrl | None = Field(None, description="POSTed a signed notice when the job ends")
+    callback_url: AnyHttpUrl | None = Field(None, max_length=2048,
+                                            description="POSTed a signed notice when the job ends")
 
 
 def _status(job: Job) -> dict[str, Any]:
@@ -137,14 +139,15 @@ def list_jobs(
     responses={
         **ERROR_RESPONSES,
         400: problem("a malformed path (e.g. a NUL byte)"),
-        403: problem("path outside the data root, or paths disabled"),
+        403: problem("path outside the data root, paths disabled, or a callback URL in a denied network"),
         404: problem("no such file under the data root"),
     },
 )
 async def submit_job(
     request: Request,
     threshold: float | None = Query(None, ge=0, le=1, description="override the default threshold (uploads)"),
-    callback_url: AnyHttpUrl | None = Query(None, description="POSTed a signed notice when the job ends (uploads)"),
+    callback_url: AnyHttpUrl | None = Query(None, max_length=2048,
+                                            description="POSTed a signed notice when the job ends (uploads)"),
     events: dict[str, float] = Depends(event_options),
     state: ServiceState = Depends(ready_state),
 ) -> Response:
@@ -155,14 +158,18 @@ async def submit_job(
     settings = state.settings
     if state.worker.depth >= settings.queue_size:  # refuse before receiving a large upload
         raise queue_full(state, state.worker.depth)
+    if callback_url is not None:
+        await asyncio.to_thread(check_destination, state.egress, str(callback_url), "the callback URL")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         job_request = await read_json_body(request, PathJobRequest, settings.body_timeout_s)
+        if job_request.callback_url is not None:
+            callback_url = job_request.callback_url
+            await asyncio.to_thread(check_destination, state.egress, str(callback_url), "the callback URL")
         path = resolve_under_root(state, job_request.path)
         _sniff_file(path, job_request.path)
         source_kind, video = "path", job_request.path
         threshold = job_request.threshold if job_request.threshold is not None else threshold
-        callback_url = job_request.callback_url or callback_url
         events = {**events, **event_options(job_request.smooth, job_request.min_duration, job_request.merge_gap)}
     else:
         upload = await state.uploads.receive(request, settings.jobs_dir / "inputs", sniff_container)

@@ -3,7 +3,9 @@ time, stall in the middle of a body. Used by the service tests and by ``bench/dr
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 
 BOUNDARY = "lanp-raw-boundary"
@@ -94,3 +96,46 @@ def send_declared(port: int, method: str, path: str, *, declared: int, sent: byt
     connection = connect(port, timeout_s=10.0)
     connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + sent)
     return connection
+
+
+def send_get(port: int, path: str, *, api_key: str | None) -> socket.socket:
+    """A GET whose answer the caller reads (or never reads: an idle event client)."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", *([f"X-API-Key: {api_key}"] if api_key else [])]
+    connection = connect(port)
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return connection
+
+
+class Responder:
+    """A TCP server on ``host`` (a loopback address) that answers every connection with ``answer`` (b"": never
+    answers, a silent port) and then keeps it open until ``close``; counts the connections it got."""
+
+    def __init__(self, answer: bytes = b"", host: str = "127.0.0.1"):
+        self.answer = answer
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._listener = socket.create_server((host, 0))
+        self.host, self.port = host, self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            self._held.append(connection)
+            if self.answer:
+                with contextlib.suppress(OSError):
+                    connection.settimeout(2.0)
+                    connection.recv(65536)  # the request (or nothing, for a non-HTTP client)
+                    connection.sendall(self.answer)
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self._held:
+            connection.close()

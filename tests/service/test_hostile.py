@@ -3,24 +3,65 @@ each test sends what an attacker sent and checks the hardened answer."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.service import raw_http
-from tests.service.conftest import API_KEY, LiveServer, start_server
+from tests.service.conftest import API_KEY, LiveServer, free_port, start_server, wait_for
+from tests.service.test_api import Receiver
+from tests.service.test_service import upload
+from tests.videos import write_video, write_video_then_audio
+
+LOOPBACK_ONLY = '["127.0.0.1/32"]'
+"""The test's sources and receivers listen on 127.0.0.1, which the default policy denies."""
+
+
+def _data_root(work: Path) -> Path:
+    """A data root under ``work`` holding ``clip.mp4`` (2 s)."""
+    root = work / "root"
+    root.mkdir()
+    write_video(root / "clip.mp4", num_frames=20, fps=10)
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return write_video(tmp_path_factory.mktemp("clips") / "small.mp4", num_frames=20, fps=10).read_bytes()
 
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[LiveServer]:
     work = tmp_path_factory.mktemp("hostile-work")
-    (work / "root").mkdir()
-    live = start_server(work, tiny_model_dir, LANP_DATA_ROOT=str(work / "root"), LANP_MAX_STREAMS="4",
-                        LANP_BODY_TIMEOUT_S="3")
+    live = start_server(work, tiny_model_dir, LANP_DATA_ROOT=str(_data_root(work)), LANP_MAX_STREAMS="4",
+                        LANP_BODY_TIMEOUT_S="3", LANP_ALLOWED_NETWORKS=LOOPBACK_ONLY,
+                        LANP_STREAM_MAX_RECONNECTS="2", LANP_WEBHOOK_ATTEMPTS="1")
     yield live
     live.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[LiveServer]:
+    """A server whose LANP_WEBHOOK_URL accepts connections and never answers."""
+    work = tmp_path_factory.mktemp("webhook-work")
+    never_answers = raw_http.Responder()
+    live = start_server(work, tiny_model_dir, LANP_DATA_ROOT=str(_data_root(work)),
+                        LANP_ALLOWED_NETWORKS=LOOPBACK_ONLY, LANP_WEBHOOK_ATTEMPTS="1",
+                        LANP_WEBHOOK_URL=never_answers.url("/all?token=operator-secret"))
+    yield live
+    live.stop()
+    never_answers.close()
 
 
 def test_a_body_is_read_only_after_the_key_and_never_beyond_16_kib(hostile_server: LiveServer) -> None:
@@ -45,3 +86,199 @@ def test_a_body_is_read_only_after_the_key_and_never_beyond_16_kib(hostile_serve
         assert long_url.status_code == 422 and "2048" in long_url.json()["detail"]
         unknown = client.post("/streams", content=json.dumps({"url": "x", "extra": 1}), headers=json_type)
         assert unknown.status_code == 422
+
+
+class PacedFile:
+    """An HTTP server on 127.0.0.1 that sends one file to every GET at ``bytes_per_s`` (a live source)."""
+
+    def __init__(self, path: Path, bytes_per_s: int):
+        data = path.read_bytes()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for start in range(0, len(data), bytes_per_s // 10):
+                        self.wfile.write(data[start : start + bytes_per_s // 10])
+                        time.sleep(0.1)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/live.ts"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def _events_of(client: httpx.Client, stream: str, until: Callable[[list[dict[str, Any]]], bool],
+               timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """The stream's records (with their ``type``) from the first, read until ``until(records)`` holds."""
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    with client.stream("GET", f"/streams/{stream}/events") as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                records.append(json.loads(line[6:]))
+                if until(records):
+                    return records
+            if time.monotonic() > deadline:
+                break
+    raise AssertionError(f"the stream's records never matched: {[r['type'] for r in records]}")
+
+
+def test_a_stream_or_callback_in_a_denied_network_is_refused_redirects_included(
+        hostile_server: LiveServer) -> None:
+    """Loopback is denied by default and only 127.0.0.1 is allowed here: 127.0.0.2 stands for an internal service.
+    Its address, decimal form and a camera that redirects there are all refused; it never sees a connection."""
+    internal = raw_http.Responder(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", host="127.0.0.2")
+    redirect = raw_http.Responder(f"HTTP/1.1 302 Found\r\nLocation: {internal.url('/admin')}\r\n"
+                                  "Content-Length: 0\r\n\r\n".encode())
+    decimal = f"http://{int(ipaddress.ip_address('127.0.0.2'))}:{internal.port}/"
+    try:
+        with hostile_server.client() as client:
+            for url in (internal.url("/x"), decimal, internal.url("/x", scheme="rtsp")):
+                refused = client.post("/streams", json={"url": url})
+                assert refused.status_code == 403 and refused.json()["kind"] == "forbidden", (url, refused.text)
+            callback = client.post("/streams", json={"url": redirect.url("/cam"), "callback_url": decimal})
+            assert callback.status_code == 403 and "callback" in callback.json()["detail"]
+            job = client.post("/jobs", json={"path": "none.mp4", "callback_url": internal.url("/hook")})
+            assert job.status_code == 403 and job.json()["kind"] == "forbidden"
+            stream = client.post("/streams", json={"url": redirect.url("/cam")}).json()["id"]
+            records = _events_of(client, stream, lambda got: any(r["type"] == "reconnecting" for r in got))
+            client.delete(f"/streams/{stream}")
+        assert redirect.connections >= 1 and internal.connections == 0
+        reconnecting = next(r for r in records if r["type"] == "reconnecting")
+        assert reconnecting["reason"] == "the source could not be opened"
+    finally:
+        internal.close()
+        redirect.close()
+
+
+def test_unreachable_sources_give_up_and_their_errors_do_not_tell_ports_apart(hostile_server: LiveServer) -> None:
+    """A closed port, a silent one, a non-HTTP one and an HTTP page: the same reason in every record, the same
+    webhook error (bar the URL), and each stream gives up after LANP_STREAM_MAX_RECONNECTS (2) attempts."""
+    closed = free_port()
+    silent = raw_http.Responder()
+    other = raw_http.Responder(b"SSH-2.0-OpenSSH_9.2\r\n")
+    page = raw_http.Responder(b"HTTP/1.1 500 Oops\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello")
+    targets = {"closed": f"http://127.0.0.1:{closed}/", "silent": silent.url(), "other": other.url(),
+               "page": page.url()}
+    try:
+        with hostile_server.client() as client:
+            streams = {name: client.post("/streams", json={"url": url}).json()["id"] for name, url in targets.items()}
+            gave_up = {name: _events_of(client, stream, lambda got: got[-1]["type"] == "stopped", timeout_s=120)
+                       for name, stream in streams.items()}
+            jobs = {name: client.post("/jobs", json={"path": "clip.mp4", "callback_url": url}).json()["id"]
+                    for name, url in targets.items()}
+            errors = {name: wait_for(lambda j=job: client.get(f"/jobs/{j}").json()["webhook_error"], 120,
+                                     what="the webhook's end") for name, job in jobs.items()}
+    finally:
+        for responder in (silent, other, page):
+            responder.close()
+    for name, records in gave_up.items():
+        reasons = {(r["kind"], r["reason"]) for r in records if r["type"] in ("reconnecting", "gave_up")}
+        assert reasons == {("source_unreachable", "the source could not be opened")}, (name, reasons)
+        assert [r["attempts"] for r in records if r["type"] == "gave_up"] == [2], name
+    assert {error.replace(targets[name], "URL") for name, error in errors.items()} == {
+        "URL: not delivered (1 attempt)"}, errors
+
+
+def test_a_slow_webhook_receiver_delays_only_its_own_notices(webhook_server: LiveServer) -> None:
+    """LANP_WEBHOOK_URL accepts and never answers; each job's own callback still hears of it at once."""
+    receiver = Receiver()
+    try:
+        with webhook_server.client() as client:
+            jobs = [client.post("/jobs", json={"path": "clip.mp4", "callback_url": receiver.url(f"/job{n}")}).json()
+                    for n in range(3)]
+            for n, job in enumerate(jobs):
+                wait_for(lambda n=n: receiver.posts(f"/job{n}"), 60, what=f"job {n}'s notice")
+                heard_s = time.time() - client.get(f"/jobs/{job['id']}").json()["finished_at"]
+                assert heard_s < 30, (n, heard_s)
+                delay_s = time.time() - json.loads(receiver.posts(f"/job{n}")[0]["body"])["job"]["finished_at"]
+                assert delay_s < 5, (n, delay_s)  # a serial sender made it wait 10 s per slow delivery
+    finally:
+        receiver.http.shutdown()
+
+
+def test_the_stream_limit_holds_under_concurrent_requests(hostile_server: LiveServer, camera: str) -> None:
+    with hostile_server.client() as client, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: client.post("/streams", json={"url": camera}), range(16)))
+        created = [answer.json()["id"] for answer in answers if answer.status_code == 201]
+        running = [s for s in client.get("/streams").json()["streams"] if s["running"]]
+        for stream in created:
+            client.delete(f"/streams/{stream}")
+    assert len(created) == 4 and len(running) == 4, (len(created), len(running))  # LANP_MAX_STREAMS
+    assert sorted({answer.status_code for answer in answers}) == [201, 429]
+
+
+def test_a_stream_that_sends_no_more_video_stops_within_a_second(hostile_server: LiveServer,
+                                                                 tmp_path: Path) -> None:
+    source = PacedFile(write_video_then_audio(tmp_path / "then-audio.ts"), bytes_per_s=24_000)
+    try:
+        with hostile_server.client() as client:
+            stream = client.post("/streams", json={"url": source.url}).json()["id"]
+            _events_of(client, stream, lambda got: any(r["type"] == "snippet" for r in got))
+            time.sleep(2.0)  # the video is over; audio packets keep coming
+            started = time.monotonic()
+            stopped = client.delete(f"/streams/{stream}")
+            stop_s = time.monotonic() - started
+        assert stopped.json()["running"] is False and stop_s < 1.0, stop_s
+    finally:
+        source.close()
+
+
+def test_urls_and_errors_never_show_credentials(hostile_server: LiveServer, webhook_server: LiveServer,
+                                                camera: str) -> None:
+    """The camera's password and token, a callback URL's token and the operator's LANP_WEBHOOK_URL appear in no
+    answer: not GET /streams, not the SSE records, not a job's webhook_error."""
+    port = urlsplit(camera).port
+    secret_camera = f"http://admin:hunter2@127.0.0.1:{port}/camera.ts?token=t0ps3cret"
+    refused = f"http://127.0.0.1:{free_port()}/hook?access_token=t0ps3cret"
+    with hostile_server.client() as client:
+        created = client.post("/streams", json={"url": secret_camera, "callback_url": refused})
+        assert created.status_code == 201, created.text
+        stream = created.json()["id"]
+        records = _events_of(client, stream, lambda got: any(r["type"] == "snippet" for r in got))
+        listed = client.get("/streams").text
+        client.delete(f"/streams/{stream}")
+    with webhook_server.client() as client:
+        job = client.post("/jobs", json={"path": "clip.mp4", "callback_url": refused}).json()["id"]
+        error = wait_for(lambda: client.get(f"/jobs/{job}").json()["webhook_error"], 120, what="the webhook")
+    shown = json.dumps(records) + listed + error
+    assert "hunter2" not in shown and "t0ps3cret" not in shown
+    assert records[0]["source"] == f"http://admin:***@127.0.0.1:{port}/camera.ts?token=***"
+    assert "LANP_WEBHOOK_URL: not delivered" in error and webhook_server.env["LANP_WEBHOOK_URL"] not in error
+
+
+def test_event_clients_hold_no_threads_and_are_capped(hostile_server: LiveServer, small_clip: bytes) -> None:
+    """32 event clients on a quiet stream leave POST /score and DELETE as fast as without them; the 33rd is 429."""
+    silent = raw_http.Responder()
+    try:
+        with hostile_server.client() as client:
+            started = time.monotonic()
+            assert upload(client, "/score", small_clip).status_code == 200
+            alone_s = time.monotonic() - started
+            stream = client.post("/streams", json={"url": silent.url()}).json()["id"]
+            listeners = [raw_http.send_get(hostile_server.port, f"/streams/{stream}/events", api_key=API_KEY)
+                         for _ in range(32)]
+            time.sleep(1.0)
+            refused = client.get(f"/streams/{stream}/events")
+            started = time.monotonic()
+            scored = upload(client, "/score", small_clip)
+            crowded_s = time.monotonic() - started
+            started = time.monotonic()
+            client.delete(f"/streams/{stream}")
+            delete_s = time.monotonic() - started
+            for listener in listeners:
+                listener.close()
+    finally:
+        silent.close()
+    assert refused.status_code == 429 and refused.json()["limit"] == "LANP_MAX_EVENT_CLIENTS"
+    assert scored.status_code == 200 and crowded_s < alone_s + 2.0, (alone_s, crowded_s)
+    assert delete_s < 1.5, delete_s

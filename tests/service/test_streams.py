@@ -25,7 +25,7 @@ def stream_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     (work / "root").mkdir()
     live = LiveServer({"LANP_MODEL_DIR": str(tiny_model_dir), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work),
                        "LANP_DATA_ROOT": str(work / "root"), "LANP_API_KEY": "k", "LANP_MAX_STREAMS": "1",
-                       "LANP_STREAM_SCHEMES": '["http"]',
+                       "LANP_STREAM_SCHEMES": '["http"]', "LANP_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
                        "LANP_RUNTIME": "torch"}, work / "server.log")
     live.start()
     yield live
@@ -167,10 +167,12 @@ def test_stream_events_go_to_the_webhooks_signed_and_in_order(stream_server: Liv
     posts = receiver.posts("/camera")
     events = [json.loads(post["body"])["event"] for post in posts]
     assert events == ["stream.event_start", "stream.event_start", "stream.event_end", "stream.stopped"]  # 1 retry
+    key = (Path(stream_server.env["LANP_WORK_DIR"]) / "webhook.key").read_bytes().strip()
+    assert key != b"k"  # never the API key: every client holds that one
     for post in posts:
         timestamp = post["headers"]["X-LANP-Timestamp"]
-        expected = hmac.new(b"k", timestamp.encode() + b"." + post["body"], hashlib.sha256).hexdigest()
-        assert post["headers"]["X-LANP-Signature"] == f"sha256={expected}"  # keyed by the API key by default
+        expected = hmac.new(key, timestamp.encode() + b"." + post["body"], hashlib.sha256).hexdigest()
+        assert post["headers"]["X-LANP-Signature"] == f"sha256={expected}"  # the server's own random key
     notices = [json.loads(post["body"]) for post in posts]
     assert {notice["stream"]["id"] for notice in notices} == {stream}
     assert notices[0]["stream"]["url"] == camera and notices[0]["record"]["start_frame"] == 0
