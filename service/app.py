@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanp_vad.models.errors import ErrorKind, ServiceError
 from lanp_vad.service.egress import EgressPolicy, EgressProxy
+from lanp_vad.service.evidence import EvidenceCache
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
 from lanp_vad.service.problems import CLIENT_CLOSED, problem_response, status_error
@@ -103,6 +104,7 @@ def _expire_jobs(state: ServiceState) -> int:
     expired = store.expire(time.time() - settings.job_ttl_hours * 3600)
     for job in expired:
         shutil.rmtree(settings.jobs_dir / job.id, ignore_errors=True)
+        state.evidence.forget_job(settings.jobs_dir / job.id)
         if job.source_kind == "upload":
             state.uploads.discard(Path(job.input_path))
     return len(expired)
@@ -141,6 +143,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shutil.rmtree(settings.uploads_dir, ignore_errors=True)  # temp files of a server that died mid-request
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     (settings.jobs_dir / "inputs").mkdir(parents=True, exist_ok=True)
+    state.evidence = EvidenceCache(settings.jobs_dir, settings.evidence_cache_bytes)
     started = time.perf_counter()
     scorer = state.scorer or await asyncio.to_thread(load_scorer, settings)
     state.scorer = scorer

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
         [], description="browser origins (scheme://host[:port]) besides the server's own that may send "
         "state-changing requests (POST, DELETE); others get 403"
     )
+    evidence_cache_mb: float = Field(
+        1024.0, gt=0, description="event thumbnails and clips kept at most (least recently used deleted first)"
+    )
     max_job_attempts: int = Field(
         2, ge=1, description="a job interrupted by a server death is re-queued until it has started this often"
     )
@@ -106,6 +109,10 @@ class Settings(BaseSettings):
     @property
     def max_uploads_in_flight_bytes(self) -> int:
         return int(self.max_uploads_in_flight_mb * 1024 * 1024)
+
+    @property
+    def evidence_cache_bytes(self) -> int:
+        return int(self.evidence_cache_mb * 1024 * 1024)
 
     @property
     def jobs_db_path(self) -> Path:

@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader
 
 from lanp_vad.models.errors import ErrorKind, ServiceError
 from lanp_vad.service.egress import EgressPolicy
+from lanp_vad.service.evidence import EvidenceCache
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
 from lanp_vad.service.settings import Settings
@@ -37,6 +38,7 @@ class ServiceState:
     probe_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     streams: Any = None  # service.streams.StreamManager once the model is loaded
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    evidence: EvidenceCache = field(init=False)  # made by the lifespan (it reads the jobs folder)
 
 
 def get_state(request: Request) -> ServiceState:

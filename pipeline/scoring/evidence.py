@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,35 +101,40 @@ def write_event_clip(
     post_roll_s: float = 3.0,
 ) -> ClipInfo:
     """Write ``[start_s - pre_roll_s, end_s + post_roll_s)`` of ``source`` (clamped to the video) as an H.264
-    MP4 at the source's frame rate and size (even-sized for 4:2:0); written to a temporary name and renamed."""
+    MP4 at the source's frame rate and size (even-sized for 4:2:0); written to a temporary name of its own (two
+    cuts of one clip may run at once) and renamed, or removed when the cut fails."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     begin, finish = max(0.0, start_s - pre_roll_s), end_s + post_roll_s
-    temporary = destination.with_name(f".{destination.name}.partial.mp4")
-    written, first_s, last_s = 0, None, begin
-    with _open(source) as container:
-        source_stream = container.streams.video[0]
-        rate = source_stream.average_rate or source_stream.guessed_rate or Fraction(25)
-        with av.open(str(temporary), mode="w") as output:
-            stream = output.add_stream(CLIP_CODEC, rate=rate)
-            stream.width = source_stream.codec_context.width // 2 * 2
-            stream.height = source_stream.codec_context.height // 2 * 2
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "23", "preset": "veryfast"}
-            for seconds, frame in _frames_from(container, begin):
-                if seconds < begin - 1e-6:
-                    continue
-                if seconds >= finish - 1e-6:
-                    break
-                picture = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
-                picture.pts, picture.time_base = written, Fraction(1) / Fraction(rate)
-                output.mux(stream.encode(picture))
-                first_s = seconds if first_s is None else first_s
-                last_s, written = seconds, written + 1
-            output.mux(stream.encode(None))
-    if written == 0:
-        temporary.unlink(missing_ok=True)
-        raise VideoError(f"{source}: no frames between {begin:.2f} s and {finish:.2f} s", kind=ErrorKind.CORRUPT)
+    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.partial.mp4")
+    try:
+        written, first_s, last_s = 0, None, begin
+        with _open(source) as container:
+            source_stream = container.streams.video[0]
+            rate = source_stream.average_rate or source_stream.guessed_rate or Fraction(25)
+            with av.open(str(temporary), mode="w") as output:
+                stream = output.add_stream(CLIP_CODEC, rate=rate)
+                stream.width = source_stream.codec_context.width // 2 * 2
+                stream.height = source_stream.codec_context.height // 2 * 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": "23", "preset": "veryfast"}
+                for seconds, frame in _frames_from(container, begin):
+                    if seconds < begin - 1e-6:
+                        continue
+                    if seconds >= finish - 1e-6:
+                        break
+                    picture = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
+                    picture.pts, picture.time_base = written, Fraction(1) / Fraction(rate)
+                    output.mux(stream.encode(picture))
+                    first_s = seconds if first_s is None else first_s
+                    last_s, written = seconds, written + 1
+                output.mux(stream.encode(None))
+        if written == 0:
+            raise VideoError(f"{source}: no frames between {begin:.2f} s and {finish:.2f} s",
+                             kind=ErrorKind.CORRUPT)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a failed cut leaves nothing behind
+        raise
     temporary.replace(destination)
     return ClipInfo(destination, float(first_s or 0.0), float(last_s + 1.0 / float(rate)), written)
 

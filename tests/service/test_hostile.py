@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import av
 import httpx
+import numpy as np
 import pytest
 
 from tests.service import raw_http
@@ -46,7 +48,7 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Pat
     work = tmp_path_factory.mktemp("hostile-work")
     live = start_server(work, tiny_model_dir, LANP_DATA_ROOT=str(_data_root(work)), LANP_MAX_STREAMS="4",
                         LANP_BODY_TIMEOUT_S="3", LANP_ALLOWED_NETWORKS=LOOPBACK_ONLY,
-                        LANP_STREAM_MAX_RECONNECTS="2", LANP_WEBHOOK_ATTEMPTS="1")
+                        LANP_STREAM_MAX_RECONNECTS="2", LANP_WEBHOOK_ATTEMPTS="1", LANP_EVIDENCE_CACHE_MB="0.25")
     yield live
     live.stop()
 
@@ -282,3 +284,49 @@ def test_event_clients_hold_no_threads_and_are_capped(hostile_server: LiveServer
     assert refused.status_code == 429 and refused.json()["limit"] == "LANP_MAX_EVENT_CLIENTS"
     assert scored.status_code == 200 and crowded_s < alone_s + 2.0, (alone_s, crowded_s)
     assert delete_s < 1.5, delete_s
+
+
+@pytest.fixture(scope="module")
+def evidence_job(hostile_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, float]:
+    """A completed job of a 30 s 320x240 clip (cuts of it take a while) and a threshold that gives it an event."""
+    clip = write_video(tmp_path_factory.mktemp("evidence") / "yard.mp4", num_frames=300, width=320, height=240,
+                       fps=10)
+    with hostile_server.client() as client:
+        job = upload(client, "/jobs", clip.read_bytes(), "yard.mp4").json()["id"]
+        wait_for(lambda: client.get(f"/jobs/{job}").json()["status"] == "completed", 120, what="the job")
+        scores = client.get(f"/jobs/{job}/result").json()["frame_scores"]
+    return job, float(np.median(scores))
+
+
+def test_concurrent_cuts_of_one_clip_share_one_cut(hostile_server: LiveServer, evidence_job: tuple[str, float],
+                                                  tmp_path: Path) -> None:
+    """8 concurrent GETs of one uncached clip: all 200 with the same valid clip (one fixed temporary name gave
+    5 x 500 and a 48-byte file), and no temporary file left."""
+    job, threshold = evidence_job
+    params = {"threshold": threshold, "pre_roll": 7, "post_roll": 7}
+    with hostile_server.client() as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.get(f"/jobs/{job}/events/1/clip.mp4", params=params), range(8)))
+    assert [answer.status_code for answer in answers] == [200] * 8
+    assert len({answer.content for answer in answers}) == 1
+    (tmp_path / "cut.mp4").write_bytes(answers[0].content)
+    with av.open(str(tmp_path / "cut.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 100  # the event and 14 s of roll, at 10 fps
+    folder = Path(hostile_server.env["LANP_WORK_DIR"]) / "jobs" / job / "evidence"
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".")]
+
+
+def test_the_evidence_cache_is_bounded_in_bytes(hostile_server: LiveServer, evidence_job: tuple[str, float]) -> None:
+    """Every (pre_roll, post_roll) makes another encode; the cache keeps at most LANP_EVIDENCE_CACHE_MB of them,
+    the least recently used going first."""
+    job, threshold = evidence_job
+    folder = Path(hostile_server.env["LANP_WORK_DIR"]) / "jobs" / job / "evidence"
+    sizes = []
+    with hostile_server.client() as client:
+        for roll in range(1, 13):
+            answer = client.get(f"/jobs/{job}/events/1/clip.mp4",
+                                params={"threshold": threshold, "pre_roll": roll, "post_roll": roll})
+            assert answer.status_code == 200
+            sizes.append(len(answer.content))
+            held = sum(path.stat().st_size for path in folder.iterdir())
+            assert held <= 0.25 * 2**20 + max(sizes), (roll, held)
+    assert sum(sizes) > 0.25 * 2**20  # the requests made more than the cache may keep
