@@ -28,11 +28,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.disk import DiskGuard
 from lanp_vad.service.egress import EgressPolicy, EgressProxy
 from lanp_vad.service.evidence import EvidenceCache
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
-from lanp_vad.service.problems import CLIENT_CLOSED, problem_response, status_error
+from lanp_vad.service.problems import CLIENT_CLOSED, disk_full, is_disk_full, problem_response, status_error
 from lanp_vad.service.routers import docs, health, jobs, metrics, models, review, score, streams
 from lanp_vad.service.scheduler import DeviceScheduler
 from lanp_vad.service.settings import Settings
@@ -111,12 +112,15 @@ def _expire_jobs(state: ServiceState) -> int:
 
 
 async def _janitor(state: ServiceState) -> None:
-    assert state.settings.job_ttl_hours is not None
-    interval_s = min(60.0, state.settings.job_ttl_hours * 3600 / 4)
+    """Delete expired jobs (when they expire) and set the disk's reserve aside again once there is room."""
+    ttl_hours = state.settings.job_ttl_hours
+    interval_s = min(60.0, ttl_hours * 3600 / 4) if ttl_hours is not None else 60.0
     while True:
-        removed = await asyncio.to_thread(_expire_jobs, state)
-        if removed:
-            log.info("%d expired job(s) removed", removed)
+        if ttl_hours is not None:
+            removed = await asyncio.to_thread(_expire_jobs, state)
+            if removed:
+                log.info("%d expired job(s) removed", removed)
+        await asyncio.to_thread(state.disk.restore_reserve)
         await asyncio.sleep(interval_s)
 
 
@@ -144,6 +148,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     (settings.jobs_dir / "inputs").mkdir(parents=True, exist_ok=True)
     state.evidence = EvidenceCache(settings.jobs_dir, settings.evidence_cache_bytes)
+    state.disk.restore_reserve()
     started = time.perf_counter()
     scorer = state.scorer or await asyncio.to_thread(load_scorer, settings)
     state.scorer = scorer
@@ -177,6 +182,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_job_end=state.webhooks.notify,
         scheduler=scheduler,
     )
+    for kept in store.kept_uploads():  # completed jobs' videos, oldest first, within the stored-uploads budget
+        state.uploads.keep(kept)
     recovered, failed = store.recover(settings.max_job_attempts)
     for job in failed:  # interrupted too often: its upload goes, its webhook is sent
         if job.source_kind == "upload":
@@ -200,17 +207,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                   data_root=settings.data_root, scheduler=scheduler, egress=state.egress,
                                   proxy_url=proxy_url, max_reconnects=settings.stream_max_reconnects,
                                   webhooks=state.webhooks)
-    janitor = asyncio.create_task(_janitor(state)) if settings.job_ttl_hours is not None else None
+    janitor = asyncio.create_task(_janitor(state))
     state.ready = True
     try:
         yield
     finally:
         state.ready = False
         await asyncio.to_thread(state.streams.close)
-        if janitor is not None:
-            janitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await janitor
+        janitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await janitor
         if not await asyncio.to_thread(state.worker.stop):
             log.warning("the running video did not stop in time: its decoding is killed")
         await asyncio.to_thread(scorer.close)  # its decode and probe processes: none may outlive the server
@@ -243,14 +249,18 @@ def create_app(settings: Settings | None = None, *, scorer: Any = None) -> FastA
         redoc_url=None,
         openapi_url=None,
     )
+    disk = DiskGuard(settings.work_dir, settings.min_free_disk_bytes, settings.retry_after_s)
     uploads = UploadGate(
         max_bytes=settings.max_upload_bytes,
         max_concurrent=settings.max_concurrent_uploads,
         max_bytes_in_flight=settings.max_uploads_in_flight_bytes,
         body_timeout_s=settings.body_timeout_s,
         retry_after_s=settings.retry_after_s,
+        max_kept_bytes=settings.max_stored_uploads_bytes,
+        disk=disk,
     )
-    app.state.lanp = ServiceState(settings=settings, metrics=service_metrics, uploads=uploads, scorer=scorer)
+    app.state.lanp = ServiceState(settings=settings, metrics=service_metrics, uploads=uploads, disk=disk,
+                                  scorer=scorer)
     for router in (score.router, jobs.router, review.router, models.router, health.router, metrics.router, review.page,
                    streams.router):
         app.include_router(router)
@@ -275,6 +285,10 @@ def create_app(settings: Settings | None = None, *, scorer: Any = None) -> FastA
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        if is_disk_full(error):
+            log.warning("%s %s: the disk is full", request.method, request.url.path)
+            return _answer(request, disk_full(f"the answer to {request.method} {request.url.path}",
+                                              settings.retry_after_s))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _answer(request, ServiceError(500, ErrorKind.INTERNAL, f"internal error ({type(error).__name__})"))
 

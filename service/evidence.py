@@ -39,9 +39,9 @@ class EvidenceCache:
         with self._lock:
             return sum(self._sizes.values())
 
-    async def get(self, path: Path, cut: Callable[[Path], object]) -> Path:
-        """``path``, cut first by ``cut(temporary)`` (in a thread) unless it is cached; requests for the same path
-        wait for one cut."""
+    async def get(self, path: Path, cut: Callable[[Path], object], before_cut: Callable[[], None]) -> Path:
+        """``path``, cut first by ``cut(temporary)`` (in a thread, after ``before_cut()``, which may refuse) unless
+        it is cached; requests for the same path wait for one cut."""
         lock, users = self._cuts.get(path, (asyncio.Lock(), 0))
         self._cuts[path] = (lock, users + 1)
         try:
@@ -49,6 +49,7 @@ class EvidenceCache:
                 if path.is_file():
                     self._used(path)
                     return path
+                before_cut()
                 path.parent.mkdir(parents=True, exist_ok=True)
                 temporary = path.with_name(f".{uuid.uuid4().hex[:8]}.{path.name}")
                 try:

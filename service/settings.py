@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     max_uploads_in_flight_mb: float = Field(
         2048.0, gt=0, description="uploads held on disk at once (received, queued, scoring); beyond: 503"
     )
+    max_stored_uploads_mb: float = Field(
+        10240.0, gt=0, description="videos kept with completed jobs (for the review page) at most; beyond, the "
+        "oldest are deleted (their jobs keep their results)"
+    )
+    min_free_disk_mb: float = Field(
+        512.0, ge=0, description="below this much free space in the work directory, /readyz is not ready and "
+        "uploads, path jobs and renders get 507"
+    )
     header_timeout_s: float = Field(10.0, gt=0, description="a connection must send its request headers in this")
     body_timeout_s: float = Field(30.0, gt=0, description="an upload that sends nothing for this long gets 408")
     shutdown_grace_s: float = Field(
@@ -113,6 +121,14 @@ class Settings(BaseSettings):
     @property
     def evidence_cache_bytes(self) -> int:
         return int(self.evidence_cache_mb * 1024 * 1024)
+
+    @property
+    def max_stored_uploads_bytes(self) -> int:
+        return int(self.max_stored_uploads_mb * 1024 * 1024)
+
+    @property
+    def min_free_disk_bytes(self) -> int:
+        return int(self.min_free_disk_mb * 1024 * 1024)
 
     @property
     def jobs_db_path(self) -> Path:

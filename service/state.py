@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from lanp_vad.models.errors import ErrorKind, ServiceError
+from lanp_vad.service.disk import DiskGuard
 from lanp_vad.service.egress import EgressPolicy
 from lanp_vad.service.evidence import EvidenceCache
 from lanp_vad.service.jobs import JobStore
@@ -28,6 +29,7 @@ class ServiceState:
     settings: Settings
     metrics: ServiceMetrics
     uploads: UploadGate
+    disk: DiskGuard
     store: JobStore | None = None
     worker: InferenceWorker | None = None
     webhooks: WebhookSender | None = None

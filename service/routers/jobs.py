@@ -168,6 +168,7 @@ async def submit_job(
             await asyncio.to_thread(check_destination, state.egress, str(callback_url), "the callback URL")
         path = resolve_under_root(state, job_request.path)
         _sniff_file(path, job_request.path)
+        state.disk.check_room(0, "the job")
         source_kind, video = "path", job_request.path
         threshold = job_request.threshold if job_request.threshold is not None else threshold
         events = {**events, **event_options(job_request.smooth, job_request.min_duration, job_request.merge_gap)}
@@ -230,6 +231,7 @@ async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> R
     result = result_path(state.settings.jobs_dir, job_id)
     cached = result.with_name("plot.png")
     if not cached.is_file():
+        state.disk.check_room(0, "the plot")
 
         def render() -> None:
             png = plot_png(VideoScore.from_dict(json.loads(result.read_text())))

@@ -127,7 +127,8 @@ async def get_thumbnail(
     peak_s = document["timestamps"][event["peak_frame"]]
     source = _source(state, job_id)
     cached = await state.evidence.get(_cached(state, job_id, f"frame-{event['peak_frame']}.jpg"),
-                                      lambda temporary: temporary.write_bytes(render_thumbnail(source, peak_s)))
+                                      lambda temporary: temporary.write_bytes(render_thumbnail(source, peak_s)),
+                                      lambda: state.disk.check_room(0, "the thumbnail"))
     return FileResponse(cached, media_type="image/jpeg")
 
 
@@ -155,5 +156,6 @@ async def get_clip(
         _cached(state, job_id, f"clip-{start_s:.3f}-{end_s:.3f}-{pre_roll:g}-{post_roll:g}.mp4"),
         lambda temporary: write_event_clip(source, temporary, start_s, end_s, pre_roll_s=pre_roll,
                                            post_roll_s=post_roll),
+        lambda: state.disk.check_room(0, "the clip"),
     )
     return FileResponse(cached, media_type="video/mp4", filename=f"{job_id}-event-{number}.mp4")
