@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -74,6 +75,40 @@ class LatencyMiddleware:
             self.metrics.request_seconds.labels(template, scope["method"], str(status)).observe(
                 time.perf_counter() - started
             )
+
+
+class OriginGuard:
+    """Refuses cross-origin state-changing requests (403) before anything reads them: a page on another site could
+    otherwise make a browser that holds Basic credentials for this server POST /jobs (a multipart POST is a
+    "simple" request, sent without a preflight). Allowed: no ``Origin`` (clients that are not browsers) unless
+    ``Sec-Fetch-Site`` says cross-site, the server's own host, and ``allowed_origins``."""
+
+    SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp, allowed_origins: list[str]):
+        self.app = app
+        self.allowed = {origin.rstrip("/").lower() for origin in allowed_origins}
+
+    def _refused(self, scope: Scope) -> str | None:
+        """Why the request must be refused, or None."""
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        origin = headers.get("origin")
+        if origin is None:
+            return "a cross-site request" if headers.get("sec-fetch-site") == "cross-site" else None
+        origin = origin.rstrip("/").lower()
+        if origin in self.allowed or urlsplit(origin).netloc == headers.get("host", "").lower():
+            return None
+        return f"a request from the origin {origin[:200]!r}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in self.SAFE_METHODS:
+            refused = self._refused(scope)
+            if refused is not None:
+                answer = problem_response(ServiceError(
+                    403, ErrorKind.FORBIDDEN, f"{refused} may not change anything here (LANP_ALLOWED_ORIGINS)"))
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def load_scorer(settings: Settings) -> Any:
@@ -266,6 +301,7 @@ def create_app(settings: Settings | None = None, *, scorer: Any = None) -> FastA
         app.include_router(router)
     app.mount("/static", review.static_files(), name="static")
     docs.install(app)
+    app.add_middleware(OriginGuard, allowed_origins=settings.allowed_origins)
     app.add_middleware(LatencyMiddleware, metrics=service_metrics)
 
     @app.exception_handler(ServiceError)

@@ -48,7 +48,8 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Pat
     work = tmp_path_factory.mktemp("hostile-work")
     live = start_server(work, tiny_model_dir, LANP_DATA_ROOT=str(_data_root(work)), LANP_MAX_STREAMS="4",
                         LANP_BODY_TIMEOUT_S="3", LANP_ALLOWED_NETWORKS=LOOPBACK_ONLY,
-                        LANP_STREAM_MAX_RECONNECTS="2", LANP_WEBHOOK_ATTEMPTS="1", LANP_EVIDENCE_CACHE_MB="0.25")
+                        LANP_STREAM_MAX_RECONNECTS="2", LANP_WEBHOOK_ATTEMPTS="1", LANP_EVIDENCE_CACHE_MB="0.25",
+                        LANP_ALLOWED_ORIGINS='["https://console.example"]')
     yield live
     live.stop()
 
@@ -330,3 +331,20 @@ def test_the_evidence_cache_is_bounded_in_bytes(hostile_server: LiveServer, evid
             held = sum(path.stat().st_size for path in folder.iterdir())
             assert held <= 0.25 * 2**20 + max(sizes), (roll, held)
     assert sum(sizes) > 0.25 * 2**20  # the requests made more than the cache may keep
+
+
+def test_cross_origin_requests_change_nothing(hostile_server: LiveServer, small_clip: bytes) -> None:
+    """A page on another site cannot make a browser with cached Basic credentials submit a job (a multipart POST
+    needs no preflight); the server's own page, an allowed origin and clients that are not browsers can."""
+    own = f"http://127.0.0.1:{hostile_server.port}"
+    with hostile_server.client() as client:
+        listed = client.get("/jobs").json()["total"]
+        for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+            refused = client.post("/jobs", files={"file": ("x.mp4", small_clip)}, headers=headers)
+            assert refused.status_code == 403 and refused.json()["kind"] == "forbidden", headers
+            assert client.delete("/streams/nope", headers=headers).status_code == 403
+        assert client.get("/jobs").json()["total"] == listed
+        assert client.get("/jobs", headers={"Origin": "https://evil.example"}).status_code == 200  # reads are CORS's
+        for headers in ({"Origin": own}, {"Origin": "https://console.example"}, {"Sec-Fetch-Site": "same-origin"}, {}):
+            accepted = client.post("/jobs", files={"file": ("x.mp4", small_clip)}, headers=headers)
+            assert accepted.status_code == 202, (headers, accepted.text)
