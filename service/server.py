@@ -7,7 +7,7 @@ are not complete ``header_timeout_s`` after it opened (or after its previous res
 end, uvicorn stops accepting, gives the requests in flight ``LANP_SHUTDOWN_GRACE_S`` to finish, then cancels them;
 the lifespan then waits for the streams (at most 5 s), stops the worker (the running video stops at its next
 snippet batch, at most 5 s more, then its decoding process is killed), gives queued webhook notices 2 s, and the
-process exits: within ``LANP_SHUTDOWN_GRACE_S`` + 15 s in the worst case.
+process exits: within ``LANP_SHUTDOWN_GRACE_S`` + ``SHUTDOWN_AFTER_GRACE_S`` in the worst case.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lanp_vad.service.app import create_app
 from lanp_vad.service.settings import Settings
+
+SHUTDOWN_AFTER_GRACE_S = 15.0
+"""After ``LANP_SHUTDOWN_GRACE_S``, shutting down takes at most this: streams 5 s, the worker 5 s, webhooks 3 s,
+and the rest (the compose file's ``stop_grace_period`` allows for both)."""
 
 
 class ServiceServer(uvicorn.Server):

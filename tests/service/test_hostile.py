@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -348,3 +349,30 @@ def test_cross_origin_requests_change_nothing(hostile_server: LiveServer, small_
         for headers in ({"Origin": own}, {"Origin": "https://console.example"}, {"Sec-Fetch-Site": "same-origin"}, {}):
             accepted = client.post("/jobs", files={"file": ("x.mp4", small_clip)}, headers=headers)
             assert accepted.status_code == 202, (headers, accepted.text)
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_with_streams_and_an_event_client_exits_within_its_bound(tiny_model_dir: Path, tmp_path: Path,
+                                                                         camera: str) -> None:
+    """Two streams (one live, one whose source never answers) and an event client open: SIGTERM exits within the
+    grace (2 s) and a few seconds more; it took 24 s (the event client held the grace, each stream 12 s more)."""
+    live = start_server(tmp_path / "work", tiny_model_dir, LANP_SHUTDOWN_GRACE_S="2",
+                        LANP_ALLOWED_NETWORKS=LOOPBACK_ONLY)
+    silent = raw_http.Responder()
+    try:
+        with live.client() as client:
+            playing = client.post("/streams", json={"url": camera}).json()["id"]
+            client.post("/streams", json={"url": silent.url()})
+            _events_of(client, playing, lambda got: any(r["type"] == "snippet" for r in got))
+            listener = raw_http.send_get(live.port, f"/streams/{playing}/events", api_key=API_KEY)
+            time.sleep(1.0)
+        assert live.process is not None
+        started = time.monotonic()
+        live.process.send_signal(signal.SIGTERM)
+        returncode = live.process.wait(120)
+        exit_s = time.monotonic() - started
+        listener.close()
+    finally:
+        live.stop(kill=True)
+        silent.close()
+    assert returncode in (0, -signal.SIGTERM) and exit_s < 2 + 6, (returncode, exit_s)  # uvicorn re-raises it
