@@ -18,7 +18,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 from lanp_vad.models.classifier import LANPClassifier
 from lanp_vad.models.errors import ErrorKind, UserError
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
-from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.features.featureset import FeatureSet, SpecMismatchError
 from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 
@@ -33,8 +33,12 @@ def _tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:
     return torch.from_numpy(np.array(array, dtype=np.float32)).to(device)
 
 
-def _score(model: LANPClassifier, features: torch.Tensor) -> np.ndarray:
-    """(T, D) or (T, crops, D) -> (T,) scores, crops scored separately and averaged."""
+def _score(model: LANPClassifier, video_id: str, features: torch.Tensor) -> np.ndarray:
+    """(T, D) or (T, crops, D) -> (T,) scores, crops scored separately and averaged; a video whose features are
+    not ``model.dim``-d is refused by name (a feature folder may mix dimensions: its spec comes from one file)."""
+    if features.shape[-1] != model.dim:
+        raise SpecMismatchError(f"{video_id}: features of shape {tuple(features.shape)}, but the model takes "
+                                f"{model.dim}-d features")
     batch = features.unsqueeze(0) if features.ndim == 2 else features.permute(1, 0, 2).unsqueeze(0)
     return model(batch)[0].detach().cpu().numpy().astype(np.float64)
 
@@ -61,7 +65,8 @@ class Evaluator:
         was_training = model.training
         model.eval()
         scores = {
-            video_id: _score(model, tensor) for video_id, tensor in zip(self.video_ids, self.tensors, strict=True)
+            video_id: _score(model, video_id, tensor)
+            for video_id, tensor in zip(self.video_ids, self.tensors, strict=True)
         }
         model.train(was_training)
         return scores
@@ -78,7 +83,7 @@ def snippet_scores(
     model = model.to(device).eval()
     with torch.no_grad():
         return {
-            video_id: _score(model, _tensor(features.load(video_id), device))
+            video_id: _score(model, video_id, _tensor(features.load(video_id), device))
             for video_id in features.video_ids
         }
 
