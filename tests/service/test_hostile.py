@@ -227,8 +227,8 @@ def test_a_stream_that_sends_no_more_video_stops_within_a_second(hostile_server:
     try:
         with hostile_server.client() as client:
             stream = client.post("/streams", json={"url": source.url}).json()["id"]
-            _events_of(client, stream, lambda got: any(r["type"] == "snippet" for r in got))
-            time.sleep(2.0)  # the video is over; audio packets keep coming
+            _events_of(client, stream, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
+            time.sleep(3.0)  # the video (75 frames) is over; audio packets keep coming
             started = time.monotonic()
             stopped = client.delete(f"/streams/{stream}")
             stop_s = time.monotonic() - started
