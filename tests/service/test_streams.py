@@ -112,7 +112,7 @@ def test_a_stream_an_upload_and_a_long_job_share_the_device(stream_server: LiveS
     """While a stream plays, a long job and a synchronous upload both complete, the stream keeps scoring during
     the job (its snippets wait about one batch, not the job), and every forward pass went through the scheduler."""
     root = Path(stream_server.env["LANP_DATA_ROOT"])
-    write_video(root / "long.avi", codec="mpeg4", num_frames=8000, fps=25)  # 500 snippets, seconds of work
+    write_video(root / "long.avi", codec="mpeg4", num_frames=16000, fps=25)  # 1000 snippets: 4 s on a quiet machine
     upload = write_video(tmp_path / "upload.mp4", num_frames=80, width=160, height=120, fps=25)
     with httpx.Client(base_url=stream_server.url, headers={"X-API-Key": "k"}, timeout=120) as client:
         stream = client.post("/streams", json={"url": camera}).json()["id"]
@@ -137,7 +137,7 @@ def test_a_stream_an_upload_and_a_long_job_share_the_device(stream_server: LiveS
     job_s = done["finished_at"] - done["started_at"]
     latencies = [data["latency_s"] for data in during if "latency_s" in data]
     # the stream went on during the job (at half its real-time pace at least: the machine may be loaded)
-    assert job_s > 2.5 and len(during) >= 0.5 * job_s / (16 / 25) - 1, (job_s, len(during))
+    assert job_s > 2.5 and len(during) >= max(3, 0.5 * job_s / (16 / 25) - 1), (job_s, len(during))
     assert latencies and max(latencies) < 0.6 * job_s, (job_s, latencies)  # a snippet waits a batch, not the job
     for group in ("requests", "streams"):
         assert _metric(metrics, "lanp_device_seconds_total", group=group) > 0, group
