@@ -7,6 +7,8 @@ import contextlib
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 BOUNDARY = "lanp-raw-boundary"
 
@@ -139,3 +141,31 @@ class Responder:
         self._listener.close()
         for connection in self._held:
             connection.close()
+
+
+class PacedFile:
+    """An HTTP server on 127.0.0.1 that sends one file to every GET at ``bytes_per_s`` (a live source)."""
+
+    def __init__(self, path: Path, bytes_per_s: int):
+        data = path.read_bytes()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for start in range(0, len(data), bytes_per_s // 10):
+                        self.wfile.write(data[start : start + bytes_per_s // 10])
+                        time.sleep(0.1)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/live.ts"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
