@@ -751,13 +751,13 @@ def main() -> None:
     figures: dict[str, Any] = {}
     try:
         drill_unauthenticated_body(table, server)
+        figures["slow_webhook"] = drill_slow_webhook(table, server)
+        drill_secrets(table, server, camera)  # early: its job's notice waits behind the silent receiver's queue
         drill_origin(table, server, small)
         drill_stream_url(table, server)
         drill_forgery(table, server)
         figures["event_clients"] = drill_event_clients(table, server, small)
         figures["stream_stop"] = drill_stream_limit(table, server, camera, clips)
-        drill_secrets(table, server, camera)
-        figures["slow_webhook"] = drill_slow_webhook(table, server)
         drill_clip_race(table, server, clips)
         drill_size_switch(table, server, clips)
         figures["port_oracle"] = drill_port_oracle(table, server)
