@@ -13,7 +13,7 @@ that change size); webhooks (a silent receiver); evidence (concurrent cuts, the 
 tmpfs work directory, when run as root); ``lanp evaluate`` on features of another dimension; a soak (mixed work
 for ``--soak-minutes``, the main process's RSS sampled every 10 s, which must end within 10 % of its start).
 
-    python bench/drills.py [--model DIR] [--json out.json] [--soak-minutes 30]
+    python bench/drills.py [--model DIR] [--json out.json] [--soak-minutes 30] [--soak-only]
 
 Uses the tiny EfficientNet-Lite0 test model unless ``--model`` is given; the server runs with its defaults except
 where a drill needs a small limit (listed in LIMITS). Every connection goes to 127.0.0.1 (127.0.0.2, also this
@@ -726,6 +726,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model directory (default: the tiny test model)")
     parser.add_argument("--json", type=Path, help="also write the table and figures here")
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the soak (0: no soak)")
+    parser.add_argument("--soak-only", action="store_true", help="run the soak alone (on a fresh server)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lanp-drills-"))
     clips = work / "clips"
@@ -750,6 +751,9 @@ def main() -> None:
     table = Table()
     figures: dict[str, Any] = {}
     try:
+        if args.soak_only:
+            figures["soak"] = drill_soak(table, server, camera, clips, small, args.soak_minutes)
+            return
         drill_unauthenticated_body(table, server)
         figures["slow_webhook"] = drill_slow_webhook(table, server)
         drill_secrets(table, server, camera)  # early: its job's notice waits behind the silent receiver's queue
@@ -782,11 +786,11 @@ def main() -> None:
         server.stop(kill=True)
         camera_process.kill()
         never_answers.close()
-    print()
-    print(table.render())
-    print("load average after:", os.getloadavg())
-    if args.json:
-        args.json.write_text(json.dumps({"rows": table.rows, "figures": figures}, indent=2))
+        print()
+        print(table.render())
+        print("load average after:", os.getloadavg())
+        if args.json:
+            args.json.write_text(json.dumps({"rows": table.rows, "figures": figures}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ the device's turn (``service.scheduler``, group ``streams``), shared fairly with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -125,13 +126,23 @@ class StreamRun:
             self.bytes_held -= len(self.records.popleft()[2])
 
     def wake(self) -> None:
-        for listener in list(self.listeners):
-            listener()
+        """Tell every event client that something happened (each call is cheap: it schedules a wake-up)."""
+        with self.condition:
+            listeners = list(self.listeners)
+        for listener in listeners:
+            with contextlib.suppress(RuntimeError):  # its event loop closed (the server stopped under it)
+                listener()
 
     def listen(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake`` (from any thread) at every new record and at the end; returns the way to stop."""
-        self.listeners.add(wake)
-        return lambda: self.listeners.discard(wake)
+        with self.condition:
+            self.listeners.add(wake)
+
+        def forget() -> None:
+            with self.condition:
+                self.listeners.discard(wake)
+
+        return forget
 
     def _delivered(self, error: str | None) -> None:
         """How one webhook notice went (from the sender's thread)."""
