@@ -13,6 +13,8 @@ process exits: within ``LANP_SHUTDOWN_GRACE_S`` + ``SHUTDOWN_AFTER_GRACE_S`` in 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 from typing import Any
 
 import h11
@@ -21,6 +23,28 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lanp_vad.service.app import create_app
 from lanp_vad.service.settings import Settings
+
+MALLOC_ARENAS = 2
+"""glibc malloc arenas of the server process (its default is 8 per core)."""
+M_ARENA_MAX = -8
+"""mallopt's parameter number for the arena cap (glibc's malloc.h)."""
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at ``MALLOC_ARENAS`` unless ``MALLOC_ARENA_MAX`` says otherwise; whether it did.
+
+    The server starts threads all the time (two per live stream, the thread pools, the webhook and proxy loops),
+    and glibc gives threads arenas of their own whose freed memory mostly stays with the process, so its resident
+    memory creeps up under mixed work (``bench/drills.py``'s soak). Called before the model loads, so that the
+    arenas of its threads are capped too; a no-op where the C library is not glibc."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False  # glibc read it at start
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+
 
 SHUTDOWN_AFTER_GRACE_S = 15.0
 """After ``LANP_SHUTDOWN_GRACE_S``, shutting down takes at most this: streams 5 s, the worker 5 s, webhooks 3 s,
