@@ -35,10 +35,12 @@ def _tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:
 
 def _score(model: LANPClassifier, video_id: str, features: torch.Tensor) -> np.ndarray:
     """(T, D) or (T, crops, D) -> (T,) scores, crops scored separately and averaged; a video whose features are
-    not ``model.dim``-d is refused by name (a feature folder may mix dimensions: its spec comes from one file)."""
-    if features.shape[-1] != model.dim:
+    not the classifier's ``dim`` is refused by name (a feature folder may mix dimensions: its spec comes from one
+    file). Baseline heads (the research harness passes them too) have no ``dim``: they are not checked."""
+    dim = getattr(model, "dim", None)
+    if dim is not None and features.shape[-1] != dim:
         raise SpecMismatchError(f"{video_id}: features of shape {tuple(features.shape)}, but the model takes "
-                                f"{model.dim}-d features")
+                                f"{dim}-d features")
     batch = features.unsqueeze(0) if features.ndim == 2 else features.permute(1, 0, 2).unsqueeze(0)
     return model(batch)[0].detach().cpu().numpy().astype(np.float64)
 

@@ -33,7 +33,7 @@ def page_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
     work = tmp_path_factory.mktemp("review-work")
     live = LiveServer(
         {"LANP_MODEL_DIR": str(tiny_model_dir), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work),
-         "LANP_API_KEY": API_KEY},
+         "LANP_API_KEY": API_KEY, "LANP_ALLOWED_NETWORKS": '["127.0.0.1/32"]'},  # the live source is on loopback
         work / "server.log",
     )
     live.start()
