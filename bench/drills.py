@@ -49,10 +49,12 @@ from tests.service import raw_http  # noqa: E402  (after the path insert: run as
 from tests.service.conftest import (  # noqa: E402
     API_KEY,
     LiveServer,
+    crowd_with_event_clients,
     descendant_pids,
     free_port,
     start_server,
     still_running,
+    stream_records,
     wait_for,
 )
 from tests.service.raw_http import PacedFile  # noqa: E402
@@ -305,7 +307,7 @@ def drill_sigterm(table: Table, server: LiveServer, slow: bytes, camera: str, cl
     with server.client() as client:
         playing = client.post("/streams", json={"url": camera}).json()["id"]
         quiet = client.post("/streams", json={"url": source.url}).json()["id"]
-        records_until(client, quiet, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
+        stream_records(client, quiet, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
     listener = raw_http.send_get(server.port, f"/streams/{playing}/events", api_key=API_KEY)
     time.sleep(3.0)
     socket = raw_http.send_upload(server.port, "/score", slow, api_key=API_KEY)
@@ -339,22 +341,6 @@ def camera_source(clip: Path) -> tuple[subprocess.Popen[str], str]:
     return process, f"http://127.0.0.1:{port}/camera.ts"
 
 
-def records_until(client: httpx.Client, stream: str, done: Callable[[list[dict[str, Any]]], bool],
-                  timeout_s: float = 120.0) -> list[dict[str, Any]]:
-    """A stream's records from the first, read until ``done(records)`` (or ``timeout_s``)."""
-    records: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout_s
-    with client.stream("GET", f"/streams/{stream}/events", timeout=timeout_s) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                records.append(json.loads(line[6:]))
-                if done(records):
-                    break
-            if time.monotonic() > deadline:
-                break
-    return records
-
-
 def main_rss_mib(server: LiveServer) -> float:
     """Resident memory of the server's main process (not its decode workers), MiB."""
     assert server.process is not None
@@ -386,7 +372,7 @@ def drill_stream_url(table: Table, server: LiveServer) -> None:
         too_long = client.post("/streams", json={"url": "http://127.0.0.1/" + "a" * 20 * 2**20})
         long_url = f"http://127.0.0.1:{free_port()}/" + "a" * 1900
         stream = client.post("/streams", json={"url": long_url}).json()["id"]
-        records = records_until(client, stream, lambda got: sum(r["type"] == "reconnecting" for r in got) >= 3, 60)
+        records = stream_records(client, stream, lambda got: sum(r["type"] == "reconnecting" for r in got) >= 3, 60)
         client.delete(f"/streams/{stream}")
     sizes = [len(json.dumps(record)) for record in records if record["type"] == "reconnecting"]
     table.add("stream URL size", "a 20 MiB URL; a 1.9 KiB URL to a closed port", "413/422; records without it",
@@ -406,7 +392,7 @@ def drill_forgery(table: Table, server: LiveServer) -> None:
             hooks = [client.post("/jobs", json={"path": "clip.mp4", "callback_url": url}).status_code
                      for url in (internal.url(), decimal)]
             stream = client.post("/streams", json={"url": redirect.url()}).json()["id"]
-            records_until(client, stream, lambda got: any(r["type"] == "reconnecting" for r in got), 60)
+            stream_records(client, stream, lambda got: any(r["type"] == "reconnecting" for r in got), 60)
             client.delete(f"/streams/{stream}")
         reached = internal.connections
     finally:
@@ -419,23 +405,14 @@ def drill_forgery(table: Table, server: LiveServer) -> None:
 
 
 def drill_port_oracle(table: Table, server: LiveServer) -> dict[str, float]:
-    silent = raw_http.Responder()
-    other = raw_http.Responder(b"SSH-2.0-OpenSSH_9.2\r\n")
-    page = raw_http.Responder(b"HTTP/1.1 500 Oops\r\nContent-Length: 5\r\n\r\nhello")
-    targets = {"closed": f"http://127.0.0.1:{free_port()}/", "silent": silent.url(), "non-HTTP": other.url(),
-               "HTTP": page.url()}
-    try:
-        with server.client() as client:
-            streams = {name: client.post("/streams", json={"url": url}).json()["id"] for name, url in targets.items()}
-            started = time.monotonic()
-            ended = {name: records_until(client, stream, lambda got: got[-1]["type"] in ("stopped", "gave_up"), 300)
-                     for name, stream in streams.items()}
-            gave_up_s = time.monotonic() - started
-            for stream in streams.values():
-                client.delete(f"/streams/{stream}")
-    finally:
-        for responder in (silent, other, page):
-            responder.close()
+    with raw_http.port_kinds() as targets, server.client() as client:
+        streams = {name: client.post("/streams", json={"url": url}).json()["id"] for name, url in targets.items()}
+        started = time.monotonic()
+        ended = {name: stream_records(client, stream, lambda got: got[-1]["type"] in ("stopped", "gave_up"), 300)
+                 for name, stream in streams.items()}
+        gave_up_s = time.monotonic() - started
+        for stream in streams.values():
+            client.delete(f"/streams/{stream}")
     reasons = {(r.get("kind"), r.get("reason")) for records in ended.values() for r in records
                if r["type"] in ("reconnecting", "gave_up")}
     gave_up = sum(any(r["type"] == "gave_up" for r in records) for records in ended.values())
@@ -507,7 +484,7 @@ def drill_stream_limit(table: Table, server: LiveServer, camera: str, clips: Pat
     try:
         with server.client() as client:
             stream = client.post("/streams", json={"url": source.url}).json()["id"]
-            records_until(client, stream, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
+            stream_records(client, stream, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
             time.sleep(3.0)  # its video is over, its audio goes on
             started = time.monotonic()
             client.delete(f"/streams/{stream}")
@@ -524,7 +501,7 @@ def drill_secrets(table: Table, server: LiveServer, camera: str) -> None:
     secret_camera = f"http://admin:hunter2@127.0.0.1:{port}/camera.ts?token=t0ps3cret"
     with server.client() as client:
         stream = client.post("/streams", json={"url": secret_camera}).json()["id"]
-        records = records_until(client, stream, lambda got: any(r["type"] == "snippet" for r in got), 60)
+        records = stream_records(client, stream, lambda got: any(r["type"] == "snippet" for r in got), 60)
         shown = json.dumps(records) + client.get("/streams").text
         client.delete(f"/streams/{stream}")
         job = client.post("/jobs", json={"path": "clip.mp4", "callback_url":
@@ -539,35 +516,16 @@ def drill_secrets(table: Table, server: LiveServer, camera: str) -> None:
 
 
 def drill_event_clients(table: Table, server: LiveServer, small: bytes) -> dict[str, float]:
-    silent = raw_http.Responder()
-    try:
-        with server.client() as client:
-            started = time.monotonic()
-            post_file(client, "/score", small)
-            alone_s = time.monotonic() - started
-            stream = client.post("/streams", json={"url": silent.url()}).json()["id"]
-            listeners = [raw_http.send_get(server.port, f"/streams/{stream}/events", api_key=API_KEY)
-                         for _ in range(32)]
-            time.sleep(1.0)
-            try:
-                refused: int | str = client.get(f"/streams/{stream}/events", timeout=10).status_code
-            except httpx.ReadTimeout:
-                refused = "an open event stream"
-            started = time.monotonic()
-            scored = post_file(client, "/score", small).status_code
-            crowded_s = time.monotonic() - started
-            started = time.monotonic()
-            client.delete(f"/streams/{stream}")
-            delete_s = time.monotonic() - started
-            for listener in listeners:
-                listener.close()
-    finally:
-        silent.close()
+    crowd = crowd_with_event_clients(server, small)
+    one_more = crowd.pop("one_more")
+    status = "an open event stream" if one_more is None else one_more.status_code
     table.add("event clients", "32 SSE clients on a quiet stream, then a 33rd, a /score and a DELETE",
               "429 beyond 32; /score and DELETE as fast as without them",
-              f"33rd {refused}; /score {crowded_s:.2f} s (alone {alone_s:.2f} s, {scored}); DELETE {delete_s:.2f} s",
-              refused == 429 and scored == 200 and crowded_s < alone_s + 2 and delete_s < 1.5)
-    return {"score_alone_s": alone_s, "score_crowded_s": crowded_s, "delete_s": delete_s}
+              f"33rd {status}; /score {crowd['crowded_s']:.2f} s (alone {crowd['alone_s']:.2f} s, {crowd['scored']}); "
+              f"DELETE {crowd['delete_s']:.2f} s",
+              status == 429 and crowd["scored"] == 200 and crowd["crowded_s"] < crowd["alone_s"] + 2
+              and crowd["delete_s"] < 1.5)
+    return crowd
 
 
 def drill_size_switch(table: Table, server: LiveServer, clips: Path) -> None:
@@ -682,7 +640,7 @@ def soak_round(client: httpx.Client, camera: str, small: bytes, medium: bytes, b
     client.get(f"/jobs/{job}/events/1/thumbnail.jpg", params={"threshold": 0.0})
     client.get(f"/jobs/{job}/events/1/clip.mp4", params={"threshold": 0.0, "pre_roll": roll % 5, "post_roll": 1})
     stream = client.post("/streams", json={"url": camera}).json()["id"]
-    records_until(client, stream, lambda got: sum(r["type"] == "snippet" for r in got) >= 4, 60)
+    stream_records(client, stream, lambda got: sum(r["type"] == "snippet" for r in got) >= 4, 60)
     client.delete(f"/streams/{stream}")
     _wait(lambda: client.get(f"/jobs/{large}").json())
 

@@ -7,6 +7,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -169,3 +170,20 @@ class PacedFile:
     def close(self) -> None:
         self.http.shutdown()
         self.http.server_close()
+
+
+@contextlib.contextmanager
+def port_kinds() -> Iterator[dict[str, str]]:
+    """URLs of four kinds of port on 127.0.0.1: closed, silent (accepts, never answers), not HTTP (an SSH banner)
+    and an HTTP error page; what an attacker probes to learn what answers where."""
+    silent, other = Responder(), Responder(b"SSH-2.0-OpenSSH_9.2\r\n")
+    page = Responder(b"HTTP/1.1 500 Oops\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    try:
+        yield {"closed": f"http://127.0.0.1:{closed}/", "silent": silent.url(), "non-HTTP": other.url(),
+               "HTTP": page.url()}
+    finally:
+        for responder in (silent, other, page):
+            responder.close()

@@ -7,19 +7,25 @@ import ipaddress
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import av
-import httpx
 import numpy as np
 import pytest
 
 from tests.service import raw_http
-from tests.service.conftest import API_KEY, LiveServer, free_port, start_server, wait_for
+from tests.service.conftest import (
+    API_KEY,
+    LiveServer,
+    crowd_with_event_clients,
+    free_port,
+    start_server,
+    stream_records,
+    wait_for,
+)
 from tests.service.test_api import Receiver
 from tests.service.test_service import upload
 from tests.videos import write_video, write_video_then_audio
@@ -89,22 +95,6 @@ def test_a_body_is_read_only_after_the_key_and_never_beyond_16_kib(hostile_serve
         assert unknown.status_code == 422
 
 
-def _events_of(client: httpx.Client, stream: str, until: Callable[[list[dict[str, Any]]], bool],
-               timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """The stream's records (with their ``type``) from the first, read until ``until(records)`` holds."""
-    records: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout_s
-    with client.stream("GET", f"/streams/{stream}/events") as response:
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                records.append(json.loads(line[6:]))
-                if until(records):
-                    return records
-            if time.monotonic() > deadline:
-                break
-    raise AssertionError(f"the stream's records never matched: {[r['type'] for r in records]}")
-
-
 def test_a_stream_or_callback_in_a_denied_network_is_refused_redirects_included(
         hostile_server: LiveServer) -> None:
     """Loopback is denied by default and only 127.0.0.1 is allowed here: 127.0.0.2 stands for an internal service.
@@ -123,7 +113,7 @@ def test_a_stream_or_callback_in_a_denied_network_is_refused_redirects_included(
             job = client.post("/jobs", json={"path": "none.mp4", "callback_url": internal.url("/hook")})
             assert job.status_code == 403 and job.json()["kind"] == "forbidden"
             stream = client.post("/streams", json={"url": redirect.url("/cam")}).json()["id"]
-            records = _events_of(client, stream, lambda got: any(r["type"] == "reconnecting" for r in got))
+            records = stream_records(client, stream, lambda got: any(r["type"] == "reconnecting" for r in got))
             client.delete(f"/streams/{stream}")
         assert redirect.connections >= 1 and internal.connections == 0
         reconnecting = next(r for r in records if r["type"] == "reconnecting")
@@ -136,24 +126,14 @@ def test_a_stream_or_callback_in_a_denied_network_is_refused_redirects_included(
 def test_unreachable_sources_give_up_and_their_errors_do_not_tell_ports_apart(hostile_server: LiveServer) -> None:
     """A closed port, a silent one, a non-HTTP one and an HTTP page: the same reason in every record, the same
     webhook error (bar the URL), and each stream gives up after LANP_STREAM_MAX_RECONNECTS (2) attempts."""
-    closed = free_port()
-    silent = raw_http.Responder()
-    other = raw_http.Responder(b"SSH-2.0-OpenSSH_9.2\r\n")
-    page = raw_http.Responder(b"HTTP/1.1 500 Oops\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello")
-    targets = {"closed": f"http://127.0.0.1:{closed}/", "silent": silent.url(), "other": other.url(),
-               "page": page.url()}
-    try:
-        with hostile_server.client() as client:
-            streams = {name: client.post("/streams", json={"url": url}).json()["id"] for name, url in targets.items()}
-            gave_up = {name: _events_of(client, stream, lambda got: got[-1]["type"] == "stopped", timeout_s=120)
-                       for name, stream in streams.items()}
-            jobs = {name: client.post("/jobs", json={"path": "clip.mp4", "callback_url": url}).json()["id"]
-                    for name, url in targets.items()}
-            errors = {name: wait_for(lambda j=job: client.get(f"/jobs/{j}").json()["webhook_error"], 120,
-                                     what="the webhook's end") for name, job in jobs.items()}
-    finally:
-        for responder in (silent, other, page):
-            responder.close()
+    with raw_http.port_kinds() as targets, hostile_server.client() as client:
+        streams = {name: client.post("/streams", json={"url": url}).json()["id"] for name, url in targets.items()}
+        gave_up = {name: stream_records(client, stream, lambda got: got[-1]["type"] == "stopped", timeout_s=120)
+                   for name, stream in streams.items()}
+        jobs = {name: client.post("/jobs", json={"path": "clip.mp4", "callback_url": url}).json()["id"]
+                for name, url in targets.items()}
+        errors = {name: wait_for(lambda j=job: client.get(f"/jobs/{j}").json()["webhook_error"], 120,
+                                 what="the webhook's end") for name, job in jobs.items()}
     for name, records in gave_up.items():
         reasons = {(r["kind"], r["reason"]) for r in records if r["type"] in ("reconnecting", "gave_up")}
         assert reasons == {("source_unreachable", "the source could not be opened")}, (name, reasons)
@@ -196,7 +176,7 @@ def test_a_stream_that_sends_no_more_video_stops_within_a_second(hostile_server:
     try:
         with hostile_server.client() as client:
             stream = client.post("/streams", json={"url": source.url}).json()["id"]
-            _events_of(client, stream, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
+            stream_records(client, stream, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
             time.sleep(3.0)  # the video (75 frames) is over; audio packets keep coming
             started = time.monotonic()
             stopped = client.delete(f"/streams/{stream}")
@@ -217,7 +197,7 @@ def test_urls_and_errors_never_show_credentials(hostile_server: LiveServer, webh
         created = client.post("/streams", json={"url": secret_camera, "callback_url": refused})
         assert created.status_code == 201, created.text
         stream = created.json()["id"]
-        records = _events_of(client, stream, lambda got: any(r["type"] == "snippet" for r in got))
+        records = stream_records(client, stream, lambda got: any(r["type"] == "snippet" for r in got))
         listed = client.get("/streams").text
         client.delete(f"/streams/{stream}")
     with webhook_server.client() as client:
@@ -231,34 +211,12 @@ def test_urls_and_errors_never_show_credentials(hostile_server: LiveServer, webh
 
 def test_event_clients_hold_no_threads_and_are_capped(hostile_server: LiveServer, small_clip: bytes) -> None:
     """32 event clients on a quiet stream leave POST /score and DELETE as fast as without them; the 33rd is 429."""
-    silent = raw_http.Responder()
-    try:
-        with hostile_server.client() as client:
-            started = time.monotonic()
-            assert upload(client, "/score", small_clip).status_code == 200
-            alone_s = time.monotonic() - started
-            stream = client.post("/streams", json={"url": silent.url()}).json()["id"]
-            listeners = [raw_http.send_get(hostile_server.port, f"/streams/{stream}/events", api_key=API_KEY)
-                         for _ in range(32)]
-            time.sleep(1.0)
-            try:
-                refused = client.get(f"/streams/{stream}/events", timeout=10)
-            except httpx.ReadTimeout:  # the 33rd client got an event stream
-                refused = None
-            started = time.monotonic()
-            scored = upload(client, "/score", small_clip)
-            crowded_s = time.monotonic() - started
-            started = time.monotonic()
-            client.delete(f"/streams/{stream}")
-            delete_s = time.monotonic() - started
-            for listener in listeners:
-                listener.close()
-    finally:
-        silent.close()
-    assert refused is not None and refused.status_code == 429
-    assert refused.json()["limit"] == "LANP_MAX_EVENT_CLIENTS"
-    assert scored.status_code == 200 and crowded_s < alone_s + 2.0, (alone_s, crowded_s)
-    assert delete_s < 1.5, delete_s
+    crowd = crowd_with_event_clients(hostile_server, small_clip)
+    one_more = crowd["one_more"]
+    assert one_more is not None and one_more.status_code == 429  # None: the 33rd client got an event stream
+    assert one_more.json()["limit"] == "LANP_MAX_EVENT_CLIENTS"
+    assert crowd["scored"] == 200 and crowd["crowded_s"] < crowd["alone_s"] + 2.0, crowd
+    assert crowd["delete_s"] < 1.5, crowd
 
 
 @pytest.fixture(scope="module")
@@ -337,7 +295,7 @@ def test_sigterm_with_streams_and_an_event_client_exits_within_its_bound(tiny_mo
         with live.client() as client:
             playing = client.post("/streams", json={"url": camera}).json()["id"]
             quiet = client.post("/streams", json={"url": source.url}).json()["id"]
-            _events_of(client, quiet, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
+            stream_records(client, quiet, lambda got: any(r["type"] == "snippet" and r["snippet"] >= 2 for r in got))
             listener = raw_http.send_get(live.port, f"/streams/{playing}/events", api_key=API_KEY)
             time.sleep(3.0)  # the quiet stream's video is over
         assert live.process is not None
