@@ -35,6 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SPECS = {
     "default": {},
+    # the candidate specs of the cost / accuracy table (docs/performance.md): frames per snippet x input size
+    "f8": {"frames_per_snippet": 8},
+    "f4": {"frames_per_snippet": 4},
+    "s160": {"crop_size": 160, "resize": 160},
+    "f8s160": {"frames_per_snippet": 8, "crop_size": 160, "resize": 160},
     "demo": {"frames_per_snippet": 4, "crop_size": 160, "resize": 160},
     "x3d": {"backbone": "x3d_xs", "weights": "random-init:0", "frames_per_snippet": 4, "crop_size": 160,
             "resize": 160},

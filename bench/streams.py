@@ -52,14 +52,21 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def make_model(directory: Path) -> Path:
+STREAM_SPEC = {"frames_per_snippet": 4, "crop_size": 160}
+"""The spec the stream benchmark's head is made for (the demo's)."""
+
+
+def make_model(directory: Path, spec_settings: dict[str, Any] | None = None) -> Path:
+    """A seeded LANP head for the features of ``spec_settings`` (``ExtractionConfig`` fields; the demo's spec by
+    default): speed benchmarks need the real extractor and classifier, not a trained model."""
     from lanp_vad.models.classifier import create_classifier
     from lanp_vad.models.config import LANPConfig
     from lanp_vad.pipeline.features.config import ExtractionConfig
     from lanp_vad.pipeline.features.extractor import FeatureExtractor
     from lanp_vad.pipeline.training.model_dir import save_model
 
-    spec = FeatureExtractor(ExtractionConfig(frames_per_snippet=4, crop_size=160, device="cpu")).spec
+    settings = STREAM_SPEC if spec_settings is None else spec_settings
+    spec = FeatureExtractor(ExtractionConfig(device="cpu", **settings)).spec
     config = LANPConfig()
     classifier = create_classifier(dim=spec.dim, config=config.classifier, seed=0)
     return save_model(directory, classifier, spec, config, {"threshold": 0.5, "note": "benchmark head"})

@@ -32,6 +32,16 @@ def _prior(
     return torch.as_tensor(np.asarray(priors[index], dtype=np.float64), device=features.device)
 
 
+def _load_video(
+    target: torch.Tensor, video: np.ndarray | torch.Tensor, rng: np.random.Generator, config: PropagationConfig,
+    priors: list[np.ndarray] | None, index: int,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """One video's prepared features copied into ``target`` (``load_into``), then its seeds and right-hand side."""
+    load_into(target, video, config)
+    seeds = seed_indices(target, config, rng)
+    return seeds, _prior(target, seeds, config, priors, index)
+
+
 def propagate_complete(
     videos: list[np.ndarray | torch.Tensor],
     graphs: list[Graph],
@@ -45,10 +55,10 @@ def propagate_complete(
     batch = torch.empty(count, longest, dim, dtype=torch.float32, device=device)
     seeds, ys = [], []
     for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
-        load_into(batch[index, : g.length], video, config)
+        seed, y = _load_video(batch[index, : g.length], video, rng, config, priors, index)
         batch[index, g.length :] = 0
-        seeds.append(seed_indices(batch[index, : g.length], config, rng))
-        ys.append(_prior(batch[index, : g.length], seeds[-1], config, priors, index))
+        seeds.append(seed)
+        ys.append(y)
     lengths = torch.tensor([g.length for g in graphs], device=device)
     positions = torch.arange(longest, device=device)
     valid = positions[None, :] < lengths[:, None]
@@ -185,19 +195,38 @@ class BandedSystem:
         ]
 
 
-def banded_system(
+@dataclass(frozen=True)
+class _Rows:
+    """The row layout of a chunk's stacked videos (each padded to a multiple of h, then h zero rows): per row its
+    video (``owner``, ``total`` rows), its position in that video, the video's length (0 on padding rows), the
+    first position of its window and its video's temporal length."""
+
+    dim: int
+    half: int
+    window: int
+    total: int
+    offsets: np.ndarray
+    owner: torch.Tensor
+    position: torch.Tensor
+    length_of: torch.Tensor
+    starts: torch.Tensor
+    temporal_of: torch.Tensor
+
+    def following(self, vector: torch.Tensor) -> torch.Tensor:
+        """(total, h) view: row i holds vector[i + 1 .. i + h]."""
+        return vector.unfold(0, self.half, 1)[1 : self.total + 1]
+
+
+def _stack_videos(
     videos: list[np.ndarray | torch.Tensor],
     graphs: list[Graph],
     rngs: list[np.random.Generator],
     config: PropagationConfig,
     device: torch.device,
-    priors: list[np.ndarray] | None = None,
-) -> BandedSystem:
-    """The banded system of videos longer than their window (all with the same Lw = 2h), concatenated.
-
-    Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
-    At each border the windows are shifted, so links reach up to Lw - 1: those few entries are kept as a list.
-    """
+    priors: list[np.ndarray] | None,
+) -> tuple[torch.Tensor, _Rows, list[np.ndarray], list[torch.Tensor]]:
+    """Step 1: the videos' prepared features one after the other (``load_into``), zero on padding rows; the row
+    layout; each video's seeds and right-hand side."""
     dim = int(videos[0].shape[1])
     window = graphs[0].window
     half = window // 2
@@ -207,11 +236,9 @@ def banded_system(
     stacked = torch.empty(total + half, dim, dtype=torch.float32, device=device)
     seeds, ys = [], []
     for index, (video, g, rng) in enumerate(zip(videos, graphs, rngs, strict=True)):
-        start = offsets[index]
-        load_into(stacked[start : start + g.length], video, config)
-        seeds.append(seed_indices(stacked[start : start + g.length], config, rng))
-        ys.append(_prior(stacked[start : start + g.length], seeds[-1], config, priors, index))
-    # Per-row metadata, vectorised: owner video, position in it, its length (0 on padding rows).
+        seed, y = _load_video(stacked[offsets[index] : offsets[index] + g.length], video, rng, config, priors, index)
+        seeds.append(seed)
+        ys.append(y)
     padded = torch.tensor(padded_lengths + [half], device=device)
     owner = torch.arange(len(graphs) + 1, device=device).repeat_interleave(padded)
     position = torch.arange(total + half, device=device) - torch.as_tensor(offsets, device=device)[owner]
@@ -220,11 +247,17 @@ def banded_system(
     stacked[length_of == 0] = 0
     temporal_lengths = [float(g.temporal_length) for g in graphs] + [1.0]
     temporal_of = torch.tensor(temporal_lengths, dtype=torch.float64, device=device)[owner[:total]]
-    owner = owner[:total]
-    starts = window_starts(position, length_of, window)
+    layout = _Rows(dim=dim, half=half, window=window, total=total, offsets=offsets, owner=owner[:total],
+                   position=position, length_of=length_of, starts=window_starts(position, length_of, window),
+                   temporal_of=temporal_of)
+    return stacked, layout, seeds, ys
 
-    # Dot products x_i . x_{i+o} for o = 0..h: each block of q rows times the q + h rows from its first on. Row
-    # a of a block needs columns a..a + h of its q + h, so q < h wastes fewer products than q = h (half of them).
+
+def _near_products(stacked: torch.Tensor, layout: _Rows) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 2: the dot products x_i . x_{i+o} for o = 0..h, (total, h + 1), and the squared norms (float64, with
+    h zero rows at the end). Each block of q rows is multiplied by the q + h rows from its first on: row a of a
+    block needs columns a..a + h of its q + h, so q < h wastes fewer products than q = h (half of them)."""
+    half, total, dim = layout.half, layout.total, layout.dim
     rows_per_block = _rows_per_block(half)
     count = total // rows_per_block
     blocks = stacked[:total].view(count, rows_per_block, dim)
@@ -234,29 +267,31 @@ def banded_system(
         (count, rows_per_block, half + 1), (rows_per_block * (rows_per_block + half), rows_per_block + half + 1, 1)
     ).reshape(total, -1)
     del pairs
-    norms = torch.zeros(total + half, dtype=torch.float64, device=device)
+    norms = torch.zeros(total + half, dtype=torch.float64, device=stacked.device)
     norms[:total] = near[:, 0]
+    return near, norms
 
-    def following_rows(vector: torch.Tensor) -> torch.Tensor:
-        """(total, h) view: row i holds vector[i + 1 .. i + h]."""
-        return vector.unfold(0, half, 1)[1 : total + 1]
 
+def _upper_band(near: torch.Tensor, norms: torch.Tensor, layout: _Rows, graphs: list[Graph],
+                config: PropagationConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Step 3: W_{i, i+o} for o = 1..h, counted once per window that holds the pair (W + W^T), times the temporal
+    factor; with each row's ``adaptive`` bandwidth (the median distance over its video's linked pairs; else None)."""
+    half, total, device = layout.half, layout.total, near.device
     gaps = torch.arange(1, half + 1, device=device)
-    pos_i = position[:total, None]
-    same_video = pos_i + gaps < length_of[:total, None]
-    multiplicity = (same_video & (pos_i + gaps < starts[:total, None] + window)).double() + (
-        same_video & (pos_i >= following_rows(starts))
+    pos_i = layout.position[:total, None]
+    same_video = pos_i + gaps < layout.length_of[:total, None]
+    multiplicity = (same_video & (pos_i + gaps < layout.starts[:total, None] + layout.window)).double() + (
+        same_video & (pos_i >= layout.following(layout.starts))
     ).double()
     scale_of = None
     if config.affinity == "adaptive" and config.feature_similarity:
-        squared = (norms[:total, None] + following_rows(norms) - 2 * near[:, 1:].double()).clamp_min(0)
-        scales = torch.ones(total, dtype=torch.float64, device=device)
+        squared = (norms[:total, None] + layout.following(norms) - 2 * near[:, 1:].double()).clamp_min(0)
+        scale_of = torch.ones(total, dtype=torch.float64, device=device)
         for index, g in enumerate(graphs):
-            rows = slice(offsets[index], offsets[index] + g.length)
-            scales[rows] = median_scale(squared[rows][multiplicity[rows] > 0])
-        scale_of = scales
+            rows = slice(layout.offsets[index], layout.offsets[index] + g.length)
+            scale_of[rows] = median_scale(squared[rows][multiplicity[rows] > 0])
     upper = affinity(
-        near[:, 1:].double(), norms[:total, None], following_rows(norms), dim, config,
+        near[:, 1:].double(), norms[:total, None], layout.following(norms), layout.dim, config,
         None if scale_of is None else scale_of[:, None],
     )
     upper *= multiplicity
@@ -265,10 +300,17 @@ def banded_system(
         if len(shared) == 1:  # one temporal length (L = the window, the default): one factor per offset
             upper *= torch.exp(-gaps.double() / shared.pop())
         else:
-            upper *= torch.exp(-gaps.double() / temporal_of[:, None])
+            upper *= torch.exp(-gaps.double() / layout.temporal_of[:, None])
+    return upper, scale_of
 
-    # Border links beyond h: rows [0, h) x columns [h, Lw) at the start, the mirror image at the end.
-    first_rows = torch.as_tensor(offsets[:-1], device=device)
+
+def _border_links(stacked: torch.Tensor, norms: torch.Tensor, layout: _Rows, graphs: list[Graph],
+                  config: PropagationConfig, scale_of: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Step 4: the links beyond h at each border, where the windows are shifted (rows [0, h) x columns [h, Lw) at
+    the start, the mirror image at the end), as (rows, columns, W) of both triangles, zeros left out."""
+    half, window, device, position = layout.half, layout.window, stacked.device, layout.position
+    first_rows = torch.as_tensor(layout.offsets[:-1], device=device)
     last_rows = first_rows + torch.tensor([g.length - window for g in graphs], device=device)
     span = torch.arange(half, device=device)
     corner_rows = torch.stack([first_rows[:, None] + span, last_rows[:, None] + span], dim=1).reshape(-1, half)
@@ -282,38 +324,62 @@ def banded_system(
     far = (col_grid - row_grid > half) & ~seen
     rows, cols = row_grid[far], col_grid[far]
     corner_dots = corner_dots[far].double()
-    lengths = length_of[rows]
-    corner_multiplicity = (position[cols] < starts[rows] + window).double() + (
-        position[rows] >= starts[cols]
+    lengths = layout.length_of[rows]
+    corner_multiplicity = (position[cols] < layout.starts[rows] + window).double() + (
+        position[rows] >= layout.starts[cols]
     ).double()
     corner_scale = None if scale_of is None else scale_of[rows]
-    corner_values = affinity(corner_dots, norms[rows], norms[cols], dim, config, corner_scale)
-    corner_values = corner_values * corner_multiplicity * (lengths > 0)
+    values = affinity(corner_dots, norms[rows], norms[cols], layout.dim, config, corner_scale)
+    values = values * corner_multiplicity * (lengths > 0)
     if config.temporal:
-        corner_values = corner_values * torch.exp(-(cols - rows).double() / temporal_of[rows])
-    keep = corner_values != 0
-    rows, cols, corner_values = rows[keep], cols[keep], corner_values[keep]
-    rows, cols = torch.cat([rows, cols]), torch.cat([cols, rows])  # both triangles
-    corner_values = torch.cat([corner_values, corner_values])
+        values = values * torch.exp(-(cols - rows).double() / layout.temporal_of[rows])
+    keep = values != 0
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    return torch.cat([rows, cols]), torch.cat([cols, rows]), torch.cat([values, values])
 
-    # Band of 2h + 1 diagonals: column c holds offset c - h; the lower half is the upper one read skewed.
-    width = half + 1
+
+def _normalised_band(upper: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, corner_values: torch.Tensor,
+                     layout: _Rows, videos: int) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
+    """Step 5: S = D^-1/2 W D^-1/2 as a band of 2h + 1 diagonals (column c holds offset c - h; the lower half is
+    the upper one read skewed) plus the border values; whether each video's W is empty (zero degrees count as 1)."""
+    total, width, device = layout.total, layout.half + 1, upper.device
     with_diagonal = torch.cat([torch.zeros(total, 1, dtype=torch.float64, device=device), upper], dim=1)
     shifted = torch.cat([torch.zeros(width - 1, width, dtype=torch.float64, device=device), with_diagonal])
     lower = shifted.as_strided((total, width), (width, width - 1), width - 1)
     band = torch.cat([lower, upper], dim=1)
     degree = band.sum(dim=1).index_add_(0, rows, corner_values)
-    empty = (segment_sum(degree, owner, len(graphs)) == 0).tolist()
+    empty = (segment_sum(degree, layout.owner, videos) == 0).tolist()
     inverse_root = torch.where(degree == 0, 1.0, degree).rsqrt()
-    padded_root = torch.nn.functional.pad(inverse_root, (half, half))
-    band *= inverse_root[:, None] * padded_root.unfold(0, 2 * half + 1, 1)
-    corner_values = corner_values * inverse_root[rows] * inverse_root[cols]
+    padded_root = torch.nn.functional.pad(inverse_root, (layout.half, layout.half))
+    band *= inverse_root[:, None] * padded_root.unfold(0, 2 * layout.half + 1, 1)
+    return band, corner_values * inverse_root[rows] * inverse_root[cols], empty
 
-    rhs = torch.zeros(total, dtype=torch.float64, device=device)
+
+def banded_system(
+    videos: list[np.ndarray | torch.Tensor],
+    graphs: list[Graph],
+    rngs: list[np.random.Generator],
+    config: PropagationConfig,
+    device: torch.device,
+    priors: list[np.ndarray] | None = None,
+) -> BandedSystem:
+    """The banded system of videos longer than their window (all with the same Lw = 2h), concatenated.
+
+    Away from the borders a snippet links to offsets -h..h: those entries form a dense band of 2h + 1 diagonals.
+    At each border the windows are shifted, so links reach up to Lw - 1: those few entries are kept as a list.
+    Built in five steps: stack the videos, take the near dot products, weigh the upper band, add the border
+    links, normalise.
+    """
+    stacked, layout, seeds, ys = _stack_videos(videos, graphs, rngs, config, device, priors)
+    near, norms = _near_products(stacked, layout)
+    upper, scale_of = _upper_band(near, norms, layout, graphs, config)
+    rows, cols, corner_values = _border_links(stacked, norms, layout, graphs, config, scale_of)
+    band, corner_values, empty = _normalised_band(upper, rows, cols, corner_values, layout, len(graphs))
+    rhs = torch.zeros(layout.total, dtype=torch.float64, device=device)
     for index, (y, g) in enumerate(zip(ys, graphs, strict=True)):
-        rhs[offsets[index] : offsets[index] + g.length] = y
+        rhs[layout.offsets[index] : layout.offsets[index] + g.length] = y
     return BandedSystem(
-        half=half, band=band, rows=rows, cols=cols, corner_values=corner_values, rhs=rhs, owner=owner,
-        real=length_of[:total] > 0, offsets=offsets, lengths=[g.length for g in graphs], seeds=seeds,
-        priors=[y.cpu().numpy() for y in ys], empty=empty,
+        half=layout.half, band=band, rows=rows, cols=cols, corner_values=corner_values, rhs=rhs, owner=layout.owner,
+        real=layout.length_of[: layout.total] > 0, offsets=layout.offsets, lengths=[g.length for g in graphs],
+        seeds=seeds, priors=[y.cpu().numpy() for y in ys], empty=empty,
     )

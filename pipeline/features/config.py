@@ -40,7 +40,7 @@ class ExtractionConfig(BaseModel):
     fps: float | None = Field(None, gt=0, description="resample videos to this frame rate first")
     max_side: int | None = Field(None, ge=1, description="downscale frames whose longer side exceeds this")
     decode_short_side: int | Literal["auto"] | None = Field(
-        "auto", description="frames scaled while decoding to at most this short side (auto: see extractor)")
+        "auto", description="frames scaled while decoding to at most this short side (auto: the resize)")
     # how they are computed (spec-neutral)
     device: str = "auto"
     runtime: Runtime = Field("auto", description="torch, onnxruntime or openvino; auto: the fastest for the device")

@@ -288,6 +288,144 @@ VideoFailed = Callable[[VideoInput, str, str], None]
 VideoStarted = Callable[[VideoInput, VideoInfo, SnippetPlan], None]
 
 
+@contextmanager
+def _inference_threads(model: SnippetModel, decoders: int) -> Iterator[None]:
+    """Torch eager on a CPU leaves the decoders their cores while the engine runs: its OpenMP threads busy-wait,
+    and oversubscribed they slow the forward pass severalfold (the exported runtimes keep every core: their idle
+    threads sleep at once)."""
+    threads = torch.get_num_threads()
+    if model.runtime == "torch" and model.device.type != "cuda":
+        torch.set_num_threads(max(1, min(threads, cpu_cores() - decoders)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass(eq=False)
+class _Engine:
+    """One pass of ``run_engine``: the videos' states, the batch being filled and the slots still being copied."""
+
+    model: SnippetModel
+    pool: DecodePool
+    on_done: VideoDone
+    on_failed: VideoFailed
+    on_snippets: Callable[[int], None]
+    on_start: VideoStarted
+    states: dict[str, _VideoState] = field(default_factory=dict)
+    batch: list[tuple[str, int, torch.Tensor]] = field(default_factory=list)  # (video id, first snippet, clips)
+    releases: list[tuple[Any, _Worker, int]] = field(default_factory=list)  # slots a device copy may still read
+
+    @property
+    def cuda(self) -> bool:
+        return self.model.device.type == "cuda"
+
+    def run(self, videos: Sequence[VideoInput]) -> None:
+        """Decode ``videos`` and push their snippets through the model; every slot goes back to the pool."""
+        pending = deque(videos)
+        self.states = {video.video_id: _VideoState(video) for video in videos}
+        try:
+            while pending or self.pool.busy or self.batch:
+                self.pool.assign(pending)
+                messages = self.pool.messages(0.0 if self.batch else 0.5)
+                for worker, message in messages:
+                    self.receive(worker, message)
+                self.release_copied_slots()
+                if not messages:  # the decoders have nothing ready: compute rather than wait
+                    self.flush()
+        finally:
+            self.return_every_slot()
+
+    def receive(self, worker: _Worker, message: tuple) -> None:
+        """One message of a decoding worker: a video's header, a chunk of snippets, its end or its error."""
+        kind, video_id = message[0], message[1]
+        if kind == "start":
+            state = self.states[video_id]
+            state.info, state.plan = message[2], message[3]
+            self.on_start(state.video, message[2], message[3])
+        elif kind == "chunk":
+            first, slot, shape = message[2:]
+            nbytes = int(np.prod(shape))
+            self.add_chunk(worker, video_id, first, worker.slots[slot, :nbytes].view(shape), slot)
+        elif kind == "inline":
+            self.add_chunk(worker, video_id, message[2], torch.from_numpy(message[3]), None)
+        elif kind == "done":
+            self.pool.finished(worker, video_id)
+            self.states[video_id].decoded = True
+            self.settle(video_id)
+        elif kind == "error":
+            self.pool.finished(worker, video_id)
+            state = self.states.pop(video_id, None)
+            if state is not None:
+                self.on_failed(state.video, message[2], message[3])
+
+    def add_chunk(self, worker: _Worker, video_id: str, first: int, snippets: torch.Tensor, slot: int | None) -> None:
+        """Transform a chunk onto the device (which copies it out of its slot), free the slot, batch the clips."""
+        state = self.states.get(video_id)
+        if state is not None:
+            state.in_flight += 1
+            self.batch.append((video_id, first, self.model.clips(snippets)))
+        if slot is not None:
+            if self.cuda and worker.pinned:  # the copy may still be running: the slot waits for its event
+                event = torch.cuda.Event()
+                event.record()
+                self.releases.append((event, worker, slot))
+            else:
+                self.pool.release(worker, slot)
+        if sum(clips.shape[0] for _, _, clips in self.batch) >= self.model.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """The batch through the backbone; each video's features are filed and finished videos settled."""
+        if not self.batch:
+            return
+        parts = [clips for _, _, clips in self.batch]
+        if self.cuda:  # one large batch keeps the device busy
+            features = self.model.forward_clips(torch.cat(parts))
+        else:  # a CPU runtime gains nothing from batches over ~64 frames: spare the copy of every clip
+            features = np.concatenate([self.model.forward_clips(part) for part in parts])
+        offset = 0
+        for video_id, first, clips in self.batch:
+            count = clips.shape[0]
+            state = self.states.get(video_id)
+            if state is not None:
+                state.parts[first] = features[offset : offset + count]
+                state.in_flight -= 1
+            offset += count
+            self.on_snippets(count)
+        touched = {video_id for video_id, _, _ in self.batch}
+        self.batch.clear()
+        for video_id in touched:
+            self.settle(video_id)
+
+    def settle(self, video_id: str) -> None:
+        """Hand a video on once it is decoded and every chunk's features are back (failed if snippets are missing)."""
+        state = self.states.get(video_id)
+        if state is None or not state.decoded or state.in_flight:
+            return
+        del self.states[video_id]
+        parts = [state.parts[first] for first in sorted(state.parts)]
+        assert state.plan is not None and state.info is not None
+        features = np.concatenate(parts) if parts else np.zeros((0, self.model.spec.dim), np.float32)
+        if features.shape[0] != state.plan.num_snippets:
+            self.on_failed(state.video, "corrupt", f"{state.video.path}: decoded {features.shape[0]} of "
+                           f"{state.plan.num_snippets} snippets")
+            return
+        self.on_done(state.video, ExtractedVideo(features, state.info, state.plan))
+
+    def release_copied_slots(self) -> None:
+        for release in [entry for entry in self.releases if entry[0].query()]:
+            self.releases.remove(release)
+            self.pool.release(release[1], release[2])
+
+    def return_every_slot(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        for _, worker, slot in self.releases:  # every copy has finished: the pool gets all its slots back
+            self.pool.release(worker, slot)
+        self.releases.clear()
+
+
 def run_engine(
     model: SnippetModel,
     videos: Sequence[VideoInput],
@@ -301,103 +439,8 @@ def run_engine(
     """Decode ``videos`` in the leased ``pool`` and push their snippets through ``model`` in cross-video batches.
 
     Every slot is handed back to the pool at the end, whatever happened."""
-    cuda = model.device.type == "cuda"
-    threads = torch.get_num_threads()
-    if model.runtime == "torch" and not cuda:
-        # leave the decoders their cores: torch's OpenMP threads busy-wait, and oversubscribed they slow the
-        # forward pass severalfold (the exported runtimes keep every core: their idle threads sleep at once)
-        torch.set_num_threads(max(1, min(threads, cpu_cores() - len(pool.workers))))
-    pending = deque(videos)
-    states: dict[str, _VideoState] = {video.video_id: _VideoState(video) for video in videos}
-    batch: list[tuple[str, int, torch.Tensor]] = []  # (video id, first snippet, clips on the device)
-    releases: list[tuple[Any, _Worker, int]] = []  # slots whose device copy may still be in flight
-
-    def settle(video_id: str) -> None:
-        state = states.get(video_id)
-        if state is None or not state.decoded or state.in_flight:
-            return
-        del states[video_id]
-        parts = [state.parts[first] for first in sorted(state.parts)]
-        assert state.plan is not None and state.info is not None
-        features = np.concatenate(parts) if parts else np.zeros((0, model.spec.dim), np.float32)
-        if features.shape[0] != state.plan.num_snippets:
-            on_failed(state.video, "corrupt", f"{state.video.path}: decoded {features.shape[0]} of "
-                      f"{state.plan.num_snippets} snippets")
-            return
-        on_done(state.video, ExtractedVideo(features, state.info, state.plan))
-
-    def flush() -> None:
-        if not batch:
-            return
-        parts = [clips for _, _, clips in batch]
-        if cuda:  # one large batch keeps the device busy
-            features = model.forward_clips(torch.cat(parts))
-        else:  # a CPU runtime gains nothing from batches over ~64 frames: spare the copy of every clip
-            features = np.concatenate([model.forward_clips(part) for part in parts])
-        offset = 0
-        for video_id, first, clips in batch:
-            count = clips.shape[0]
-            state = states.get(video_id)
-            if state is not None:
-                state.parts[first] = features[offset : offset + count]
-                state.in_flight -= 1
-            offset += count
-            on_snippets(count)
-        touched = {video_id for video_id, _, _ in batch}
-        batch.clear()
-        for video_id in touched:
-            settle(video_id)
-
-    def add_chunk(worker: _Worker, video_id: str, first: int, snippets: torch.Tensor, slot: int | None) -> None:
-        state = states.get(video_id)
-        if state is not None:
-            state.in_flight += 1
-            batch.append((video_id, first, model.clips(snippets)))
-        if slot is not None:
-            if cuda and worker.pinned:
-                event = torch.cuda.Event()
-                event.record()
-                releases.append((event, worker, slot))
-            else:
-                pool.release(worker, slot)
-        if sum(clips.shape[0] for _, _, clips in batch) >= model.batch_size:
-            flush()
-
-    try:
-        while pending or pool.busy or batch:
-            pool.assign(pending)
-            messages = pool.messages(0.0 if batch else 0.5)
-            for worker, message in messages:
-                kind, video_id = message[0], message[1]
-                if kind == "start":
-                    states[video_id].info, states[video_id].plan = message[2], message[3]
-                    on_start(states[video_id].video, message[2], message[3])
-                elif kind == "chunk":
-                    first, slot, shape = message[2:]
-                    nbytes = int(np.prod(shape))
-                    add_chunk(worker, video_id, first, worker.slots[slot, :nbytes].view(shape), slot)
-                elif kind == "inline":
-                    add_chunk(worker, video_id, message[2], torch.from_numpy(message[3]), None)
-                elif kind == "done":
-                    pool.finished(worker, video_id)
-                    states[video_id].decoded = True
-                    settle(video_id)
-                elif kind == "error":
-                    pool.finished(worker, video_id)
-                    state = states.pop(video_id, None)
-                    if state is not None:
-                        on_failed(state.video, message[2], message[3])
-            for release in [entry for entry in releases if entry[0].query()]:
-                releases.remove(release)
-                pool.release(release[1], release[2])
-            if not messages:
-                flush()
-    finally:
-        if cuda:
-            torch.cuda.synchronize()
-        for _, worker, slot in releases:  # every copy has finished: the pool gets all its slots back
-            pool.release(worker, slot)
-        torch.set_num_threads(threads)
+    with _inference_threads(model, len(pool.workers)):
+        _Engine(model, pool, on_done, on_failed, on_snippets, on_start).run(videos)
 
 
 def extract_in_worker(model: SnippetModel, path: Path, pool: DecodePool, progress: Progress | None) -> ExtractedVideo:

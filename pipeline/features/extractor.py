@@ -32,13 +32,16 @@ from lanp_vad.pipeline.video.worker import DecodeSettings, snippet_frame_offsets
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DECODE_SHORT_SIDE = 1080
-"""By default frames are scaled while decoding so their short side is at most this (or twice the resize, if that
-is more): an 8K source never holds full-size frames, while every source up to 1080 lines (Ped2, the CCTV clips,
-720p, 1080p) decodes at full size exactly as before. Scaling does change features: measured on a Ped2 clip
-upscaled x4 / x6, decode-time scaling to 2x / 4x the resize moved EfficientNet-Lite0 features by 6.3 % / 4.4 %
-relative L2, where re-encoding the clip at CRF 18 moved them by 1.9 % / 1.1 % (bench/decode_size.py), so the
-bound is kept high and recorded in the spec."""
+DECODE_AT_RESIZE = "auto"
+"""``decode_short_side="auto"`` scales frames while decoding straight to the transform's short side (the resize):
+the one scale happens in FFmpeg's colour conversion, which reads the full-size picture once, and everything after
+it (the decoder's output, the shared-memory hand-off, the transform) handles small frames. At 1080p this took the
+extraction from 24x the decode floor to a few times it (bench/cameras.py --stages). Sources whose short side is
+already at most the resize (Ped2, the CCTV clips) decode at full size, as before. swscale's bilinear (antialiased
+when it reduces) is not torch's resize: on a Ped2 clip upscaled x4 the features moved 8.9 % relative L2 (cosine
+0.996) against a full-size decode resized by torch, where re-encoding the clip at CRF 18 moved them 1.8 %
+(bench/decode_size.py --features --oversample 1), so it is a setting of the feature spec, and specs saved with
+another bound (1080, or none) keep decoding as they were extracted."""
 
 
 class FeatureExtractor:
@@ -62,8 +65,8 @@ class FeatureExtractor:
         )
         self.transform = SnippetTransform(short_side, crop, config.crops, info.mean, info.std)
         decode_short_side = config.decode_short_side
-        if decode_short_side == "auto":  # large sources never sit in memory at full size (the spec records it)
-            decode_short_side = max(DEFAULT_DECODE_SHORT_SIDE, 2 * short_side)
+        if decode_short_side == DECODE_AT_RESIZE:  # the scale done once, while decoding (the spec records it)
+            decode_short_side = short_side
         self.decode = DecodeSettings(
             snippet_length=config.snippet_length,
             stride=config.stride,

@@ -10,6 +10,7 @@ Layouts read by ``open_feature_set``:
 
 from __future__ import annotations
 
+import glob
 import io
 import time
 from collections.abc import Iterator
@@ -253,6 +254,8 @@ class FeatureStore:
         buffer = io.BytesIO()
         np.save(buffer, features)
         path = self.root / f"{video_id}.npy"
+        for stale in self.root.glob(f".{glob.escape(path.name)}.*.tmp"):  # a killed run's half-written copy
+            stale.unlink(missing_ok=True)
         atomic_write_bytes(path, buffer.getvalue())
         self._append({"video_id": video_id, "status": "ok", "num_snippets": int(features.shape[0]), **info})
         return path

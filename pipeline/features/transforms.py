@@ -84,6 +84,11 @@ class SnippetTransform:
             raise ValueError(f"expected uint8 snippets (N, L, H, W, 3), got {snippets.dtype} {tuple(snippets.shape)}")
         count, length, height, width, _ = snippets.shape
         size = self.crop_size
+        needs_resize = min(height, width) != self.resize
+        if not needs_resize and self.crops == 1:  # decoded at the resize: only the crop is converted to float
+            top, left = _center_offsets(height, width, size)
+            snippets = snippets[:, :, top : top + size, left : left + size]
+            height = width = size
         clips = torch.empty((count, self.crops, 3, length, size, size), dtype=torch.float32, device=snippets.device)
         by_frame = clips.permute(0, 3, 1, 2, 4, 5)  # (N, L, crops, 3, S, S): each crop is written in place
         mean = torch.tensor(self.mean, device=clips.device).view(1, 1, 3, 1, 1)
@@ -92,7 +97,8 @@ class SnippetTransform:
         for first in range(0, count, step):
             group = snippets[first : first + step]
             frames = group.reshape(-1, height, width, 3).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
-            frames = resize_short_side(frames, self.resize)
+            if needs_resize:
+                frames = resize_short_side(frames, self.resize)
             views = ten_crop(frames, size) if self.crops == 10 else [center_crop(frames, size)]
             for index, view in enumerate(views):
                 target = by_frame[first : first + group.shape[0], :, index]

@@ -24,9 +24,6 @@ def official_style(
     maxiter: int | None = 10,
 ) -> np.ndarray:
     """z of one video (T, D) by the official rules: banded window, W + W^T, symmetric normalisation, CG."""
-    import scipy.sparse
-    import scipy.sparse.linalg
-
     features = np.asarray(features, dtype=np.float64)
     length, dim = features.shape
     window = min(2 * min(band_k, length - 1), length)
@@ -50,7 +47,17 @@ def official_style(
         values[i] = similarity
         columns[i] = neighbours
     rows = np.repeat(np.arange(length), window)
-    graph = scipy.sparse.csr_matrix((values.ravel(), (rows, columns.ravel())), shape=(length, length))
+    return solve_official(values.ravel(), rows, columns.ravel(), length, alpha=alpha, maxiter=maxiter)
+
+
+def solve_official(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, length: int, *, alpha: float,
+                   maxiter: int | None) -> np.ndarray:
+    """The official rules after the window weights W (given as sparse entries): W + W^T, zero degrees as 1,
+    S = D^-1/2 W D^-1/2, CG on (I - alpha S) z = y for the seeds y from x0 = 0, then z < 0 -> 0, seeds -> max(z)."""
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    graph = scipy.sparse.csr_matrix((values, (rows, columns)), shape=(length, length))
     graph = graph + graph.T
     degree = np.asarray(graph.sum(axis=1)).ravel()
     degree[degree == 0] = 1

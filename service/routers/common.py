@@ -119,7 +119,8 @@ async def check_sync_limits(path: Path, shown: str, state: ServiceState) -> Snip
         raise from_exception(error, path=path, shown=shown) from error
     frames = info.num_frames or round(info.duration_s * info.fps)
     duration = float(info.duration_s or (frames / info.fps if info.fps else 0.0))
-    megapixel_frames = info.width * info.height * frames / 1e6
+    pixels = info.source_width * info.source_height  # decoding reads every source pixel, whatever it delivers
+    megapixel_frames = pixels * frames / 1e6
     if duration > settings.max_sync_seconds:
         raise too_much_for_score(shown, f"lasts {duration:.1f} s", "max_sync_seconds")
     if frames > settings.max_sync_frames:
@@ -127,13 +128,13 @@ async def check_sync_limits(path: Path, shown: str, state: ServiceState) -> Snip
         raise too_much_for_score(shown, f"has {frames} frames ({snippets} snippets)", "max_sync_frames")
     if megapixel_frames > settings.max_sync_megapixel_frames:
         raise too_much_for_score(
-            shown, f"holds {megapixel_frames:.0f} megapixel-frames ({info.width}x{info.height})",
+            shown, f"holds {megapixel_frames:.0f} megapixel-frames ({info.source_width}x{info.source_height})",
             "max_sync_megapixel_frames",
         )
     stride = state.scorer.spec.stride  # a video of N frames makes at most ceil(N / stride) snippets
     budgets = [(math.ceil(settings.max_sync_frames / stride), "max_sync_frames")]
-    if info.width * info.height:
-        frames_allowed = settings.max_sync_megapixel_frames / (info.width * info.height / 1e6)
+    if pixels:
+        frames_allowed = settings.max_sync_megapixel_frames / (pixels / 1e6)
         budgets.append((math.ceil(frames_allowed / stride), "max_sync_megapixel_frames"))
     if info.fps:
         budgets.append((math.ceil(settings.max_sync_seconds * info.fps / stride), "max_sync_seconds"))

@@ -84,7 +84,8 @@ def test_the_decode_worker_is_started_once_and_kept(tmp_path: Path) -> None:
         assert progress[-1] == (3, 3)  # the worker's header gives the total
         probed, in_process = extractor.probe(video, timeout_s=30), extractor.probe(video)
         for info in (probed, in_process):  # the same header in the probe process, here and in the decode worker
-            assert (info.num_frames, info.fps, info.width, info.height) == (37, 10.0, 64, 48)
+            assert (info.num_frames, info.fps, info.source_width, info.source_height) == (37, 10.0, 64, 48)
+            assert info.height == extractor.spec.resize  # delivered at the resize
             np.testing.assert_array_equal(info.timestamps_s, first.info.timestamps_s)
         assert len(_worker_pids() - before) == 2  # the probe process: separate, so it never waits behind a decode
     assert _worker_pids() - before == set(), "close() must stop the decode and probe processes"
@@ -132,3 +133,20 @@ def test_a_worker_that_dies_mid_video_is_a_typed_error_and_is_replaced(
     assert error.value.kind == "worker_crashed" and isinstance(error.value, InternalError)
     assert not isinstance(error.value, VideoError)
     assert extractor.extract_video(video, timeout_s=60).features.shape == (2, 1280)
+
+
+def test_frames_are_scaled_once_while_decoding_to_the_resize(tmp_path: Path, extractor: FeatureExtractor) -> None:
+    """The default decode bound is the transform's short side: a large source reaches the transform already at the
+    resize (no full-size frame is handed over or converted to float), and a spec saved with another bound keeps
+    decoding at that bound."""
+    resize = extractor.spec.resize
+    assert extractor.spec.decode_short_side == extractor.decode.max_short_side == resize
+    video = write_video(tmp_path / "large.mp4", num_frames=16, width=8 * resize, height=4 * resize)
+    extracted = extractor.extract_video(video, timeout_s=60)
+    assert (extracted.info.width, extracted.info.height) == (2 * resize, resize)
+    with extractor.decode.open_reader(video) as reader:
+        assert reader.read_frames([0]).shape == (1, resize, 2 * resize, 3)
+    bounded = extractor.spec.model_copy(update={"decode_short_side": 1080})
+    with FeatureExtractor.from_spec(bounded) as older:
+        assert older.spec == bounded and older.decode.max_short_side == 1080
+        assert older.extract_video(video).info.height == 4 * resize

@@ -66,12 +66,15 @@ def _whole_batch_reference(snippets: torch.Tensor, transform: SnippetTransform) 
 
 
 @pytest.mark.parametrize("crops", [1, 10])
-def test_snippet_transform_in_groups_is_bit_identical_to_the_whole_batch(crops: int,
+@pytest.mark.parametrize("resize", [36, 45], ids=["resized", "decoded-at-the-resize"])
+def test_snippet_transform_in_groups_is_bit_identical_to_the_whole_batch(crops: int, resize: int,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # groups of two snippets (and a last one of one): every group boundary must land where it belongs
+    # groups of two snippets (and a last one of one): every group boundary must land where it belongs; frames
+    # already at the resize (decoded there) are cropped before they become floats, with the same result
     monkeypatch.setattr(transforms, "GROUP_BYTES", 2 * 4 * 3 * 45 * 70 * 4)
     snippets = torch.randint(0, 256, (5, 4, 45, 70, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
-    transform = SnippetTransform(resize=36, crop_size=32, crops=crops, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5))
+    transform = SnippetTransform(resize=resize, crop_size=32, crops=crops, mean=(0.5, 0.4, 0.3),
+                                 std=(0.2, 0.25, 0.5))
     clips = transform(snippets)
     assert clips.is_contiguous()
     assert torch.equal(clips, _whole_batch_reference(snippets, transform))

@@ -141,8 +141,12 @@ def test_watch_reconnects_and_scores_like_offline(clip: Path, model: Path, tmp_p
 
     from PIL import Image
 
+    from lanp_vad.pipeline.features.spec import FeatureSpec
+    from lanp_vad.pipeline.video.reader import output_size
+
     thumbnail = Image.open(io.BytesIO(base64.b64decode(ended[0]["thumbnail"]["jpeg_base64"])))
-    assert thumbnail.format == "JPEG" and thumbnail.size == (160, 120)
+    delivered = output_size(160, 120, None, FeatureSpec.load(model).decode_short_side)  # the frame the model saw
+    assert thumbnail.format == "JPEG" and thumbnail.size == delivered
     for record in second:
         assert record["latency_s"] >= 0 and record["first_frame_latency_s"] >= record["latency_s"]
     walls = [r["wall_time"] for r in records]

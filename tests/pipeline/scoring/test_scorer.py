@@ -122,7 +122,7 @@ def test_the_scorer_rebuilds_every_decoding_setting_the_features_were_made_with(
     try:
         assert rebuilt.spec == original.spec
         assert rebuilt.decode == original.decode
-        assert original.decode.max_short_side == original.spec.decode_short_side == 1080  # the default bound
+        assert original.decode.max_short_side == original.spec.decode_short_side == original.spec.resize  # default
     finally:
         original.close()
         rebuilt.close()
