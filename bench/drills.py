@@ -651,7 +651,10 @@ def drill_soak(table: Table, server: LiveServer, camera: str, clips: Path, small
     medium = write_video(clips / "soak-medium.mp4", num_frames=200, width=160, height=120, fps=10).read_bytes()
     big = write_video(clips / "soak-large.mp4", num_frames=8, width=1920, height=1080, fps=10).read_bytes()
     series: list[tuple[float, float]] = []
-    with server.client(timeout=600) as client:
+    # A connection per request: a kept-alive one idle past LANP_HEADER_TIMEOUT_S (3 s here) while the client reads
+    # a stream's events is closed by the server, and a request sent just then is reset (the keep-alive race).
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": API_KEY}, timeout=600,
+                      limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for roll in range(2):
             soak_round(client, camera, small, medium, big, roll)
         started = time.monotonic()
