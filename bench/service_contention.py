@@ -63,7 +63,8 @@ def start_server(model: Path, work: Path, streams: int) -> tuple[subprocess.Pope
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LANP_MODEL_DIR": str(model), "LANP_DEVICE": "cpu",
            "LANP_WORK_DIR": str(work / "service"), "LANP_DATA_ROOT": str(work), "LANP_MAX_STREAMS": str(streams),
-           "LANP_STREAM_SCHEMES": '["http"]', "LANP_MAX_SYNC_SECONDS": "600"}
+           "LANP_STREAM_SCHEMES": '["http"]', "LANP_MAX_SYNC_SECONDS": "600",
+           "LANP_ALLOWED_NETWORKS": '["127.0.0.1/32"]'}  # the sources play on loopback
     log = (work / "server.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "lanp_vad", "serve", "--port", str(port), "--log-level",
                                 "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -60,6 +60,7 @@ class ErrorKind(StrEnum):
     MISSING_DEPENDENCY = "missing_dependency"
     WORKER_CRASHED = "worker_crashed"
     OUT_OF_MEMORY = "out_of_memory"
+    DISK_FULL = "disk_full"
     INTERNAL = "internal"
 
 

@@ -243,6 +243,12 @@ class JobStore:
             (status, attempts, error, job_id),
         )
 
+    def kept_uploads(self) -> list[Path]:
+        """The uploaded videos of completed jobs (kept for the review page), oldest first."""
+        rows = self._execute("SELECT input_path FROM jobs WHERE status = ? AND source_kind = 'upload' "
+                             "ORDER BY finished_at", (COMPLETED,))
+        return [Path(row["input_path"]) for row in rows]
+
     def undelivered(self) -> list[Job]:
         """Ended jobs whose webhook is still to be delivered (after a restart)."""
         rows = self._execute(

@@ -10,6 +10,8 @@ logged at info and counted apart from errors.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from enum import StrEnum
 from pathlib import Path
 
@@ -106,6 +108,29 @@ def client_closed(stage: str) -> ServiceError:
     )
 
 
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+INSUFFICIENT_STORAGE = 507
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is a full disk: ENOSPC / EDQUOT, or SQLite's "database or disk is
+    full"."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return True
+        if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full(what: str, retry_after_s: int = 60) -> ServiceError:
+    """507 kind ``disk_full`` for ``what`` could not be written: the server's work directory is out of space."""
+    return ServiceError(INSUFFICIENT_STORAGE, ErrorKind.DISK_FULL,
+                        f"the server's disk (its work directory) is full: {what} could not be written; retry later",
+                        headers={"Retry-After": str(retry_after_s)}, extra={"limit": "min_free_disk_mb"})
+
+
 def redact(message: str, path: Path | None, shown: str) -> str:
     """``message`` with the server-side ``path`` (and its bare file name) replaced by the client's name."""
     if path is None:
@@ -128,13 +153,15 @@ def too_much_for_score(shown: str, what: str, limit: str) -> ServiceError:
 def from_exception(error: BaseException, *, path: Path | None = None, shown: str = "the video") -> ServiceError:
     """The answer ``error`` deserves, its message free of ``path`` (a server file shown to the client as ``shown``).
 
-    A decode worker that crashed is our failure (500 ``worker_crashed``), a video the decoder refuses is 422 with
-    the decoder's kind, a shutdown that stopped the work is 503 ``canceled``, anything unknown is 500 ``internal``
-    (its class name only: internals stay in the log)."""
+    A full disk is 507 ``disk_full``; a decode worker that crashed is our failure (500 ``worker_crashed``), a
+    video the decoder refuses is 422 with the decoder's kind, a shutdown that stopped the work is 503 ``canceled``,
+    anything unknown is 500 ``internal`` (its class name only: internals stay in the log)."""
     from lanp_vad.pipeline.scoring.result import ScoringCancelled, WorkLimitExceeded
 
     if isinstance(error, ServiceError):
         return error
+    if is_disk_full(error):
+        return disk_full(f"the work on {shown}")
     message = redact(str(error), path, shown)
     if isinstance(error, WorkLimitExceeded) and error.limit:
         return too_much_for_score(shown, message, error.limit)

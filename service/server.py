@@ -3,14 +3,18 @@
 uvicorn has a keep-alive timeout but none for a request's headers: a client that sends them a byte at a time
 (slow loris) holds its connection forever. ``HeaderTimeoutProtocol`` closes a connection whose request headers
 are not complete ``header_timeout_s`` after it opened (or after its previous response). Body stalls are the app's
-(``LANP_BODY_TIMEOUT_S``, 408). On SIGTERM uvicorn stops accepting, gives the requests in flight
-``LANP_SHUTDOWN_GRACE_S`` to finish, then cancels them; the lifespan then stops the worker (the running video
-stops at its next snippet batch, at most 5 s more, then its decoding process is killed) and the process exits.
+(``LANP_BODY_TIMEOUT_S``, 408). On SIGTERM the live streams are asked to stop and their event clients' responses
+end, uvicorn stops accepting, gives the requests in flight ``LANP_SHUTDOWN_GRACE_S`` to finish, then cancels them;
+the lifespan then waits for the streams (at most 5 s), stops the worker (the running video stops at its next
+snippet batch, at most 5 s more, then its decoding process is killed), gives queued webhook notices 2 s, and the
+process exits: within ``LANP_SHUTDOWN_GRACE_S`` + ``SHUTDOWN_AFTER_GRACE_S`` in the worst case.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 from typing import Any
 
 import h11
@@ -19,6 +23,43 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lanp_vad.service.app import create_app
 from lanp_vad.service.settings import Settings
+
+MALLOC_ARENAS = 2
+"""glibc malloc arenas of the server process (its default is 8 per core)."""
+M_ARENA_MAX = -8
+"""mallopt's parameter number for the arena cap (glibc's malloc.h)."""
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at ``MALLOC_ARENAS`` unless ``MALLOC_ARENA_MAX`` says otherwise; whether it did.
+
+    The server starts threads all the time (two per live stream, the thread pools, the webhook and proxy loops),
+    and glibc gives threads arenas of their own whose freed memory mostly stays with the process, so its resident
+    memory creeps up under mixed work (``bench/drills.py``'s soak). Called before the model loads, so that the
+    arenas of its threads are capped too; a no-op where the C library is not glibc."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False  # glibc read it at start
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+
+
+SHUTDOWN_AFTER_GRACE_S = 15.0
+"""After ``LANP_SHUTDOWN_GRACE_S``, shutting down takes at most this: streams 5 s, the worker 5 s, webhooks 3 s,
+and the rest (the compose file's ``stop_grace_period`` allows for both)."""
+
+
+class ServiceServer(uvicorn.Server):
+    """uvicorn's server that, on SIGTERM, first ends what would otherwise hold the graceful shutdown for its whole
+    grace period without being a request in flight: live streams and their event clients."""
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        state = self.config.app.state.lanp
+        if state.streams is not None:
+            state.streams.begin_close()
+        await super().shutdown(sockets)
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -73,4 +114,4 @@ def serve(settings: Settings, scorer: Any, *, host: str, port: int, log_level: s
         timeout_keep_alive=5,
         timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]  (a float works)
     )
-    uvicorn.Server(config).run()
+    ServiceServer(config).run()

@@ -6,8 +6,10 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lanp_vad.service.egress import DEFAULT_DENIED_NETWORKS
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,14 @@ class Settings(BaseSettings):
     max_uploads_in_flight_mb: float = Field(
         2048.0, gt=0, description="uploads held on disk at once (received, queued, scoring); beyond: 503"
     )
+    max_stored_uploads_mb: float = Field(
+        10240.0, gt=0, description="videos kept with completed jobs (for the review page) at most; beyond, the "
+        "oldest are deleted (their jobs keep their results)"
+    )
+    min_free_disk_mb: float = Field(
+        512.0, ge=0, description="below this much free space in the work directory, /readyz is not ready and "
+        "uploads, path jobs and renders get 507"
+    )
     header_timeout_s: float = Field(10.0, gt=0, description="a connection must send its request headers in this")
     body_timeout_s: float = Field(30.0, gt=0, description="an upload that sends nothing for this long gets 408")
     shutdown_grace_s: float = Field(
@@ -46,7 +56,8 @@ class Settings(BaseSettings):
     )
     webhook_url: AnyHttpUrl | None = Field(None, description="every job's end is also POSTed here")
     webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key of the webhook signature (default: the API key)"
+        None, description="HMAC-SHA256 key of the webhook signature (default: a random key kept in "
+        "<work_dir>/webhook.key; never the API key, which every client holds)"
     )
     webhook_attempts: int = Field(5, ge=1, description="deliveries tried per webhook (backoff 1 s, 2 s, 4 s, ...)")
     queue_size: int = Field(8, ge=1, description="videos waiting for the worker; beyond it: 503 + Retry-After")
@@ -74,6 +85,27 @@ class Settings(BaseSettings):
         ["rtsp", "rtsps", "http", "https", "udp", "srt"],
         description="URL schemes POST /streams accepts (JSON list); file and device paths must lie under data_root",
     )
+    stream_max_reconnects: int = Field(
+        20, ge=0, description="failed connection attempts in a row (backoff up to 30 s) before a stream gives up"
+    )
+    max_event_clients: int = Field(
+        32, ge=1, description="GET /streams/{id}/events connections open at once (429 beyond)"
+    )
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        [], description="networks streams and webhooks may reach even when denied below (JSON list of CIDR)"
+    )
+    denied_networks: list[IPvAnyNetwork] = Field(
+        [IPvAnyNetwork(network) for network in DEFAULT_DENIED_NETWORKS],  # type: ignore[misc]
+        description="networks streams and webhooks may not reach unless allowed (JSON list of CIDR): loopback, "
+        "private, shared, link-local, multicast and reserved ranges by default",
+    )
+    allowed_origins: list[str] = Field(
+        [], description="browser origins (scheme://host[:port]) besides the server's own that may send "
+        "state-changing requests (POST, DELETE); others get 403"
+    )
+    evidence_cache_mb: float = Field(
+        1024.0, gt=0, description="event thumbnails and clips kept at most (least recently used deleted first)"
+    )
     max_job_attempts: int = Field(
         2, ge=1, description="a job interrupted by a server death is re-queued until it has started this often"
     )
@@ -85,6 +117,18 @@ class Settings(BaseSettings):
     @property
     def max_uploads_in_flight_bytes(self) -> int:
         return int(self.max_uploads_in_flight_mb * 1024 * 1024)
+
+    @property
+    def evidence_cache_bytes(self) -> int:
+        return int(self.evidence_cache_mb * 1024 * 1024)
+
+    @property
+    def max_stored_uploads_bytes(self) -> int:
+        return int(self.max_stored_uploads_mb * 1024 * 1024)
+
+    @property
+    def min_free_disk_bytes(self) -> int:
+        return int(self.min_free_disk_mb * 1024 * 1024)
 
     @property
     def jobs_db_path(self) -> Path:

@@ -12,6 +12,9 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
+from lanp_vad.service.disk import DiskGuard
+from lanp_vad.service.egress import EgressPolicy
+from lanp_vad.service.evidence import EvidenceCache
 from lanp_vad.service.jobs import JobStore
 from lanp_vad.service.metrics import ServiceMetrics
 from lanp_vad.service.problems import HTTPErrorKind, ServiceError
@@ -26,6 +29,7 @@ class ServiceState:
     settings: Settings
     metrics: ServiceMetrics
     uploads: UploadGate
+    disk: DiskGuard
     store: JobStore | None = None
     worker: InferenceWorker | None = None
     webhooks: WebhookSender | None = None
@@ -35,6 +39,8 @@ class ServiceState:
     model_info: dict[str, Any] = field(default_factory=dict)
     probe_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     streams: Any = None  # service.streams.StreamManager once the model is loaded
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    evidence: EvidenceCache = field(init=False)  # made by the lifespan (it reads the jobs folder)
 
 
 def get_state(request: Request) -> ServiceState:

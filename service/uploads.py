@@ -13,8 +13,10 @@ removed; on success the caller owns the file and must hand it back with ``Upload
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,8 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from lanp_vad.models.errors import ErrorKind
-from lanp_vad.service.problems import HTTPErrorKind, ServiceError, client_closed
+from lanp_vad.service.disk import DiskGuard
+from lanp_vad.service.problems import HTTPErrorKind, ServiceError, client_closed, disk_full, is_disk_full
 
 SNIFF_BYTES = 4096
 MULTIPART_SLACK_BYTES = 64 * 1024  # boundaries, part headers and small form fields on top of the file
@@ -54,8 +57,9 @@ def _too_large(limit: int, what: str) -> ServiceError:
     )
 
 
-def check_declared_length(request: Request, max_bytes: int) -> int | None:
-    """The declared body length; 413 before reading anything when it is larger than the limit allows."""
+def check_declared_length(request: Request, max_bytes: int, *, slack: int = MULTIPART_SLACK_BYTES) -> int | None:
+    """The declared body length; 413 before reading anything when it is larger than ``max_bytes`` + ``slack``
+    (the multipart framing around a file)."""
     declared = request.headers.get("content-length")
     if declared is None:
         return None
@@ -63,7 +67,7 @@ def check_declared_length(request: Request, max_bytes: int) -> int | None:
         length = int(declared)
     except ValueError as error:
         raise ServiceError(400, HTTPErrorKind.BAD_REQUEST, f"Content-Length {declared!r} is not a number") from error
-    if length > max_bytes + MULTIPART_SLACK_BYTES:
+    if length > max_bytes + slack:
         raise _too_large(max_bytes, f"the request body ({length / 2**20:.1f} MiB declared)")
     return length
 
@@ -219,14 +223,19 @@ class UploadGate:
         max_bytes_in_flight: int,
         body_timeout_s: float,
         retry_after_s: int,
+        max_kept_bytes: int,
+        disk: DiskGuard,
     ):
         self.max_bytes = max_bytes
         self.max_concurrent = max_concurrent
         self.max_bytes_in_flight = max_bytes_in_flight
         self.body_timeout_s = body_timeout_s
         self.retry_after_s = retry_after_s
+        self.max_kept_bytes = max_kept_bytes
+        self.disk = disk
         self._lock = threading.Lock()
         self._held: dict[Path, int] = {}
+        self._kept: OrderedDict[Path, int] = OrderedDict()  # completed jobs' videos, oldest first
         self._receiving = 0
 
     @property
@@ -266,16 +275,29 @@ class UploadGate:
         with self._lock:
             self._held[path] = path.stat().st_size if path.is_file() else 0
 
-    def release(self, path: Path) -> None:
-        """Stop counting an upload that is kept on disk (a completed job's video) as in flight."""
+    def keep(self, path: Path) -> None:
+        """Keep an upload on disk (a completed job's video, for the review page): no longer in flight, counted
+        against ``max_kept_bytes`` instead; the oldest kept videos are deleted beyond it."""
         with self._lock:
             self._held.pop(path, None)
+            self._kept[path] = path.stat().st_size if path.is_file() else 0
+            held = sum(self._kept.values())
+            while held > self.max_kept_bytes and len(self._kept) > 1:
+                oldest, size = self._kept.popitem(last=False)
+                oldest.unlink(missing_ok=True)
+                held -= size
+
+    @property
+    def kept_bytes(self) -> int:
+        with self._lock:
+            return sum(self._kept.values())
 
     def discard(self, path: Path) -> None:
         """Remove an upload and give its bytes back (idempotent)."""
         path.unlink(missing_ok=True)
         with self._lock:
             self._held.pop(path, None)
+            self._kept.pop(path, None)
 
     async def receive(self, request: Request, directory: Path, sniff: Sniffer) -> StoredUpload:
         """Stream the request's multipart ``file`` part to ``directory``; see the module docstring for the errors."""
@@ -287,13 +309,15 @@ class UploadGate:
             refused = self._over_budget(declared or 0)  # refused before reading when the declared size is too much
             if refused is not None:
                 raise refused
+            self.disk.check_room(declared or 0, "the upload")
             self._receiving += 1
         directory.mkdir(parents=True, exist_ok=True)
         collector = _FileCollector(directory / f"{uuid.uuid4().hex}.upload", self.max_bytes, sniff)
         try:
             await self._receive_into(request, collector, boundary)
         except BaseException:
-            collector.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush too: the file goes all the same
+                collector.close()
             self.discard(collector.path)
             raise
         finally:
@@ -316,7 +340,9 @@ class UploadGate:
             parser.finalize()
         except ServiceError:
             raise
-        except Exception as error:  # a malformed body: nothing may be left behind
+        except Exception as error:  # a malformed body, or a full disk: nothing may be left behind
+            if is_disk_full(error):
+                raise disk_full("the upload", self.disk.retry_after_s) from error
             raise ServiceError(
                 400, HTTPErrorKind.BAD_REQUEST, f"malformed multipart body: {type(error).__name__}: {error}"
             ) from error

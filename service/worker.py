@@ -258,6 +258,8 @@ class InferenceWorker:
         except Exception as error:
             public = self._public_error(error, Path(job.input_path), repr(job.video))
             self.metrics.errors.labels(kind=public.kind).inc()
+            if public.kind == ErrorKind.DISK_FULL:
+                self.uploads.disk.release_reserve()  # room for the job store to record the failure
             self.store.finish(job_id, FAILED, error_kind=public.kind, error=public.message)
         finally:
             with self._condition:
@@ -269,8 +271,8 @@ class InferenceWorker:
 
     def _job_ended(self, job_id: str, source_kind: str, path: Path, *, keep_input: bool = False) -> None:
         """A job ended: its upload is removed, or kept (a completed job's video, for the review page) and no longer
-        counted as in flight; its webhook is queued."""
+        counted as in flight but as kept; its webhook is queued."""
         if source_kind == "upload":
-            (self.uploads.release if keep_input else self.uploads.discard)(path)
+            (self.uploads.keep if keep_input else self.uploads.discard)(path)
         if self.on_job_end is not None:
             self.on_job_end(job_id)

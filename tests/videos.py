@@ -9,6 +9,7 @@ truncated and header-patched files, and folders of frame images.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -148,3 +149,50 @@ def write_dropped_frames_avi(path: Path, *, stored: Sequence[int], fps: int = 10
     ``stored[-1] + 1`` frames while ``len(stored)`` pictures decode (OpenCV's ``tree.avi`` is such a file).
     Stored frame ``i`` shows ``moving_square(i)``."""
     return write_video(path, codec="mpeg4", num_frames=len(stored), fps=fps, positions=stored)
+
+
+def write_size_switch(path: Path, *, later: tuple[int, int], first: tuple[int, int] = (64, 48),
+                      frames: int = 16) -> Path:
+    """An MPEG-TS whose header (its first part) says ``first`` (width, height) and whose later frames are
+    ``later``: two H.264 streams back to back, as a source that changes its size mid-stream sends them."""
+    parts = []
+    for (width, height), count in ((first, frames), (later, 4)):
+        buffer = io.BytesIO()
+        with av.open(buffer, mode="w", format="mpegts") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"preset": "ultrafast"}
+            for index in range(count):
+                frame = av.VideoFrame.from_ndarray(moving_square(index, height, width), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        parts.append(buffer.getvalue())
+    Path(path).write_bytes(b"".join(parts))
+    return Path(path)
+
+
+def write_video_then_audio(path: Path, *, video_frames: int = 75, audio_seconds: float = 60.0) -> Path:
+    """An MPEG-TS with a video and an audio stream whose video ends after ``video_frames`` frames (3 s) while its
+    audio goes on: served at its pace, a source that keeps sending packets but no more video."""
+    rate = 16000  # one of MP2's rates
+    with av.open(str(path), mode="w", format="mpegts") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        audio = container.add_stream("mp2", rate=rate, layout="mono")
+        for index in range(video_frames):
+            for packet in video.encode(av.VideoFrame.from_ndarray(moving_square(index, 48, 64), format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        samples = np.zeros((1, 1152), dtype=np.int16)
+        for index in range(int(audio_seconds * rate / 1152)):
+            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, index * 1152
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    return Path(path)

@@ -27,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
 
     from lanp_vad.models.errors import UserError
     from lanp_vad.service.app import load_scorer
-    from lanp_vad.service.server import serve
+    from lanp_vad.service.server import limit_malloc_arenas, serve
     from lanp_vad.service.settings import Settings
+
+    limit_malloc_arenas()  # before the model loads and its threads start
 
     overrides = {key: value for key, value in (("model_dir", args.model), ("device", args.device)) if value}
     if "model_dir" not in overrides and not os.environ.get("LANP_MODEL_DIR"):

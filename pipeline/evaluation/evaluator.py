@@ -18,8 +18,9 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 from lanp_vad.models.classifier import LANPClassifier
 from lanp_vad.models.detector import Detector
 from lanp_vad.models.errors import ErrorKind, UserError
+from lanp_vad.models.torch_head import TorchHead
 from lanp_vad.pipeline.evaluation.groundtruth import GroundTruth
-from lanp_vad.pipeline.features.featureset import FeatureSet
+from lanp_vad.pipeline.features.featureset import FeatureSet, SpecMismatchError
 from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 
@@ -34,9 +35,25 @@ def _tensor(array: np.ndarray, device: str | torch.device) -> torch.Tensor:
     return torch.from_numpy(np.array(array, dtype=np.float32)).to(device)
 
 
-def _score(model: LANPClassifier | Detector, features: torch.Tensor) -> np.ndarray:
+def _dim(model: LANPClassifier | Detector) -> int | None:
+    """The feature dimension ``model`` takes: a classifier's ``dim``; a detector's, its torch classifier's or else
+    its normality bank's. Baseline heads (the research harness passes them too) have no ``dim``: None."""
+    if isinstance(model, Detector):
+        if isinstance(model.head, TorchHead):
+            return model.head.classifier.dim
+        return model.bank.dim if model.bank is not None else None
+    return getattr(model, "dim", None)
+
+
+def _score(model: LANPClassifier | Detector, video_id: str, features: torch.Tensor) -> np.ndarray:
     """(T, D) or (T, crops, D) -> (T,) scores: a classifier scores crops separately and averages them; a
-    ``Detector`` scores as the trained model does (classifier, normality bank, calibration)."""
+    ``Detector`` scores as the trained model does (classifier, normality bank, calibration). A video whose features
+    are not the model's dimension is refused by name (a feature folder may mix dimensions: its spec comes from one
+    file)."""
+    dim = _dim(model)
+    if dim is not None and features.shape[-1] != dim:
+        raise SpecMismatchError(f"{video_id}: features of shape {tuple(features.shape)}, but the model takes "
+                                f"{dim}-d features")
     if isinstance(model, Detector):
         return np.asarray(model(features.cpu().numpy()), dtype=np.float64)
     batch = features.unsqueeze(0) if features.ndim == 2 else features.permute(1, 0, 2).unsqueeze(0)
@@ -62,15 +79,15 @@ class Evaluator:
 
     @torch.no_grad()
     def snippet_scores(self, model: LANPClassifier | Detector) -> dict[str, np.ndarray]:
-        if isinstance(model, Detector):
-            return {video_id: _score(model, tensor) for video_id, tensor in zip(self.video_ids, self.tensors,
-                                                                                 strict=True)}  # fmt: skip
-        was_training = model.training
-        model.eval()
+        training = not isinstance(model, Detector) and model.training  # a classifier in training goes back to it
+        if training:
+            model.eval()
         scores = {
-            video_id: _score(model, tensor) for video_id, tensor in zip(self.video_ids, self.tensors, strict=True)
+            video_id: _score(model, video_id, tensor)
+            for video_id, tensor in zip(self.video_ids, self.tensors, strict=True)
         }
-        model.train(was_training)
+        if training:
+            model.train()
         return scores
 
     def __call__(self, model: LANPClassifier) -> dict[str, float]:
@@ -86,7 +103,7 @@ def snippet_scores(
         model = model.to(device).eval()
     with torch.no_grad():
         return {
-            video_id: _score(model, _tensor(features.load(video_id), device))
+            video_id: _score(model, video_id, _tensor(features.load(video_id), device))
             for video_id in features.video_ids
         }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,30 +79,42 @@ class LiveConnection:
         return {"fps": self.fps, "width": self.width, "height": self.height, "codec": self.codec,
                 "format": self.container.format.name}
 
-    def frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
-        """``(seconds, frame)`` in presentation order; a broken or silent connection raises ``stream_lost`` after
-        the frames the decoder still held (its reordering delay) are out."""
+    def frames(self, stopped: Callable[[], bool] = lambda: False) -> Iterator[tuple[float, av.VideoFrame]]:
+        """``(seconds, frame)`` in presentation order until ``stopped()`` (asked at every packet of any stream, so
+        a source that sends no video still stops at once); a broken or silent connection raises ``stream_lost``
+        after the frames the decoder still held (its reordering delay) are out. A frame larger than the size
+        limits (a stream may change its size mid-way) raises ``too_large``."""
         codec, time_base = self.stream.codec_context, float(self.stream.time_base)
         try:
-            for packet in self.container.demux(self.stream):  # the last, empty packet flushes the decoder
-                yield from _timed(codec.decode(packet), time_base)
+            for packet in self.container.demux():  # every stream's packets; the video's last, empty one flushes
+                if stopped():
+                    return
+                if packet.stream is self.stream:
+                    yield from self._timed(codec.decode(packet), time_base)
         except (av.error.FFmpegError, OSError) as error:
             with contextlib.suppress(av.error.FFmpegError):
-                yield from _timed(codec.decode(None), time_base)
+                yield from self._timed(codec.decode(None), time_base)
             if self.growing_file:
                 raise VideoError(f"{self.source}: the file stopped growing (nothing new for {self.read_timeout_s:g} "
                                  "s)", kind=ErrorKind.STREAM_LOST) from error
             raise VideoError(f"{self.source}: the stream was lost: {error}", kind=ErrorKind.STREAM_LOST) from error
 
+    def _timed(self, frames: Iterator[av.VideoFrame], time_base: float) -> Iterator[tuple[float, av.VideoFrame]]:
+        """Frames with their presentation time in seconds (the stream's time base: flushed frames carry none),
+        each checked against the size limits."""
+        for frame in frames:
+            _check_size(self.source, frame.width, frame.height)
+            if frame.pts is not None and math.isfinite(seconds := frame.pts * time_base):
+                yield seconds, frame  # a frame without a time has no place in the stream
+
     def close(self) -> None:
         self.container.close()
 
 
-def _timed(frames: Iterator[av.VideoFrame], time_base: float) -> Iterator[tuple[float, av.VideoFrame]]:
-    """Frames with their presentation time in seconds (the stream's time base: flushed frames carry none)."""
-    for frame in frames:
-        if frame.pts is not None and math.isfinite(seconds := frame.pts * time_base):
-            yield seconds, frame  # a frame without a time has no place in the stream
+def _check_size(source: str, width: int, height: int) -> None:
+    if max(width, height) > MAX_SIDE or width * height > DEFAULT_MAX_PIXELS:
+        raise VideoError(f"{source}: frame size {width}x{height} exceeds the limit ({MAX_SIDE} px a side, "
+                         f"{DEFAULT_MAX_PIXELS} pixels)", kind=ErrorKind.TOO_LARGE)
 
 
 def open_live(source: str, config: SourceConfig) -> LiveConnection:
@@ -125,8 +137,7 @@ def open_live(source: str, config: SourceConfig) -> LiveConnection:
         if not codec or codec == "none":
             raise VideoError(f"{source}: the video codec has no decoder here", kind=ErrorKind.UNSUPPORTED_CODEC)
         width, height = stream.codec_context.width, stream.codec_context.height
-        if max(width, height) > MAX_SIDE or width * height > DEFAULT_MAX_PIXELS:
-            raise VideoError(f"{source}: frame size {width}x{height} exceeds the limit", kind=ErrorKind.TOO_LARGE)
+        _check_size(source, width, height)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         return LiveConnection(source, container, stream, float(rate) if rate else None, width, height, codec,
                               growing_file=is_file(source), read_timeout_s=config.read_timeout_s)

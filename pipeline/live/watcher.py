@@ -52,6 +52,8 @@ SHIFT_WINDOW = 16
 """A stream's domain-shift figure is the median distance of its last this-many snippets (a video's: all of them)."""
 SHIFT_MIN_SNIPPETS = 4
 """Snippets seen before a session's figure is trusted enough to warn."""
+STOP_WAIT_S = 0.5
+"""After ``stop()``, how long inference waits for the reader's last snippets before it ends the watch."""
 
 
 class WatchConfig(BaseModel):
@@ -125,12 +127,11 @@ class Watcher:
                                              width=connection.width, height=connection.height)
                 reason, kind = "end of stream", None
                 try:
-                    for seconds, frame in connection.frames():
+                    for seconds, frame in connection.frames(self._stop.is_set):
                         for snippet in assembler.push(seconds, frame):
                             self.backlog.put(snippet)
-                        if self._stop.is_set():
-                            reason = "stopped"
-                            break
+                    if self._stop.is_set():
+                        reason = "stopped"
                 except VideoError as error:
                     reason, kind = str(error), error.kind
                 finally:
@@ -180,8 +181,8 @@ class Watcher:
                 break
             elif self._stop.is_set():
                 self._stopped_at = self._stopped_at or time.monotonic()
-                if time.monotonic() - self._stopped_at > self.config.source.read_timeout_s + 2:
-                    break  # the reader is stuck in a read that does not return; leave it
+                if time.monotonic() - self._stopped_at > STOP_WAIT_S:
+                    break  # the reader waits in a read (a silent source): it ends by its read timeout, unwaited
         self._emit({"type": "stopped", "reason": "stop requested" if self._stop.is_set() else "source ended",
                     "sessions": self.sessions, "snippets_scored": self.scored, "snippets_dropped": self.dropped})
         return 1 if self.gave_up and self.scored == 0 else 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,40 +106,45 @@ def write_event_clip(
 ) -> ClipInfo:
     """Write ``[start_s - pre_roll_s, end_s + post_roll_s)`` of ``source`` (clamped to the video) as an H.264
     MP4 at the source's size (even-sized for 4:2:0; scaled down to ``max_side`` when given); written to a
-    temporary name and renamed. Each frame keeps its own time from the source, so a recording that dropped
-    frames plays its gaps as time (the clip lasts as long as the span it shows), as the scores count them."""
+    temporary name of its own (two cuts of one clip may run at once) and renamed, or removed when the cut fails.
+    Each frame keeps its own time from the source, so a recording that dropped frames plays its gaps as time (the
+    clip lasts as long as the span it shows), as the scores count them."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     begin, finish = max(0.0, start_s - pre_roll_s), end_s + post_roll_s
-    temporary = destination.with_name(f".{destination.name}.partial.mp4")
-    written, first_s, last_s, last_pts = 0, None, begin, -1
-    with _open(source) as container:
-        source_stream = container.streams.video[0]
-        rate = source_stream.average_rate or source_stream.guessed_rate or Fraction(25)
-        width, height = source_stream.codec_context.width, source_stream.codec_context.height
-        scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
-        with av.open(str(temporary), mode="w") as output:
-            stream = output.add_stream(CLIP_CODEC, rate=rate)
-            stream.codec_context.time_base = CLIP_TIME_BASE
-            stream.width = int(width * scale) // 2 * 2
-            stream.height = int(height * scale) // 2 * 2
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "23", "preset": "veryfast"}
-            for seconds, frame in _frames_from(container, begin):
-                if seconds < begin - 1e-6:
-                    continue
-                if seconds >= finish - 1e-6:
-                    break
-                first_s = seconds if first_s is None else first_s
-                picture = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
-                last_pts = max(last_pts + 1, round((seconds - first_s) / CLIP_TIME_BASE))
-                picture.pts, picture.time_base = last_pts, CLIP_TIME_BASE
-                output.mux(stream.encode(picture))
-                last_s, written = seconds, written + 1
-            output.mux(stream.encode(None))
-    if written == 0:
-        temporary.unlink(missing_ok=True)
-        raise VideoError(f"{source}: no frames between {begin:.2f} s and {finish:.2f} s", kind=ErrorKind.CORRUPT)
+    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.partial.mp4")
+    try:
+        written, first_s, last_s, last_pts = 0, None, begin, -1
+        with _open(source) as container:
+            source_stream = container.streams.video[0]
+            rate = source_stream.average_rate or source_stream.guessed_rate or Fraction(25)
+            width, height = source_stream.codec_context.width, source_stream.codec_context.height
+            scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+            with av.open(str(temporary), mode="w") as output:
+                stream = output.add_stream(CLIP_CODEC, rate=rate)
+                stream.codec_context.time_base = CLIP_TIME_BASE
+                stream.width = int(width * scale) // 2 * 2
+                stream.height = int(height * scale) // 2 * 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": "23", "preset": "veryfast"}
+                for seconds, frame in _frames_from(container, begin):
+                    if seconds < begin - 1e-6:
+                        continue
+                    if seconds >= finish - 1e-6:
+                        break
+                    first_s = seconds if first_s is None else first_s
+                    picture = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
+                    last_pts = max(last_pts + 1, round((seconds - first_s) / CLIP_TIME_BASE))
+                    picture.pts, picture.time_base = last_pts, CLIP_TIME_BASE
+                    output.mux(stream.encode(picture))
+                    last_s, written = seconds, written + 1
+                output.mux(stream.encode(None))
+        if written == 0:
+            raise VideoError(f"{source}: no frames between {begin:.2f} s and {finish:.2f} s",
+                             kind=ErrorKind.CORRUPT)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a failed cut leaves nothing behind
+        raise
     temporary.replace(destination)
     return ClipInfo(destination, float(first_s or 0.0), float(last_s + 1.0 / float(rate)), written)
 

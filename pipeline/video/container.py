@@ -224,6 +224,17 @@ def check_resolution(name: str, width: int, height: int, max_pixels: int) -> Non
         )
 
 
+def check_frame_size(name: str, index: int, width: int, height: int, header: StreamHeader, max_pixels: int) -> None:
+    """Refuse a decoded frame beyond the limits or larger than the header declared: a stream may change its size
+    mid-way, and the header is all the limits (and a service's work budget) were checked against."""
+    if max(width, height) > MAX_SIDE or width * height > max_pixels:
+        raise ResolutionTooLargeError(f"{name}: frame {index} is {width}x{height}, beyond the limit ({MAX_SIDE} px a "
+                                      f"side, {max_pixels} pixels)")
+    if width * height > header.width * header.height:
+        raise ResolutionTooLargeError(f"{name}: frame {index} is {width}x{height}, larger than the "
+                                      f"{header.width}x{header.height} its header declares")
+
+
 def frame_rate(name: str, container_rate: float | None, timestamps: np.ndarray | None, count: int) -> float:
     """The container's rate, else the rate the timestamps imply; never an assumed default."""
     if container_rate and math.isfinite(container_rate) and container_rate > 0:

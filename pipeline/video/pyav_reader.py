@@ -11,7 +11,14 @@ import av
 import av.error
 import numpy as np
 
-from lanp_vad.pipeline.video.container import MediaSource, StreamHeader, frame_rate, open_container, stream_info
+from lanp_vad.pipeline.video.container import (
+    MediaSource,
+    StreamHeader,
+    check_frame_size,
+    frame_rate,
+    open_container,
+    stream_info,
+)
 from lanp_vad.pipeline.video.errors import CorruptVideoError
 from lanp_vad.pipeline.video.reader import VideoReader, rgb_at_size
 
@@ -29,6 +36,7 @@ class PyAVReader(VideoReader):
         out_size: tuple[int, int] | None,
     ) -> None:
         self._source = source
+        self._header = header
         timestamps = self._packet_timestamps()
         fps = frame_rate(source.name, header.rate, timestamps, len(timestamps))
         finite = timestamps if np.all(np.isfinite(timestamps)) else None
@@ -87,7 +95,7 @@ class PyAVReader(VideoReader):
         if self._frames is None:
             self._restart()
         try:
-            return next(self._frames)
+            frame = next(self._frames)
         except StopIteration:
             raise CorruptVideoError(
                 f"{self._source.name}: the stream holds {self.info.source_num_frames} frames but decoding "
@@ -97,6 +105,10 @@ class PyAVReader(VideoReader):
             raise CorruptVideoError(
                 f"{self._source.name}: decoding failed at frame {self._next_index}: {error}"
             ) from error
+        if (frame.width, frame.height) != (self._header.width, self._header.height):
+            check_frame_size(self._source.name, self._next_index, frame.width, frame.height, self._header,
+                             self._source.max_pixels)
+        return frame
 
     def _restart(self) -> None:
         """Reopen the container and decode from the first frame again."""

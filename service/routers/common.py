@@ -7,11 +7,13 @@ import asyncio
 import math
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 
+from lanp_vad.models.errors import ErrorKind
 from lanp_vad.pipeline.scoring.result import VideoScore
 from lanp_vad.service.problems import (
     HTTPErrorKind,
@@ -22,9 +24,13 @@ from lanp_vad.service.problems import (
     too_much_for_score,
 )
 from lanp_vad.service.state import ServiceState
+from lanp_vad.service.uploads import check_declared_length, idle_timed_chunks
 from lanp_vad.service.worker import SnippetBudget
 
 ResultFormat = Literal["json", "csv"]
+MAX_JSON_BYTES = 16 * 1024
+"""The largest JSON request body (a job or a stream request is a few hundred bytes)."""
+Body = TypeVar("Body", bound=BaseModel)
 
 MULTIPART_VIDEO_BODY: dict[str, Any] = {
     "multipart/form-data": {
@@ -75,6 +81,23 @@ def event_options(
     """The event rules a request overrides (the ``ScoringConfig`` field names); unset ones keep the model's."""
     given = {"smooth_s": smooth, "min_duration_s": min_duration, "merge_gap_s": merge_gap}
     return {name: value for name, value in given.items() if value is not None}
+
+
+async def read_json_body(request: Request, model: type[Body], idle_timeout_s: float) -> Body:
+    """The request's JSON body as ``model``, read by the route itself (after its API-key dependency: FastAPI reads a
+    declared body parameter before any dependency runs, so an unauthenticated client could make it read and parse
+    megabytes); 413 beyond ``MAX_JSON_BYTES`` (declared or received), 408 when the body stalls, 422 when invalid."""
+    check_declared_length(request, MAX_JSON_BYTES, slack=0)
+    body = bytearray()
+    async for chunk in idle_timed_chunks(request, idle_timeout_s):
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise ServiceError(413, ErrorKind.TOO_LARGE, f"a JSON request body is at most {MAX_JSON_BYTES // 1024} KiB")
+    try:
+        return model.model_validate_json(bytes(body))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
+        raise ServiceError(422, ErrorKind.INVALID_ARGUMENT, f"invalid request: {problems}") from error
 
 
 def queue_full(state: ServiceState, depth: int) -> ServiceError:

@@ -11,13 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from lanp_vad.models.errors import ErrorKind
 from lanp_vad.pipeline.files import atomic_write_bytes
 from lanp_vad.pipeline.scoring.plot import plot_png
 from lanp_vad.pipeline.scoring.result import VideoScore, parse_document
 from lanp_vad.pipeline.scoring.summary import summarize
+from lanp_vad.service.egress import check_destination
 from lanp_vad.service.jobs import COMPLETED, Job
 from lanp_vad.service.problems import HTTPErrorKind, ServiceError
 from lanp_vad.service.routers.common import (
@@ -30,17 +31,16 @@ from lanp_vad.service.routers.common import (
     event_options,
     problem,
     queue_full,
+    read_json_body,
 )
 from lanp_vad.service.schemas import JobPage, JobStatus, JobStatusName
 from lanp_vad.service.state import ServiceState, ready_state, require_api_key
-from lanp_vad.service.uploads import SNIFF_BYTES, check_declared_length, idle_timed_chunks
+from lanp_vad.service.uploads import SNIFF_BYTES
 from lanp_vad.service.worker import QueueFullError, result_path
 
 router = APIRouter(
     prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], responses=PROTECTED_RESPONSES
 )
-
-MAX_JSON_BYTES = 16 * 1024
 
 
 class PathJobRequest(BaseModel):
@@ -53,7 +53,8 @@ class PathJobRequest(BaseModel):
     smooth: float | None = Field(None, ge=0, le=60, description="moving average over this many seconds")
     min_duration: float | None = Field(None, ge=0, le=3600, description="drop events shorter than this (s)")
     merge_gap: float | None = Field(None, ge=0, le=3600, description="merge events this close together (s)")
-    callback_url: AnyHttpUrl | None = Field(None, description="POSTed a signed notice when the job ends")
+    callback_url: AnyHttpUrl | None = Field(None, max_length=2048,
+                                            description="POSTed a signed notice when the job ends")
 
 
 SUMMARY_FILE = "summary.json"
@@ -131,19 +132,6 @@ def _sniff_file(path: Path, shown: str) -> None:
         )
 
 
-async def _read_json(request: Request, idle_timeout_s: float) -> PathJobRequest:
-    body = b""
-    async for chunk in idle_timed_chunks(request, idle_timeout_s):
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise ServiceError(413, ErrorKind.TOO_LARGE, "a JSON job request is at most 16 KiB")
-    try:
-        return PathJobRequest.model_validate_json(body)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
-        raise ServiceError(422, ErrorKind.INVALID_ARGUMENT, f"invalid job request: {problems}") from error
-
-
 @router.get("", response_model=JobPage, summary="The jobs, newest first, one page at a time")
 def list_jobs(
     status: JobStatusName | None = Query(None, description="only jobs in this status"),
@@ -173,14 +161,15 @@ def list_jobs(
     responses={
         **ERROR_RESPONSES,
         400: problem("a malformed path (e.g. a NUL byte)"),
-        403: problem("path outside the data root, or paths disabled"),
+        403: problem("path outside the data root, paths disabled, or a callback URL in a denied network"),
         404: problem("no such file under the data root"),
     },
 )
 async def submit_job(
     request: Request,
     threshold: float | None = Query(None, ge=0, le=1, description="override the default threshold (uploads)"),
-    callback_url: AnyHttpUrl | None = Query(None, description="POSTed a signed notice when the job ends (uploads)"),
+    callback_url: AnyHttpUrl | None = Query(None, max_length=2048,
+                                            description="POSTed a signed notice when the job ends (uploads)"),
     events: dict[str, float] = Depends(event_options),
     state: ServiceState = Depends(ready_state),
 ) -> Response:
@@ -191,15 +180,19 @@ async def submit_job(
     settings = state.settings
     if state.worker.depth >= settings.queue_size:  # refuse before receiving a large upload
         raise queue_full(state, state.worker.depth)
+    if callback_url is not None:
+        await asyncio.to_thread(check_destination, state.egress, str(callback_url), "the callback URL")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        check_declared_length(request, MAX_JSON_BYTES)
-        job_request = await _read_json(request, settings.body_timeout_s)
+        job_request = await read_json_body(request, PathJobRequest, settings.body_timeout_s)
+        if job_request.callback_url is not None:
+            callback_url = job_request.callback_url
+            await asyncio.to_thread(check_destination, state.egress, str(callback_url), "the callback URL")
         path = resolve_under_root(state, job_request.path)
         _sniff_file(path, job_request.path)
+        state.disk.check_room(0, "the job")
         source_kind, video = "path", job_request.path
         threshold = job_request.threshold if job_request.threshold is not None else threshold
-        callback_url = job_request.callback_url or callback_url
         events = {**events, **event_options(job_request.smooth, job_request.min_duration, job_request.merge_gap)}
     else:
         upload = await state.uploads.receive(request, settings.jobs_dir / "inputs", sniff_container)
@@ -261,6 +254,7 @@ async def get_plot(job_id: str, state: ServiceState = Depends(ready_state)) -> R
     result = result_path(state.settings.jobs_dir, job_id)
     cached = result.with_name("plot.png")
     if not cached.is_file():
+        state.disk.check_room(0, "the plot")
 
         def render() -> None:
             png = plot_png(parse_document(json.loads(result.read_text())))

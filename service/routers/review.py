@@ -1,6 +1,7 @@
 """The review page (``/``, offline: its assets ship in the package) and the job resources it shows: the source
 video, events recomputed at another threshold, and each event's evidence (thumbnail, clip with pre/post roll)
-cut from the kept source video on first request and cached in the job's folder."""
+cut from the kept source video on first request and cached in the job's folder (``service.evidence``: one cut
+per file at a time, LRU-bounded in bytes)."""
 
 from __future__ import annotations
 
@@ -128,9 +129,7 @@ def _source(state: ServiceState, job_id: str) -> Path:
 
 
 def _cached(state: ServiceState, job_id: str, name: str) -> Path:
-    folder = result_path(state.settings.jobs_dir, job_id).parent / "evidence"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
+    return result_path(state.settings.jobs_dir, job_id).parent / "evidence" / name
 
 
 @router.get(
@@ -146,16 +145,15 @@ async def get_thumbnail(
     threshold: float | None = Query(None, ge=0, le=1),
     state: ServiceState = Depends(ready_state),
 ) -> FileResponse:
-    from lanp_vad.pipeline.files import atomic_write_bytes
     from lanp_vad.pipeline.scoring.evidence import render_thumbnail
 
     document = await _document(state, job_id, threshold)
     event = _event(document, job_id, number)
     peak_s = document["timestamps"][event["peak_frame"]]
-    cached = _cached(state, job_id, f"frame-{event['peak_frame']}.jpg")
-    if not cached.is_file():
-        source = _source(state, job_id)
-        await asyncio.to_thread(lambda: atomic_write_bytes(cached, render_thumbnail(source, peak_s)))
+    source = _source(state, job_id)
+    cached = await state.evidence.get(_cached(state, job_id, f"frame-{event['peak_frame']}.jpg"),
+                                      lambda temporary: temporary.write_bytes(render_thumbnail(source, peak_s)),
+                                      lambda: state.disk.check_room(0, "the thumbnail"))
     return FileResponse(cached, media_type="image/jpeg")
 
 
@@ -178,10 +176,11 @@ async def get_clip(
 
     event = _event(await _document(state, job_id, threshold), job_id, number)
     start_s, end_s = event["start_s"], event["end_s"]
-    cached = _cached(state, job_id, f"clip-{start_s:.3f}-{end_s:.3f}-{pre_roll:g}-{post_roll:g}.mp4")
-    if not cached.is_file():
-        source = _source(state, job_id)
-        await asyncio.to_thread(
-            write_event_clip, source, cached, start_s, end_s, pre_roll_s=pre_roll, post_roll_s=post_roll
-        )
+    source = _source(state, job_id)
+    cached = await state.evidence.get(
+        _cached(state, job_id, f"clip-{start_s:.3f}-{end_s:.3f}-{pre_roll:g}-{post_roll:g}.mp4"),
+        lambda temporary: write_event_clip(source, temporary, start_s, end_s, pre_roll_s=pre_roll,
+                                           post_roll_s=post_roll),
+        lambda: state.disk.check_room(0, "the clip"),
+    )
     return FileResponse(cached, media_type="video/mp4", filename=f"{job_id}-event-{number}.mp4")

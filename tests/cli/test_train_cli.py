@@ -115,6 +115,14 @@ def test_mismatched_ground_truth_and_spec_are_refused(
     captured = capsys.readouterr()
     assert status == 2 and "24-d" in captured.err and captured.out == ""
 
+    np.save(other / "v.npy", _normal(12, dim=24))  # the spec comes from the first file: the second is 5-d
+    np.save(other / "w.npy", _normal(12, dim=5))
+    (tmp_path / "other.csv").write_text("v,16,32\nw,16,32\n")
+    status = main(["evaluate", "--model", str(tmp_path / "model"), "--features", str(other),
+                   "--gt", str(tmp_path / "other.csv"), "--json"])
+    captured = capsys.readouterr()
+    assert status == 2 and "(spec_mismatch)" in captured.err and "w: features of shape (12, 5)" in captured.err
+
 
 @pytest.mark.parametrize("count", [6, 28])
 def test_default_preset_trains_small_archives(tmp_path: Path, count: int) -> None:

@@ -35,6 +35,56 @@ def wait_for(condition: Any, timeout_s: float = 30.0, what: str = "the condition
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def stream_records(client: httpx.Client, stream: str, until: Any, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """A stream's records (Server-Sent Events' data) from the first, read until ``until(records)`` holds;
+    AssertionError when ``timeout_s`` passes first."""
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    with client.stream("GET", f"/streams/{stream}/events", timeout=timeout_s) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                records.append(json.loads(line[6:]))
+                if until(records):
+                    return records
+            if time.monotonic() > deadline:
+                break
+    raise AssertionError(f"the stream's records never matched: {[r['type'] for r in records]}")
+
+
+def crowd_with_event_clients(server: LiveServer, clip: bytes, clients: int = 32) -> dict[str, Any]:
+    """Times ``POST /score`` of ``clip`` alone and beside ``clients`` idle event clients of a quiet stream (its
+    source never answers), then one more client's status (None: it got an event stream) and the DELETE's time."""
+    from tests.service import raw_http
+
+    def score() -> tuple[int, float]:
+        started = time.monotonic()
+        status = client.post("/score", files={"file": ("clip.mp4", clip, "video/mp4")}).status_code
+        return status, time.monotonic() - started
+
+    silent = raw_http.Responder()
+    try:
+        with server.client() as client:
+            _, alone_s = score()
+            stream = client.post("/streams", json={"url": silent.url()}).json()["id"]
+            listeners = [raw_http.send_get(server.port, f"/streams/{stream}/events", api_key=API_KEY)
+                         for _ in range(clients)]
+            time.sleep(1.0)
+            try:
+                one_more: httpx.Response | None = client.get(f"/streams/{stream}/events", timeout=10)
+            except httpx.ReadTimeout:
+                one_more = None
+            scored, crowded_s = score()
+            started = time.monotonic()
+            client.delete(f"/streams/{stream}")
+            delete_s = time.monotonic() - started
+            for listener in listeners:
+                listener.close()
+    finally:
+        silent.close()
+    return {"one_more": one_more, "scored": scored, "alone_s": alone_s, "crowded_s": crowded_s,
+            "delete_s": delete_s}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

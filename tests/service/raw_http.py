@@ -3,8 +3,13 @@ time, stall in the middle of a body. Used by the service tests and by ``bench/dr
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 BOUNDARY = "lanp-raw-boundary"
 
@@ -83,3 +88,102 @@ def partial_headers(port: int) -> socket.socket:
     connection = connect(port)
     connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
     return connection
+
+
+def send_declared(port: int, method: str, path: str, *, declared: int, sent: bytes, headers: dict[str, str]
+                  ) -> socket.socket:
+    """A request that declares a ``declared``-byte body and sends only ``sent`` of it: whatever reads the whole
+    body before answering hangs, whatever answers first answers now."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {declared}",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    connection = connect(port, timeout_s=10.0)
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + sent)
+    return connection
+
+
+def send_get(port: int, path: str, *, api_key: str | None) -> socket.socket:
+    """A GET whose answer the caller reads (or never reads: an idle event client)."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", *([f"X-API-Key: {api_key}"] if api_key else [])]
+    connection = connect(port)
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return connection
+
+
+class Responder:
+    """A TCP server on ``host`` (a loopback address) that answers every connection with ``answer`` (b"": never
+    answers, a silent port) and then keeps it open until ``close``; counts the connections it got."""
+
+    def __init__(self, answer: bytes = b"", host: str = "127.0.0.1"):
+        self.answer = answer
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._listener = socket.create_server((host, 0))
+        self.host, self.port = host, self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            self._held.append(connection)
+            if self.answer:
+                with contextlib.suppress(OSError):
+                    connection.settimeout(2.0)
+                    connection.recv(65536)  # the request (or nothing, for a non-HTTP client)
+                    connection.sendall(self.answer)
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self._held:
+            connection.close()
+
+
+class PacedFile:
+    """An HTTP server on 127.0.0.1 that sends one file to every GET at ``bytes_per_s`` (a live source)."""
+
+    def __init__(self, path: Path, bytes_per_s: int):
+        data = path.read_bytes()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for start in range(0, len(data), bytes_per_s // 10):
+                        self.wfile.write(data[start : start + bytes_per_s // 10])
+                        time.sleep(0.1)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/live.ts"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@contextlib.contextmanager
+def port_kinds() -> Iterator[dict[str, str]]:
+    """URLs of four kinds of port on 127.0.0.1: closed, silent (accepts, never answers), not HTTP (an SSH banner)
+    and an HTTP error page; what an attacker probes to learn what answers where."""
+    silent, other = Responder(), Responder(b"SSH-2.0-OpenSSH_9.2\r\n")
+    page = Responder(b"HTTP/1.1 500 Oops\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    try:
+        yield {"closed": f"http://127.0.0.1:{closed}/", "silent": silent.url(), "non-HTTP": other.url(),
+               "HTTP": page.url()}
+    finally:
+        for responder in (silent, other, page):
+            responder.close()

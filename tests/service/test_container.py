@@ -95,6 +95,15 @@ def test_compose_mounts_the_model_read_only_and_leaves_an_unset_api_key_unset() 
     assert service["environment"]["LANP_API_KEY"] is None
 
 
+def test_compose_lets_a_stopping_server_finish() -> None:
+    """Docker kills a container 10 s after SIGTERM unless told otherwise; the server may need its grace and more."""
+    from lanp_vad.service.server import SHUTDOWN_AFTER_GRACE_S
+    from lanp_vad.service.settings import Settings
+
+    grace = Settings.model_fields["shutdown_grace_s"].default
+    assert float(_compose_service()["stop_grace_period"].rstrip("s")) >= grace + SHUTDOWN_AFTER_GRACE_S
+
+
 def test_the_container_test_script_is_valid_shell_and_documented() -> None:
     script = REPO_ROOT / "scripts/container-test.sh"
     assert os.access(script, os.X_OK)

@@ -34,7 +34,7 @@ def page_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
     work = tmp_path_factory.mktemp("review-work")
     live = LiveServer(
         {"LANP_MODEL_DIR": str(tiny_model_dir), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work),
-         "LANP_API_KEY": API_KEY},
+         "LANP_API_KEY": API_KEY, "LANP_ALLOWED_NETWORKS": '["127.0.0.1/32"]'},  # the live source is on loopback
         work / "server.log",
     )
     live.start()
@@ -50,7 +50,8 @@ def shifted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
 
     work = tmp_path_factory.mktemp("shifted-work")
     model = make_shifted_model(work / "model")
-    live = LiveServer({"LANP_MODEL_DIR": str(model), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work / "state")},
+    live = LiveServer({"LANP_MODEL_DIR": str(model), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work / "state"),
+                       "LANP_ALLOWED_NETWORKS": '["127.0.0.1/32"]'},  # the live source is on loopback
                       work / "server.log")
     live.start()
     yield live

@@ -21,7 +21,7 @@ from lanp_vad.pipeline.scoring.result import VideoScore, numbered
 from lanp_vad.pipeline.scoring.scorer import Scorer
 from lanp_vad.pipeline.scoring.segments import find_segments
 from tests.service import raw_http
-from tests.service.conftest import API_KEY, LiveServer, still_running
+from tests.service.conftest import API_KEY, LiveServer, still_running, wait_for
 from tests.videos import write_video
 
 VIDEO_KINDS = {"empty", "not_video", "no_video_stream", "unsupported_codec", "corrupt", "too_large", "timeout"}
@@ -398,15 +398,20 @@ def test_an_abandoned_score_request_frees_the_worker_and_is_no_error(
 ) -> None:
     """Defects 1 and 5: a client that hangs up cancels its scoring at the next snippet batch; it is logged and
     counted as a disconnect (499), not as a 500."""
+    device_s = "lanp_device_seconds_total"
     with server.client() as client:
         before = client.get("/metrics").text
         abandoned = raw_http.send_upload(server.port, "/score", slow_clip.read_bytes(), api_key=API_KEY)
-        time.sleep(2.0)  # uploaded, probed and being scored
+        # uploaded, probed and being scored (its first snippet batch took a turn on the device), however loaded
+        wait_for(lambda: metric(client.get("/metrics").text, device_s) > metric(before, device_s), 60,
+                 what="the abandoned request's scoring")
         abandoned.close()
         started = time.monotonic()
         assert upload(client, "/score", small_clip).status_code == 200
         next_clip_s = time.monotonic() - started
-        after = client.get("/metrics").text
+        after = wait_for(lambda: (lambda text: text if metric(text, "lanp_client_disconnects_total")
+                                  > metric(before, "lanp_client_disconnects_total") else None)(
+            client.get("/metrics").text), 30, what="the disconnect to be counted")
     assert metric(after, "lanp_client_disconnects_total") - metric(before, "lanp_client_disconnects_total") == 1
     assert 'stage="scoring"' in after
     assert metric(after, "lanp_videos_scored_total") - metric(before, "lanp_videos_scored_total") == 1  # not 2

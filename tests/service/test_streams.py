@@ -25,7 +25,7 @@ def stream_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     (work / "root").mkdir()
     live = LiveServer({"LANP_MODEL_DIR": str(tiny_model_dir), "LANP_DEVICE": "cpu", "LANP_WORK_DIR": str(work),
                        "LANP_DATA_ROOT": str(work / "root"), "LANP_API_KEY": "k", "LANP_MAX_STREAMS": "1",
-                       "LANP_STREAM_SCHEMES": '["http"]',
+                       "LANP_STREAM_SCHEMES": '["http"]', "LANP_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
                        "LANP_RUNTIME": "torch"}, work / "server.log")
     live.start()
     yield live
@@ -112,7 +112,7 @@ def test_a_stream_an_upload_and_a_long_job_share_the_device(stream_server: LiveS
     """While a stream plays, a long job and a synchronous upload both complete, the stream keeps scoring during
     the job (its snippets wait about one batch, not the job), and every forward pass went through the scheduler."""
     root = Path(stream_server.env["LANP_DATA_ROOT"])
-    write_video(root / "long.avi", codec="mpeg4", num_frames=8000, fps=25)  # 500 snippets, seconds of work
+    write_video(root / "long.avi", codec="mpeg4", num_frames=16000, fps=25)  # 1000 snippets: 4 s on a quiet machine
     upload = write_video(tmp_path / "upload.mp4", num_frames=80, width=160, height=120, fps=25)
     with httpx.Client(base_url=stream_server.url, headers={"X-API-Key": "k"}, timeout=120) as client:
         stream = client.post("/streams", json={"url": camera}).json()["id"]
@@ -137,7 +137,7 @@ def test_a_stream_an_upload_and_a_long_job_share_the_device(stream_server: LiveS
     job_s = done["finished_at"] - done["started_at"]
     latencies = [data["latency_s"] for data in during if "latency_s" in data]
     # the stream went on during the job (at half its real-time pace at least: the machine may be loaded)
-    assert job_s > 2.5 and len(during) >= 0.5 * job_s / (16 / 25) - 1, (job_s, len(during))
+    assert job_s > 2.5 and len(during) >= max(3, 0.5 * job_s / (16 / 25) - 1), (job_s, len(during))
     assert latencies and max(latencies) < 0.6 * job_s, (job_s, latencies)  # a snippet waits a batch, not the job
     for group in ("requests", "streams"):
         assert _metric(metrics, "lanp_device_seconds_total", group=group) > 0, group
@@ -167,10 +167,12 @@ def test_stream_events_go_to_the_webhooks_signed_and_in_order(stream_server: Liv
     posts = receiver.posts("/camera")
     events = [json.loads(post["body"])["event"] for post in posts]
     assert events == ["stream.event_start", "stream.event_start", "stream.event_end", "stream.stopped"]  # 1 retry
+    key = (Path(stream_server.env["LANP_WORK_DIR"]) / "webhook.key").read_bytes().strip()
+    assert key != b"k"  # never the API key: every client holds that one
     for post in posts:
         timestamp = post["headers"]["X-LANP-Timestamp"]
-        expected = hmac.new(b"k", timestamp.encode() + b"." + post["body"], hashlib.sha256).hexdigest()
-        assert post["headers"]["X-LANP-Signature"] == f"sha256={expected}"  # keyed by the API key by default
+        expected = hmac.new(key, timestamp.encode() + b"." + post["body"], hashlib.sha256).hexdigest()
+        assert post["headers"]["X-LANP-Signature"] == f"sha256={expected}"  # the server's own random key
     notices = [json.loads(post["body"]) for post in posts]
     assert {notice["stream"]["id"] for notice in notices} == {stream}
     assert notices[0]["stream"]["url"] == camera and notices[0]["record"]["start_frame"] == 0

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from lanp_vad.pipeline.video import sniff_container
+from lanp_vad.service.disk import DiskGuard
 from lanp_vad.service.problems import ServiceError, problem_response
 from lanp_vad.service.uploads import UploadGate
 from tests.videos import write_video
@@ -34,9 +35,9 @@ def gate_app(gate: UploadGate, directory: Path) -> Starlette:
 
 
 @pytest.fixture
-def gate() -> UploadGate:
+def gate(tmp_path: Path) -> UploadGate:
     return UploadGate(max_bytes=1 * MIB, max_concurrent=2, max_bytes_in_flight=int(1.5 * MIB), body_timeout_s=5,
-                      retry_after_s=3)
+                      retry_after_s=3, max_kept_bytes=MIB, disk=DiskGuard(tmp_path, min_free_bytes=0))
 
 
 @pytest.fixture

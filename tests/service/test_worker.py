@@ -12,6 +12,7 @@ import pytest
 
 from lanp_vad.pipeline.scoring.config import ScoringConfig
 from lanp_vad.pipeline.scoring.scorer import Scorer
+from lanp_vad.service.disk import DiskGuard
 from lanp_vad.service.jobs import CANCELED, COMPLETED, FAILED, PENDING, JobStore
 from lanp_vad.service.metrics import ServiceMetrics
 from lanp_vad.service.problems import ServiceError
@@ -49,7 +50,7 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _worker(tmp_path: Path, scorer: Scorer) -> tuple[InferenceWorker, RecordingStore, UploadGate]:
     store = RecordingStore(tmp_path / "jobs.sqlite")
     uploads = UploadGate(max_bytes=2**30, max_concurrent=2, max_bytes_in_flight=2**31, body_timeout_s=5,
-                         retry_after_s=1)
+                         retry_after_s=1, max_kept_bytes=2**31, disk=DiskGuard(tmp_path, min_free_bytes=0))
     worker = InferenceWorker(scorer, store, ServiceMetrics(), jobs_dir=tmp_path / "jobs", queue_size=4,
                              uploads=uploads)
     worker.start()

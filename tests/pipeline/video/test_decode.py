@@ -29,6 +29,7 @@ from tests.videos import (
     write_dropped_frames_avi,
     write_frame_folder,
     write_random_bytes,
+    write_size_switch,
     write_text,
     write_truncated,
     write_video,
@@ -276,3 +277,29 @@ def test_invalid_arguments(videos: dict[str, Path]) -> None:
         open_video(videos["h264"].with_name("missing.mp4"))
     with open_video(videos["h264"]) as reader, pytest.raises(ValueError, match="plan is for 10 frames"):
         next(reader.iter_snippets(SnippetPlan.build(10)))
+
+
+@pytest.mark.parametrize("later", [(1920, 1080), (16000, 64)])
+def test_a_frame_larger_than_its_header_is_refused(tmp_path: Path, later: tuple[int, int]) -> None:
+    """The header says 64x48 and the limits are checked against it; frames that grow later are refused where PyAV
+    decodes them (decord scales every frame to the header's size inside its decoder)."""
+    path = write_size_switch(tmp_path / "switch.ts", later=later)
+    with pytest.raises(ResolutionTooLargeError, match=f"frame 16 is {later[0]}x{later[1]}") as raised, \
+            open_video(path, backend="pyav") as reader:
+        for _ in reader.iter_snippets(SnippetPlan.build(reader.info.num_frames)):
+            pass
+    assert raised.value.kind == "too_large"
+
+
+def test_a_live_frame_beyond_the_size_limits_ends_the_session(tmp_path: Path) -> None:
+    from lanp_vad.pipeline.live.source import SourceConfig, open_live
+
+    path = write_size_switch(tmp_path / "switch.ts", later=(16000, 64))
+    connection = open_live(str(path), SourceConfig(read_timeout_s=1.0))
+    try:
+        with pytest.raises(VideoError, match="16000x64") as raised:
+            for _ in connection.frames():
+                pass
+    finally:
+        connection.close()
+    assert raised.value.kind == "too_large"
