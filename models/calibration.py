@@ -5,11 +5,12 @@ joins three views of each snippet: the classifier's, the normality bank's (how f
 videos' normal seeds) and, for a whole video, its own propagation's (``models.within``: how little normality the
 video's start and end send it). Each is put in robust standard units of the training archive's *pseudo-normal*
 snippets (median and IQR, after its transform), their mean is the evidence, and a logistic maps it to a score in
-(0, 1) whose 0.5 is the label-free threshold (the midpoint between the evidence's medians over the pseudo-normal
-and the pseudo-abnormal training snippets; the pseudo-normal median maps to 0.1). An archive without anomalies is
-scored by the bank alone, its threshold where 1 % of the training snippets lie above. Scores then rank within a
-video instead of saturating, and the threshold is 0.5 for every model. A live stream has no end, so it is scored
-by a second calibration without the within-video view. Pure numpy.
+(0, 1) whose 0.5 is the label-free threshold: 40 % of the way from the evidence's median over the pseudo-normal
+training snippets to its median over the pseudo-abnormal ones (an anomaly's quieter stretches sit between the two),
+with a slope at which half the gap between the two medians spans 0.5 to 0.9 (about 0.15 and 0.94 at the
+medians). An archive without anomalies is scored by the bank alone, its threshold where 1 % of the training
+snippets lie above. Scores then rank within a video instead of saturating, and the threshold is 0.5 for every
+model. A live stream has no end, so it is scored by a second calibration without the within-video view. Pure numpy.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from lanp_vad.models.errors import ErrorKind, UserError
 
 Component = Literal["classifier", "bank", "within"]
 COMPONENTS: tuple[Component, ...] = ("classifier", "bank", "within")
-NORMAL_MEDIAN_SCORE = 0.1  # where the pseudo-normal snippets' median evidence lands on the score scale
+THRESHOLD_SHARE = 0.4  # the threshold's place from the pseudo-normal (0) to the pseudo-abnormal (1) median evidence
+MEDIAN_SCORE_GAP = 0.8  # the slope: half the medians' gap spans 0.5 -+ MEDIAN_SCORE_GAP / 2 on the score scale
 NORMAL_ONLY_QUANTILE = 0.99  # an archive without anomalies: the threshold leaves 1 % of its snippets above
 BANK_RADIUS = 2  # the log bank distance is averaged over the snippet and this many on each side (triangular)
 WEIGHTS: dict[str, float] = {"classifier": 0.5, "bank": 1.0, "within": 1.0}
@@ -164,14 +166,17 @@ def fit_calibration(
     evidence = np.average(views, axis=0, weights=weights)
     normal_median = float(np.median(evidence[normal]))
     if abnormal is not None and (~normal).any():
-        threshold = (normal_median + float(np.median(evidence[~normal]))) / 2
-        rule = "midpoint of the median evidence of pseudo-normal and pseudo-abnormal training snippets"
+        gap = float(np.median(evidence[~normal])) - normal_median
+        threshold = normal_median + THRESHOLD_SHARE * gap
+        rule = (f"{100 * THRESHOLD_SHARE:g} % of the way from the median evidence of pseudo-normal training snippets "
+                "to that of pseudo-abnormal ones")
     else:
         threshold = float(np.quantile(evidence, NORMAL_ONLY_QUANTILE))
+        gap = 2 * (threshold - normal_median)
         rule = f"{100 * (1 - NORMAL_ONLY_QUANTILE):g} % of the training snippets (all normal) above it"
-    gap = threshold - normal_median
     if not gap > 1e-9:  # pseudo-abnormal snippets no higher than normal ones: fall back to the normal spread
-        threshold, gap = normal_median + 1.0, 1.0
+        threshold, gap = normal_median + 1.0, 2.0
         rule += " (fallback: pseudo-abnormal evidence was not above normal; one spread above the normal median)"
-    scale = gap / np.log(1 / NORMAL_MEDIAN_SCORE - 1)
+    # a logistic of slope 1/scale puts points gap/2 either side of the threshold at 0.5 -+ MEDIAN_SCORE_GAP / 2
+    scale = (gap / 2) / np.log((1 + MEDIAN_SCORE_GAP) / (1 - MEDIAN_SCORE_GAP))
     return Calibration(components, standardisers, weights, floor, bank_radius, float(threshold), float(scale), rule)

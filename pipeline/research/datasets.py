@@ -34,11 +34,16 @@ the threshold sweep within this budget (chosen on the test videos, like a best e
 
 
 def event_metrics(
-    scores: dict[str, np.ndarray], ground_truth: GroundTruth, fps: float, threshold: float = EVENT_THRESHOLD
+    scores: dict[str, np.ndarray],
+    ground_truth: GroundTruth,
+    fps: float,
+    threshold: float = EVENT_THRESHOLD,
+    num_frames: dict[str, int | None] | None = None,
 ) -> dict[str, float]:
     """Event recall, precision and false alarms per hour of per-snippet scores at ``threshold`` (a model's own),
     and the best event recall within ``EVENT_FALSE_ALARM_BUDGET``, with the events ``lanp score`` makes by default
-    (``ScoringConfig().segments``) and ``lanp evaluate``'s overlap rule."""
+    (``ScoringConfig().segments``) and ``lanp evaluate``'s overlap rule; a video of known ``num_frames`` is cut
+    to its own frames, as ``lanp evaluate`` does."""
     segments = ScoringConfig().segments
 
     def segmenter(frame_scores: np.ndarray, video_fps: float, threshold: float) -> list[tuple[int, int]]:
@@ -47,8 +52,9 @@ def event_metrics(
 
     videos = []
     for video_id, values in scores.items():
-        labels = ground_truth.frame_labels_for(video_id, len(values))
-        frames = np.repeat(np.asarray(values, dtype=np.float64), SNIPPET_LENGTH)[: labels.size]
+        count = (num_frames or {}).get(video_id)
+        labels = ground_truth.frame_labels_for(video_id, len(values), num_frames=count)
+        frames = np.repeat(np.asarray(values, dtype=np.float64), SNIPPET_LENGTH)[: count or labels.size]
         videos.append(EventVideo(video_id, frames, labels[: frames.size], fps))
     counts = event_counts(videos, threshold, segmenter).to_dict()
     metrics = {f"events:{name}": float(counts[name]) for name in ("event_recall", "event_precision",
@@ -93,9 +99,12 @@ class AccuracyDataset:
     def measure(self, scores: dict[str, np.ndarray], *, threshold: float = EVENT_THRESHOLD) -> dict[str, float]:
         """Frame metrics of per-snippet scores of the evaluation videos (and event metrics at ``threshold`` when
         the frame rate is known); a region's keys are prefixed by it."""
-        metrics = frame_metrics(scores, self.ground_truth)
+        # the videos' own frame counts, where known, label the padded frames of the last snippet as the CLI's
+        # ``lanp evaluate`` does (the ground truth's last label), so a cell reads like the user's figure
+        counts = {entry.video_id: entry.num_frames for entry in self.evaluation}
+        metrics = frame_metrics(scores, self.ground_truth, counts)
         if self.fps:
-            metrics.update(event_metrics(scores, self.ground_truth, self.fps, threshold))
+            metrics.update(event_metrics(scores, self.ground_truth, self.fps, threshold, counts))
         for region in self.regions:
             part = {video_id: values[slice(*region.slices[video_id])] for video_id, values in scores.items()}
             metrics.update({f"{region.name}:{key}": value for key, value in frame_metrics(part, region.truth).items()})

@@ -8,7 +8,8 @@ import torch
 
 from lanp_vad.models.bank import build_bank
 from lanp_vad.models.calibration import (
-    NORMAL_MEDIAN_SCORE,
+    MEDIAN_SCORE_GAP,
+    THRESHOLD_SHARE,
     Calibration,
     CalibrationError,
     classifier_logit,
@@ -34,16 +35,19 @@ def _training_videos(seed: int = 0) -> tuple[dict[str, list[np.ndarray]], list[n
     return {"classifier": classifier, "bank": distances}, labels
 
 
-def test_the_calibration_puts_the_threshold_at_one_half_and_normal_snippets_near_a_tenth() -> None:
+def test_the_calibration_puts_its_threshold_at_one_half_between_the_normal_and_abnormal_medians() -> None:
     parts, labels = _training_videos()
     calibration = fit_calibration(parts, labels)
     abnormal = np.concatenate(labels) >= 0.5
     evidence = np.concatenate([calibration.evidence({name: values[i] for name, values in parts.items()})
                                for i in range(len(labels))])  # fmt: skip
     scores = calibration.score({name: np.concatenate(values) for name, values in parts.items()})
-    assert np.median(1 / (1 + np.exp(-(evidence[~abnormal] - calibration.threshold) / calibration.scale))) == (
-        pytest.approx(NORMAL_MEDIAN_SCORE, abs=0.01))
-    assert calibration.threshold == pytest.approx((np.median(evidence[~abnormal]) + np.median(evidence[abnormal])) / 2)
+    normal_median, abnormal_median = np.median(evidence[~abnormal]), np.median(evidence[abnormal])
+    assert calibration.threshold == pytest.approx(normal_median + THRESHOLD_SHARE * (abnormal_median - normal_median))
+    medians = np.array([normal_median, abnormal_median])
+    logistic = 1 / (1 + np.exp(-(medians - calibration.threshold) / calibration.scale))
+    assert logistic[0] < 0.5 < logistic[1]
+    assert logistic[1] - logistic[0] == pytest.approx(MEDIAN_SCORE_GAP, abs=0.05)
     assert np.mean((scores < 0.05) | (scores > 0.95)) < 0.5  # graded, not a 0/1 step
     assert Calibration.from_dict(calibration.to_dict()) == calibration
 
