@@ -82,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
         features, config, ground_truth=ground_truth, progress=not args.no_progress, eval_fn=evaluator
     )
     out = result.save(args.out, features.spec, config)
-    summary = {"model": str(out), "threshold": result.metadata["threshold"],
-               "classifier_context": result.metadata["classifier_context"], **result.metadata.get("metrics", {})}
+    # with the archive's mode (normal-only or mixed) and why: what a user checks first on a new archive; a
+    # normal-only model has no classifier, so no classifier context
+    recorded = ("archive", "threshold", "classifier_context")
+    summary = {"model": str(out), **{key: result.metadata[key] for key in recorded if key in result.metadata},
+               **result.metadata.get("metrics", {})}
     json.dump(summary, sys.stdout)
     sys.stdout.write("\n")
     return 0

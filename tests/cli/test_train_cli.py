@@ -53,6 +53,15 @@ def test_train_then_evaluate_json(archive: Path, tmp_path: Path) -> None:
     assert report["auc_roc"] > 0.8 and 0 < report["ap"] <= 1 and report["videos"] == 40
 
 
+def test_a_normal_only_archive_is_named_in_the_summary(tmp_path: Path) -> None:
+    week = _write(tmp_path / "week", {f"day{index:02d}": _normal(40, dim=16, seed=index) for index in range(20)})
+    trained = _lanp("train", "--features", week, "--out", tmp_path / "model", "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads(trained.stdout)
+    assert summary["archive"]["mode"] == "normal_only" and "holds no anomaly" in summary["archive"]["reason"], summary
+    assert summary["threshold"] == 0.5 and not (tmp_path / "model" / "model.safetensors").exists()
+
+
 def _train(features: Path, out: Path, *extra: str) -> int:
     return main(["train", "--features", str(features), "--out", str(out), "--no-progress", *FAST, *extra])
 
