@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="TEXT",
                         help="keep only the rows whose name contains one of these texts")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, help="LANP epochs (default: the preset's 300)")
+    parser.add_argument("--epochs", type=int,
+                        help="LANP epochs (default: each row's preset's own: 100 default, 300 reference)")
     parser.add_argument("--eval-every", type=int, default=10,
                         help="evaluate LANP's classifier every N epochs (0: none; the saved model is always measured)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")

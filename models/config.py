@@ -136,7 +136,7 @@ class BankConfig(_Section):
         description=(
             "normal_only: the archive holds no anomaly (a clean week): the model is a bank of all its snippets; "
             "mixed: it may hold anomalies (LANP's pseudo labels and classifier, with the seed bank); auto: "
-            "decided from the archive (see models.archive_check)"
+            "decided from the archive (see models.bank.check_archive)"
         ),
     )
     labels: Literal["lanp", "joint"] = Field(

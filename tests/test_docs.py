@@ -13,12 +13,10 @@ from tests.conftest import REPO_ROOT
 
 # History ("round 3", "issue 10") belongs in CHANGELOG.md, not in pages that describe the product as it is.
 HISTORY = re.compile(r"\b(round|issue)[ -]\d+", re.IGNORECASE)
-# The accuracy page is being rewritten by its owner as a grid of regimes; until then it keeps its history.
-PAGES_WITH_HISTORY = {"ACCURACY.md"}
 
 
 def current_pages() -> list[Path]:
-    pages = sorted(page for page in (REPO_ROOT / "docs").glob("*.md") if page.name not in PAGES_WITH_HISTORY)
+    pages = sorted((REPO_ROOT / "docs").glob("*.md"))
     return [REPO_ROOT / "README.md", *pages]
 
 

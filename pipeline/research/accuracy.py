@@ -177,7 +177,7 @@ def run_cell(
 ) -> list[dict[str, Any]]:
     """Train and evaluate one method on one data set with one seed; one JSON-able record per column.
 
-    ``epochs`` (None: the preset's 300) and ``eval_every`` apply to LANP; the baselines keep their own schedules
+    ``epochs`` (None: the preset's own) and ``eval_every`` apply to LANP; the baselines keep their own schedules
     (C2FPL 20 epochs, GCL 15) and are evaluated after every epoch.
     """
     started = time.perf_counter()
@@ -360,7 +360,7 @@ def run_table(
         {column: dataset.description for dataset in datasets for column in dataset.columns},
         {
             "seeds": list(seeds),
-            "lanp_epochs": epochs if epochs is not None else "preset (300)",
+            "lanp_epochs": epochs if epochs is not None else "each preset's own",
             "lanp_eval_every": eval_every,
             "device": device,
         },
