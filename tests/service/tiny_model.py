@@ -48,3 +48,29 @@ def make_shifted_model(directory: Path) -> Path:
     model = make_tiny_model(directory / "grey-model")
     fit_feature_stats([features]).save(model)
     return model
+
+
+def make_detector_model(directory: Path) -> Path:
+    """A model of the default preset: trained for a few epochs on the tiny extractor's features of six generated
+    clips (taken as an archive that may hold anomalies), so it scores with its classifier, normality bank and
+    calibration, and a stream with its stream calibration."""
+    from lanp_vad.models.config import apply_overrides, preset
+    from lanp_vad.pipeline.research.datasets import store_arrays
+    from lanp_vad.pipeline.training.trainer import train_lanp
+    from tests.videos import write_video
+
+    directory.mkdir(parents=True, exist_ok=True)
+    extractor = tiny_extractor()
+    try:
+        arrays = {
+            f"clip{index}": extractor.extract_video(write_video(
+                directory / f"clip{index}.mp4", num_frames=128 + 16 * index, width=96, height=64, fps=25,
+            )).features
+            for index in range(6)
+        }  # fmt: skip
+    finally:
+        extractor.close()
+    features = store_arrays(directory / "features", extractor.spec, arrays)
+    config = apply_overrides(preset("default"), ["train.epochs=5", "train.batch_size=6", "classifier.hidden=32",
+                                                 "bank.archive=mixed"])  # fmt: skip
+    return train_lanp(features, config, progress=False).save(directory / "model", extractor.spec, config)

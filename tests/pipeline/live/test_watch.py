@@ -331,3 +331,25 @@ def test_watch_over_udp_scores_like_offline(clip: Path, model: Path, processes: 
     offline = Scorer.from_model_dir(model, device="cpu").score_video(clip)
     np.testing.assert_allclose([r["score"] for r in _of(records, "snippet", 1)], offline.snippet_scores, atol=1e-5)
     assert _of(records, "disconnected", 1)[0]["frames"] == FRAMES
+
+
+@pytest.mark.timeout(300)
+def test_a_default_preset_model_scores_a_stream_with_its_stream_calibration(clip: Path, tmp_path: Path,
+                                                                           processes: list[subprocess.Popen]) -> None:
+    """A model with a normality bank and calibration: each live snippet, scored once its right-hand neighbours
+    have arrived, equals the stream detector (classifier and bank, no within-video view) on the whole clip."""
+    from lanp_vad.pipeline.scoring.scorer import Scorer
+    from tests.service.tiny_model import make_detector_model
+
+    model = make_detector_model(tmp_path / "detector")
+    recording, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"
+    _remux_to_ts(clip, recording)
+    watcher = _python("-m", "lanp_vad", "watch", str(recording), "--model", str(model), "--out", str(out),
+                      "--read-timeout", "2", "--device", "cpu", "--threads", "1")
+    processes.append(watcher)
+    assert watcher.wait(timeout=120) == 0
+    scorer = Scorer.from_model_dir(model, device="cpu")
+    features = scorer.extractor.extract_video(clip).features
+    live = np.array([record["score"] for record in _of(_records(out), "snippet")])
+    np.testing.assert_allclose(live, scorer.head.for_stream()(features), atol=1e-5)
+    assert np.abs(live - scorer.head(features)).max() > 1e-4  # a whole file adds the video's own propagation
