@@ -42,8 +42,17 @@ def test_a_terminal_gets_the_redrawn_bar() -> None:
     with os.fdopen(follower, "w") as terminal:
         assert terminal.isatty()
         _run(terminal, steps=5, pause_s=0)
-    written = os.read(leader, 65536).decode()
+    chunks = []  # one read may return only part of what the bar wrote: read until the closed follower says so
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the follower is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     os.close(leader)
+    written = b"".join(chunks).decode()
     assert "\r" in written and "5/5" in written
 
 
