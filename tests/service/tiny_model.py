@@ -6,7 +6,10 @@ classifier is a seeded, untrained LANP head (the contract under test is scoring 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from lanp_vad.models.classifier import create_classifier
 from lanp_vad.models.config import ClassifierConfig, LANPConfig
@@ -32,8 +35,6 @@ def make_tiny_model(directory: Path, **classifier: object) -> Path:
 def make_shifted_model(directory: Path) -> Path:
     """The tiny model, its normal learned from flat grey footage: its feature statistics (what ``lanp train``
     stores for the domain-shift warning) make any moving scene foreign, so every result and stream warns."""
-    import numpy as np
-
     from lanp_vad.pipeline.training.domain import fit_feature_stats
     from tests.videos import write_video
 
@@ -57,7 +58,11 @@ def make_detector_model(directory: Path) -> Path:
     from lanp_vad.models.config import apply_overrides, preset
     from lanp_vad.pipeline.research.datasets import store_arrays
     from lanp_vad.pipeline.training.trainer import train_lanp
-    from tests.videos import write_video
+    from tests.videos import moving_square, write_video
+
+    def lit(brightness: int) -> Callable[[int, int, int], np.ndarray]:  # each clip its own light: a spread of normal
+        return lambda index, height, width: np.minimum(moving_square(index, height, width).astype(np.int16)
+                                                       + brightness, 255).astype(np.uint8)
 
     directory.mkdir(parents=True, exist_ok=True)
     extractor = tiny_extractor()
@@ -65,6 +70,7 @@ def make_detector_model(directory: Path) -> Path:
         arrays = {
             f"clip{index}": extractor.extract_video(write_video(
                 directory / f"clip{index}.mp4", num_frames=128 + 16 * index, width=96, height=64, fps=25,
+                content=lit(12 * index),
             )).features
             for index in range(6)
         }  # fmt: skip

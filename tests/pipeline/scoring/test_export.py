@@ -105,6 +105,25 @@ def test_lanp_score_without_torch_uses_the_export(default_model: Path, shared_da
     assert "Traceback" not in training.stderr
 
 
+def test_a_default_preset_model_scores_without_torch_as_with_it(tmp_path: Path) -> None:
+    """Classifier, normality bank and calibration on the exported networks, torch not importable (the CPU image),
+    give torch's scores, which are not the classifier's alone."""
+    from tests.service.tiny_model import make_detector_model
+    from tests.videos import write_video
+
+    model = make_detector_model(tmp_path / "detector")
+    export_model(model)
+    clip = write_video(tmp_path / "clip.mp4", num_frames=120, width=96, height=64, fps=25)
+    done = _without_torch("score", str(clip), "--model", str(model))
+    assert done.returncode == 0, done.stderr
+    with Scorer.from_model_dir(model, device="cpu", runtime="torch") as torch_scorer:
+        reference = torch_scorer.score_video(clip)
+        classifier_alone = torch_scorer.head.head(torch_scorer.extractor.extract_video(clip).features)
+    scores = np.asarray(json.loads(done.stdout)["snippet_scores"])
+    assert np.abs(scores - reference.snippet_scores).max() <= SCORE_TOLERANCE
+    assert np.abs(reference.snippet_scores - classifier_alone).max() > 0.1  # the bank and calibration took part
+
+
 def test_an_export_is_required_without_torch_and_refused_once_stale(tmp_path: Path, shared_data: Path) -> None:
     extraction = ExtractionConfig(device="cpu", frames_per_snippet=1, crop_size=64)
     model = _model(tmp_path / "model", extraction)
