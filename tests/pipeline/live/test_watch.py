@@ -220,6 +220,17 @@ def test_watch_reads_a_file_while_it_grows(clip: Path, model_name: str, tmp_path
     assert not _of(records, "warning")  # a model without training statistics cannot tell, so it never warns
 
 
+def _watch_recording(clip: Path, model: Path, tmp_path: Path, processes: list[subprocess.Popen]) -> list[dict]:
+    """``lanp watch`` of the clip remuxed to a finished MPEG-TS recording, to its end: the records it wrote."""
+    recording, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"
+    _remux_to_ts(clip, recording)
+    watcher = _python("-m", "lanp_vad", "watch", str(recording), "--model", str(model), "--out", str(out),
+                      "--read-timeout", "2", "--device", "cpu", "--threads", "1")
+    processes.append(watcher)
+    assert watcher.wait(timeout=120) == 0
+    return _records(out)
+
+
 @pytest.mark.timeout(300)
 def test_a_stream_unlike_the_training_footage_warns_once(clip: Path, tmp_path: Path,
                                                           processes: list[subprocess.Popen]) -> None:
@@ -229,13 +240,7 @@ def test_a_stream_unlike_the_training_footage_warns_once(clip: Path, tmp_path: P
     from tests.service.tiny_model import make_shifted_model
 
     model = make_shifted_model(tmp_path / "shifted")
-    recording, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"
-    _remux_to_ts(clip, recording)
-    watcher = _python("-m", "lanp_vad", "watch", str(recording), "--model", str(model), "--out", str(out),
-                      "--read-timeout", "2", "--device", "cpu", "--threads", "1")
-    processes.append(watcher)
-    assert watcher.wait(timeout=120) == 0
-    records = _records(out)
+    records = _watch_recording(clip, model, tmp_path, processes)
     (warning,) = _of(records, "warning")
     assert warning["kind"] == "domain_shift" and warning["session"] == 1
     assert warning["domain_shift"]["score"] > warning["domain_shift"]["threshold"]
@@ -342,14 +347,9 @@ def test_a_default_preset_model_scores_a_stream_with_its_stream_calibration(clip
     from tests.service.tiny_model import make_detector_model
 
     model = make_detector_model(tmp_path / "detector")
-    recording, out = tmp_path / "recording.ts", tmp_path / "watch.jsonl"
-    _remux_to_ts(clip, recording)
-    watcher = _python("-m", "lanp_vad", "watch", str(recording), "--model", str(model), "--out", str(out),
-                      "--read-timeout", "2", "--device", "cpu", "--threads", "1")
-    processes.append(watcher)
-    assert watcher.wait(timeout=120) == 0
+    records = _watch_recording(clip, model, tmp_path, processes)
     scorer = Scorer.from_model_dir(model, device="cpu")
     features = scorer.extractor.extract_video(clip).features
-    live = np.array([record["score"] for record in _of(_records(out), "snippet")])
+    live = np.array([record["score"] for record in _of(records, "snippet")])
     np.testing.assert_allclose(live, scorer.head.for_stream()(features), atol=1e-5)
     assert np.abs(live - scorer.head(features)).max() > 1e-4  # a whole file adds the video's own propagation
