@@ -5,6 +5,7 @@ Finished cells are appended to ``<out>.jsonl`` as they come, so a long run can b
 
     python bench/accuracy.py --grid                       # the regime grid (docs/ACCURACY.md), 3 seeds
     python bench/accuracy.py --grid --held-out            # the regimes kept out of every selection
+    python bench/accuracy.py --grid --spec f8 --only "LANP default"   # a candidate feature spec on the grid
     python bench/accuracy.py --tiny                       # CI: tiny synthetic set, 20 epochs, 1 seed
     python bench/accuracy.py --datasets ped2 ped2-long syn-sh --out bench/results/accuracy
     python bench/accuracy.py --length-bias                # video scores vs length on the official SH z
@@ -25,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.extract import SPECS  # noqa: E402
 from lanp_vad.pipeline.research.accuracy import (  # noqa: E402
     markdown_tables,
     method_rows,
@@ -57,18 +59,25 @@ GRID = (
 HELD_OUT = ("plaza-busy", "syn-sh-indep-scenes")
 """Regimes kept out of every selection: measured only to report how the chosen default does where it was not
 tuned."""
+SPEC_DEPENDENT = (
+    "ped2", "ped2-long", "ped2-long-decoys", "rare-3", "rare-10", "normal-only", "normal-only-long", "ped2-continuous",
+)
+"""The grid's regimes built from extracted Ped2 footage: the ones a feature spec changes (the plaza archives are
+extracted at the demo's spec, the synthetic sets are features already)."""
+CANDIDATE_SPECS = tuple(name for name in SPECS if name != "x3d")
 
 
 def build_datasets(args: argparse.Namespace) -> list[AccuracyDataset]:
     data_dir, cache = Path(args.data_dir), Path(args.cache)
     datasets: list[AccuracyDataset] = []
     names = [name for name in args.datasets if name != "none"]
+    spec = SPECS[args.spec or "default"]
     ped2 = [name for name in names if name in PED2_DATASETS]
     if ped2:
-        datasets += ped2_datasets(data_dir, cache, ped2, pairing=args.pairing)
+        datasets += ped2_datasets(data_dir, cache, ped2, pairing=args.pairing, spec=spec)
     regimes = [name for name in names if name in REGIMES]
     if regimes:
-        datasets += ped2_regime_datasets(data_dir, cache, regimes)
+        datasets += ped2_regime_datasets(data_dir, cache, regimes, spec=spec)
     for name in names:
         if name in PLAZAS:
             datasets += plaza_datasets(PLAZAS[name], cache)
@@ -106,6 +115,11 @@ def render(paths: list[str]) -> int:
     summary = summarize(records)
     print(verdict_table(summary, datasets))
     print(markdown_tables(summary, datasets))
+    print("Mean final-epoch frame AUC over the data sets each row was measured on (the spec comparison's figure):")
+    for method, cells in summary.items():
+        means = [cell["auc_final"]["mean"] for cell in cells.values() if "auc_final" in cell]
+        if means:
+            print(f"- {method}: {100 * sum(means) / len(means):.1f} over {len(means)} data sets")
     return 0
 
 
@@ -122,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", action="store_true",
                         help="the regime grid: its data sets and rows, 3 seeds, the presets' epochs, final epoch only")
     parser.add_argument("--held-out", action="store_true", help="with --grid: the held-out regimes instead")
+    parser.add_argument("--spec", choices=CANDIDATE_SPECS,
+                        help="extract the Ped2 footage with this candidate feature spec (docs/performance.md; "
+                             "default: the product's); with --grid, only the regimes built from it")  # fmt: skip
     parser.add_argument("--pairing", type=int, default=0, help="Ped2-long: shift which training clips surround")
     parser.add_argument("--base", nargs="*", default=[], help="overrides under every ablation row")
     parser.add_argument("--only", nargs="+", metavar="TEXT",
@@ -153,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         args.datasets, args.rows, args.seeds, args.epochs, args.eval_every = ["tiny", "tiny-long"], "core", [0], 20, 5
     if args.grid:
         args.datasets, args.rows, args.eval_every = list(HELD_OUT if args.held_out else GRID), "grid", 0
+        if args.spec:
+            args.datasets = [name for name in args.datasets if name in SPEC_DEPENDENT]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
 
@@ -183,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         datasets, rows, seeds=args.seeds, epochs=args.epochs, eval_every=args.eval_every, on_record=progress
     )
     report.settings.update({"threads": args.threads, "rows": args.rows, "base": args.base,
+                            "spec": args.spec or "default",
                             "wall_seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
     out.with_suffix(".json").write_text(report.to_json())
     out.with_suffix(".md").write_text(report.markdown())

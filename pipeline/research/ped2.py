@@ -20,8 +20,9 @@ clip either way (the last snippet of a clip is padded with its own last frame in
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,9 +38,17 @@ PED2_DATASETS = ("ped2", "ped2-long", "ped2-control", "ped2-continuous")
 PED2_FPS = 10.0  # UCSD Ped2 (../shared/data/README.md): every construction keeps the clips' frame rate
 
 
-def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu", stride: int = SNIPPET_LENGTH) -> FeatureSet:
+def extract_ped2(
+    data_dir: Path,
+    cache_dir: Path,
+    *,
+    device: str = "cpu",
+    stride: int = SNIPPET_LENGTH,
+    spec: Mapping[str, Any] | None = None,
+) -> FeatureSet:
     """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store
-    (``stride`` frames between snippet starts: 16 is the field's convention, less gives overlapping snippets)."""
+    (``stride`` frames between snippet starts: 16 is the field's convention, less gives overlapping snippets;
+    ``spec``: extraction settings other than the default spec's, e.g. ``{"frames_per_snippet": 8}``)."""
     from lanp_vad.pipeline.features.config import ExtractionConfig
     from lanp_vad.pipeline.features.extractor import FeatureExtractor
 
@@ -49,9 +58,8 @@ def extract_ped2(data_dir: Path, cache_dir: Path, *, device: str = "cpu", stride
     }
     if len(sources) != 28:
         raise AccuracyError(f"expected the 28 UCSD Ped2 clips under {videos}, found {len(sources)}")
-    extractor = FeatureExtractor(
-        ExtractionConfig(backbone="efficientnet_lite0", weights="pretrained", device=device, stride=stride)
-    )
+    settings = {"backbone": "efficientnet_lite0", "weights": "pretrained", "device": device, "stride": stride}
+    extractor = FeatureExtractor(ExtractionConfig(**{**settings, **(spec or {})}))
     # Named by the spec: a cache extracted under another spec (an older decode rule) is left alone, not refused.
     folder = cache_dir / f"ped2-efficientnet_lite0-{extractor.spec.digest()}"
     store = FeatureStore(folder, extractor.spec)
@@ -122,13 +130,20 @@ def _test_part_region(concatenation: _Concatenation, slices: dict[str, tuple[int
 
 
 def ped2_datasets(
-    data_dir: Path, cache_dir: Path, names: Sequence[str] = PED2_DATASETS, *, pairing: int = 0, device: str = "cpu"
+    data_dir: Path,
+    cache_dir: Path,
+    names: Sequence[str] = PED2_DATASETS,
+    *,
+    pairing: int = 0,
+    device: str = "cpu",
+    spec: Mapping[str, Any] | None = None,
 ) -> list[AccuracyDataset]:
-    """The Ped2 data sets named in ``names`` (see the module docstring); ``pairing`` shifts the clip pairing."""
+    """The Ped2 data sets named in ``names`` (see the module docstring); ``pairing`` shifts the clip pairing and
+    ``spec`` changes the extraction settings (see :func:`extract_ped2`)."""
     unknown = sorted(set(names) - set(PED2_DATASETS))
     if unknown:
         raise AccuracyError(f"unknown Ped2 data set(s) {', '.join(unknown)}; choose from {', '.join(PED2_DATASETS)}")
-    features = extract_ped2(data_dir, cache_dir, device=device)
+    features = extract_ped2(data_dir, cache_dir, device=device, spec=spec)
     train_ids = [video_id for video_id in features.video_ids if video_id.startswith("train_")]
     test_ids = [video_id for video_id in features.video_ids if video_id.startswith("test_")]
     truth = _ped2_truth(data_dir, train_ids, test_ids)

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,9 +94,9 @@ def _labelled_runs(views: np.ndarray, labels: np.ndarray, want_abnormal: bool) -
     return runs
 
 
-def footage_library(data_dir: Path, cache_dir: Path) -> FootageLibrary:
+def footage_library(data_dir: Path, cache_dir: Path, spec: Mapping[str, Any] | None = None) -> FootageLibrary:
     """Ped2 at stride 4, cut into the library's runs (cached features; the library itself is cheap)."""
-    features = extract_ped2(data_dir, cache_dir, stride=VIEW_STRIDE)
+    features = extract_ped2(data_dir, cache_dir, stride=VIEW_STRIDE, spec=spec)
     official = load_ground_truth(data_dir / "ucsd-ped2" / "ped2.mat", fmt="ped2")
     normal, anomalies, decoys = [], [], []
     for video_id in features.video_ids:
@@ -183,9 +184,11 @@ def rare_dataset(library: FootageLibrary, spec: RareSpec, cache: Path) -> Accura
     )  # fmt: skip
 
 
-def long_decoys_dataset(data_dir: Path, cache_dir: Path, library: FootageLibrary, cache: Path) -> AccuracyDataset:
+def long_decoys_dataset(
+    data_dir: Path, cache_dir: Path, library: FootageLibrary, cache: Path, spec: Mapping[str, Any] | None = None
+) -> AccuracyDataset:
     """Ped2-long plus 12 long videos whose middle is a decoy run of normal test footage."""
-    features = extract_ped2(data_dir, cache_dir)
+    features = extract_ped2(data_dir, cache_dir, spec=spec)
     official = load_ground_truth(data_dir / "ucsd-ped2" / "ped2.mat", fmt="ped2")
     train_ids = [video_id for video_id in features.video_ids if video_id.startswith("train_")]
     test_ids = [video_id for video_id in features.video_ids if video_id.startswith("test_")]
@@ -220,11 +223,11 @@ def long_decoys_dataset(data_dir: Path, cache_dir: Path, library: FootageLibrary
 
 
 def normal_only_datasets(
-    data_dir: Path, cache_dir: Path, library: FootageLibrary, cache: Path
+    data_dir: Path, cache_dir: Path, library: FootageLibrary, cache: Path, spec: Mapping[str, Any] | None = None
 ) -> list[AccuracyDataset]:
     """Trained on normal footage alone: the 16 training clips (scored on the test clips), and a normal week of
     one-minute videos (scored on a rare-10 archive of other draws)."""
-    features = extract_ped2(data_dir, cache_dir)
+    features = extract_ped2(data_dir, cache_dir, spec=spec)
     official = load_ground_truth(data_dir / "ucsd-ped2" / "ped2.mat", fmt="ped2")
     train_ids = [video_id for video_id in features.video_ids if video_id.startswith("train_")]
     test_ids = [video_id for video_id in features.video_ids if video_id.startswith("test_")]
@@ -252,18 +255,21 @@ def normal_only_datasets(
     return [clips, long]
 
 
-def ped2_regime_datasets(data_dir: Path, cache_dir: Path, names: Sequence[str]) -> list[AccuracyDataset]:
-    """The Ped2-footage regimes named in ``names`` (see the module docstring)."""
-    library = footage_library(data_dir, cache_dir)
+def ped2_regime_datasets(
+    data_dir: Path, cache_dir: Path, names: Sequence[str], *, spec: Mapping[str, Any] | None = None
+) -> list[AccuracyDataset]:
+    """The Ped2-footage regimes named in ``names`` (see the module docstring), extracted with ``spec``'s settings
+    (see :func:`~lanp_vad.pipeline.research.ped2.extract_ped2`)."""
+    library = footage_library(data_dir, cache_dir, spec)
     cache = cache_dir / f"regimes-{library.spec.digest()}"
     datasets: list[AccuracyDataset] = []
     for name in names:
         if name in RARE:
             datasets.append(rare_dataset(library, RARE[name], cache))
         elif name == "ped2-long-decoys":
-            datasets.append(long_decoys_dataset(data_dir, cache_dir, library, cache))
+            datasets.append(long_decoys_dataset(data_dir, cache_dir, library, cache, spec))
     if {"normal-only", "normal-only-long"} & set(names):
-        datasets += [d for d in normal_only_datasets(data_dir, cache_dir, library, cache) if d.name in names]
+        datasets += [d for d in normal_only_datasets(data_dir, cache_dir, library, cache, spec) if d.name in names]
     return datasets
 
 
