@@ -53,7 +53,7 @@ SYNTHETIC = {
 
 GRID = (
     "ped2", "ped2-long", "ped2-long-decoys", "rare-3", "rare-10", "normal-only", "normal-only-long", "plaza",
-    "ped2-continuous", "syn-sh", "syn-sh-less-salient", "syn-sh-indep", "syn-sh-indep-less-salient",
+    "ped2-continuous", "ped2-small", "syn-sh", "syn-sh-less-salient", "syn-sh-indep", "syn-sh-indep-less-salient",
 )
 """The regime grid: every default is chosen on these (docs/ACCURACY.md says what each stands for)."""
 HELD_OUT = ("plaza-busy", "syn-sh-indep-scenes")
@@ -61,6 +61,7 @@ HELD_OUT = ("plaza-busy", "syn-sh-indep-scenes")
 tuned."""
 SPEC_DEPENDENT = (
     "ped2", "ped2-long", "ped2-long-decoys", "rare-3", "rare-10", "normal-only", "normal-only-long", "ped2-continuous",
+    "ped2-small",
 )
 """The grid's regimes built from extracted Ped2 footage: the ones a feature spec changes (the plaza archives are
 extracted at the demo's spec, the synthetic sets are features already)."""

@@ -320,7 +320,7 @@ def main() -> None:
     parser.add_argument("--costs", action="store_true",
                         help="extraction CPU-s of each of --specs on the --size/--fps clip and Ped2 instead")
     parser.add_argument("--specs", nargs="+", choices=sorted(SPECS),
-                        default=["f16", "f8", "default", "s160", "f8s160", "demo"])
+                        default=["f16", "default", "f4", "s160", "f8s160", "demo"])
     parser.add_argument("--size", choices=sorted(SIZES), default="1080p", help="--stages: the clip's size")
     parser.add_argument("--fps", type=int, default=25, help="--stages: the clip's rate")
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["720p", "1080p", "4k"])

@@ -9,6 +9,10 @@
 - **Ped2-control**: Ped2-long plus 12 more long videos whose middle is a normal training clip, scored on all 24
   whole videos. A method that only finds "the middle clip" or the joins between clips flags the normal
   middles too and loses here what it gained on Ped2-long: the difference is how much signal comes from joins.
+- **Ped2-small 1-4**: four small archives, a first try's size: 4 normal training clips and 3 test clips each
+  (disjoint draws in order: training clips 1-4 with test clips 1-3, 5-8 with 4-6, ...), trained on the 7 clips
+  unlabeled and scored on the 3. The test clips of draw 3 (7-9) are abnormal almost from their first frame to
+  their last, so there the prior holds for nothing.
 - **Ped2-continuous**: all 28 clips concatenated, train and test clips interleaved, into 4 long recordings
   that start and end with a training clip; scored on the whole recordings and on the test clips' parts.
   This is the case for ``train.pseudo_video_snippets`` (cutting long recordings before propagation).
@@ -34,7 +38,7 @@ from lanp_vad.pipeline.video.snippets import SNIPPET_LENGTH
 
 log = logging.getLogger(__name__)
 
-PED2_DATASETS = ("ped2", "ped2-long", "ped2-control", "ped2-continuous")
+PED2_DATASETS = ("ped2", "ped2-long", "ped2-control", "ped2-continuous", "ped2-small")
 PED2_FPS = 10.0  # UCSD Ped2 (../shared/data/README.md): every construction keeps the clips' frame rate
 
 
@@ -152,7 +156,9 @@ def ped2_datasets(
     return clip_datasets("Ped2", features, truth, train_ids, test_ids, derived, kinds, pairing, fps=PED2_FPS)
 
 
-CLIP_KINDS = ("clips", "long", "control", "continuous")
+CLIP_KINDS = ("clips", "long", "control", "continuous", "small")
+SMALL_ARCHIVE = (4, 3)
+"""A small archive: this many normal clips and clips with anomalies."""
 
 
 def clip_datasets(
@@ -169,8 +175,8 @@ def clip_datasets(
 ) -> list[AccuracyDataset]:
     """Data sets made of normal clips (``train_ids``) and clips with anomalies (``test_ids``), as for Ped2.
 
-    ``kinds``: ``clips`` (train on all clips, score the test clips), ``long``, ``control``, ``continuous`` (see
-    the module docstring). Used for Ped2 and, on a tiny synthetic set, by the CI run of the harness.
+    ``kinds``: ``clips`` (train on all clips, score the test clips), ``long``, ``control``, ``continuous``,
+    ``small`` (see the module docstring). Used for Ped2 and, on a tiny synthetic set, by the CI run of the harness.
     """
     suffix = f" (pairing {pairing})" if pairing else ""
     datasets: list[AccuracyDataset] = []
@@ -221,6 +227,17 @@ def clip_datasets(
         ))  # fmt: skip
     if "continuous" in kinds:
         datasets.append(_continuous(prefix, features, truth, train_ids, test_ids, cache, fps=fps))
+    if "small" in kinds:
+        normal, abnormal = SMALL_ARCHIVE
+        for draw in range(min(len(train_ids) // normal, len(test_ids) // abnormal)):
+            clips = [*train_ids[normal * draw : normal * (draw + 1)],
+                     *test_ids[abnormal * draw : abnormal * (draw + 1)]]  # fmt: skip
+            datasets.append(AccuracyDataset(
+                f"{prefix}-small-{draw + 1}", subset(features, clips), subset(features, clips[normal:]), truth,
+                f"a small archive: {', '.join(clips)} unlabeled; scored on the last {abnormal}",
+                train_truth=True,
+                fps=fps,
+            ))  # fmt: skip
     return datasets
 
 

@@ -81,12 +81,12 @@ def test_a_stored_spec_of_another_version_is_refused_naming_what_it_lacks(tmp_pa
         FeatureSpec.load(tmp_path)
 
 
-def test_the_default_spec_feeds_4_of_16_frames_and_16_stays_one_option_away() -> None:
-    """The product's default spec (chosen on the accuracy grid by cost and accuracy) samples 4 frames of each
+def test_the_default_spec_feeds_8_of_16_frames_and_16_stays_one_option_away() -> None:
+    """The product's default spec (chosen on the accuracy grid by cost and accuracy) samples 8 frames of each
     16-frame snippet at 224 px; the 16-frame spec is ``frames_per_snippet=16`` and is a different spec."""
     default = FeatureExtractor(ExtractionConfig(device="cpu")).spec
     sixteen = FeatureExtractor(ExtractionConfig(device="cpu", frames_per_snippet=16)).spec
     assert (default.backbone, default.frames_per_snippet, default.crop_size, default.resize) == (
-        "efficientnet_lite0", 4, 224, 256)
+        "efficientnet_lite0", 8, 224, 256)
     assert default.snippet_length == default.stride == SNIPPET_LENGTH
     assert sixteen.frames_per_snippet == 16 and sixteen.digest() != default.digest()
