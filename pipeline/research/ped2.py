@@ -11,8 +11,8 @@
   middles too and loses here what it gained on Ped2-long: the difference is how much signal comes from joins.
 - **Ped2-small 1-4**: four small archives, a first try's size: 4 normal training clips and 3 test clips each
   (disjoint draws in order: training clips 1-4 with test clips 1-3, 5-8 with 4-6, ...), trained on the 7 clips
-  unlabeled and scored on the 3. The test clips of draw 3 (7-9) are abnormal almost from their first frame to
-  their last, so there the prior holds for nothing.
+  unlabeled and scored on the 3. Two test clips of draw 3 (8 and 9) are abnormal from their first frame to their
+  last and the third (7) from frame 46 on, so there the prior holds for nothing.
 - **Ped2-continuous**: all 28 clips concatenated, train and test clips interleaved, into 4 long recordings
   that start and end with a training clip; scored on the whole recordings and on the test clips' parts.
   This is the case for ``train.pseudo_video_snippets`` (cutting long recordings before propagation).
