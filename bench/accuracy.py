@@ -5,7 +5,7 @@ Finished cells are appended to ``<out>.jsonl`` as they come, so a long run can b
 
     python bench/accuracy.py --grid                       # the regime grid (docs/ACCURACY.md), 3 seeds
     python bench/accuracy.py --grid --held-out            # the regimes kept out of every selection
-    python bench/accuracy.py --grid --spec f8 --only "LANP default"   # a candidate feature spec on the grid
+    python bench/accuracy.py --grid --spec f16 --only "LANP default"  # a candidate feature spec on the grid
     python bench/accuracy.py --tiny                       # CI: tiny synthetic set, 20 epochs, 1 seed
     python bench/accuracy.py --datasets ped2 ped2-long syn-sh --out bench/results/accuracy
     python bench/accuracy.py --length-bias                # video scores vs length on the official SH z

@@ -52,7 +52,7 @@ def extract_ped2(
 ) -> FeatureSet:
     """EfficientNet-Lite0 (offline ImageNet weights) features of all 28 Ped2 clips, cached as a feature store
     (``stride`` frames between snippet starts: 16 is the field's convention, less gives overlapping snippets;
-    ``spec``: extraction settings other than the default spec's, e.g. ``{"frames_per_snippet": 8}``)."""
+    ``spec``: extraction settings other than the default spec's, e.g. ``{"frames_per_snippet": 16}``)."""
     from lanp_vad.pipeline.features.config import ExtractionConfig
     from lanp_vad.pipeline.features.extractor import FeatureExtractor
 

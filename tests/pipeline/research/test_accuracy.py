@@ -129,3 +129,21 @@ def test_event_metrics_of_real_footage_columns_count_events_as_lanp_evaluate_doe
     assert missed["events:event_recall"] == 0.0 and missed["events:event_precision"] == 0.0
     assert missed["events:false_alarms_per_hour"] == pytest.approx(2 / (6.4 / 3600))
     assert missed["events:recall_within_budget"] == 0.0  # inverted: no threshold finds it without a false alarm
+
+
+def test_small_archives_are_disjoint_draws_of_four_normal_and_three_abnormal_videos(tmp_path: Path) -> None:
+    """Ped2-small's construction: each draw trains on 4 normal and 3 abnormal videos, unlabeled, and scores the 3."""
+    tiny = synthetic_dataset(SyntheticSpec("tiny", 2.0, dim=16), tmp_path)
+    smalls = synthetic_clip_datasets(tiny, tmp_path / "derived", ("small",))
+    truth = tiny.ground_truth.annotations
+    normal = [video_id for video_id in truth if not truth[video_id].intervals]
+    abnormal = [video_id for video_id in truth if truth[video_id].intervals]
+    assert len(smalls) == min(len(normal) // 4, len(abnormal) // 3) >= 1
+    seen: set[str] = set()
+    for draw, small in enumerate(smalls, start=1):
+        trained, scored = small.train.video_ids, small.evaluation.video_ids
+        assert small.name == f"{tiny.name}-small-{draw}" and len(trained) == 7 and trained[4:] == scored
+        assert all(not truth[video_id].intervals for video_id in trained[:4])
+        assert all(truth[video_id].intervals for video_id in scored)
+        assert not seen & set(trained)  # disjoint draws
+        seen |= set(trained)
