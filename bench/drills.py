@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import os
 import signal
@@ -381,23 +380,15 @@ def drill_stream_url(table: Table, server: LiveServer) -> None:
 
 
 def drill_forgery(table: Table, server: LiveServer) -> None:
-    internal = raw_http.Responder(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", host="127.0.0.2")
-    redirect = raw_http.Responder(f"HTTP/1.1 302 Found\r\nLocation: {internal.url('/admin')}\r\n"
-                                  "Content-Length: 0\r\n\r\n".encode())
-    decimal = f"http://{int(ipaddress.ip_address('127.0.0.2'))}:{internal.port}/"
-    try:
-        with server.client() as client:
-            direct = [client.post("/streams", json={"url": url}).status_code
-                      for url in (internal.url(), decimal, internal.url(scheme="rtsp"))]
-            hooks = [client.post("/jobs", json={"path": "clip.mp4", "callback_url": url}).status_code
-                     for url in (internal.url(), decimal)]
-            stream = client.post("/streams", json={"url": redirect.url()}).json()["id"]
-            stream_records(client, stream, lambda got: any(r["type"] == "reconnecting" for r in got), 60)
-            client.delete(f"/streams/{stream}")
+    with raw_http.internal_service() as (internal, redirect, decimal), server.client() as client:
+        direct = [client.post("/streams", json={"url": url}).status_code
+                  for url in (internal.url(), decimal, internal.url(scheme="rtsp"))]
+        hooks = [client.post("/jobs", json={"path": "clip.mp4", "callback_url": url}).status_code
+                 for url in (internal.url(), decimal)]
+        stream = client.post("/streams", json={"url": redirect.url()}).json()["id"]
+        stream_records(client, stream, lambda got: any(r["type"] == "reconnecting" for r in got), 60)
+        client.delete(f"/streams/{stream}")
         reached = internal.connections
-    finally:
-        internal.close()
-        redirect.close()
     table.add("request forgery", "streams / callbacks to 127.0.0.2 (an internal port), its decimal form, a "
               "redirect to it", "403; the internal port never reached",
               f"streams {direct}, callbacks {hooks}, connections to it {reached}",

@@ -4,6 +4,7 @@ time, stall in the middle of a body. Used by the service tests and by ``bench/dr
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
 import time
@@ -170,6 +171,20 @@ class PacedFile:
     def close(self) -> None:
         self.http.shutdown()
         self.http.server_close()
+
+
+@contextlib.contextmanager
+def internal_service() -> Iterator[tuple[Responder, Responder, str]]:
+    """A stand-in internal service on 127.0.0.2 (denied by default), a camera on 127.0.0.1 that redirects to it, and
+    the service's address in decimal form: the request-forgery cases of the service tests and the drills."""
+    internal = Responder(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", host="127.0.0.2")
+    redirect = Responder(f"HTTP/1.1 302 Found\r\nLocation: {internal.url('/admin')}\r\n"
+                         "Content-Length: 0\r\n\r\n".encode())
+    try:
+        yield internal, redirect, f"http://{int(ipaddress.ip_address('127.0.0.2'))}:{internal.port}/"
+    finally:
+        internal.close()
+        redirect.close()
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@ each test sends what an attacker sent and checks the hardened answer."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import signal
 import time
@@ -99,11 +98,7 @@ def test_a_stream_or_callback_in_a_denied_network_is_refused_redirects_included(
         hostile_server: LiveServer) -> None:
     """Loopback is denied by default and only 127.0.0.1 is allowed here: 127.0.0.2 stands for an internal service.
     Its address, decimal form and a camera that redirects there are all refused; it never sees a connection."""
-    internal = raw_http.Responder(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", host="127.0.0.2")
-    redirect = raw_http.Responder(f"HTTP/1.1 302 Found\r\nLocation: {internal.url('/admin')}\r\n"
-                                  "Content-Length: 0\r\n\r\n".encode())
-    decimal = f"http://{int(ipaddress.ip_address('127.0.0.2'))}:{internal.port}/"
-    try:
+    with raw_http.internal_service() as (internal, redirect, decimal):
         with hostile_server.client() as client:
             for url in (internal.url("/x"), decimal, internal.url("/x", scheme="rtsp")):
                 refused = client.post("/streams", json={"url": url})
@@ -118,9 +113,6 @@ def test_a_stream_or_callback_in_a_denied_network_is_refused_redirects_included(
         assert redirect.connections >= 1 and internal.connections == 0
         reconnecting = next(r for r in records if r["type"] == "reconnecting")
         assert reconnecting["reason"] == "the source could not be opened"
-    finally:
-        internal.close()
-        redirect.close()
 
 
 def test_unreachable_sources_give_up_and_their_errors_do_not_tell_ports_apart(hostile_server: LiveServer) -> None:
